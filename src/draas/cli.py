@@ -1,0 +1,77 @@
+"""The ``draas`` command line: one entry point, subcommands per area."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from draas import __version__
+from draas.config import load_config
+from draas.errors import ConfigError, DraasError
+from draas.logs import setup_logging
+
+log = logging.getLogger("draas")
+
+
+def _cmd_config_check(args: argparse.Namespace) -> int:
+    try:
+        cfg = load_config(args.file)
+    except ConfigError as exc:
+        print(f"error: {args.file} is not a valid draas configuration:", file=sys.stderr)
+        for p in exc.problems:
+            print(f"  - {p}", file=sys.stderr)
+        return 2
+    print(json.dumps(cfg.model_dump(mode="json"), indent=2))
+    print(f"ok: {args.file} is valid (scheme {cfg.scheme}, {len(cfg.nodes)} nodes)",
+          file=sys.stderr)  # fmt: skip
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="draas",
+        description="Automatic disaster-recovery failover for services hosted on OpenStack: "
+        "DNS-based, frontend-based and hybrid traffic switching, and a lab that proves it.",
+    )
+    parser.add_argument("--version", action="version", version=f"draas {__version__}")
+    parser.add_argument("--log-json", action="store_true", help="log JSON lines to stderr")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    cfg = sub.add_parser("config", help="check a configuration file")
+    cfg_sub = cfg.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    check = cfg_sub.add_parser(
+        "check", help="validate a draas.toml and print the effective configuration",
+        description="Validate FILE. Prints the effective configuration (defaults and timing "
+        "preset filled in) as JSON, or one line per problem and exit status 2.",
+    )  # fmt: skip
+    check.add_argument("file", metavar="FILE")
+    check.set_defaults(func=_cmd_config_check)
+
+    from draas.lab.cli import add_lab_parser
+
+    add_lab_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(json_lines=args.log_json, verbose=-1 if args.quiet else args.verbose)
+    try:
+        rc: int = args.func(args)
+    except DraasError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

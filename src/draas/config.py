@@ -1,0 +1,310 @@
+"""Typed configuration of a draas deployment (``draas.toml``) and its validation.
+
+``load_config(path)`` returns a ``Config`` or raises ``ConfigError`` listing every problem found,
+each as ``field.path: what is wrong (got VALUE); allowed: ...``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    model_validator,
+)
+
+from draas.config_errors import format_validation_error
+from draas.errors import ConfigError
+
+_HOSTNAME = re.compile(r"^(?=.{1,253}\.?$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+$")
+_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+
+
+def _check_host(value: str) -> str:
+    try:
+        ipaddress.ip_address(value)
+        return value
+    except ValueError:
+        pass
+    if not _HOSTNAME.match(value) or value.replace(".", "").isdigit():
+        raise ValueError("must be an IP address or a DNS host name")
+    return value
+
+
+def _check_name(value: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError("must start with a lowercase letter and hold only a-z, 0-9 and '-'")
+    return value
+
+
+def _check_fqdn(value: str) -> str:
+    if not value.endswith("."):
+        value += "."
+    _check_host(value)
+    if value.count(".") < 2:
+        raise ValueError("must be a fully qualified DNS name such as 'keystone.example.org.'")
+    return value.lower()
+
+
+Host = Annotated[str, AfterValidator(_check_host)]
+Name = Annotated[str, AfterValidator(_check_name)]
+Fqdn = Annotated[str, AfterValidator(_check_fqdn)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Check(_Model):
+    """An HTTP check of the service: the probes and the RTO meter use these."""
+
+    name: Name
+    port: Port
+    path: str = "/"
+    expect_status: Annotated[int, Field(ge=100, le=599)] = 200
+    expect_body: str | None = None
+
+
+class Service(_Model):
+    name: Name = "keystone"
+    dns_name: Fqdn
+    checks: list[Check] = Field(
+        default_factory=lambda: [
+            Check(name="api", port=5000, path="/v3", expect_body="stable"),
+            Check(name="web", port=80, path="/"),
+        ],
+        min_length=1,
+    )
+
+
+class Database(_Model):
+    host: Host
+    port: Port = 3306
+    user: str = "draas"
+    password_file: Path
+
+
+class Site(_Model):
+    role: Literal["primary", "dr"]
+    address: Host
+    database: Database | None = None
+    key_directories: list[Path] = Field(default_factory=list)
+
+
+class Node(_Model):
+    name: Name
+    role: Literal["site", "frontend", "witness"]
+    address: Host
+    site: Name | None = None
+    api_port: Port = 8780
+
+
+class Rfc2136Dns(_Model):
+    provider: Literal["rfc2136"]
+    zone: Fqdn
+    record: Fqdn
+    ttl_s: PositiveInt = 5
+    server: Host
+    port: Port = 53
+    tsig_key_file: Path
+
+
+class Dyndns2Dns(_Model):
+    provider: Literal["dyndns2"]
+    record: Fqdn
+    ttl_s: PositiveInt = 60
+    url: Annotated[str, Field(pattern=r"^https?://")]
+    username: str
+    password_file: Path
+
+
+class DesignateDns(_Model):
+    provider: Literal["designate"]
+    zone: Fqdn
+    record: Fqdn
+    ttl_s: PositiveInt = 5
+    cloud: str
+
+
+class Route53Dns(_Model):
+    provider: Literal["route53"]
+    zone: Fqdn
+    record: Fqdn
+    ttl_s: PositiveInt = 5
+    hosted_zone_id: str
+
+
+Dns = Annotated[
+    Rfc2136Dns | Dyndns2Dns | DesignateDns | Route53Dns, Field(discriminator="provider")
+]
+
+
+class Frontend(_Model):
+    engine: Literal["proxy", "redirect", "haproxy"] = "proxy"
+    preferred: Name | None = None
+
+
+class Coordination(_Model):
+    backend: Literal["etcd", "memory"] = "etcd"
+    endpoints: list[Annotated[str, Field(pattern=r"^https?://")]] = Field(default_factory=list)
+    prefix: str = "/draas/"
+
+
+class Replication(_Model):
+    mode: Literal["async", "semi-sync"] = "async"
+    semi_sync_timeout_ms: PositiveInt = 1000
+
+
+class Api(_Model):
+    token_file: Path | None = None
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+
+
+PRESETS: dict[str, dict[str, float]] = {
+    # interval x fall <= window; renew + 2 x retry <= lease ttl (checked below).
+    "fast": dict(probe_interval_s=0.5, probe_timeout_s=0.4, fall=3, rise=2,
+                 confirm_window_s=2.0, lease_ttl_s=5.0, lease_renew_s=1.0, retry_timeout_s=1.0),
+    "normal": dict(probe_interval_s=1.0, probe_timeout_s=1.0, fall=3, rise=2,
+                   confirm_window_s=5.0, lease_ttl_s=10.0, lease_renew_s=2.0, retry_timeout_s=2.0),
+    "safe": dict(probe_interval_s=2.0, probe_timeout_s=2.0, fall=5, rise=3,
+                 confirm_window_s=15.0, lease_ttl_s=30.0, lease_renew_s=5.0, retry_timeout_s=5.0),
+}  # fmt: skip
+
+
+class Timings(_Model):
+    """Detection and lease timings; a preset fills what is not set explicitly."""
+
+    preset: Literal["fast", "normal", "safe"] = "normal"
+    probe_interval_s: PositiveFloat
+    probe_timeout_s: PositiveFloat
+    fall: PositiveInt
+    rise: PositiveInt
+    confirm_window_s: PositiveFloat
+    lease_ttl_s: PositiveFloat
+    lease_renew_s: PositiveFloat
+    retry_timeout_s: PositiveFloat
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_from_preset(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        preset = data.get("preset", "normal")
+        base = PRESETS.get(preset, PRESETS["normal"]) if isinstance(preset, str) else {}
+        return {**base, **data}
+
+
+class Config(_Model):
+    scheme: Literal["dns", "frontend", "hybrid"]
+    service: Service
+    sites: dict[Name, Site]
+    nodes: list[Node] = Field(min_length=1)
+    dns: Dns | None = None
+    frontend: Frontend = Field(default_factory=Frontend)
+    coordination: Coordination = Field(default_factory=Coordination)
+    replication: Replication = Field(default_factory=Replication)
+    timings: Timings = Field(default_factory=lambda: Timings.model_validate({}))
+    api: Api = Field(default_factory=Api)
+
+    def site_with_role(self, role: str) -> str:
+        return next(name for name, site in self.sites.items() if site.role == role)
+
+    def nodes_with_role(self, role: str) -> list[Node]:
+        return [n for n in self.nodes if n.role == role]
+
+
+def semantic_problems(cfg: Config) -> list[str]:
+    """Cross-field rules that no single field can check, one message per broken rule."""
+    problems: list[str] = []
+    roles = sorted(site.role for site in cfg.sites.values())
+    if roles != ["dr", "primary"]:
+        problems.append(
+            f"sites: need exactly one site with role 'primary' and one with role 'dr' "
+            f"(got roles {roles})"
+        )
+    seen: set[str] = set()
+    for i, node in enumerate(cfg.nodes):
+        where = f"nodes[{i}]"
+        if node.name in seen:
+            problems.append(f"{where}.name: duplicate node name {node.name!r}; names must be unique")
+        seen.add(node.name)
+        if node.role == "site" and node.site is None:
+            problems.append(f"{where}.site: a node with role 'site' must name its site")
+        if node.site is not None and node.site not in cfg.sites:
+            problems.append(
+                f"{where}.site: unknown site {node.site!r}; allowed: {sorted(cfg.sites)}"
+            )
+    frontends = [n.name for n in cfg.nodes_with_role("frontend")]
+    if cfg.scheme in ("dns", "hybrid") and cfg.dns is None:
+        problems.append(f"dns: scheme {cfg.scheme!r} moves a DNS record, so a [dns] section is needed")
+    if cfg.scheme == "frontend" and not frontends:
+        problems.append("nodes: scheme 'frontend' needs at least one node with role 'frontend'")
+    if cfg.scheme == "hybrid" and len(frontends) < 2:
+        problems.append(
+            f"nodes: scheme 'hybrid' needs at least two nodes with role 'frontend' (got {frontends})"
+        )
+    pref = cfg.frontend.preferred
+    if pref is not None and pref not in frontends:
+        problems.append(f"frontend.preferred: {pref!r} is not a frontend node; allowed: {frontends}")
+    if cfg.coordination.backend == "etcd" and not cfg.coordination.endpoints:
+        problems.append("coordination.endpoints: the 'etcd' backend needs at least one endpoint URL")
+    t = cfg.timings
+    if t.probe_timeout_s > t.probe_interval_s:
+        problems.append(
+            f"timings.probe_timeout_s: {t.probe_timeout_s} exceeds probe_interval_s "
+            f"{t.probe_interval_s}; a probe must finish before the next one starts"
+        )
+    if t.probe_interval_s * t.fall > t.confirm_window_s:
+        problems.append(
+            f"timings.confirm_window_s: {t.confirm_window_s} is shorter than probe_interval_s x fall "
+            f"= {t.probe_interval_s * t.fall:g}; the window must hold 'fall' failed probes"
+        )
+    if t.lease_renew_s + 2 * t.retry_timeout_s > t.lease_ttl_s:
+        problems.append(
+            f"timings.lease_ttl_s: {t.lease_ttl_s} is less than lease_renew_s + 2 x retry_timeout_s"
+            f" = {t.lease_renew_s + 2 * t.retry_timeout_s:g}; the holder could lose the lease "
+            "between two renewals"
+        )
+    return problems
+
+
+def parse_config(data: Any, source: str = "<config>") -> Config:
+    """Validate already-parsed TOML data; raise ``ConfigError`` listing every problem."""
+    if not isinstance(data, dict):
+        raise ConfigError(source, [f"(top level): expected a table, got {type(data).__name__}"])
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, format_validation_error(exc, Config)) from None
+    problems = semantic_problems(cfg)
+    if problems:
+        raise ConfigError(source, problems)
+    return cfg
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a ``draas.toml``."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(str(p), ["file not found"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(p), [f"cannot read the file: {exc}"]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(p), [f"not valid TOML: {exc}"]) from None
+    return parse_config(data, str(p))

@@ -1,0 +1,53 @@
+"""The one exception hierarchy of draas.
+
+    DraasError                  anything draas reports to its user
+    ├── ConfigError             a configuration file is missing, unreadable or invalid
+    └── LabError                the lab could not do what was asked
+        ├── NeedRootError       the lab needs root (CAP_NET_ADMIN) and does not have it
+        ├── CommandError        a system command failed (argv, exit code, output)
+        └── ReadinessError      a process did not become ready in time (with its log's tail)
+
+Each carries a message written for the operator: what failed, where, and what to do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class DraasError(Exception):
+    """Base of every error draas reports to its user."""
+
+
+class ConfigError(DraasError):
+    """A configuration is invalid; ``problems`` holds one line per problem."""
+
+    def __init__(self, source: str, problems: Sequence[str]) -> None:
+        self.source = source
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"{source}: {len(self.problems)} problem(s):\n{lines}")
+
+
+class LabError(DraasError):
+    """The lab could not do what was asked."""
+
+
+class NeedRootError(LabError):
+    """The lab needs root and was started without it."""
+
+
+class CommandError(LabError):
+    """A system command failed."""
+
+    def __init__(self, argv: Sequence[str], returncode: int, output: str) -> None:
+        self.argv = list(argv)
+        self.returncode = returncode
+        self.output = output
+        super().__init__(
+            f"command failed (exit {returncode}): {' '.join(self.argv)}\n{output.strip()}"
+        )
+
+
+class ReadinessError(LabError):
+    """A process did not become ready in time."""

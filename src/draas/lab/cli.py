@@ -1,0 +1,194 @@
+"""``draas lab ...``: build, inspect, disrupt and tear down the lab."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any
+
+from draas.errors import LabError
+
+
+def _progress(msg: str) -> None:
+    print(f"[lab {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def _lab(args: argparse.Namespace) -> Any:
+    from draas.lab.lab import Lab
+
+    return Lab(args.lab)
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    from draas.lab.lab import LabSettings
+
+    if args.delay_ms < 0 or args.jitter_ms < 0 or args.jitter_ms > args.delay_ms:
+        raise LabError(
+            f"--delay-ms {args.delay_ms} / --jitter-ms {args.jitter_ms}: both must be >= 0 and "
+            "the jitter at most the delay"
+        )
+    lab = _lab(args)
+    lab.up(LabSettings(delay_ms=args.delay_ms, jitter_ms=args.jitter_ms), progress=_progress)
+    return 0
+
+
+def _cmd_down(args: argparse.Namespace) -> int:
+    _lab(args).down(progress=_progress)
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    st = _lab(args).status()
+    if args.json:
+        print(json.dumps(st, indent=2))
+        return 0
+    print(f"lab {st['lab']}: {st['phase']}   (run directory {st['run_dir']})")
+    if st["phase"] == "down":
+        return 0
+    print(f"{'HOST':<9} {'ADDRESS':<13} {'ZONE':<7} {'LINK':<8} PURPOSE")
+    for h in st["hosts"]:
+        print(f"{h['name']:<9} {h['address']:<13} {h['zone']:<7} {h['link']:<8} {h['purpose']}")
+    wan = st["wan"]
+    print(f"WAN emulation: {wan.get('how')}"
+          + (f" [delayer {wan['delayer']}]" if "delayer" in wan else ""))  # fmt: skip
+    for r in wan.get("rules", []):
+        print(f"  {r['a']} <-> {r['b']}: {r['delay_ms']:g} ms +/- {r['jitter_ms']:g} ms ({r['tag']})")
+    if st["processes"]:
+        print(f"{'PROCESS':<16} {'HOST':<9} {'PID':>7} STATE")
+        for p in st["processes"]:
+            print(f"{p['name']:<16} {p['host']:<9} {p['pid']:>7} {p['state']}")
+    for d in st["disasters"]:
+        print(f"active disaster: {d}")
+    return 0
+
+
+def _cmd_env(args: argparse.Namespace) -> int:
+    lab = _lab(args)
+    print(f"export DRAAS_LAB={lab.name}")
+    print(f"export DRAAS_LAB_RUN_DIR={lab.run.path}")
+    return 0
+
+
+def _cmd_exec(args: argparse.Namespace) -> int:
+    cmd = list(args.cmd)
+    if cmd and cmd[0] == "--":
+        cmd = cmd[1:]
+    if not cmd:
+        raise LabError("lab exec: give a command after the host, e.g. draas lab exec client -- ip a")
+    lab = _lab(args)
+    if not lab.is_up():
+        raise LabError(f"lab {lab.name} is not up (run: draas lab up)")
+    return int(lab.exec(args.host, cmd).returncode)
+
+
+def _cmd_disaster(args: argparse.Namespace) -> int:
+    from draas.lab.disasters import DISASTERS
+
+    lab = _lab(args)
+    if not lab.is_up():
+        raise LabError(f"lab {lab.name} is not up (run: draas lab up)")
+    if args.duration is not None and not 0 < args.duration <= 3600:
+        raise LabError(f"--duration {args.duration}: must be more than 0 and at most 3600 s")
+    host = args.host or "primary"
+    params: dict[str, Any]
+    if args.name in ("service-crash", "service-hang"):
+        procs = lab.host_processes(host)
+        proc = args.process or lab.run.load().get("services", {}).get(host)
+        if proc is None or proc not in procs:
+            raise LabError(
+                f"{args.name}: give --process NAME; processes on {host}: {', '.join(procs) or 'none'}"
+            )
+        params = {"process": proc, "host": host}
+    elif args.name in ("network-failure", "power-off"):
+        lab.topo.host(host)
+        params = {"host": host}
+    elif args.name == "partition":
+        hosts = (args.host or "primary,fe-a").split(",")
+        peers = (args.peers or "dr,fe-b").split(",")
+        params = {"hosts": hosts, "peers": peers}
+    else:
+        params = {"hosts": host.split(","), "loss_pct": args.loss_pct, "jitter_ms": args.jitter_ms}
+    disaster = DISASTERS[args.name](lab, **params)
+    event = disaster.inject()
+    _progress(f"injected {disaster.describe()} at {event['ts']:.3f}")
+    if args.duration is None:
+        _progress("it stays until you run: draas lab restore")
+        return 0
+    try:
+        time.sleep(args.duration)
+    finally:
+        event = disaster.revert()
+        _progress(f"reverted {disaster.name} at {event['ts']:.3f}")
+    return 0
+
+
+def _cmd_restore(args: argparse.Namespace) -> int:
+    from draas.lab.disasters import restore_all
+
+    done = restore_all(_lab(args))
+    _progress(f"reverted {len(done)} disaster(s)" + "".join(f"\n  {d}" for d in done))
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from draas.lab.demo import run_demo
+
+    return run_demo(args.lab, progress=_progress)
+
+
+def add_lab_parser(sub: Any) -> None:
+    from draas.lab.disasters import DISASTERS
+
+    lab = sub.add_parser(
+        "lab", help="build and drive the lab (needs root)",
+        description="A complete two-site deployment on this machine, each host a network "
+        "namespace on a private bridge, addresses in 198.18.0.0/15 only.",
+    )  # fmt: skip
+    lab.add_argument("--lab", default=os.environ.get("DRAAS_LAB", "lab"),
+                     help="lab name, so that several labs can coexist (default: %(default)s)")  # fmt: skip
+    ls = lab.add_subparsers(dest="lab_command", metavar="ACTION", required=True)
+
+    up = ls.add_parser("up", help="build the lab (idempotent)")
+    up.add_argument("--delay-ms", type=float, default=10.0,
+                    help="one-way latency between the two sites (default %(default)s)")  # fmt: skip
+    up.add_argument("--jitter-ms", type=float, default=0.0, help="jitter on that latency")
+    up.set_defaults(func=_cmd_up)
+
+    ls.add_parser("down", help="remove every namespace, link, rule and process of the lab "
+                  "(also after a crash; idempotent)").set_defaults(func=_cmd_down)  # fmt: skip
+
+    st = ls.add_parser("status", help="hosts, links, WAN emulation, processes")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(func=_cmd_status)
+
+    ls.add_parser("env", help="print shell exports that point tools at the lab").set_defaults(
+        func=_cmd_env
+    )
+
+    ex = ls.add_parser("exec", help="run a command inside a lab host: exec HOST -- CMD...")
+    ex.add_argument("host")
+    ex.add_argument("cmd", nargs=argparse.REMAINDER)
+    ex.set_defaults(func=_cmd_exec)
+
+    names = "\n".join(f"  {n:<16} {d.summary}" for n, d in DISASTERS.items())
+    dis = ls.add_parser(
+        "disaster", help="inject a disaster", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=f"Inject a disaster, recorded with its time in the lab's event log.\n\n{names}",
+    )  # fmt: skip
+    dis.add_argument("name", choices=sorted(DISASTERS), metavar="NAME")
+    dis.add_argument("--host", help="target host (comma list for partition/gray-network); "
+                     "default primary")  # fmt: skip
+    dis.add_argument("--peers", help="partition: the other side (default dr,fe-b)")
+    dis.add_argument("--process", help="service-crash/hang: the process to hit")
+    dis.add_argument("--duration", type=float, help="revert after this many seconds")
+    dis.add_argument("--loss-pct", type=float, default=5.0, help="gray-network loss (default 5)")
+    dis.add_argument("--jitter-ms", type=float, default=20.0, help="gray-network jitter")
+    dis.set_defaults(func=_cmd_disaster)
+
+    ls.add_parser("restore", help="revert every active disaster").set_defaults(func=_cmd_restore)
+    ls.add_parser("demo", help="the main job: up, show the lab's health, down").set_defaults(
+        func=_cmd_demo
+    )

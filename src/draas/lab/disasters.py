@@ -1,0 +1,183 @@
+"""Disasters the lab can inject, each an object with ``inject()`` and ``revert()``.
+
+Every injection and revert is recorded in the lab's event log with a timestamp, and the active
+disasters are kept in the lab's state, so ``draas lab restore`` (another process, later) can
+revert them. Used as context managers, they revert on exit whatever happened inside.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from abc import ABC, abstractmethod
+from types import TracebackType
+from typing import Any, ClassVar
+
+from draas.errors import LabError
+from draas.lab.lab import Lab
+from draas.lab.supervisor import ProcessSpec
+
+
+class Disaster(ABC):
+    name: ClassVar[str]
+    summary: ClassVar[str]
+
+    def __init__(self, lab: Lab, **params: Any) -> None:
+        self.lab = lab
+        self.params = params
+        self.id = params.get("id") or f"{self.name}-{int(time.time() * 1000) % 10**9}"
+        self.params["id"] = self.id
+
+    def describe(self) -> str:
+        shown = {k: v for k, v in self.params.items() if k != "id"}
+        return f"{self.name} {shown}"
+
+    def inject(self) -> dict[str, Any]:
+        self._inject()
+        event = self.lab.run.record_event("disaster", name=self.name, phase="inject",
+                                          params=self.params)  # fmt: skip
+        active = [d for d in self.lab.run.load().get("disasters", []) if d["id"] != self.id]
+        self.lab.run.update(disasters=[*active, {"name": self.name, **self.params}])
+        return event
+
+    def revert(self) -> dict[str, Any]:
+        self._revert()
+        event = self.lab.run.record_event("disaster", name=self.name, phase="revert",
+                                          params=self.params)  # fmt: skip
+        active = [d for d in self.lab.run.load().get("disasters", []) if d["id"] != self.id]
+        self.lab.run.update(disasters=active)
+        return event
+
+    def __enter__(self) -> Disaster:
+        self.inject()
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.revert()
+
+    @abstractmethod
+    def _inject(self) -> None: ...
+
+    @abstractmethod
+    def _revert(self) -> None: ...
+
+
+class ServiceCrash(Disaster):
+    name = "service-crash"
+    summary = "kill a service process with SIGKILL; revert restarts it"
+
+    def _inject(self) -> None:
+        self.lab.sup.crash(self.params["process"])
+
+    def _revert(self) -> None:
+        proc = self.params["process"]
+        if self.lab.sup.state(proc) == "exited":
+            self.lab.sup.start(ProcessSpec.from_dict(self.lab.sup.record(proc)["spec"]))
+
+
+class ServiceHang(Disaster):
+    name = "service-hang"
+    summary = "freeze a service process with SIGSTOP; revert sends SIGCONT"
+
+    def _inject(self) -> None:
+        self.lab.sup.hang(self.params["process"])
+
+    def _revert(self) -> None:
+        self.lab.sup.resume(self.params["process"])
+
+
+class NetworkFailure(Disaster):
+    name = "network-failure"
+    summary = "take a host's link down; revert puts it back up"
+
+    def _inject(self) -> None:
+        self.lab.net.set_link(self.params["host"], up=False)
+
+    def _revert(self) -> None:
+        self.lab.net.set_link(self.params["host"], up=True)
+
+
+class PowerOff(Disaster):
+    name = "power-off"
+    summary = "kill every process of a host and take its link down; revert powers it on"
+
+    def _inject(self) -> None:
+        host = self.params["host"]
+        self.lab.net.set_link(host, up=False)
+        self.lab.kill_all_in([self.lab.ns(host)])
+
+    def _revert(self) -> None:
+        host = self.params["host"]
+        self.lab.net.set_link(host, up=True)
+        specs = [
+            ProcessSpec.from_dict(self.lab.sup.record(n)["spec"])
+            for n in self.lab.host_processes(host)
+            if self.lab.sup.state(n) == "exited"
+        ]
+        if specs:
+            self.lab.sup.start_many(specs)
+
+
+class Partition(Disaster):
+    name = "partition"
+    summary = "hosts in one group cannot reach hosts in the other (both directions)"
+
+    def _inject(self) -> None:
+        a, b = list(self.params["hosts"]), list(self.params["peers"])
+        for h in itertools.chain(a, b):
+            self.lab.topo.host(h)
+        if set(a) & set(b):
+            raise LabError(f"partition: a host cannot be on both sides: {sorted(set(a) & set(b))}")
+        self.lab.add_impairment({"id": self.id, "kind": "partition", "a": a, "b": b})
+
+    def _revert(self) -> None:
+        self.lab.remove_impairment(self.id)
+
+
+class GrayNetwork(Disaster):
+    name = "gray-network"
+    summary = "random packet loss and added jitter on a host's traffic"
+
+    def _inject(self) -> None:
+        hosts = list(self.params["hosts"])
+        for h in hosts:
+            self.lab.topo.host(h)
+        loss, jitter = float(self.params["loss_pct"]), float(self.params["jitter_ms"])
+        if not 0 <= loss <= 100:
+            raise LabError(f"gray-network: loss {loss} % is outside 0..100")
+        if jitter < 0:
+            raise LabError(f"gray-network: jitter {jitter} ms must be >= 0")
+        imps = [i for i in self.lab.impairments() if not i["id"].startswith(self.id)]
+        if loss > 0:
+            imps.append({"id": f"{self.id}/loss", "kind": "loss", "hosts": hosts, "percent": loss})
+        if jitter > 0:
+            imps.append({"id": f"{self.id}/jitter", "kind": "jitter", "hosts": hosts,
+                         "jitter_ms": jitter})  # fmt: skip
+        self.lab.set_impairments(imps)
+
+    def _revert(self) -> None:
+        self.lab.set_impairments(
+            [i for i in self.lab.impairments() if not i["id"].startswith(self.id + "/")]
+        )
+
+
+DISASTERS: dict[str, type[Disaster]] = {
+    d.name: d for d in (ServiceCrash, ServiceHang, NetworkFailure, PowerOff, Partition, GrayNetwork)
+}
+
+
+def from_record(lab: Lab, record: dict[str, Any]) -> Disaster:
+    params = {k: v for k, v in record.items() if k != "name"}
+    return DISASTERS[record["name"]](lab, **params)
+
+
+def restore_all(lab: Lab) -> list[str]:
+    """Revert every active disaster (newest first); return their descriptions."""
+    done = []
+    for rec in reversed(lab.run.load().get("disasters", [])):
+        d = from_record(lab, rec)
+        d.revert()
+        done.append(d.describe())
+    return done
