@@ -25,8 +25,9 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
             print(f"  - {p}", file=sys.stderr)
         return 2
     print(json.dumps(cfg.model_dump(mode="json"), indent=2))
-    print(f"ok: {args.file} is valid (scheme {cfg.scheme}, {len(cfg.nodes)} nodes)",
-          file=sys.stderr)  # fmt: skip
+    print(
+        f"ok: {args.file} is valid (scheme {cfg.scheme}, {len(cfg.nodes)} nodes)", file=sys.stderr
+    )
     return 0
 
 
@@ -45,10 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     cfg = sub.add_parser("config", help="check a configuration file")
     cfg_sub = cfg.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     check = cfg_sub.add_parser(
-        "check", help="validate a draas.toml and print the effective configuration",
+        "check",
+        help="validate a draas.toml and print the effective configuration",
         description="Validate FILE. Prints the effective configuration (defaults and timing "
         "preset filled in) as JSON, or one line per problem and exit status 2.",
-    )  # fmt: skip
+    )
     check.add_argument("file", metavar="FILE")
     check.set_defaults(func=_cmd_config_check)
 

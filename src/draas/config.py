@@ -174,13 +174,37 @@ class Api(_Model):
 
 PRESETS: dict[str, dict[str, float]] = {
     # interval x fall <= window; renew + 2 x retry <= lease ttl (checked below).
-    "fast": dict(probe_interval_s=0.5, probe_timeout_s=0.4, fall=3, rise=2,
-                 confirm_window_s=2.0, lease_ttl_s=5.0, lease_renew_s=1.0, retry_timeout_s=1.0),
-    "normal": dict(probe_interval_s=1.0, probe_timeout_s=1.0, fall=3, rise=2,
-                   confirm_window_s=5.0, lease_ttl_s=10.0, lease_renew_s=2.0, retry_timeout_s=2.0),
-    "safe": dict(probe_interval_s=2.0, probe_timeout_s=2.0, fall=5, rise=3,
-                 confirm_window_s=15.0, lease_ttl_s=30.0, lease_renew_s=5.0, retry_timeout_s=5.0),
-}  # fmt: skip
+    "fast": dict(
+        probe_interval_s=0.5,
+        probe_timeout_s=0.4,
+        fall=3,
+        rise=2,
+        confirm_window_s=2.0,
+        lease_ttl_s=5.0,
+        lease_renew_s=1.0,
+        retry_timeout_s=1.0,
+    ),
+    "normal": dict(
+        probe_interval_s=1.0,
+        probe_timeout_s=1.0,
+        fall=3,
+        rise=2,
+        confirm_window_s=5.0,
+        lease_ttl_s=10.0,
+        lease_renew_s=2.0,
+        retry_timeout_s=2.0,
+    ),
+    "safe": dict(
+        probe_interval_s=2.0,
+        probe_timeout_s=2.0,
+        fall=5,
+        rise=3,
+        confirm_window_s=15.0,
+        lease_ttl_s=30.0,
+        lease_renew_s=5.0,
+        retry_timeout_s=5.0,
+    ),
+}
 
 
 class Timings(_Model):
@@ -238,7 +262,9 @@ def semantic_problems(cfg: Config) -> list[str]:
     for i, node in enumerate(cfg.nodes):
         where = f"nodes[{i}]"
         if node.name in seen:
-            problems.append(f"{where}.name: duplicate node name {node.name!r}; names must be unique")
+            problems.append(
+                f"{where}.name: duplicate node name {node.name!r}; names must be unique"
+            )
         seen.add(node.name)
         if node.role == "site" and node.site is None:
             problems.append(f"{where}.site: a node with role 'site' must name its site")
@@ -248,18 +274,25 @@ def semantic_problems(cfg: Config) -> list[str]:
             )
     frontends = [n.name for n in cfg.nodes_with_role("frontend")]
     if cfg.scheme in ("dns", "hybrid") and cfg.dns is None:
-        problems.append(f"dns: scheme {cfg.scheme!r} moves a DNS record, so a [dns] section is needed")
+        problems.append(
+            f"dns: scheme {cfg.scheme!r} moves a DNS record, so a [dns] section is needed"
+        )
     if cfg.scheme == "frontend" and not frontends:
         problems.append("nodes: scheme 'frontend' needs at least one node with role 'frontend'")
     if cfg.scheme == "hybrid" and len(frontends) < 2:
         problems.append(
-            f"nodes: scheme 'hybrid' needs at least two nodes with role 'frontend' (got {frontends})"
+            "nodes: scheme 'hybrid' needs at least two nodes with role 'frontend' "
+            f"(got {frontends})"
         )
     pref = cfg.frontend.preferred
     if pref is not None and pref not in frontends:
-        problems.append(f"frontend.preferred: {pref!r} is not a frontend node; allowed: {frontends}")
+        problems.append(
+            f"frontend.preferred: {pref!r} is not a frontend node; allowed: {frontends}"
+        )
     if cfg.coordination.backend == "etcd" and not cfg.coordination.endpoints:
-        problems.append("coordination.endpoints: the 'etcd' backend needs at least one endpoint URL")
+        problems.append(
+            "coordination.endpoints: the 'etcd' backend needs at least one endpoint URL"
+        )
     t = cfg.timings
     if t.probe_timeout_s > t.probe_interval_s:
         problems.append(
@@ -268,8 +301,9 @@ def semantic_problems(cfg: Config) -> list[str]:
         )
     if t.probe_interval_s * t.fall > t.confirm_window_s:
         problems.append(
-            f"timings.confirm_window_s: {t.confirm_window_s} is shorter than probe_interval_s x fall "
-            f"= {t.probe_interval_s * t.fall:g}; the window must hold 'fall' failed probes"
+            f"timings.confirm_window_s: {t.confirm_window_s} is shorter than "
+            f"probe_interval_s x fall = {t.probe_interval_s * t.fall:g}; "
+            "the window must hold 'fall' failed probes"
         )
     if t.lease_renew_s + 2 * t.retry_timeout_s > t.lease_ttl_s:
         problems.append(

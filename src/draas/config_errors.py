@@ -81,4 +81,3 @@ def format_validation_error(exc: ValidationError, root: type[BaseModel]) -> list
         msg = err["msg"].removeprefix("Value error, ")
         lines.append(f"{_path(loc)}: {msg} (got {_show(err.get('input'))})")
     return lines
-

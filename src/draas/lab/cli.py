@@ -52,10 +52,14 @@ def _cmd_status(args: argparse.Namespace) -> int:
     for h in st["hosts"]:
         print(f"{h['name']:<9} {h['address']:<13} {h['zone']:<7} {h['link']:<8} {h['purpose']}")
     wan = st["wan"]
-    print(f"WAN emulation: {wan.get('how')}"
-          + (f" [delayer {wan['delayer']}]" if "delayer" in wan else ""))  # fmt: skip
+    print(
+        f"WAN emulation: {wan.get('how')}"
+        + (f" [delayer {wan['delayer']}]" if "delayer" in wan else "")
+    )
     for r in wan.get("rules", []):
-        print(f"  {r['a']} <-> {r['b']}: {r['delay_ms']:g} ms +/- {r['jitter_ms']:g} ms ({r['tag']})")
+        print(
+            f"  {r['a']} <-> {r['b']}: {r['delay_ms']:g} ms +/- {r['jitter_ms']:g} ms ({r['tag']})"
+        )
     if st["processes"]:
         print(f"{'PROCESS':<16} {'HOST':<9} {'PID':>7} STATE")
         for p in st["processes"]:
@@ -77,7 +81,9 @@ def _cmd_exec(args: argparse.Namespace) -> int:
     if cmd and cmd[0] == "--":
         cmd = cmd[1:]
     if not cmd:
-        raise LabError("lab exec: give a command after the host, e.g. draas lab exec client -- ip a")
+        raise LabError(
+            "lab exec: give a command after the host, e.g. draas lab exec client -- ip a"
+        )
     lab = _lab(args)
     if not lab.is_up():
         raise LabError(f"lab {lab.name} is not up (run: draas lab up)")
@@ -98,9 +104,8 @@ def _cmd_disaster(args: argparse.Namespace) -> int:
         procs = lab.host_processes(host)
         proc = args.process or lab.run.load().get("services", {}).get(host)
         if proc is None or proc not in procs:
-            raise LabError(
-                f"{args.name}: give --process NAME; processes on {host}: {', '.join(procs) or 'none'}"
-            )
+            known = ", ".join(procs) or "none"
+            raise LabError(f"{args.name}: give --process NAME; processes on {host}: {known}")
         params = {"process": proc, "host": host}
     elif args.name in ("network-failure", "power-off"):
         lab.topo.host(host)
@@ -143,22 +148,33 @@ def add_lab_parser(sub: Any) -> None:
     from draas.lab.disasters import DISASTERS
 
     lab = sub.add_parser(
-        "lab", help="build and drive the lab (needs root)",
+        "lab",
+        help="build and drive the lab (needs root)",
         description="A complete two-site deployment on this machine, each host a network "
         "namespace on a private bridge, addresses in 198.18.0.0/15 only.",
-    )  # fmt: skip
-    lab.add_argument("--lab", default=os.environ.get("DRAAS_LAB", "lab"),
-                     help="lab name, so that several labs can coexist (default: %(default)s)")  # fmt: skip
+    )
+    lab.add_argument(
+        "--lab",
+        default=os.environ.get("DRAAS_LAB", "lab"),
+        help="lab name, so that several labs can coexist (default: %(default)s)",
+    )
     ls = lab.add_subparsers(dest="lab_command", metavar="ACTION", required=True)
 
     up = ls.add_parser("up", help="build the lab (idempotent)")
-    up.add_argument("--delay-ms", type=float, default=10.0,
-                    help="one-way latency between the two sites (default %(default)s)")  # fmt: skip
+    up.add_argument(
+        "--delay-ms",
+        type=float,
+        default=10.0,
+        help="one-way latency between the two sites (default %(default)s)",
+    )
     up.add_argument("--jitter-ms", type=float, default=0.0, help="jitter on that latency")
     up.set_defaults(func=_cmd_up)
 
-    ls.add_parser("down", help="remove every namespace, link, rule and process of the lab "
-                  "(also after a crash; idempotent)").set_defaults(func=_cmd_down)  # fmt: skip
+    ls.add_parser(
+        "down",
+        help="remove every namespace, link, rule and process of the lab "
+        "(also after a crash; idempotent)",
+    ).set_defaults(func=_cmd_down)
 
     st = ls.add_parser("status", help="hosts, links, WAN emulation, processes")
     st.add_argument("--json", action="store_true")
@@ -175,12 +191,15 @@ def add_lab_parser(sub: Any) -> None:
 
     names = "\n".join(f"  {n:<16} {d.summary}" for n, d in DISASTERS.items())
     dis = ls.add_parser(
-        "disaster", help="inject a disaster", formatter_class=argparse.RawDescriptionHelpFormatter,
+        "disaster",
+        help="inject a disaster",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description=f"Inject a disaster, recorded with its time in the lab's event log.\n\n{names}",
-    )  # fmt: skip
+    )
     dis.add_argument("name", choices=sorted(DISASTERS), metavar="NAME")
-    dis.add_argument("--host", help="target host (comma list for partition/gray-network); "
-                     "default primary")  # fmt: skip
+    dis.add_argument(
+        "--host", help="target host (comma list for partition/gray-network); default primary"
+    )
     dis.add_argument("--peers", help="partition: the other side (default dr,fe-b)")
     dis.add_argument("--process", help="service-crash/hang: the process to hit")
     dis.add_argument("--duration", type=float, help="revert after this many seconds")

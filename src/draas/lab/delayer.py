@@ -52,8 +52,9 @@ def load_rules(path: Path) -> list[Rule]:
     ]
 
 
-def hold_time(rules: list[Rule], src: ipaddress.IPv4Address, dst: ipaddress.IPv4Address,
-              rng: random.Random) -> float:  # fmt: skip
+def hold_time(
+    rules: list[Rule], src: ipaddress.IPv4Address, dst: ipaddress.IPv4Address, rng: random.Random
+) -> float:
     """Seconds to hold a packet from src to dst (0 when no rule matches)."""
     total = 0.0
     for r in rules:

@@ -31,8 +31,10 @@ def run_demo(name: str, progress: Progress) -> int:
             print(f"{host:<9} {addr:<13} {ok:<10} {rtt}")
         wan = lab.wan.describe()
         median = f"{site.median_ms:.1f} ms" if site.median_ms is not None else "unreachable"
-        print(f"\nprimary -> dr round trip: {median} "
-              f"(configured {lab.settings.delay_ms:g} ms each way; {wan['how']})\n")  # fmt: skip
+        print(
+            f"\nprimary -> dr round trip: {median} "
+            f"(configured {lab.settings.delay_ms:g} ms each way; {wan['how']})\n"
+        )
         ok = all(r[2] == "yes" for r in rows) and site.reachable
     finally:
         lab.down(progress=progress)

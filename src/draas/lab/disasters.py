@@ -34,16 +34,18 @@ class Disaster(ABC):
 
     def inject(self) -> dict[str, Any]:
         self._inject()
-        event = self.lab.run.record_event("disaster", name=self.name, phase="inject",
-                                          params=self.params)  # fmt: skip
+        event = self.lab.run.record_event(
+            "disaster", name=self.name, phase="inject", params=self.params
+        )
         active = [d for d in self.lab.run.load().get("disasters", []) if d["id"] != self.id]
         self.lab.run.update(disasters=[*active, {"name": self.name, **self.params}])
         return event
 
     def revert(self) -> dict[str, Any]:
         self._revert()
-        event = self.lab.run.record_event("disaster", name=self.name, phase="revert",
-                                          params=self.params)  # fmt: skip
+        event = self.lab.run.record_event(
+            "disaster", name=self.name, phase="revert", params=self.params
+        )
         active = [d for d in self.lab.run.load().get("disasters", []) if d["id"] != self.id]
         self.lab.run.update(disasters=active)
         return event
@@ -153,8 +155,9 @@ class GrayNetwork(Disaster):
         if loss > 0:
             imps.append({"id": f"{self.id}/loss", "kind": "loss", "hosts": hosts, "percent": loss})
         if jitter > 0:
-            imps.append({"id": f"{self.id}/jitter", "kind": "jitter", "hosts": hosts,
-                         "jitter_ms": jitter})  # fmt: skip
+            imps.append(
+                {"id": f"{self.id}/jitter", "kind": "jitter", "hosts": hosts, "jitter_ms": jitter}
+            )
         self.lab.set_impairments(imps)
 
     def _revert(self) -> None:

@@ -88,7 +88,9 @@ class Lab:
         return self.net.ns(host)
 
     # -- up / down -------------------------------------------------------------------------
-    def up(self, settings: LabSettings | None = None, progress: Progress = _quiet) -> dict[str, Any]:
+    def up(
+        self, settings: LabSettings | None = None, progress: Progress = _quiet
+    ) -> dict[str, Any]:
         """Build the lab; return what it took. Safe to call on a lab that is already up."""
         require_root("up")
         if self.is_up():
@@ -99,8 +101,15 @@ class Lab:
             self.down()
         self._configure(settings or LabSettings())
         t0 = time.monotonic()
-        self.run.save({"lab": self.name, "phase": "building", "settings": asdict(self.settings),
-                       "created_at": time.time(), "impairments": []})  # fmt: skip
+        self.run.save(
+            {
+                "lab": self.name,
+                "phase": "building",
+                "settings": asdict(self.settings),
+                "created_at": time.time(),
+                "impairments": [],
+            }
+        )
         progress(f"building {len(self.topo.hosts)} hosts and the switch")
         self.net.build()
         t_net = time.monotonic() - t0
@@ -109,8 +118,12 @@ class Lab:
         self.run.update(phase="up", up_at=time.time())
         total = time.monotonic() - t0
         progress(f"lab {self.name} is up in {total:.1f} s (network {t_net:.2f} s, WAN: {method})")
-        return {"already_up": False, "network_s": round(t_net, 3), "total_s": round(total, 3),
-                "wan_method": method}  # fmt: skip
+        return {
+            "already_up": False,
+            "network_s": round(t_net, 3),
+            "total_s": round(total, 3),
+            "wan_method": method,
+        }
 
     def down(self, progress: Progress = _quiet) -> dict[str, Any]:
         """Remove every process, namespace and file of this lab. Safe to call twice."""
@@ -136,16 +149,22 @@ class Lab:
             raise LabError(f"lab {self.name}: namespaces still present after down: {left}")
         took = time.monotonic() - t0
         if namespaces or stopped:
-            progress(f"lab {self.name} is down in {took:.1f} s: {len(namespaces)} namespace(s) "
-                     f"removed, {stopped + killed} process(es) ended")  # fmt: skip
+            progress(
+                f"lab {self.name} is down in {took:.1f} s: {len(namespaces)} namespace(s) "
+                f"removed, {stopped + killed} process(es) ended"
+            )
         else:
             progress(f"lab {self.name}: nothing to remove")
-        return {"namespaces_removed": namespaces, "processes_stopped": stopped,
-                "processes_killed": killed, "total_s": round(took, 3)}  # fmt: skip
+        return {
+            "namespaces_removed": namespaces,
+            "processes_stopped": stopped,
+            "processes_killed": killed,
+            "total_s": round(took, 3),
+        }
 
     @staticmethod
     def kill_all_in(namespaces: Sequence[str]) -> int:
-        """SIGKILL every process living in our namespaces (they are ours: we made the namespaces)."""
+        """SIGKILL every process in our namespaces (ours: we made the namespaces)."""
         killed = 0
         for _ in range(50):
             pids = [(pid, proc_stat(pid)) for ns in namespaces for pid in netns.pids_in(ns)]
@@ -164,8 +183,13 @@ class Lab:
     # -- impairments -----------------------------------------------------------------------
     def base_wan_rules(self) -> list[WanRule]:
         return [
-            WanRule(self.topo.zone(p.a).cidr, self.topo.zone(p.b).cidr, p.delay_ms, p.jitter_ms,
-                    f"wan {p.a}<->{p.b}")  # fmt: skip
+            WanRule(
+                self.topo.zone(p.a).cidr,
+                self.topo.zone(p.b).cidr,
+                p.delay_ms,
+                p.jitter_ms,
+                f"wan {p.a}<->{p.b}",
+            )
             for p in self.topo.wan
         ]
 
@@ -214,16 +238,28 @@ class Lab:
         hosts = []
         for h in self.topo.hosts:
             ns = self.ns(h.name)
-            hosts.append({
-                "name": h.name, "namespace": ns, "address": h.address, "zone": h.zone,
-                "purpose": h.purpose, "exists": ns in present,
-                "link": self.net.link_state(h.name) if ns in present else "missing",
-            })  # fmt: skip
+            hosts.append(
+                {
+                    "name": h.name,
+                    "namespace": ns,
+                    "address": h.address,
+                    "zone": h.zone,
+                    "purpose": h.purpose,
+                    "exists": ns in present,
+                    "link": self.net.link_state(h.name) if ns in present else "missing",
+                }
+            )
         procs = []
         for name in self.sup.names():
             rec = self.sup.record(name)
-            procs.append({"name": name, "host": rec["spec"].get("host", ""), "pid": rec["pid"],
-                          "state": self.sup.state(name)})  # fmt: skip
+            procs.append(
+                {
+                    "name": name,
+                    "host": rec["spec"].get("host", ""),
+                    "pid": rec["pid"],
+                    "state": self.sup.state(name),
+                }
+            )
         return {
             "lab": self.name,
             "phase": state.get("phase", "down"),

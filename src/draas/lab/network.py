@@ -73,10 +73,35 @@ class LabNetwork:
         self._write_etc(ns)
         self._add_ns(ns)
         if run(["ip", "-n", ns, "link", "show", "eth0"], check=False).returncode != 0:
-            run(["ip", "link", "add", "eth0", "netns", ns, "type", "veth",
-                 "peer", "name", switch_port(host), "netns", sw])  # fmt: skip
-        run(["ip", "-n", ns, "addr", "replace", f"{spec.address}/{self.topo.prefix_len}",
-             "dev", "eth0"])  # fmt: skip
+            run(
+                [
+                    "ip",
+                    "link",
+                    "add",
+                    "eth0",
+                    "netns",
+                    ns,
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    switch_port(host),
+                    "netns",
+                    sw,
+                ]
+            )
+        run(
+            [
+                "ip",
+                "-n",
+                ns,
+                "addr",
+                "replace",
+                f"{spec.address}/{self.topo.prefix_len}",
+                "dev",
+                "eth0",
+            ]
+        )
         run(["ip", "-n", ns, "link", "set", "eth0", "up"])
         run(["ip", "-n", sw, "link", "set", switch_port(host), "master", BRIDGE, "up"])
         self.apply_filters(host, [])
@@ -105,18 +130,23 @@ class LabNetwork:
         run(["ip", "-n", self.switch_ns, "link", "set", switch_port(host), "up" if up else "down"])
 
     def link_state(self, host: str) -> str:
-        proc = run(["ip", "-n", self.switch_ns, "-o", "link", "show", switch_port(host)],
-                   check=False)  # fmt: skip
+        proc = run(
+            ["ip", "-n", self.switch_ns, "-o", "link", "show", switch_port(host)], check=False
+        )
         if proc.returncode != 0:
             return "missing"
-        flags = proc.stdout.split("<", 1)[1].split(">", 1)[0].split(",") if "<" in proc.stdout else []
+        flags = (
+            proc.stdout.split("<", 1)[1].split(">", 1)[0].split(",") if "<" in proc.stdout else []
+        )
         return "up" if "UP" in flags else "down"
 
     # -- filters ---------------------------------------------------------------------------
     def addresses(self, hosts: Iterable[str]) -> list[str]:
         return [self.topo.host(h).address for h in hosts]
 
-    def filter_rules(self, host: str, impairments: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    def filter_rules(
+        self, host: str, impairments: list[dict[str, Any]]
+    ) -> tuple[list[str], list[str]]:
         """nft rules (input, output) that carry out the active impairments on one host."""
         rules_in: list[str] = []
         rules_out: list[str] = []
@@ -129,7 +159,7 @@ class LabNetwork:
                         rules_in.append(f"ip saddr {{ {peers} }} drop {tag}")
                         rules_out.append(f"ip daddr {{ {peers} }} drop {tag}")
             elif imp["kind"] == "loss" and host in imp["hosts"]:
-                n = int(round(float(imp["percent"]) * 100))
+                n = round(float(imp["percent"]) * 100)
                 rules_in.append(f'iif != "lo" numgen random mod 10000 < {n} drop {tag}')
                 rules_out.append(f'oif != "lo" numgen random mod 10000 < {n} drop {tag}')
         return rules_in, rules_out

@@ -28,14 +28,22 @@ class PingResult:
         return statistics.median(self.rtts_ms) if self.rtts_ms else None
 
 
-def ping(src_ns: str, src: str, dst: str, address: str, count: int = 3,
-         interval_s: float = 0.2, wait_s: float = 1.0) -> PingResult:  # fmt: skip
+def ping(
+    src_ns: str,
+    src: str,
+    dst: str,
+    address: str,
+    count: int = 3,
+    interval_s: float = 0.2,
+    wait_s: float = 1.0,
+) -> PingResult:
     """Ping ``address`` from inside ``src_ns`` (bounded: ``count`` probes, ``wait_s`` each)."""
     argv = ["ping", "-n", "-c", str(count), "-i", f"{interval_s:g}", "-W", f"{wait_s:g}", address]
     timeout = count * (interval_s + wait_s) + 5
     try:
-        proc = subprocess.run(netns.in_ns(src_ns, argv), capture_output=True, text=True,
-                              timeout=timeout, check=False)  # fmt: skip
+        proc = subprocess.run(
+            netns.in_ns(src_ns, argv), capture_output=True, text=True, timeout=timeout, check=False
+        )
         out = proc.stdout
     except subprocess.TimeoutExpired:
         out = ""

@@ -96,4 +96,3 @@ def ready_from_dict(doc: dict[str, Any] | None) -> Ready | None:
     if kind == "command":
         return CommandReady(tuple(doc["argv"]))
     raise ValueError(f"unknown readiness kind {kind!r}")
-

@@ -138,25 +138,49 @@ class Supervisor:
         pidfile.unlink(missing_ok=True)
         inner = list(spec.argv)
         if spec.user:
-            inner = ["setpriv", f"--reuid={spec.user}", f"--regid={spec.user}",
-                     "--init-groups", "--", *inner]  # fmt: skip
-        argv = ["setsid", "-f", "sh", "-c", _PID_WRAPPER, str(pidfile), *netns.in_ns(spec.ns, inner)]
+            inner = [
+                "setpriv",
+                f"--reuid={spec.user}",
+                f"--regid={spec.user}",
+                "--init-groups",
+                "--",
+                *inner,
+            ]
+        argv = [
+            "setsid",
+            "-f",
+            "sh",
+            "-c",
+            _PID_WRAPPER,
+            str(pidfile),
+            *netns.in_ns(spec.ns, inner),
+        ]
         env = {**os.environ, **spec.env}
         logfile = self.log_path(spec.name)
         with logfile.open("a") as out:
             out.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} start: {' '.join(spec.argv)}\n")
             out.flush()
             subprocess.run(
-                argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env=env, cwd=spec.cwd, check=True, timeout=10,
-            )  # fmt: skip
+                argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                cwd=spec.cwd,
+                check=True,
+                timeout=10,
+            )
         pid = self._read_pidfile(pidfile, spec.name, logfile)
         st = proc_stat(pid)
         write_json(
             self._record_path(spec.name),
-            {"spec": spec.to_dict(), "pid": pid, "start_time": st[1] if st else 0,
-             "started_at": time.time()},
-        )  # fmt: skip
+            {
+                "spec": spec.to_dict(),
+                "pid": pid,
+                "start_time": st[1] if st else 0,
+                "started_at": time.time(),
+            },
+        )
         log.debug("started %s in %s as pid %d", spec.name, spec.ns, pid)
         return pid
 

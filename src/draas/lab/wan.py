@@ -47,8 +47,9 @@ class Wan:
 
     def detect(self) -> str:
         """'netem' when the kernel has it, else 'nfqueue' (the userspace delayer)."""
-        probe = self._sw(["tc", "qdisc", "add", "dev", BRIDGE, "root", "netem", "delay", "1ms"],
-                         check=False)  # fmt: skip
+        probe = self._sw(
+            ["tc", "qdisc", "add", "dev", BRIDGE, "root", "netem", "delay", "1ms"], check=False
+        )
         if probe.returncode == 0:
             self._sw(["tc", "qdisc", "del", "dev", BRIDGE, "root"], check=False)
             return "netem"
@@ -70,9 +71,17 @@ class Wan:
                         name=DELAYER,
                         ns=self.net.switch_ns,
                         host="switch",
-                        argv=[sys.executable, "-m", "draas.lab.delayer",
-                              "--config", str(self.run.file("wan.json")),
-                              "--queue", str(QUEUE), "--ready-file", str(ready)],  # fmt: skip
+                        argv=[
+                            sys.executable,
+                            "-m",
+                            "draas.lab.delayer",
+                            "--config",
+                            str(self.run.file("wan.json")),
+                            "--queue",
+                            str(QUEUE),
+                            "--ready-file",
+                            str(ready),
+                        ],
                         ready=CommandReady(("test", "-e", str(ready))),
                         ready_timeout_s=15,
                     )
@@ -90,10 +99,38 @@ class Wan:
         self._write_delayer_config(rules)
         self._sw(["iptables", "-F", CHAIN])
         for r in rules:
-            self._sw(["iptables", "-A", CHAIN, "-s", r.a, "-d", r.b, "-j", "NFQUEUE",
-                      "--queue-num", str(QUEUE), "--queue-bypass"])  # fmt: skip
-            self._sw(["iptables", "-A", CHAIN, "-s", r.b, "-d", r.a, "-j", "NFQUEUE",
-                      "--queue-num", str(QUEUE), "--queue-bypass"])  # fmt: skip
+            self._sw(
+                [
+                    "iptables",
+                    "-A",
+                    CHAIN,
+                    "-s",
+                    r.a,
+                    "-d",
+                    r.b,
+                    "-j",
+                    "NFQUEUE",
+                    "--queue-num",
+                    str(QUEUE),
+                    "--queue-bypass",
+                ]
+            )
+            self._sw(
+                [
+                    "iptables",
+                    "-A",
+                    CHAIN,
+                    "-s",
+                    r.b,
+                    "-d",
+                    r.a,
+                    "-j",
+                    "NFQUEUE",
+                    "--queue-num",
+                    str(QUEUE),
+                    "--queue-bypass",
+                ]
+            )
         if self.sup.state(DELAYER) != "exited":
             self.sup.send(DELAYER, signal.SIGHUP)
 
@@ -114,13 +151,63 @@ class Wan:
             if not sources:
                 continue
             sources = sources[:15]
-            self._sw(["tc", "qdisc", "add", "dev", port, "root", "handle", "1:", "prio",
-                      "bands", str(len(sources) + 1), "priomap", *["0"] * 16])  # fmt: skip
+            self._sw(
+                [
+                    "tc",
+                    "qdisc",
+                    "add",
+                    "dev",
+                    port,
+                    "root",
+                    "handle",
+                    "1:",
+                    "prio",
+                    "bands",
+                    str(len(sources) + 1),
+                    "priomap",
+                    *["0"] * 16,
+                ]
+            )
             for i, (src, r) in enumerate(sources, start=2):
-                self._sw(["tc", "qdisc", "add", "dev", port, "parent", f"1:{i}", "handle",
-                          f"{i}0:", "netem", "delay", f"{r.delay_ms}ms", f"{r.jitter_ms}ms"])  # fmt: skip
-                self._sw(["tc", "filter", "add", "dev", port, "parent", "1:", "protocol", "ip",
-                          "prio", str(i), "u32", "match", "ip", "src", src, "flowid", f"1:{i}"])  # fmt: skip
+                self._sw(
+                    [
+                        "tc",
+                        "qdisc",
+                        "add",
+                        "dev",
+                        port,
+                        "parent",
+                        f"1:{i}",
+                        "handle",
+                        f"{i}0:",
+                        "netem",
+                        "delay",
+                        f"{r.delay_ms}ms",
+                        f"{r.jitter_ms}ms",
+                    ]
+                )
+                self._sw(
+                    [
+                        "tc",
+                        "filter",
+                        "add",
+                        "dev",
+                        port,
+                        "parent",
+                        "1:",
+                        "protocol",
+                        "ip",
+                        "prio",
+                        str(i),
+                        "u32",
+                        "match",
+                        "ip",
+                        "src",
+                        src,
+                        "flowid",
+                        f"1:{i}",
+                    ]
+                )
 
     def describe(self) -> dict[str, Any]:
         state = self.run.load()
