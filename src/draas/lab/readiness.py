@@ -48,15 +48,15 @@ class HttpReady:
         parts = urlsplit(self.url)
         host = parts.hostname or ""
         port = parts.port or 80
+        conn = http.client.HTTPConnection(host, port, timeout=1.0)
         try:
-            sock = netns.tcp_connect(ns, host, port, timeout=1.0)
-            conn = http.client.HTTPConnection(host, port, timeout=1.0)
-            conn.sock = sock
+            conn.sock = netns.tcp_connect(ns, host, port, timeout=1.0)
             conn.request("GET", parts.path or "/")
             got = conn.getresponse().status
-            conn.close()
         except (OSError, http.client.HTTPException) as exc:
             return f"GET {self.url}: {exc}"
+        finally:
+            conn.close()
         return None if got == self.status else f"GET {self.url}: status {got}"
 
     def to_dict(self) -> dict[str, Any]:

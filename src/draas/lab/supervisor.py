@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pwd
 import signal
 import subprocess
 import time
@@ -138,14 +139,14 @@ class Supervisor:
         pidfile.unlink(missing_ok=True)
         inner = list(spec.argv)
         if spec.user:
+            try:
+                pw = pwd.getpwnam(spec.user)
+            except KeyError:
+                raise LabError(f"cannot start {spec.name}: no user {spec.user!r} here") from None
             inner = [
-                "setpriv",
-                f"--reuid={spec.user}",
-                f"--regid={spec.user}",
-                "--init-groups",
-                "--",
-                *inner,
-            ]
+                "setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--init-groups",
+                "--", *inner,
+            ]  # fmt: skip
         argv = [
             "setsid",
             "-f",

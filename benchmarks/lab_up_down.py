@@ -1,0 +1,61 @@
+"""Time ``draas lab up`` and ``draas lab down`` of the bare topology, and the WAN round trip.
+
+    .venv/bin/python benchmarks/lab_up_down.py --repeat 5 --out results/lab_up_down.json
+
+Needs root. Writes flat JSON (units in the names) and prints a short table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import statistics
+import time
+from pathlib import Path
+
+from draas.lab.lab import Lab, LabSettings
+from draas.lab.reach import ping
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--delay-ms", type=float, default=10.0)
+    parser.add_argument("--out", type=Path, default=Path("results/lab_up_down.json"))
+    args = parser.parse_args()
+    if not 1 <= args.repeat <= 50:
+        parser.error(f"--repeat {args.repeat}: must be 1..50")
+    ups, downs, rtts = [], [], []
+    for _ in range(args.repeat):
+        lab = Lab("b" + secrets.token_hex(3))
+        t0 = time.monotonic()
+        try:
+            lab.up(LabSettings(delay_ms=args.delay_ms))
+            ups.append(time.monotonic() - t0)
+            r = ping(lab.ns("primary"), "primary", "dr", "198.18.2.10", count=10, interval_s=0.05)
+            if r.median_ms is not None:
+                rtts.append(r.median_ms)
+        finally:
+            t1 = time.monotonic()
+            lab.down()
+            downs.append(time.monotonic() - t1)
+    result = {
+        "repeat": args.repeat,
+        "configured_one_way_delay_ms": args.delay_ms,
+        "up_median_s": round(statistics.median(ups), 3),
+        "up_max_s": round(max(ups), 3),
+        "down_median_s": round(statistics.median(downs), 3),
+        "down_max_s": round(max(downs), 3),
+        "site_rtt_median_ms": round(statistics.median(rtts), 2) if rtts else None,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"{'figure':<28} value")
+    for k, v in result.items():
+        print(f"{k:<28} {v}")
+    print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""Lab fixtures: each builds a real lab under its own name and always tears it down."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+
+import pytest
+
+from draas.lab.lab import Lab, LabSettings
+
+
+def new_lab_name() -> str:
+    return "t" + secrets.token_hex(3)
+
+
+@pytest.fixture(scope="module")
+def bare_lab() -> Iterator[Lab]:
+    """The bare topology (no services), shared by a module's tests."""
+    lab = Lab(new_lab_name())
+    try:
+        lab.up(LabSettings(delay_ms=10.0))
+        yield lab
+    finally:
+        lab.down()
+
+
+@pytest.fixture
+def lab_name() -> str:
+    """A fresh lab name, so a test never touches a lab it did not make."""
+    return new_lab_name()
