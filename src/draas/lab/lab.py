@@ -39,6 +39,9 @@ def _quiet(_: str) -> None:
 class LabSettings:
     delay_ms: float = 10.0
     jitter_ms: float = 0.0
+    scheme: str = "hybrid"
+    dns_ttl_s: int = 5
+    services: bool = True  # False: the bare topology only (hosts, links, WAN)
 
     def topology(self) -> Topology:
         return default_topology(self.delay_ms, self.jitter_ms)
@@ -115,15 +118,19 @@ class Lab:
         t_net = time.monotonic() - t0
         progress("starting WAN emulation between the sites")
         method = self.wan.start(self.base_wan_rules())
+        result: dict[str, Any] = {"already_up": False, "network_s": round(t_net, 3),
+                                  "wan_method": method}  # fmt: skip
+        if self.settings.services:
+            from draas.lab.services import start_services
+
+            progress(f"starting the services of the {self.settings.scheme} scheme")
+            took = start_services(self, self.settings.scheme, self.settings.dns_ttl_s, progress)
+            result["services_s"] = {k: round(v, 3) for k, v in took.items()}
         self.run.update(phase="up", up_at=time.time())
         total = time.monotonic() - t0
+        result["total_s"] = round(total, 3)
         progress(f"lab {self.name} is up in {total:.1f} s (network {t_net:.2f} s, WAN: {method})")
-        return {
-            "already_up": False,
-            "network_s": round(t_net, 3),
-            "total_s": round(total, 3),
-            "wan_method": method,
-        }
+        return result
 
     def down(self, progress: Progress = _quiet) -> dict[str, Any]:
         """Remove every process, namespace and file of this lab. Safe to call twice."""

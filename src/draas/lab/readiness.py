@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import socket
 import subprocess
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
@@ -95,4 +96,72 @@ def ready_from_dict(doc: dict[str, Any] | None) -> Ready | None:
         return HttpReady(doc["url"], int(doc.get("status", 200)))
     if kind == "command":
         return CommandReady(tuple(doc["argv"]))
+    if kind == "dns":
+        return DnsReady(doc["server"], doc["name"], doc.get("rdtype", "A"))
+    if kind == "unix":
+        return UnixReady(doc["path"], doc["command"], doc.get("expect", ""))
     raise ValueError(f"unknown readiness kind {kind!r}")
+
+
+@dataclass(frozen=True)
+class DnsReady:
+    """Ready when the DNS server at ``server`` answers ``name``/``rdtype`` with NOERROR."""
+
+    server: str
+    name: str
+    rdtype: str = "A"
+
+    def check(self, ns: str) -> str | None:
+        import dns.exception
+        import dns.message
+        import dns.query
+        import dns.rcode
+
+        query = dns.message.make_query(self.name, self.rdtype)
+        sock = netns.socket_in(ns, kind=socket.SOCK_DGRAM)
+        sock.setblocking(False)  # dnspython needs a non-blocking socket to time out
+        try:
+            answer = dns.query.udp(query, self.server, timeout=0.5, sock=sock)
+        except (OSError, dns.exception.DNSException) as exc:
+            return f"dns {self.name}/{self.rdtype} @{self.server}: {exc}"
+        finally:
+            sock.close()
+        if answer.rcode() != dns.rcode.NOERROR or not answer.answer:
+            return (
+                f"dns {self.name}/{self.rdtype} @{self.server}: {dns.rcode.to_text(answer.rcode())}"
+            )
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "dns", **asdict(self)}
+
+
+@dataclass(frozen=True)
+class UnixReady:
+    """Ready when a line-protocol Unix socket (e.g. HAProxy's runtime API) answers a command."""
+
+    path: str
+    command: str
+    expect: str = ""
+
+    def check(self, ns: str) -> str | None:
+        try:
+            out = unix_command(self.path, self.command, timeout=0.5)
+        except OSError as exc:
+            return f"unix {self.path}: {exc}"
+        return None if self.expect in out else f"unix {self.path}: {self.expect!r} not in answer"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "unix", **asdict(self)}
+
+
+def unix_command(path: str, command: str, timeout: float = 2.0) -> str:
+    """Send one command line to a Unix stream socket and read the answer until it closes."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(path)
+        s.sendall(command.encode() + b"\n")
+        chunks = []
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks).decode(errors="replace")

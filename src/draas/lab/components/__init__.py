@@ -1,0 +1,1 @@
+"""Launchers of the lab's real services, one module per daemon."""

@@ -1,0 +1,63 @@
+"""etcd on ``primary``, ``dr`` and ``witness``: one three-member cluster, the coordination
+store of the agents."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from draas.errors import LabError
+from draas.lab.lab import Lab
+from draas.lab.readiness import TcpReady
+from draas.lab.supervisor import ProcessSpec
+
+MEMBERS = ("primary", "dr", "witness")
+CLIENT_PORT = 2379
+PEER_PORT = 2380
+
+
+def client_urls(lab: Lab) -> list[str]:
+    return [f"http://{lab.topo.host(m).address}:{CLIENT_PORT}" for m in MEMBERS]
+
+
+def spec(lab: Lab, member: str) -> ProcessSpec:
+    d = lab.run.path / f"etcd-{member}"
+    d.mkdir(parents=True, exist_ok=True)
+    addr = lab.topo.host(member).address
+    cluster = ",".join(f"{m}=http://{lab.topo.host(m).address}:{PEER_PORT}" for m in MEMBERS)
+    argv = [
+        "etcd", "--name", member, "--data-dir", str(d / "data"),
+        "--listen-client-urls", f"http://{addr}:{CLIENT_PORT},http://127.0.0.1:{CLIENT_PORT}",
+        "--advertise-client-urls", f"http://{addr}:{CLIENT_PORT}",
+        "--listen-peer-urls", f"http://{addr}:{PEER_PORT}",
+        "--initial-advertise-peer-urls", f"http://{addr}:{PEER_PORT}",
+        "--initial-cluster", cluster, "--initial-cluster-state", "new",
+        "--initial-cluster-token", f"draas-{lab.name}",
+        "--heartbeat-interval", "100", "--election-timeout", "1000",
+        "--logger", "zap", "--log-outputs", "stderr",
+    ]  # fmt: skip
+    return lab.spec(f"etcd-{member}", member, argv, ready=TcpReady(addr, CLIENT_PORT),
+                    ready_timeout_s=30)  # fmt: skip
+
+
+def health(lab: Lab, from_host: str = "witness") -> dict[str, bool]:
+    """``etcdctl endpoint health`` of each member, asked from ``from_host``."""
+    proc = lab.exec(from_host, ["etcdctl", "--endpoints", ",".join(client_urls(lab)),
+                                "--command-timeout=2s", "endpoint", "health", "-w", "json"],
+                    capture_output=True, text=True, timeout=15)  # fmt: skip
+    try:
+        docs = json.loads(proc.stdout or "[]")
+    except json.JSONDecodeError:
+        docs = []
+    return {d["endpoint"]: bool(d.get("health")) for d in docs}
+
+
+def wait_healthy(lab: Lab, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    got: dict[str, bool] = {}
+    while time.monotonic() < deadline:
+        got = health(lab)
+        if len(got) == len(MEMBERS) and all(got.values()):
+            return
+        time.sleep(0.3)
+    raise LabError(f"etcd cluster not healthy after {timeout_s:g} s: {got or 'no answer'}")

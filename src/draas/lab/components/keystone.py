@@ -1,0 +1,140 @@
+"""OpenStack Keystone (from PyPI) on ``primary`` and ``dr``, served by uWSGI, on each site's
+own MariaDB through PyMySQL; plus the small web page on port 80 that says which site served it.
+
+Only the primary runs ``db_sync`` and ``bootstrap`` (the DR database gets them by
+replication); the primary's fernet and credential keys are copied to the DR site, so a token
+issued at one site validates at the other.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+from draas.errors import LabError
+from draas.lab.components.bind9 import SERVICE_NAME
+from draas.lab.lab import Lab
+from draas.lab.readiness import HttpReady
+from draas.lab.secrets import secret
+from draas.lab.supervisor import ProcessSpec
+
+SITES = ("primary", "dr")
+API_PORT = 5000
+WEB_PORT = 80
+REGION = "RegionOne"
+AUTH_URL = f"http://{SERVICE_NAME.rstrip('.')}:{API_PORT}/v3"
+VENV_BIN = Path(sys.executable).parent
+
+
+def base(lab: Lab, host: str) -> Path:
+    return lab.run.path / f"keystone-{host}"
+
+
+def conf_path(lab: Lab, host: str) -> Path:
+    return base(lab, host) / "keystone.conf"
+
+
+def key_dirs(lab: Lab, host: str) -> dict[str, Path]:
+    b = base(lab, host)
+    return {"fernet": b / "fernet-keys", "credential": b / "credential-keys"}
+
+
+def write_conf(lab: Lab, host: str) -> Path:
+    b = base(lab, host)
+    b.mkdir(parents=True, exist_ok=True)
+    keys = key_dirs(lab, host)
+    db_pw = secret(lab.run, "mariadb-keystone")
+    addr = lab.topo.host(host).address
+    text = f"""[DEFAULT]
+use_stderr = true
+[database]
+connection = mysql+pymysql://keystone:{db_pw}@{addr}/keystone
+max_retries = -1
+retry_interval = 1
+[token]
+provider = fernet
+[fernet_tokens]
+key_repository = {keys["fernet"]}
+[fernet_receipts]
+key_repository = {keys["fernet"]}
+[credential]
+key_repository = {keys["credential"]}
+[identity]
+# Lab only: bcrypt's minimum cost, so that password logins do not starve two cores.
+password_hash_rounds = 4
+[cache]
+enabled = false
+"""
+    path = conf_path(lab, host)
+    path.write_text(text)
+    path.chmod(0o600)
+    return path
+
+
+def manage(lab: Lab, host: str, *args: str, timeout: float = 120) -> str:
+    """Run ``keystone-manage`` inside a site host; raise with its output if it fails."""
+    argv = [str(VENV_BIN / "keystone-manage"), "--config-file", str(conf_path(lab, host)), *args]
+    proc = lab.exec(host, argv, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-10:])
+        raise LabError(
+            f"keystone-manage {args[0]} on {host} failed (exit {proc.returncode}):\n{tail}"
+        )
+    return str(proc.stdout)
+
+
+def setup_keys(lab: Lab) -> None:
+    """Create the fernet and credential keys on the primary, copy them to the DR site."""
+    for d in key_dirs(lab, "primary").values():
+        d.mkdir(parents=True, exist_ok=True)
+    manage(lab, "primary", "fernet_setup", "--keystone-user", "root", "--keystone-group", "root")
+    manage(lab, "primary", "credential_setup", "--keystone-user", "root",
+           "--keystone-group", "root")  # fmt: skip
+    for kind, src in key_dirs(lab, "primary").items():
+        dst = key_dirs(lab, "dr")[kind]
+        shutil.rmtree(dst, ignore_errors=True)
+        shutil.copytree(src, dst)
+        dst.chmod(0o700)
+
+
+def db_sync_and_bootstrap(lab: Lab) -> None:
+    manage(lab, "primary", "db_sync")
+    manage(
+        lab, "primary", "bootstrap",
+        "--bootstrap-password", secret(lab.run, "keystone-admin"),
+        "--bootstrap-admin-url", AUTH_URL, "--bootstrap-internal-url", AUTH_URL,
+        "--bootstrap-public-url", AUTH_URL, "--bootstrap-region-id", REGION,
+    )  # fmt: skip
+
+
+def spec(lab: Lab, host: str) -> ProcessSpec:
+    addr = lab.topo.host(host).address
+    argv = [
+        str(VENV_BIN / "uwsgi"), "--http-socket", f"{addr}:{API_PORT}",
+        "--home", sys.prefix, "--module", "keystone.wsgi.api:application",
+        "--master", "--processes", "2", "--threads", "2", "--need-app", "--die-on-term",
+        "--buffer-size", "65535", "--disable-logging", "--log-4xx", "--log-5xx",
+    ]  # fmt: skip
+    return lab.spec(
+        f"keystone-{host}", host, argv,
+        env={"OS_KEYSTONE_CONFIG_FILES": str(conf_path(lab, host))},
+        ready=HttpReady(f"http://{addr}:{API_PORT}/v3"), ready_timeout_s=90,
+    )  # fmt: skip
+
+
+def web_spec(lab: Lab, host: str) -> ProcessSpec:
+    """The site's web page: static, and it names the site that served it."""
+    d = lab.run.path / f"web-{host}"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "index.html").write_text(
+        "<!doctype html><title>draas lab</title>"
+        f"<h1>Keystone at site {host}</h1><p id=site>site={host}</p>\n"
+    )
+    addr = lab.topo.host(host).address
+    return lab.spec(
+        f"web-{host}", host,
+        [sys.executable, "-m", "http.server", "--bind", addr, "--directory", str(d),
+         str(WEB_PORT)],
+        ready=HttpReady(f"http://{addr}:{WEB_PORT}/"), ready_timeout_s=20,
+    )  # fmt: skip
