@@ -19,7 +19,7 @@ def bare_lab() -> Iterator[Lab]:
     """The bare topology (no services), shared by a module's tests."""
     lab = Lab(new_lab_name())
     try:
-        lab.up(LabSettings(delay_ms=10.0))
+        lab.up(LabSettings(delay_ms=10.0, services=False))
         yield lab
     finally:
         lab.down()
@@ -29,3 +29,15 @@ def bare_lab() -> Iterator[Lab]:
 def lab_name() -> str:
     """A fresh lab name, so a test never touches a lab it did not make."""
     return new_lab_name()
+
+
+@pytest.fixture(scope="module")
+def full_lab() -> Iterator[Lab]:
+    """The whole hybrid deployment (every service), shared by a module's tests."""
+    lab = Lab(new_lab_name())
+    try:
+        result = lab.up(LabSettings(scheme="hybrid"))
+        lab.run.update(test_up_result=result)
+        yield lab
+    finally:
+        lab.down()

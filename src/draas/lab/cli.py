@@ -31,7 +31,11 @@ def _cmd_up(args: argparse.Namespace) -> int:
             "the jitter at most the delay"
         )
     lab = _lab(args)
-    lab.up(LabSettings(delay_ms=args.delay_ms, jitter_ms=args.jitter_ms), progress=_progress)
+    if not 1 <= args.dns_ttl <= 86400:
+        raise LabError(f"--dns-ttl {args.dns_ttl}: must be 1..86400 seconds")
+    settings = LabSettings(delay_ms=args.delay_ms, jitter_ms=args.jitter_ms, scheme=args.scheme,
+                           dns_ttl_s=args.dns_ttl, services=not args.bare)  # fmt: skip
+    lab.up(settings, progress=_progress)
     return 0
 
 
@@ -60,10 +64,20 @@ def _cmd_status(args: argparse.Namespace) -> int:
         print(
             f"  {r['a']} <-> {r['b']}: {r['delay_ms']:g} ms +/- {r['jitter_ms']:g} ms ({r['tag']})"
         )
-    if st["processes"]:
+    if st["processes"] and not st.get("services"):
         print(f"{'PROCESS':<16} {'HOST':<9} {'PID':>7} STATE")
         for p in st["processes"]:
             print(f"{p['name']:<16} {p['host']:<9} {p['pid']:>7} {p['state']}")
+    if st.get("services"):
+        print(f"{'SERVICE':<17} {'HOST':<8} {'STATE':<8} {'ROLE':<10} LAG")
+        for row in st["services"]:
+            lag = "" if row.get("lag_s") is None else f"{row['lag_s']} s"
+            print(f"{row['service']:<17} {row['host']:<8} {row['state']:<8} "
+                  f"{row.get('role', ''):<10} {lag}")  # fmt: skip
+        dns = st["dns_answer"]
+        print(f"DNS: the client resolves {dns['name']} to {', '.join(dns['client_gets']) or '-'}")
+        healthy = sum(st["etcd_health"].values())
+        print(f"etcd: {healthy}/3 members healthy; lab memory {st['memory_rss_mib']:.0f} MiB RSS")
     for d in st["disasters"]:
         print(f"active disaster: {d}")
     return 0
@@ -73,6 +87,10 @@ def _cmd_env(args: argparse.Namespace) -> int:
     lab = _lab(args)
     print(f"export DRAAS_LAB={lab.name}")
     print(f"export DRAAS_LAB_RUN_DIR={lab.run.path}")
+    clouds = lab.run.path / "clouds.yaml"
+    if clouds.exists():
+        print(f"export OS_CLIENT_CONFIG_FILE={clouds}")
+        print("export OS_CLOUD=draas-lab")
     return 0
 
 
@@ -168,6 +186,22 @@ def add_lab_parser(sub: Any) -> None:
         help="one-way latency between the two sites (default %(default)s)",
     )
     up.add_argument("--jitter-ms", type=float, default=0.0, help="jitter on that latency")
+    up.add_argument(
+        "--scheme",
+        choices=("dns", "frontend", "hybrid"),
+        default="hybrid",
+        help="traffic scheme: which services run (default %(default)s)",
+    )
+    up.add_argument(
+        "--dns-ttl",
+        type=int,
+        default=5,
+        metavar="S",
+        help="TTL of the service's DNS record (default %(default)s s)",
+    )
+    up.add_argument(
+        "--bare", action="store_true", help="only the hosts, links and WAN emulation; no services"
+    )
     up.set_defaults(func=_cmd_up)
 
     ls.add_parser(

@@ -138,11 +138,9 @@ class Lab:
         t0 = time.monotonic()
         if self.run.exists():
             self.run.update(phase="tearing-down")
-        stopped = 0
-        for name in self.sup.names():
-            if self.sup.state(name) != "exited":
-                self.sup.stop(name, timeout=3.0)
-                stopped += 1
+        # A lab being destroyed keeps no data: whatever has not exited after 2 s (etcd
+        # members trying to hand over leadership to peers that are also stopping) is killed.
+        stopped = self.sup.stop_all(timeout=2.0, warn=False)
         namespaces = self.our_namespaces()
         killed = self.kill_all_in(namespaces)
         for ns in namespaces:
@@ -267,8 +265,15 @@ class Lab:
                     "state": self.sup.state(name),
                 }
             )
+        services: dict[str, Any] = {}
+        if state.get("services") and state.get("phase") == "up":
+            from draas.lab.services import services_overview
+
+            services = services_overview(self)
         return {
+            **services,
             "lab": self.name,
+            "scheme": state.get("scheme"),
             "phase": state.get("phase", "down"),
             "run_dir": str(self.run.path),
             "settings": state.get("settings", asdict(self.settings)),

@@ -21,6 +21,7 @@ import dns.exception
 import dns.message
 import dns.query
 import dns.rcode
+import dns.rdatatype
 
 from draas.lab import netns
 from draas.lab.components import bind9, etcd, haproxy, keystone, mariadb, unbound
@@ -87,6 +88,8 @@ def start_services(lab: Lab, scheme: str, dns_ttl_s: int, progress: Progress) ->
     with ThreadPoolExecutor(max_workers=len(groups)) as pool:
         futures = {n: pool.submit(_timed, n, fn, progress) for n, fn in groups.items()}
         took = {n: f.result() for n, f in futures.items()}
+    for fe in frontends_for(scheme):  # the whole path works before up returns
+        haproxy.wait_routing(lab, fe)
     write_clouds_yaml(lab)
     services = {"primary": "keystone-primary", "dr": "keystone-dr", "dns": "named",
                 "client": "unbound", "witness": "etcd-witness"}  # fmt: skip
@@ -119,20 +122,25 @@ def write_clouds_yaml(lab: Lab) -> None:
     path.chmod(0o600)
 
 
-def resolve(lab: Lab, name: str, from_host: str = "client") -> list[str]:
-    """A records for ``name`` as the host's resolver (Unbound) answers them."""
+def resolve_with_ttl(lab: Lab, name: str, from_host: str = "client") -> tuple[list[str], int]:
+    """A records for ``name`` as the lab's resolver (Unbound) answers them, with the TTL left."""
     server = lab.topo.host("client").address
     sock = netns.socket_in(lab.ns(from_host), kind=socket.SOCK_DGRAM)
     sock.setblocking(False)  # dnspython needs a non-blocking socket to time out
     try:
         ans = dns.query.udp(dns.message.make_query(name, "A"), server, timeout=1.0, sock=sock)
     except (OSError, dns.exception.DNSException):
-        return []
+        return [], 0
     finally:
         sock.close()
     if ans.rcode() != dns.rcode.NOERROR:
-        return []
-    return [rr.to_text() for rrset in ans.answer for rr in rrset if rrset.rdtype == 1]
+        return [], 0
+    rrsets = [r for r in ans.answer if r.rdtype == dns.rdatatype.A]
+    return [rr.to_text() for r in rrsets for rr in r], min((r.ttl for r in rrsets), default=0)
+
+
+def resolve(lab: Lab, name: str, from_host: str = "client") -> list[str]:
+    return resolve_with_ttl(lab, name, from_host)[0]
 
 
 def service_status(lab: Lab) -> list[dict[str, Any]]:
@@ -170,3 +178,15 @@ def memory_rss_mb(lab: Lab) -> float:
             except (FileNotFoundError, ProcessLookupError):
                 continue
     return total_kb / 1024
+
+
+def services_overview(lab: Lab) -> dict[str, Any]:
+    """What ``draas lab status`` shows of the services."""
+    from draas.lab.components.bind9 import SERVICE_NAME
+
+    return {
+        "services": service_status(lab),
+        "dns_answer": {"name": SERVICE_NAME, "client_gets": resolve(lab, SERVICE_NAME)},
+        "etcd_health": etcd.health(lab),
+        "memory_rss_mib": round(memory_rss_mb(lab), 1),
+    }

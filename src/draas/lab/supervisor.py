@@ -290,6 +290,18 @@ class Supervisor:
             time.sleep(0.02)
         return self.state(name) == "exited"
 
-    def stop_all(self, timeout: float = 5.0) -> None:
-        for name in self.names():
-            self.stop(name, timeout)
+    def stop_all(self, timeout: float = 5.0, warn: bool = True) -> int:
+        """Stop every running process at once (TERM to all, then KILL what is left)."""
+        running = [n for n in self.names() if self.state(n) != "exited"]
+        for name in running:
+            self.send(name, signal.SIGTERM)
+            self.send(name, signal.SIGCONT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(self.state(n) != "exited" for n in running):
+            time.sleep(0.02)
+        for name in running:
+            if self.state(name) != "exited":
+                level = logging.WARNING if warn else logging.DEBUG
+                log.log(level, "%s did not exit %g s after SIGTERM; killing it", name, timeout)
+                self.crash(name)
+        return len(running)
