@@ -12,7 +12,7 @@ import time
 import pytest
 
 from draas.lab import netns
-from draas.lab.lab import Lab
+from draas.lab.lab import Lab, LabSettings
 from draas.lab.network import NETNS_ETC, ns_prefix
 from draas.lab.supervisor import proc_stat
 
@@ -50,9 +50,9 @@ def alive(pids: list[tuple[int, int]]) -> list[int]:
 def test_up_twice_and_down_twice_are_safe(lab_name: str) -> None:
     name = lab_name
     try:
-        first = draas("lab", "--lab", name, "up")
+        first = draas("lab", "--lab", name, "up", "--bare")
         assert first.returncode == 0, first.stderr
-        second = draas("lab", "--lab", name, "up")
+        second = draas("lab", "--lab", name, "up", "--bare")
         assert second.returncode == 0, second.stderr
         assert "already up" in second.stderr
         st = draas("lab", "--lab", name, "status", "--json")
@@ -73,36 +73,38 @@ def test_up_twice_and_down_twice_are_safe(lab_name: str) -> None:
 
 
 def test_down_cleans_up_after_sigkill_mid_up(lab_name: str) -> None:
+    """Killed while the services start: namespaces, daemons and files must all go."""
     name = lab_name
-    prefix = ns_prefix(name)
+    lab = Lab(name)
     proc = subprocess.Popen(
         [*DRAAS, "lab", "--lab", name, "up"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            made = (
-                [n for n in os.listdir("/run/netns") if n.startswith(prefix)]
-                if os.path.isdir("/run/netns")
-                else []
-            )
-            if len(made) >= 3:
+            running = [n for n in lab.sup.names() if n.startswith(("mariadb", "etcd"))]
+            if len(running) >= 2:
                 break
-            time.sleep(0.002)
+            time.sleep(0.005)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         assert leftovers(name), "the crash should have left a half-built lab"
-        assert Lab(name).run.load().get("phase") == "building"
+        assert lab.run.load().get("phase") == "building"
+        procs = [
+            (lab.sup.record(n)["pid"], lab.sup.record(n)["start_time"]) for n in lab.sup.names()
+        ]
+        assert alive(procs), "daemons started before the crash should still run"
     finally:
         down = draas("lab", "--lab", name, "down")
     assert down.returncode == 0, down.stderr
     assert leftovers(name) == []
+    assert alive(procs) == []
 
 
 def test_down_works_even_when_the_run_directory_is_lost(lab_name: str) -> None:
     name = lab_name
     lab = Lab(name)
-    lab.up()
+    lab.up(LabSettings(services=False))
     try:
         procs = [
             (lab.sup.record(n)["pid"], lab.sup.record(n)["start_time"]) for n in lab.sup.names()
@@ -120,10 +122,10 @@ def test_down_works_even_when_the_run_directory_is_lost(lab_name: str) -> None:
 def test_up_after_a_crash_rebuilds_cleanly(lab_name: str) -> None:
     name = lab_name
     lab = Lab(name)
-    lab.up()
+    lab.up(LabSettings(services=False))
     try:
         lab.run.update(phase="building")  # as if the process died before finishing
-        again = Lab(name).up()
+        again = Lab(name).up(LabSettings(services=False))
         assert again["already_up"] is False
         assert Lab(name).is_up()
     finally:

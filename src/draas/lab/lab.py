@@ -148,7 +148,7 @@ class Lab:
         # Per-namespace /etc files of namespaces that were never created (crash mid-up).
         for h in [*self.topo.host_names(), SWITCH]:
             LabNetwork.remove_namespace(self.net.ns(h))
-        shutil.rmtree(self.run.path, ignore_errors=True)
+        self._remove_run_dir()
         left = self.our_namespaces()
         if left:
             raise LabError(f"lab {self.name}: namespaces still present after down: {left}")
@@ -166,6 +166,15 @@ class Lab:
             "processes_killed": killed,
             "total_s": round(took, 3),
         }
+
+    def _remove_run_dir(self) -> None:
+        """Remove the run directory; a leftover would leak old data into the next ``up``."""
+        for _ in range(3):
+            shutil.rmtree(self.run.path, ignore_errors=True)
+            if not self.run.path.exists():
+                return
+            time.sleep(0.2)
+        shutil.rmtree(self.run.path)  # raises, naming what could not be removed
 
     @staticmethod
     def kill_all_in(namespaces: Sequence[str]) -> int:
