@@ -2,6 +2,8 @@
 
     DraasError                  anything draas reports to its user
     ├── ConfigError             a configuration file is missing, unreadable or invalid
+    ├── ReplicationError        a database could not be read, promoted, demoted or rejoined
+    │   └── ErrantTransactions  a server holds transactions its new source never received
     └── LabError                the lab could not do what was asked
         ├── NeedRootError       the lab needs root (CAP_NET_ADMIN) and does not have it
         ├── CommandError        a system command failed (argv, exit code, output)
@@ -27,6 +29,18 @@ class ConfigError(DraasError):
         self.problems = list(problems)
         lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(f"{source}: {len(self.problems)} problem(s):\n{lines}")
+
+
+class ReplicationError(DraasError):
+    """A replication step failed; ``retryable`` says whether trying again can help."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        self.retryable = retryable
+        super().__init__(message)
+
+
+class ErrantTransactions(ReplicationError):
+    """A server holds transactions that its new source never received (they must be saved)."""
 
 
 class LabError(DraasError):

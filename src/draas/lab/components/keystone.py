@@ -138,3 +138,33 @@ def web_spec(lab: Lab, host: str) -> ProcessSpec:
          str(WEB_PORT)],
         ready=HttpReady(f"http://{addr}:{WEB_PORT}/"), ready_timeout_s=20,
     )  # fmt: skip
+
+
+def writer_spec(
+    lab: Lab,
+    name: str,
+    url: str,
+    prefix: str,
+    duration_s: float,
+    interval_s: float = 0.05,
+    host: str = "client",
+) -> tuple[ProcessSpec, Path]:
+    """A Keystone write load (``draas.lab.writer``) run inside a lab host, and its log file."""
+    from draas.lab.secrets import secret_file
+
+    out = lab.run.path / f"{name}.jsonl"
+    out.unlink(missing_ok=True)
+    argv = [sys.executable, "-m", "draas.lab.writer", "--url", url,
+            "--password-file", str(secret_file(lab.run, "keystone-admin")), "--prefix", prefix,
+            "--duration", str(duration_s), "--interval", str(interval_s),
+            "--out", str(out)]  # fmt: skip
+    return lab.spec(name, host, argv), out
+
+
+def project_names(lab: Lab, site: str, prefix: str) -> set[str]:
+    """Names of the projects with this prefix that the site's own database holds."""
+    from draas.lab.components import mariadb
+
+    rows = mariadb.sql(lab, site, "SELECT name FROM keystone.project WHERE name LIKE %s",
+                       args=(prefix + "-%",))  # fmt: skip
+    return {r["name"] for r in rows}

@@ -20,6 +20,8 @@ from draas.lab.netns import run
 from draas.lab.readiness import TcpReady
 from draas.lab.secrets import secret
 from draas.lab.supervisor import ProcessSpec
+from draas.replication import DbEndpoint
+from draas.replication.mariadb import MariaDBReplicator
 
 SITES = ("primary", "dr")
 SERVER_IDS = {"primary": 1, "dr": 2}
@@ -60,7 +62,9 @@ def spec(lab: Lab, host: str) -> ProcessSpec:
         "--gtid-strict-mode=ON", "--skip-name-resolve", "--innodb-buffer-pool-size=64M",
         "--innodb-log-file-size=32M", "--performance-schema=OFF", "--max-connections=200",
         "--skip-slave-start",
-        *(["--read-only=ON"] if host != "primary" else []),
+        # Every server starts read-only (a restarted old primary must not take writes);
+        # setup_primary, and later the agent's promote, open the primary for writes.
+        "--read-only=ON",
     ]  # fmt: skip
     return lab.spec(f"mariadb-{host}", host, argv, user="mysql", ready=TcpReady(addr, PORT),
                     ready_timeout_s=60)  # fmt: skip
@@ -108,6 +112,11 @@ def setup_primary(lab: Lab) -> None:
             cur.execute("GRANT ALL PRIVILEGES ON keystone.* TO 'keystone'@'198.18.%'")
             cur.execute("GRANT REPLICATION SLAVE ON *.* TO 'repl'@'198.18.%'")
             cur.execute("GRANT ALL PRIVILEGES ON *.* TO 'draas'@'198.18.%' WITH GRANT OPTION")
+            # The same account over the Unix socket, for the lab's own tools in the root namespace.
+            cur.execute("CREATE USER IF NOT EXISTS 'draas'@'localhost' IDENTIFIED BY %s",
+                        (users["draas"],))  # fmt: skip
+            cur.execute("GRANT ALL PRIVILEGES ON *.* TO 'draas'@'localhost' WITH GRANT OPTION")
+            cur.execute("SET GLOBAL read_only = OFF")
     finally:
         conn.close()
 
@@ -167,3 +176,13 @@ def wait_in_sync(lab: Lab, replica: str, source: str, timeout_s: float = 30.0) -
         st = replication_status(lab, replica)
         raise LabError(f"{replica} did not catch up with {source} (GTID {target}) within "
                        f"{timeout_s:g} s: {st}")  # fmt: skip
+
+
+def replicator(lab: Lab, host: str, *, semi_sync: bool = False,
+               timeout_ms: int = 1000) -> MariaDBReplicator:  # fmt: skip
+    """The product's replicator for a lab site, reaching its server through the Unix socket
+    (the lab's tools run in the root namespace) and naming the lab address to its peers."""
+    ep = DbEndpoint(site=host, host=lab.topo.host(host).address, port=PORT, user="draas",
+                    password=secret(lab.run, "mariadb-draas"),
+                    unix_socket=str(socket_path(lab, host)))  # fmt: skip
+    return MariaDBReplicator(ep, ["keystone"], semi_sync=semi_sync, semi_sync_timeout_ms=timeout_ms)

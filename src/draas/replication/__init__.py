@@ -1,0 +1,100 @@
+"""Keeping the service's data in sync between the sites: the replicator interface.
+
+A ``Replicator`` manages one site's database server: it reports replication status, promotes
+(writable, no source), demotes (read-only at once), makes the server a replica of another, and
+rejoins an old primary without silently losing what only it holds. ``mariadb.MariaDBReplicator``
+implements it with MariaDB's GTID replication.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+
+class EventSink(Protocol):
+    """Where replication steps are recorded (the agent's event log; by default the log)."""
+
+    def __call__(self, step: str, outcome: str, **fields: Any) -> None: ...
+
+
+def log_event(step: str, outcome: str, **fields: Any) -> None:
+    shown = " ".join(f"{k}={v}" for k, v in fields.items())
+    log.info("%s: %s %s", step, outcome, shown)
+
+
+@dataclass(frozen=True)
+class DbEndpoint:
+    """How to reach one site's database server with the draas account."""
+
+    site: str
+    host: str
+    port: int = 3306
+    user: str = "draas"
+    password: str = field(default="", repr=False)
+    unix_socket: str | None = None
+
+
+@dataclass(frozen=True)
+class ReplicationStatus:
+    site: str
+    role: str  # "primary" (writable, no source), "replica", "read-only" (no source, fenced)
+    read_only: bool
+    gtid_binlog_pos: str
+    gtid_slave_pos: str
+    source: str | None = None
+    io_running: str | None = None
+    sql_running: str | None = None
+    last_error: str = ""
+    lag_s: float | None = None
+    lag_trx: int | None = None
+    semi_sync: str = "off"  # "off", "on" (acknowledged by the standby), "fell back to async"
+
+    @property
+    def healthy_replica(self) -> bool:
+        return self.role == "replica" and self.io_running == "Yes" and self.sql_running == "Yes"
+
+
+@dataclass(frozen=True)
+class RejoinReport:
+    site: str
+    source: str
+    errant_transactions: int
+    recovery_file: Path | None
+    reseeded: bool
+    took_s: float
+
+
+class Replicator(ABC):
+    """One site's database server, as the site agent manages it."""
+
+    endpoint: DbEndpoint
+
+    @abstractmethod
+    def status(self, source: Replicator | None = None) -> ReplicationStatus:
+        """Role, threads, GTID positions, lag (in transactions too, when the source is given)."""
+
+    @abstractmethod
+    def promote(self) -> float:
+        """Stop replicating and accept writes; return the seconds it took."""
+
+    @abstractmethod
+    def demote(self) -> float:
+        """Refuse the service's writes at once; return the seconds it took."""
+
+    @abstractmethod
+    def replicate_from(self, source: Replicator, *, seed: bool) -> None:
+        """Become a read-only replica of ``source`` (copying its data first when ``seed``)."""
+
+    @abstractmethod
+    def rejoin(self, source: Replicator, recovery_dir: Path) -> RejoinReport:
+        """Old primary back: save what only it holds, then become a replica of ``source``."""
+
+    @abstractmethod
+    def checksums(self) -> dict[str, int | None]:
+        """Checksum of every table of the service's databases, by ``db.table``."""

@@ -1,0 +1,255 @@
+"""MariaDB GTID replication, managed through SQL (PyMySQL): status, promote, demote, replicate,
+rejoin with no silent loss, semi-synchronous mode, table checksums."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pymysql
+import pymysql.cursors
+
+from draas.errors import ErrantTransactions, ReplicationError
+from draas.replication import (
+    DbEndpoint,
+    EventSink,
+    RejoinReport,
+    ReplicationStatus,
+    Replicator,
+    gtid,
+    log_event,
+)
+from draas.replication.recovery import save_errant
+from draas.replication.seed import copy_databases
+
+# MySQL error codes that a retry can fix (server gone, lost connection, too many connections).
+RETRYABLE = {1040, 1205, 1213, 2002, 2003, 2006, 2013}
+
+
+class MariaDBReplicator(Replicator):
+    def __init__(self, endpoint: DbEndpoint, databases: Sequence[str] = ("keystone",), *,
+                 semi_sync: bool = False, semi_sync_timeout_ms: int = 1000,
+                 events: EventSink = log_event) -> None:  # fmt: skip
+        self.endpoint = endpoint
+        self.databases = list(databases)
+        self.semi_sync = semi_sync
+        self.semi_sync_timeout_ms = semi_sync_timeout_ms
+        self.events = events
+
+    # -- connection ------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def connect(self, **kw: Any) -> Iterator[pymysql.connections.Connection[Any]]:
+        ep = self.endpoint
+        where = ep.unix_socket or f"{ep.host}:{ep.port}"
+        opts: dict[str, Any] = dict(
+            host=ep.host, port=ep.port, user=ep.user, password=ep.password,
+            unix_socket=ep.unix_socket, autocommit=True, connect_timeout=3, read_timeout=30,
+            write_timeout=30, cursorclass=pymysql.cursors.DictCursor,
+        )  # fmt: skip
+        opts.update(kw)
+        try:
+            conn = pymysql.connect(**opts)
+        except pymysql.err.OperationalError as exc:
+            code = exc.args[0] if exc.args else 0
+            raise ReplicationError(
+                f"cannot connect to MariaDB of site {ep.site} at {where} as {ep.user}: "
+                f"{exc.args[-1] if exc.args else exc}",
+                retryable=code in RETRYABLE,
+            ) from exc
+        try:
+            yield conn
+        except pymysql.err.MySQLError as exc:
+            code = exc.args[0] if exc.args else 0
+            raise ReplicationError(
+                f"MariaDB of site {ep.site} ({where}): {exc.args[-1] if exc.args else exc}",
+                retryable=code in RETRYABLE,
+            ) from exc
+        finally:
+            conn.close()
+
+    def query(self, sql: str, args: Any = None) -> list[dict[str, Any]]:
+        with self.connect() as conn, conn.cursor() as cur:
+            cur.execute(sql, args)
+            return list(cur.fetchall())
+
+    def execute(self, *statements: str | tuple[str, Any]) -> None:
+        with self.connect() as conn, conn.cursor() as cur:
+            for st in statements:
+                sql, args = st if isinstance(st, tuple) else (st, None)
+                cur.execute(sql, args)
+
+    def variables(self) -> dict[str, Any]:
+        rows = self.query(
+            "SELECT @@read_only AS read_only, @@gtid_binlog_pos AS binlog_pos, "
+            "@@gtid_binlog_state AS binlog_state, @@gtid_slave_pos AS slave_pos, "
+            "@@gtid_current_pos AS current_pos, @@server_id AS server_id"
+        )
+        return rows[0]
+
+    # -- status ----------------------------------------------------------------------------
+    def status(self, source: Replicator | None = None) -> ReplicationStatus:
+        with self.connect() as conn, conn.cursor() as cur:
+            cur.execute("SELECT @@read_only AS ro, @@gtid_binlog_pos AS bp, @@gtid_slave_pos AS sp")
+            v = cur.fetchone() or {}
+            cur.execute("SHOW SLAVE STATUS")
+            s = cur.fetchone()
+            cur.execute("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_status'")
+            semi = {r["Variable_name"]: r["Value"] for r in cur.fetchall()}
+            cur.execute("SELECT @@rpl_semi_sync_master_enabled AS en")
+            semi_enabled = bool((cur.fetchone() or {}).get("en"))
+        read_only = bool(v.get("ro"))
+        semi_state = "off"
+        if semi_enabled:
+            semi_state = "on" if semi.get("Rpl_semi_sync_master_status") == "ON" else \
+                "fell back to async"  # fmt: skip
+        common = dict(site=self.endpoint.site, read_only=read_only,
+                      gtid_binlog_pos=v.get("bp") or "", gtid_slave_pos=v.get("sp") or "",
+                      semi_sync=semi_state)  # fmt: skip
+        if s is None:
+            return ReplicationStatus(role="read-only" if read_only else "primary", **common)
+        lag_trx = None
+        if isinstance(source, MariaDBReplicator):
+            with contextlib.suppress(ReplicationError):
+                src_pos = gtid.parse(source.variables()["binlog_pos"])
+                lag_trx = gtid.behind(src_pos, gtid.parse(v.get("sp")))
+        lag = s.get("Seconds_Behind_Master")
+        return ReplicationStatus(
+            role="replica",
+            source=s.get("Master_Host"),
+            io_running=s.get("Slave_IO_Running"),
+            sql_running=s.get("Slave_SQL_Running"),
+            last_error=s.get("Last_Error") or s.get("Last_IO_Error") or s.get("Last_SQL_Error")
+            or "",
+            lag_s=float(lag) if lag is not None else None,
+            lag_trx=lag_trx,
+            **common,
+        )  # fmt: skip
+
+    # -- roles -----------------------------------------------------------------------------
+    def promote(self) -> float:
+        t0 = time.monotonic()
+        statements: list[str | tuple[str, Any]] = ["STOP SLAVE", "RESET SLAVE ALL"]
+        if self.semi_sync:
+            statements += [
+                ("SET GLOBAL rpl_semi_sync_master_timeout = %s", (self.semi_sync_timeout_ms,)),
+                "SET GLOBAL rpl_semi_sync_master_wait_point = AFTER_SYNC",
+                "SET GLOBAL rpl_semi_sync_master_enabled = ON",
+                "SET GLOBAL rpl_semi_sync_slave_enabled = OFF",
+            ]
+        statements.append("SET GLOBAL read_only = OFF")
+        self.execute(*statements)
+        took = time.monotonic() - t0
+        self.events("promote", "done", site=self.endpoint.site, took_s=round(took, 4))
+        return took
+
+    def demote(self) -> float:
+        t0 = time.monotonic()
+        self.execute("SET GLOBAL read_only = ON")
+        self._kill_service_sessions()
+        took = time.monotonic() - t0
+        self.events("demote", "done", site=self.endpoint.site, took_s=round(took, 4))
+        return took
+
+    def _kill_service_sessions(self) -> None:
+        """End open sessions of the service's users so no transaction of theirs commits late."""
+        rows = self.query(
+            "SELECT ID FROM information_schema.PROCESSLIST WHERE DB IN %s AND "
+            "USER NOT IN ('system user', %s) AND ID <> CONNECTION_ID()",
+            (tuple(self.databases), self.endpoint.user),
+        )
+        for r in rows:
+            with contextlib.suppress(ReplicationError):
+                self.execute(("KILL CONNECTION %s", (int(r["ID"]),)))
+
+    def replicate_from(self, source: Replicator, *, seed: bool) -> None:
+        if not isinstance(source, MariaDBReplicator):
+            raise ReplicationError(f"cannot replicate site {self.endpoint.site} from {source!r}")
+        self.execute("SET GLOBAL read_only = ON", "STOP SLAVE")
+        if seed:
+            t0 = time.monotonic()
+            pos = copy_databases(source, self, self.databases)
+            self.execute("RESET SLAVE ALL", "RESET MASTER",
+                         ("SET GLOBAL gtid_slave_pos = %s", (pos,)))  # fmt: skip
+            self.events("seed", "done", site=self.endpoint.site, source=source.endpoint.site,
+                        gtid=pos, took_s=round(time.monotonic() - t0, 3))  # fmt: skip
+        else:
+            mine = self.variables()
+            theirs = source.variables()
+            bad = gtid.errant(
+                gtid.parse(mine["binlog_state"]) + gtid.parse(mine["slave_pos"]),
+                gtid.parse(theirs["binlog_state"]) + gtid.parse(theirs["slave_pos"]),
+            )
+            if bad:
+                raise ErrantTransactions(
+                    f"site {self.endpoint.site} holds {sum(b.count for b in bad)} transaction(s) "
+                    f"that site {source.endpoint.site} never received "
+                    f"({', '.join(f'{b.start}..{b.stop}' for b in bad)}); rejoin saves them first"
+                )
+            # Start from everything this server has, whether it wrote or replicated it.
+            self.execute(("SET GLOBAL gtid_slave_pos = %s", (mine["current_pos"] or "",)))
+        src = source.endpoint
+        statements: list[str | tuple[str, Any]] = [(
+            "CHANGE MASTER TO MASTER_HOST=%s, MASTER_PORT=%s, MASTER_USER=%s, MASTER_PASSWORD=%s,"
+            " MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1",
+            (src.host, src.port, src.user, src.password),
+        )]  # fmt: skip
+        if self.semi_sync:
+            statements += ["SET GLOBAL rpl_semi_sync_master_enabled = OFF",
+                           "SET GLOBAL rpl_semi_sync_slave_enabled = ON"]  # fmt: skip
+        statements.append("START SLAVE")
+        self.execute(*statements)
+        self.events("replicate", "started", site=self.endpoint.site, source=src.site, seed=seed)
+
+    def rejoin(self, source: Replicator, recovery_dir: Path) -> RejoinReport:
+        if not isinstance(source, MariaDBReplicator):
+            raise ReplicationError(f"cannot rejoin site {self.endpoint.site} to {source!r}")
+        t0 = time.monotonic()
+        self.execute("SET GLOBAL read_only = ON", "STOP SLAVE")  # fenced first
+        mine = self.variables()
+        theirs = source.variables()
+        bad = gtid.errant(
+            gtid.parse(mine["binlog_state"]) + gtid.parse(mine["slave_pos"]),
+            gtid.parse(theirs["binlog_state"]) + gtid.parse(theirs["slave_pos"]),
+        )
+        recovery: Path | None = None
+        count = sum(b.count for b in bad)
+        if bad:
+            recovery = save_errant(self, bad, recovery_dir)
+            self.events("rejoin.save-errant", "saved", site=self.endpoint.site,
+                        transactions=count, recovery_file=str(recovery))  # fmt: skip
+        self.replicate_from(source, seed=bool(bad))
+        took = time.monotonic() - t0
+        self.events("rejoin", "done", site=self.endpoint.site, source=source.endpoint.site,
+                    errant=count, reseeded=bool(bad), took_s=round(took, 3))  # fmt: skip
+        return RejoinReport(self.endpoint.site, source.endpoint.site, count, recovery, bool(bad),
+                            took)  # fmt: skip
+
+    # -- checks ----------------------------------------------------------------------------
+    def checksums(self) -> dict[str, int | None]:
+        out: dict[str, int | None] = {}
+        with self.connect() as conn, conn.cursor() as cur:
+            cur.execute("SELECT TABLE_SCHEMA AS s, TABLE_NAME AS t FROM information_schema.TABLES"
+                        " WHERE TABLE_SCHEMA IN %s AND TABLE_TYPE = 'BASE TABLE' ORDER BY 1, 2",
+                        (tuple(self.databases),))  # fmt: skip
+            tables = [f"`{r['s']}`.`{r['t']}`" for r in cur.fetchall()]
+            for i in range(0, len(tables), 50):
+                cur.execute("CHECKSUM TABLE " + ", ".join(tables[i : i + 50]))
+                for r in cur.fetchall():
+                    out[r["Table"]] = r["Checksum"]
+        return out
+
+    def wait_caught_up(self, source: MariaDBReplicator, timeout_s: float = 30.0) -> float:
+        """Block until this replica applied all that ``source`` has written; return seconds."""
+        target = source.variables()["binlog_pos"]
+        t0 = time.monotonic()
+        rows = self.query("SELECT MASTER_GTID_WAIT(%s, %s) AS r", (target, timeout_s))
+        if rows[0]["r"] != 0:
+            raise ReplicationError(
+                f"site {self.endpoint.site} did not reach GTID {target} of site "
+                f"{source.endpoint.site} within {timeout_s:g} s: {self.status(source)}",
+                retryable=True,
+            )
+        return time.monotonic() - t0
