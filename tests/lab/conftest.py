@@ -41,3 +41,14 @@ def full_lab() -> Iterator[Lab]:
         yield lab
     finally:
         lab.down()
+
+
+@pytest.fixture(scope="module")
+def dns_lab() -> Iterator[Lab]:
+    """The DNS-scheme deployment (no frontends), for tests that work on the sites' data."""
+    lab = Lab(new_lab_name())
+    try:
+        lab.up(LabSettings(scheme="dns"))
+        yield lab
+    finally:
+        lab.down()

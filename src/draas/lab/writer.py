@@ -29,23 +29,21 @@ class Keystone:
         self.port = parts.port or 80
         self.password = password
         self.timeout = timeout
-        self.conn: http.client.HTTPConnection | None = None
         self.token: str | None = None
 
     def _request(self, method: str, path: str, body: dict[str, Any] | None,
                  headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:  # fmt: skip
-        if self.conn is None:
-            self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        # One connection per request: a reused idle connection that the server closed would
+        # turn a write that never reached the service into an "unknown" outcome.
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
         data = json.dumps(body).encode() if body is not None else None
         try:
-            self.conn.request(method, path, body=data,
-                              headers={"Content-Type": "application/json", **headers})  # fmt: skip
-            resp = self.conn.getresponse()
+            conn.request(method, path, body=data, headers={
+                "Content-Type": "application/json", "Connection": "close", **headers})  # fmt: skip
+            resp = conn.getresponse()
             return resp.status, dict(resp.getheaders()), resp.read()
-        except BaseException:
-            self.conn.close()
-            self.conn = None
-            raise
+        finally:
+            conn.close()
 
     def authenticate(self) -> None:
         body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {

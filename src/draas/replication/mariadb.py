@@ -167,17 +167,10 @@ class MariaDBReplicator(Replicator):
     def replicate_from(self, source: Replicator, *, seed: bool) -> None:
         if not isinstance(source, MariaDBReplicator):
             raise ReplicationError(f"cannot replicate site {self.endpoint.site} from {source!r}")
-        self.execute("SET GLOBAL read_only = ON", "STOP SLAVE")
-        if seed:
-            t0 = time.monotonic()
-            pos = copy_databases(source, self, self.databases)
-            self.execute("RESET SLAVE ALL", "RESET MASTER",
-                         ("SET GLOBAL gtid_slave_pos = %s", (pos,)))  # fmt: skip
-            self.events("seed", "done", site=self.endpoint.site, source=source.endpoint.site,
-                        gtid=pos, took_s=round(time.monotonic() - t0, 3))  # fmt: skip
-        else:
-            mine = self.variables()
-            theirs = source.variables()
+        # Read both sides before changing anything: a refusal leaves this server as it was.
+        theirs = source.variables()
+        mine = self.variables()
+        if not seed:
             bad = gtid.errant(
                 gtid.parse(mine["binlog_state"]) + gtid.parse(mine["slave_pos"]),
                 gtid.parse(theirs["binlog_state"]) + gtid.parse(theirs["slave_pos"]),
@@ -188,6 +181,15 @@ class MariaDBReplicator(Replicator):
                     f"that site {source.endpoint.site} never received "
                     f"({', '.join(f'{b.start}..{b.stop}' for b in bad)}); rejoin saves them first"
                 )
+        self.execute("SET GLOBAL read_only = ON", "STOP SLAVE")
+        if seed:
+            t0 = time.monotonic()
+            pos = copy_databases(source, self, self.databases)
+            self.execute("RESET SLAVE ALL", "RESET MASTER",
+                         ("SET GLOBAL gtid_slave_pos = %s", (pos,)))  # fmt: skip
+            self.events("seed", "done", site=self.endpoint.site, source=source.endpoint.site,
+                        gtid=pos, took_s=round(time.monotonic() - t0, 3))  # fmt: skip
+        else:
             # Start from everything this server has, whether it wrote or replicated it.
             self.execute(("SET GLOBAL gtid_slave_pos = %s", (mine["current_pos"] or "",)))
         src = source.endpoint

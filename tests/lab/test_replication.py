@@ -1,0 +1,275 @@
+"""Data sync with real MariaDB and Keystone: sync under load, switchover and back, async loss
+saved exactly, semi-sync loses nothing acknowledged, tokens survive failover with synced keys.
+
+The tests share one lab and run in order; each starts by putting the primary back in charge.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from draas.errors import ErrantTransactions, ReplicationError
+from draas.lab.components import keystone, mariadb
+from draas.lab.disasters import Partition, PowerOff
+from draas.lab.lab import Lab
+from draas.lab.secrets import secret
+from draas.lab.writer import read_log
+from draas.replication import DbEndpoint
+from draas.replication.files import KeyDirSync, snapshot
+from draas.replication.mariadb import MariaDBReplicator
+
+pytestmark = pytest.mark.lab
+
+PRIMARY_URL = "http://198.18.1.10:5000"
+DR_URL = "http://198.18.2.10:5000"
+
+
+@pytest.fixture(scope="module")
+def lab(dns_lab: Lab) -> Lab:
+    return dns_lab
+
+
+def reps(lab: Lab, semi: bool = False) -> tuple[MariaDBReplicator, MariaDBReplicator]:
+    return (mariadb.replicator(lab, "primary", semi_sync=semi, timeout_ms=2000),
+            mariadb.replicator(lab, "dr", semi_sync=semi, timeout_ms=2000))  # fmt: skip
+
+
+def primary_in_charge(lab: Lab) -> tuple[MariaDBReplicator, MariaDBReplicator]:
+    """Planned switchover back to the primary if the DR site holds the writes."""
+    p, d = reps(lab)
+    if d.status().role == "primary":
+        d.demote()
+        if p.status().role != "replica":
+            p.rejoin(d, lab.run.path / "recovery")
+        p.wait_caught_up(d)
+        p.promote()
+        d.replicate_from(p, seed=False)
+    d.wait_caught_up(p)
+    return p, d
+
+
+def write_load(lab: Lab, name: str, url: str, seconds: float,
+               interval: float = 0.05) -> Path:  # fmt: skip
+    spec, out = keystone.writer_spec(lab, name, url, name, seconds, interval)
+    lab.sup.launch(spec)
+    return out
+
+
+def wait_exit(lab: Lab, name: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while lab.sup.state(name) != "exited":
+        assert time.monotonic() < deadline, f"{name} still running"
+        time.sleep(0.1)
+
+
+def acked(out: Path) -> set[str]:
+    return {r["name"] for r in read_log(out) if r["outcome"] == "acked"}
+
+
+def power_on(lab: Lab, disaster: PowerOff) -> None:
+    disaster.revert()
+    lab.sup.wait_ready("mariadb-primary")
+
+
+def test_standby_stays_in_sync_under_keystone_write_load(lab: Lab) -> None:
+    p, d = primary_in_charge(lab)
+    out = write_load(lab, "load1", PRIMARY_URL, 5.0)
+    lags = []
+    while lab.sup.state("load1") != "exited":
+        st = d.status(p)
+        assert st.healthy_replica, st
+        lags.append(st.lag_trx or 0)
+        time.sleep(0.2)
+    d.wait_caught_up(p, timeout_s=10)
+    names = acked(out)
+    print(f"{len(names)} projects created; replica behind at most {max(lags)} transaction(s)")
+    assert len(names) >= 20
+    assert names <= keystone.project_names(lab, "dr", "load1")
+    assert p.checksums() == d.checksums()
+    assert d.status(p).lag_trx == 0
+
+
+def test_switchover_and_back_keeps_every_write(lab: Lab) -> None:
+    p, d = primary_in_charge(lab)
+    p.demote()
+    with pytest.raises(ReplicationError):
+        p.execute(
+            "INSERT INTO keystone.project (id, name, domain_id, enabled, is_domain) "
+            "VALUES ('x', 'x', 'default', 1, 0)"
+        )  # read-only: even draas' own writes wait
+    d.wait_caught_up(p)
+    d.promote()
+    report = p.rejoin(d, lab.run.path / "recovery")
+    assert report.errant_transactions == 0 and not report.reseeded
+    out = write_load(lab, "load2", DR_URL, 2.0)
+    wait_exit(lab, "load2")
+    p.wait_caught_up(d)
+    assert acked(out) and acked(out) <= keystone.project_names(lab, "primary", "load2")
+    assert p.checksums() == d.checksums()
+    p, d = primary_in_charge(lab)
+    assert p.status().role == "primary" and d.status().healthy_replica
+    assert p.checksums() == d.checksums()
+
+
+def test_token_issued_at_primary_validates_at_dr_after_failover(lab: Lab) -> None:
+    p, d = primary_in_charge(lab)
+    keystone.manage(lab, "primary", "fernet_rotate", "--keystone-user", "root",
+                    "--keystone-group", "root")  # fmt: skip
+    src, dst = (keystone.key_dirs(lab, h)["fernet"] for h in ("primary", "dr"))
+    assert snapshot(src).checksum != snapshot(dst).checksum
+    token = issue_token(lab, PRIMARY_URL)
+    assert validate(lab, DR_URL, token) != 200, "signed with a key the DR site does not have"
+    report = KeyDirSync("fernet", dst, lambda: snapshot(src)).sync()
+    assert report["match"] and report["written"]
+    off = PowerOff(lab, host="primary")
+    off.inject()
+    try:
+        d.promote()
+        assert validate(lab, DR_URL, token) == 200
+    finally:
+        power_on(lab, off)
+        p.rejoin(d, lab.run.path / "recovery")
+
+
+def test_async_loss_is_exactly_what_the_recovery_file_holds(lab: Lab) -> None:
+    p, d = primary_in_charge(lab)
+    cut = Partition(lab, hosts=["primary"], peers=["dr"])
+    cut.inject()  # replication link down: what the primary acknowledges now stays there
+    out = write_load(lab, "lost", PRIMARY_URL, 2.0)
+    wait_exit(lab, "lost")
+    off = PowerOff(lab, host="primary")
+    off.inject()
+    cut.revert()
+    d.promote()
+    after = write_load(lab, "after", DR_URL, 1.0)
+    wait_exit(lab, "after")
+    power_on(lab, off)
+    with pytest.raises(ErrantTransactions, match="rejoin saves them first"):
+        p.replicate_from(d, seed=False)  # refused: it would silently drop them
+    report = p.rejoin(d, lab.run.path / "recovery")
+    missing = acked(out) - keystone.project_names(lab, "dr", "lost")
+    assert report.recovery_file is not None
+    text = report.recovery_file.read_text()
+    saved = set(re.findall(r"@\d+='(lost-\d{6})'", text))
+    print(
+        f"acked {len(acked(out))}, missing on DR {len(missing)}, saved {len(saved)} "
+        f"in {report.errant_transactions} errant transaction(s)"
+    )
+    assert missing, "the partition should have kept acknowledged writes from the DR site"
+    assert saved == missing
+    p.wait_caught_up(d)
+    assert p.checksums() == d.checksums()
+    assert acked(after) <= keystone.project_names(lab, "primary", "after")
+
+
+def test_semi_sync_loses_no_acknowledged_write(lab: Lab) -> None:
+    primary_in_charge(lab)
+    p, d = reps(lab, semi=True)
+    p.promote()
+    d.replicate_from(p, seed=False)
+    deadline = time.monotonic() + 10
+    while p.status().semi_sync != "on":
+        assert time.monotonic() < deadline, p.status()
+        time.sleep(0.1)
+    out = write_load(lab, "semi", PRIMARY_URL, 6.0)
+    time.sleep(2.5)
+    off = PowerOff(lab, host="primary")
+    off.inject()  # mid-load
+    d.promote()
+    got = acked(out)
+    missing = got - keystone.project_names(lab, "dr", "semi")
+    print(f"semi-sync: {len(got)} acknowledged before the power-off, {len(missing)} missing")
+    assert len(got) >= 10
+    assert missing == set()
+    power_on(lab, off)
+    report = p.rejoin(d, lab.run.path / "recovery")
+    assert report.errant_transactions <= 2  # at most the in-flight, unacknowledged ones
+    p.wait_caught_up(d)
+    assert p.checksums() == d.checksums()
+
+
+def test_semi_sync_fall_back_to_async_is_reported(lab: Lab) -> None:
+    primary_in_charge(lab)
+    p, d = reps(lab, semi=True)
+    p.promote()
+    d.replicate_from(p, seed=False)
+    deadline = time.monotonic() + 10
+    while p.status().semi_sync != "on":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    with Partition(lab, hosts=["primary"], peers=["dr"]):
+        t0 = time.monotonic()
+        p.execute("CREATE TABLE IF NOT EXISTS keystone.fallback (id INT PRIMARY KEY)")
+        waited = time.monotonic() - t0
+        assert p.status().semi_sync == "fell back to async"
+    print(f"the commit waited {waited:.2f} s for the standby before falling back")
+    assert 1.5 <= waited <= 5  # the configured 2 s timeout
+    d.wait_caught_up(p, timeout_s=20)
+
+
+def test_bad_credentials_and_unreachable_peer_change_nothing(lab: Lab) -> None:
+    p, d = primary_in_charge(lab)
+    ep = p.endpoint
+    wrong = MariaDBReplicator(DbEndpoint(ep.site, ep.host, ep.port, ep.user, "wrong",
+                                         ep.unix_socket))  # fmt: skip
+    with pytest.raises(ReplicationError, match="cannot connect to MariaDB of site primary"):
+        wrong.promote()
+    gone = MariaDBReplicator(DbEndpoint("nowhere", "198.18.3.1", 3306, "draas", "x"))
+    with pytest.raises(ReplicationError) as info:
+        d.replicate_from(gone, seed=False)
+    assert info.value.retryable
+    st = d.status(p)
+    # The refused call left the DR site exactly as it was: replicating from the primary.
+    assert st.healthy_replica and st.source == "198.18.1.10" and st.read_only
+    d.wait_caught_up(p)
+
+
+def issue_token(lab: Lab, url: str) -> str:
+    body = (
+        '{"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": '
+        f'"admin", "domain": {{"name": "Default"}}, "password": '
+        f'"{secret(lab.run, "keystone-admin")}"}}}}}}}}}}'
+    )
+    argv = [
+        "curl",
+        "-s",
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        "-m",
+        "10",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        body,
+        f"{url}/v3/auth/tokens",
+    ]
+    proc = lab.exec("client", argv, capture_output=True, text=True)
+    match = re.search(r"(?im)^x-subject-token:\s*(\S+)", proc.stdout)
+    assert match, proc.stdout
+    return match.group(1)
+
+
+def validate(lab: Lab, url: str, token: str) -> int:
+    argv = [
+        "curl",
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-m",
+        "10",
+        "-H",
+        f"X-Auth-Token: {token}",
+        "-H",
+        f"X-Subject-Token: {token}",
+        f"{url}/v3/auth/tokens",
+    ]
+    proc = lab.exec("client", argv, capture_output=True, text=True)
+    return int(proc.stdout or 0)
