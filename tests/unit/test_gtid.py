@@ -30,6 +30,12 @@ def test_nothing_errant_when_the_new_primary_had_everything() -> None:
     assert errant(parse("0-1-140"), parse("0-1-140,0-2-170")) == []
 
 
+def test_history_received_before_a_reseed_is_not_errant() -> None:
+    # The DR site (last GTID 0-2-180, its own) once replicated 0-1-1..171 from the primary;
+    # the primary was since reseeded (binlog reset) and holds only 0-2-180 in its state.
+    assert errant(parse("0-2-180"), parse("0-2-180")) == []
+
+
 def test_seeded_replica_counts_its_slave_position() -> None:
     # A replica seeded at 0-1-100 has an empty binlog state but has applied up to 100.
     assert errant(parse("0-1-100"), parse("") + parse("0-1-100")) == []

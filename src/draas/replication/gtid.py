@@ -50,8 +50,11 @@ def by_domain(pos: list[Gtid]) -> dict[int, Gtid]:
 
 
 def by_domain_server(state: list[Gtid]) -> dict[tuple[int, int], int]:
-    """A binlog state (the last sequence number per domain and server)."""
-    return {(g.domain, g.server): g.seq for g in state}
+    """A binlog state (the highest sequence number seen per domain and server)."""
+    out: dict[tuple[int, int], int] = {}
+    for g in state:
+        out[(g.domain, g.server)] = max(g.seq, out.get((g.domain, g.server), 0))
+    return out
 
 
 @dataclass(frozen=True)
@@ -78,17 +81,21 @@ class ErrantRange:
 
 
 def errant(mine: list[Gtid], theirs: list[Gtid]) -> list[ErrantRange]:
-    """Transactions in binlog state ``mine`` that binlog state ``theirs`` does not hold.
+    """Transactions this server holds that the other never received.
 
-    For each (domain, server) of ``mine`` whose last sequence number is beyond what ``theirs``
-    holds for the same server, the difference is errant: written here, never received there.
+    ``mine`` is this server's current position (its last GTID per domain); ``theirs`` is the
+    other server's binlog state plus its positions (the last sequence number per domain and
+    server it has seen). A domain's history is linear, so if the other server has seen this
+    server's last GTID (same server id, sequence number at least as high), it has everything
+    before it too; if not, the transactions of that server id after what the other has seen
+    are errant: written here, never received there.
     """
     have = by_domain_server(theirs)
     out = []
-    for (domain, server), seq in sorted(by_domain_server(mine).items()):
-        other = have.get((domain, server), 0)
-        if seq > other:
-            out.append(ErrantRange(domain, server, other, seq))
+    for g in sorted(mine):
+        other = have.get((g.domain, g.server), 0)
+        if g.seq > other:
+            out.append(ErrantRange(g.domain, g.server, other, g.seq))
     return out
 
 

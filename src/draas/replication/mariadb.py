@@ -29,6 +29,13 @@ from draas.replication.seed import copy_databases
 RETRYABLE = {1040, 1205, 1213, 2002, 2003, 2006, 2013}
 
 
+def errant_between(mine: dict[str, Any], theirs: dict[str, Any]) -> list[gtid.ErrantRange]:
+    """Errant transactions of a server, from both servers' GTID variables."""
+    seen = [g for key in ("binlog_state", "slave_pos", "current_pos")
+            for g in gtid.parse(theirs[key])]  # fmt: skip
+    return gtid.errant(gtid.parse(mine["current_pos"]), seen)
+
+
 class MariaDBReplicator(Replicator):
     def __init__(self, endpoint: DbEndpoint, databases: Sequence[str] = ("keystone",), *,
                  semi_sync: bool = False, semi_sync_timeout_ms: int = 1000,
@@ -171,10 +178,7 @@ class MariaDBReplicator(Replicator):
         theirs = source.variables()
         mine = self.variables()
         if not seed:
-            bad = gtid.errant(
-                gtid.parse(mine["binlog_state"]) + gtid.parse(mine["slave_pos"]),
-                gtid.parse(theirs["binlog_state"]) + gtid.parse(theirs["slave_pos"]),
-            )
+            bad = errant_between(mine, theirs)
             if bad:
                 raise ErrantTransactions(
                     f"site {self.endpoint.site} holds {sum(b.count for b in bad)} transaction(s) "
@@ -203,7 +207,24 @@ class MariaDBReplicator(Replicator):
                            "SET GLOBAL rpl_semi_sync_slave_enabled = ON"]  # fmt: skip
         statements.append("START SLAVE")
         self.execute(*statements)
+        self._wait_connected(source)
         self.events("replicate", "started", site=self.endpoint.site, source=src.site, seed=seed)
+
+    def _wait_connected(self, source: MariaDBReplicator, timeout_s: float = 10.0) -> None:
+        """Wait until both replication threads run; raise with the server's own reason if not."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            st = self.status()
+            if st.healthy_replica:
+                return
+            if time.monotonic() >= deadline or st.sql_running == "No":
+                raise ReplicationError(
+                    f"site {self.endpoint.site} does not replicate from site "
+                    f"{source.endpoint.site} (IO {st.io_running}, SQL {st.sql_running}): "
+                    f"{st.last_error or 'no error reported yet'}",
+                    retryable=True,
+                )
+            time.sleep(0.05)
 
     def rejoin(self, source: Replicator, recovery_dir: Path) -> RejoinReport:
         if not isinstance(source, MariaDBReplicator):
@@ -212,10 +233,7 @@ class MariaDBReplicator(Replicator):
         self.execute("SET GLOBAL read_only = ON", "STOP SLAVE")  # fenced first
         mine = self.variables()
         theirs = source.variables()
-        bad = gtid.errant(
-            gtid.parse(mine["binlog_state"]) + gtid.parse(mine["slave_pos"]),
-            gtid.parse(theirs["binlog_state"]) + gtid.parse(theirs["slave_pos"]),
-        )
+        bad = errant_between(mine, theirs)
         recovery: Path | None = None
         count = sum(b.count for b in bad)
         if bad:
