@@ -275,3 +275,71 @@ def validate(lab: Lab, url: str, token: str) -> int:
     ]
     proc = lab.exec("client", argv, capture_output=True, text=True)
     return int(proc.stdout or 0)
+
+
+CATALOG_SCRIPT = """
+import json, sys
+from keystoneauth1 import session
+from keystoneauth1.identity import v3
+pw = open(sys.argv[2]).read().strip()
+auth = v3.Password(auth_url=sys.argv[1], username="admin", password=pw, project_name="admin",
+                   user_domain_name="Default", project_domain_name="Default")
+s = session.Session(auth=auth)
+base = sys.argv[1].removesuffix("/v3") + "/v3"
+if sys.argv[3] == "create":
+    svc = s.post(base + "/services", json={"service": {"type": "probe", "name": "probe"}}).json()
+    ep = {"service_id": svc["service"]["id"], "interface": "public",
+          "url": "http://198.18.1.10:9999/probe", "region_id": "RegionOne"}
+    s.post(base + "/endpoints", json={"endpoint": ep})
+print(json.dumps(sorted(e["url"] for e in s.get(base + "/endpoints").json()["endpoints"])))
+"""
+
+
+def test_catalog_endpoints_follow_the_site_and_dns_named_ones_stay(lab: Lab) -> None:
+    import json
+    import sys
+
+    from draas.lab.secrets import secret_file
+
+    primary_in_charge(lab)
+    pw = str(secret_file(lab.run, "keystone-admin"))
+
+    def run(*argv: str) -> str:
+        proc = lab.exec(
+            "client", [sys.executable, *argv], capture_output=True, text=True, timeout=60
+        )
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+
+    before = json.loads(run("-c", CATALOG_SCRIPT, keystone.AUTH_URL, pw, "create"))
+    assert "http://198.18.1.10:9999/probe" in before
+    rewrite = [
+        "-m",
+        "draas.replication.catalog",
+        "--auth-url",
+        keystone.AUTH_URL,
+        "--password-file",
+        pw,
+        "--from",
+        "http://198.18.1.10",
+        "--to",
+        "http://198.18.2.10",
+    ]
+    changes = json.loads(run(*rewrite))
+    assert [(c["old_url"], c["new_url"]) for c in changes] == [
+        ("http://198.18.1.10:9999/probe", "http://198.18.2.10:9999/probe")
+    ]
+    after = json.loads(run("-c", CATALOG_SCRIPT, keystone.AUTH_URL, pw, "list"))
+    assert "http://198.18.2.10:9999/probe" in after
+    assert keystone.AUTH_URL in after  # the DNS-named identity endpoint did not move
+    assert json.loads(run(*rewrite)) == []  # idempotent
+
+
+def test_an_empty_standby_is_seeded(lab: Lab) -> None:
+    p, d = primary_in_charge(lab)
+    # One session: the drop stays out of the binary log, as an operator's wipe would.
+    d.execute("STOP SLAVE", "SET SESSION sql_log_bin = 0", "DROP DATABASE keystone")
+    assert d.checksums() == {}
+    d.replicate_from(p, seed=True)
+    d.wait_caught_up(p)
+    assert p.checksums() == d.checksums() != {}

@@ -51,3 +51,20 @@ def test_contains() -> None:
     assert contains(parse("0-2-170"), parse("0-1-150"))
     assert not contains(parse("0-1-10"), parse("0-1-11"))
     assert not contains(parse(""), parse("0-1-1"))
+
+
+def test_catalog_plan_moves_only_endpoints_under_the_old_base() -> None:
+    from draas.replication.catalog import plan
+
+    eps = [
+        {"id": "1", "interface": "public", "url": "http://site-a.example.org:5000/v3"},
+        {"id": "2", "interface": "admin", "url": "http://site-a.example.org/identity"},
+        {"id": "3", "interface": "public", "url": "http://keystone.example.org:5000/v3"},
+        {"id": "4", "interface": "public", "url": "http://site-a.example.org.evil:5000/"},
+    ]
+    changes = plan(eps, "http://site-a.example.org", "http://site-b.example.org/")
+    assert [(c.id, c.new_url) for c in changes] == [
+        ("1", "http://site-b.example.org:5000/v3"),
+        ("2", "http://site-b.example.org/identity"),
+    ]
+    assert plan(eps, "http://keystone.example.org:5000", "http://x")[0].id == "3"

@@ -238,9 +238,10 @@ class Lab:
     def spec(self, name: str, host: str, argv: list[str], **kw: Any) -> ProcessSpec:
         return ProcessSpec(name=name, ns=self.ns(host), host=host, argv=argv, **kw)
 
-    def exec(self, host: str, argv: Sequence[str], **kw: Any) -> subprocess.CompletedProcess[Any]:
+    def exec(self, host: str, argv: Sequence[str], env: dict[str, str] | None = None,
+             **kw: Any) -> subprocess.CompletedProcess[Any]:  # fmt: skip
         """Run a command inside a host, with this Python's scripts (draas) on PATH."""
-        env = dict(os.environ)
+        env = {**os.environ, **(env or {})}
         env["PATH"] = f"{os.path.dirname(sys.executable)}:{env.get('PATH', '/usr/bin:/bin')}"
         env["DRAAS_LAB"] = self.name
         return subprocess.run(netns.in_ns(self.ns(host), list(argv)), env=env, check=False, **kw)

@@ -28,7 +28,8 @@ def secret(run: RunDir, name: str, kind: str = "password") -> str:
     value = (
         base64.b64encode(_secrets.token_bytes(32)).decode()
         if kind == "tsig"
-        else _secrets.token_urlsafe(18)
+        # A leading letter: a value starting with '-' reads as an option to many tools.
+        else "s" + _secrets.token_urlsafe(18)
     )
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:

@@ -75,10 +75,11 @@ backend = dogpile.cache.memory
     return path
 
 
-def manage(lab: Lab, host: str, *args: str, timeout: float = 120) -> str:
+def manage(lab: Lab, host: str, *args: str, timeout: float = 120,
+           env: dict[str, str] | None = None) -> str:  # fmt: skip
     """Run ``keystone-manage`` inside a site host; raise with its output if it fails."""
     argv = [str(VENV_BIN / "keystone-manage"), "--config-file", str(conf_path(lab, host)), *args]
-    proc = lab.exec(host, argv, capture_output=True, text=True, timeout=timeout)
+    proc = lab.exec(host, argv, capture_output=True, text=True, timeout=timeout, env=env)
     if proc.returncode != 0:
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-10:])
         raise LabError(
@@ -105,9 +106,9 @@ def db_sync_and_bootstrap(lab: Lab) -> None:
     manage(lab, "primary", "db_sync")
     manage(
         lab, "primary", "bootstrap",
-        "--bootstrap-password", secret(lab.run, "keystone-admin"),
         "--bootstrap-admin-url", AUTH_URL, "--bootstrap-internal-url", AUTH_URL,
         "--bootstrap-public-url", AUTH_URL, "--bootstrap-region-id", REGION,
+        env={"OS_BOOTSTRAP_PASSWORD": secret(lab.run, "keystone-admin")},  # not on a command line
     )  # fmt: skip
 
 
