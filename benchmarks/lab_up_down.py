@@ -1,6 +1,7 @@
-"""Time ``draas lab up`` and ``draas lab down`` of the bare topology, and the WAN round trip.
+"""Time ``draas lab up`` and ``draas lab down`` (bare topology, or with every service of the
+hybrid scheme), the WAN round trip, and the lab's resident memory.
 
-    .venv/bin/python benchmarks/lab_up_down.py --repeat 5 --out results/lab_up_down.json
+    .venv/bin/python benchmarks/lab_up_down.py --repeat 5 [--services] --out FILE
 
 Needs root. Writes flat JSON (units in the names) and prints a short table.
 """
@@ -16,23 +17,26 @@ from pathlib import Path
 
 from draas.lab.lab import Lab, LabSettings
 from draas.lab.reach import ping
+from draas.lab.services import memory_rss_mb
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--delay-ms", type=float, default=10.0)
+    parser.add_argument("--services", action="store_true", help="full hybrid lab, not bare")
     parser.add_argument("--out", type=Path, default=Path("results/lab_up_down.json"))
     args = parser.parse_args()
     if not 1 <= args.repeat <= 50:
         parser.error(f"--repeat {args.repeat}: must be 1..50")
-    ups, downs, rtts = [], [], []
+    ups, downs, rtts, mems = [], [], [], []
     for _ in range(args.repeat):
         lab = Lab("b" + secrets.token_hex(3))
         t0 = time.monotonic()
         try:
-            lab.up(LabSettings(delay_ms=args.delay_ms))
+            lab.up(LabSettings(delay_ms=args.delay_ms, services=args.services))
             ups.append(time.monotonic() - t0)
+            mems.append(memory_rss_mb(lab))
             r = ping(lab.ns("primary"), "primary", "dr", "198.18.2.10", count=10, interval_s=0.05)
             if r.median_ms is not None:
                 rtts.append(r.median_ms)
@@ -41,6 +45,7 @@ def main() -> None:
             lab.down()
             downs.append(time.monotonic() - t1)
     result = {
+        "lab": "hybrid scheme, all services" if args.services else "bare topology",
         "repeat": args.repeat,
         "configured_one_way_delay_ms": args.delay_ms,
         "up_median_s": round(statistics.median(ups), 3),
@@ -48,6 +53,7 @@ def main() -> None:
         "down_median_s": round(statistics.median(downs), 3),
         "down_max_s": round(max(downs), 3),
         "site_rtt_median_ms": round(statistics.median(rtts), 2) if rtts else None,
+        "memory_rss_median_mib": round(statistics.median(mems), 1),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -119,6 +119,9 @@ def spec(lab: Lab, host: str) -> ProcessSpec:
         "--home", sys.prefix, "--module", "keystone.wsgi.api:application",
         "--master", "--processes", "2", "--threads", "2", "--need-app", "--die-on-term",
         "--buffer-size", "65535", "--disable-logging", "--log-4xx", "--log-5xx",
+        # uWSGI's plain http-socket closes every connection after the response; saying so
+        # keeps clients from reusing a closed connection (seen: "connection reset by peer").
+        "--add-header", "Connection: close",
     ]  # fmt: skip
     return lab.spec(
         f"keystone-{host}", host, argv,
