@@ -4,6 +4,8 @@
     ├── ConfigError             a configuration file is missing, unreadable or invalid
     ├── ReplicationError        a database could not be read, promoted, demoted or rejoined
     │   └── ErrantTransactions  a server holds transactions its new source never received
+    ├── TrafficError            a DNS provider or frontend engine could not move traffic
+    │   └── ProviderBlocked     the provider said stop (bad credentials, abuse): no more tries
     └── LabError                the lab could not do what was asked
         ├── NeedRootError       the lab needs root (CAP_NET_ADMIN) and does not have it
         ├── CommandError        a system command failed (argv, exit code, output)
@@ -41,6 +43,18 @@ class ReplicationError(DraasError):
 
 class ErrantTransactions(ReplicationError):
     """A server holds transactions that its new source never received (they must be saved)."""
+
+
+class TrafficError(DraasError):
+    """Traffic could not be moved or read; ``retryable`` says whether trying again can help."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        self.retryable = retryable
+        super().__init__(message)
+
+
+class ProviderBlocked(TrafficError):
+    """The provider answered in a way that means: stop sending updates (until an operator acts)."""
 
 
 class LabError(DraasError):
