@@ -19,9 +19,9 @@ import pytest
 from draas.lab import netns
 from draas.lab.components import bind9, etcd, haproxy, mariadb
 from draas.lab.lab import Lab
-from draas.lab.readiness import unix_command
 from draas.lab.secrets import secret
 from draas.lab.services import memory_rss_mb, resolve, resolve_with_ttl
+from draas.traffic.frontend.haproxy import runtime_command as unix_command
 
 pytestmark = pytest.mark.lab
 

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from draas.lab import netns
+from draas.traffic.frontend.haproxy import runtime_command
 
 
 class Ready(Protocol):
@@ -146,22 +147,10 @@ class UnixReady:
 
     def check(self, ns: str) -> str | None:
         try:
-            out = unix_command(self.path, self.command, timeout=0.5)
+            out = runtime_command(self.path, self.command, timeout=0.5)
         except OSError as exc:
             return f"unix {self.path}: {exc}"
         return None if self.expect in out else f"unix {self.path}: {self.expect!r} not in answer"
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": "unix", **asdict(self)}
-
-
-def unix_command(path: str, command: str, timeout: float = 2.0) -> str:
-    """Send one command line to a Unix stream socket and read the answer until it closes."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout)
-        s.connect(path)
-        s.sendall(command.encode() + b"\n")
-        chunks = []
-        while chunk := s.recv(65536):
-            chunks.append(chunk)
-    return b"".join(chunks).decode(errors="replace")

@@ -10,46 +10,22 @@ from pathlib import Path
 
 from draas.errors import LabError
 from draas.lab.lab import Lab
-from draas.lab.readiness import UnixReady, unix_command
+from draas.lab.readiness import UnixReady
 from draas.lab.supervisor import ProcessSpec
+from draas.traffic.frontend.haproxy import PORTS, parse_servers_state, runtime_command
+from draas.traffic.frontend.haproxy import config_text as engine_config
 
 FRONTENDS = ("fe-a", "fe-b")
-PORTS = {"api": 5000, "web": 80}
 
 
 def socket_path(lab: Lab, host: str) -> Path:
     return lab.run.path / f"haproxy-{host}" / "admin.sock"
 
 
-def config_text(lab: Lab, host: str) -> str:
-    addr = lab.topo.host(host).address
+def config_text(lab: Lab, host: str, autonomous: bool = False) -> str:
     sites = {s: lab.topo.host(s).address for s in ("primary", "dr")}
-    parts = [
-        "global",
-        f"    stats socket {socket_path(lab, host)} mode 600 level admin",
-        "    log stderr format short local0 info",
-        "defaults",
-        "    mode http",
-        "    log global",
-        "    option httplog",
-        "    timeout connect 1s",
-        "    timeout client 30s",
-        "    timeout server 30s",
-        "    option forwardfor",
-    ]
-    for name, port in PORTS.items():
-        check = "option httpchk GET /v3" if name == "api" else "option httpchk GET /"
-        parts += [
-            f"frontend {name}",
-            f"    bind {addr}:{port}",
-            f"    default_backend {name}",
-            f"backend {name}",
-            f"    {check}",
-            "    default-server check inter 1s fastinter 250ms downinter 500ms",
-            f"    server primary {sites['primary']}:{port}",
-            f"    server dr {sites['dr']}:{port} disabled",
-        ]
-    return "\n".join(parts) + "\n"
+    return engine_config(lab.topo.host(host).address, sites, "primary",
+                         str(socket_path(lab, host)), autonomous=autonomous)  # fmt: skip
 
 
 def spec(lab: Lab, host: str) -> ProcessSpec:
@@ -65,15 +41,7 @@ def spec(lab: Lab, host: str) -> ProcessSpec:
 
 
 def servers_state(lab: Lab, host: str) -> list[dict[str, str]]:
-    """``show servers state`` as one dict per server (be_name, srv_name, srv_op_state...)."""
-    out = unix_command(str(socket_path(lab, host)), "show servers state")
-    lines = [ln for ln in out.splitlines() if ln.strip()]
-    header = next((ln for ln in lines if ln.startswith("# be_id")), None)
-    if header is None:
-        return []
-    names = header.lstrip("# ").split()
-    return [dict(zip(names, ln.split(), strict=False)) for ln in lines
-            if ln[0].isdigit() and len(ln.split()) >= len(names) - 2]  # fmt: skip
+    return parse_servers_state(runtime_command(str(socket_path(lab, host)), "show servers state"))
 
 
 def wait_routing(lab: Lab, host: str, server: str = "primary", timeout_s: float = 20) -> None:

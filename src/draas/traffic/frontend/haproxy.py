@@ -1,0 +1,131 @@
+"""The HAProxy frontend engine: both sites are servers of each backend (web, API); the engine
+routes to one site by putting the other in maintenance through the runtime API, and reads the
+state back to confirm. Also generates the configuration HAProxy starts with.
+
+Switch order: the old site goes to maintenance first, then the new one becomes ready, in one
+runtime API exchange: there is never an instant where both sites receive requests.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Mapping
+from typing import Any
+
+from draas.errors import TrafficError
+from draas.traffic import CheckResult
+from draas.traffic.frontend import FrontendEngine
+
+PORTS = {"api": 5000, "web": 80}
+
+
+def runtime_command(path: str, command: str, timeout: float = 2.0) -> str:
+    """Send one command line to HAProxy's runtime API socket; return the whole answer."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(path)
+        s.sendall(command.encode() + b"\n")
+        chunks = []
+        while chunk := s.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def parse_servers_state(text: str) -> list[dict[str, str]]:
+    """``show servers state`` as one dict per server (be_name, srv_name, srv_op_state, ...)."""
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    header = next((ln for ln in lines if ln.startswith("# be_id")), None)
+    if header is None:
+        return []
+    names = header.lstrip("# ").split()
+    return [dict(zip(names, ln.split(), strict=False)) for ln in lines if ln[0].isdigit()]
+
+
+def config_text(bind: str, sites: Mapping[str, str], active: str, admin_socket: str,
+                autonomous: bool = False, ports: Mapping[str, int] = PORTS) -> str:  # fmt: skip
+    """An HAProxy configuration: one frontend and backend per port, a server per site.
+
+    Controlled (default): every site but ``active`` starts in maintenance; the engine moves
+    traffic. Autonomous: the other sites are ``backup`` servers and HAProxy fails over on its
+    own health checks (the baseline; unsafe for stateful services: a recovered stale primary
+    gets traffic back the moment its checks pass).
+    """
+    parts = [
+        "global",
+        f"    stats socket {admin_socket} mode 600 level admin",
+        "    log stderr format short local0 info",
+        "defaults",
+        "    mode http",
+        "    log global",
+        "    option httplog",
+        "    option forwardfor",
+        "    timeout connect 1s",
+        "    timeout client 30s",
+        "    timeout server 30s",
+    ]
+    for name, port in ports.items():
+        check = "GET /v3" if name == "api" else "GET /"
+        parts += [f"frontend {name}", f"    bind {bind}:{port}", f"    default_backend {name}",
+                  f"backend {name}", f"    option httpchk {check}",
+                  "    default-server check inter 1s fastinter 250ms downinter 500ms"]  # fmt: skip
+        for site, addr in sites.items():
+            extra = "" if site == active else (" backup" if autonomous else " disabled")
+            parts.append(f"    server {site} {addr}:{port}{extra}")
+    return "\n".join(parts) + "\n"
+
+
+class HaproxyEngine(FrontendEngine):
+    def __init__(self, name: str, *, admin_socket: str, sites: Mapping[str, str],
+                 backends: tuple[str, ...] = tuple(PORTS), **kw: Any) -> None:  # fmt: skip
+        super().__init__(name, sites, **kw)
+        self.admin_socket = admin_socket
+        self.backends = backends
+
+    def _run(self, command: str) -> str:
+        try:
+            return runtime_command(self.admin_socket, command)
+        except OSError as exc:
+            where = f"HAProxy runtime API {self.admin_socket} of frontend {self.name}"
+            raise TrafficError(f"{where}: {exc.strerror or exc}", retryable=True) from exc
+
+    def servers(self) -> list[dict[str, str]]:
+        return [s for s in parse_servers_state(self._run("show servers state"))
+                if s.get("be_name") in self.backends]  # fmt: skip
+
+    def current(self) -> str | None:
+        """The site that is ready in every backend, when exactly one is."""
+        ready = {}
+        for s in self.servers():
+            # srv_admin_state 0: no maintenance or drain flag of any origin.
+            ready.setdefault(s["srv_name"], []).append(s.get("srv_admin_state") == "0")
+        sites = [site for site, states in ready.items() if all(states) and
+                 len(states) == len(self.backends)]  # fmt: skip
+        return sites[0] if len(sites) == 1 else None
+
+    def _point_to(self, target: str) -> bool:
+        if self.current() == target:
+            return False
+        cmds = [f"set server {be}/{site} state maint" for be in self.backends
+                for site in self.sites if site != target]  # fmt: skip
+        cmds += [f"set server {be}/{target} state ready" for be in self.backends]
+        answer = self._run("; ".join(cmds)).strip()
+        if answer:
+            raise TrafficError(f"HAProxy of frontend {self.name} refused the switch to "
+                               f"{target}: {answer[:300]}")  # fmt: skip
+        got = self.current()
+        if got != target:
+            raise TrafficError(f"HAProxy of frontend {self.name} reads back {got}, not {target}",
+                               retryable=True)  # fmt: skip
+        return True
+
+    def check(self) -> CheckResult:
+        try:
+            servers = self.servers()
+        except TrafficError as exc:
+            return CheckResult(False, str(exc))
+        known = {s["srv_name"] for s in servers}
+        missing = sorted(set(self.sites) - known)
+        if missing:
+            return CheckResult(False, f"HAProxy of {self.name} has no server for {missing}")
+        return CheckResult(True, f"HAProxy of {self.name}: {len(servers)} servers, routes to "
+                                 f"{self.current()}")  # fmt: skip

@@ -1,0 +1,123 @@
+"""Traffic switches against the lab's real BIND and HAProxy."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from draas.errors import TrafficError
+from draas.lab import netns
+from draas.lab.components import bind9, haproxy
+from draas.lab.lab import Lab
+from draas.lab.secrets import secret
+from draas.traffic.dns.rfc2136 import Rfc2136Provider, read_tsig_key
+from draas.traffic.frontend.haproxy import HaproxyEngine
+
+pytestmark = pytest.mark.lab
+
+
+def provider(lab: Lab, key: str | None = None, **kw: object) -> Rfc2136Provider:
+    return Rfc2136Provider(
+        "rfc2136", zone=bind9.ZONE, record=bind9.SERVICE_NAME, ttl_s=5,
+        server=lab.topo.host("dns").address, key_name=bind9.TSIG_NAME,
+        key_algorithm="hmac-sha256", key_secret=key or secret(lab.run, "tsig", kind="tsig"),
+        socket_factory=lambda: netns.socket_in(lab.ns("witness"), kind=socket.SOCK_DGRAM),
+        backoff_s=0.05, **kw,
+    )  # fmt: skip
+
+
+def site_served(lab: Lab, url: str) -> str:
+    proc = lab.exec("client", ["curl", "-s", "-m", "5", url], capture_output=True, text=True)
+    return proc.stdout.split("site=")[1].split("<")[0] if "site=" in proc.stdout else ""
+
+
+def test_rfc2136_signed_update_applies_and_reads_back(full_lab: Lab) -> None:
+    p = provider(full_lab)
+    assert p.check().ok
+    assert p.current() == "198.18.1.20"
+    try:
+        r = p.point_to("198.18.2.20")
+        assert r.changed and r.previous == "198.18.1.20"
+        assert p.current() == "198.18.2.20"
+        assert p.point_to("198.18.2.20").changed is False
+    finally:
+        p.point_to("198.18.1.20")
+
+
+def test_rfc2136_wrong_key_is_refused_clearly_and_changes_nothing(full_lab: Lab) -> None:
+    wrong = provider(full_lab, key="c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTI=")
+    with pytest.raises(TrafficError) as info:
+        wrong.point_to("198.18.2.20")
+    msg = str(info.value)
+    assert "198.18.0.53:53" in msg and "draas.test" in msg
+    assert "TSIG" in msg or "NOTAUTH" in msg
+    assert not info.value.retryable
+    assert wrong.check().ok is False
+    assert provider(full_lab).current() == "198.18.1.20"
+
+
+def test_rfc2136_timeout_is_retryable_and_bounded(full_lab: Lab) -> None:
+    p = Rfc2136Provider(
+        "rfc2136", zone=bind9.ZONE, record=bind9.SERVICE_NAME, ttl_s=5, server="198.18.0.99",
+        key_name=bind9.TSIG_NAME, key_algorithm="hmac-sha256",
+        key_secret=secret(full_lab.run, "tsig", kind="tsig"), timeout_s=0.2, retries=1,
+        backoff_s=0.01,
+        socket_factory=lambda: netns.socket_in(full_lab.ns("witness"), kind=socket.SOCK_DGRAM),
+    )  # fmt: skip
+    with pytest.raises(TrafficError, match="no answer from server 198.18.0.99") as info:
+        p.point_to("198.18.2.20")
+    assert info.value.retryable
+
+
+def test_tsig_key_file_formats(tmp_path: Path, full_lab: Lab) -> None:
+    key = secret(full_lab.run, "tsig", kind="tsig")
+    bind_file = tmp_path / "k.key"
+    bind_file.write_text(f'key "{bind9.TSIG_NAME}" {{\n\talgorithm hmac-sha256;\n'
+                         f'\tsecret "{key}";\n}};\n')  # fmt: skip
+    assert read_tsig_key(bind_file) == (bind9.TSIG_NAME, "hmac-sha256", key)
+    short = tmp_path / "k.txt"
+    short.write_text(f"{bind9.TSIG_NAME}:hmac-sha256:{key}\n")
+    assert read_tsig_key(short) == (bind9.TSIG_NAME, "hmac-sha256", key)
+    short.write_text("name:hmac-sha256:not base64!\n")
+    with pytest.raises(TrafficError, match="not base64"):
+        read_tsig_key(short)
+
+
+def engine(lab: Lab, fe: str = "fe-a") -> HaproxyEngine:
+    sites = {s: lab.topo.host(s).address for s in ("primary", "dr")}
+    return HaproxyEngine(fe, admin_socket=str(haproxy.socket_path(lab, fe)), sites=sites)
+
+
+def test_haproxy_switch_moves_the_next_requests_and_reads_back(full_lab: Lab) -> None:
+    e = engine(full_lab)
+    assert e.check().ok and e.current() == "primary"
+    assert site_served(full_lab, "http://fe-a.draas.test/") == "primary"
+    try:
+        r = e.point_to("dr")
+        assert r.changed and e.current() == "dr"
+        served = [site_served(full_lab, "http://fe-a.draas.test/") for _ in range(5)]
+        assert served == ["dr"] * 5
+        states = {(s["be_name"], s["srv_name"]): s["srv_admin_state"] for s in e.servers()}
+        assert states[("web", "primary")] != "0" and states[("web", "dr")] == "0"
+    finally:
+        e.point_to("primary")
+    assert site_served(full_lab, "http://fe-a.draas.test/") == "primary"
+
+
+def test_haproxy_bad_targets_change_nothing(full_lab: Lab) -> None:
+    e = engine(full_lab)
+    with pytest.raises(TrafficError, match="unknown site 'moon'.*nothing was changed"):
+        e.point_to("moon")
+    assert e.current() == "primary"
+    gone = HaproxyEngine(
+        "fe-x",
+        admin_socket="/nonexistent/admin.sock",
+        sites={"primary": "198.18.1.10"},
+        retries=1,
+        backoff_s=0.01,
+    )
+    with pytest.raises(TrafficError, match="runtime API /nonexistent/admin.sock"):
+        gone.point_to("primary")
+    assert gone.check().ok is False
