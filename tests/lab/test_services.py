@@ -21,6 +21,7 @@ from draas.lab.components import bind9, etcd, haproxy, mariadb
 from draas.lab.lab import Lab
 from draas.lab.secrets import secret
 from draas.lab.services import memory_rss_mb, resolve, resolve_with_ttl
+from draas.traffic.frontend.haproxy import admin_ready
 from draas.traffic.frontend.haproxy import runtime_command as unix_command
 
 pytestmark = pytest.mark.lab
@@ -135,7 +136,7 @@ def test_haproxy_runtime_api_answers(full_lab: Lab) -> None:
         state = {(s["be_name"], s["srv_name"]): s for s in haproxy.servers_state(full_lab, fe)}
         assert set(state) == {("api", "primary"), ("api", "dr"), ("web", "primary"), ("web", "dr")}
         assert state["api", "primary"]["srv_op_state"] == "2"  # running
-        assert state["api", "dr"]["srv_admin_state"] != "0"  # in maintenance
+        assert not admin_ready(state["api", "dr"]["srv_admin_state"])  # in maintenance
     # The frontends route to the primary, the DR server waits in maintenance.
     code, body = curl(full_lab, "client", "http://fe-b.draas.test/")
     assert code == 200 and "site=primary" in body

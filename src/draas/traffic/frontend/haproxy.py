@@ -41,6 +41,17 @@ def parse_servers_state(text: str) -> list[dict[str, str]]:
     return [dict(zip(names, ln.split(), strict=False)) for ln in lines if ln[0].isdigit()]
 
 
+# srv_admin_state bits (HAProxy's server.h): maintenance forced (0x01), inherited (0x02) or
+# from a resolver (0x20); drain forced (0x08) or inherited (0x10). 0x04 only records that the
+# configuration said "disabled" and stays set after the server is made ready.
+NOT_ROUTED = 0x01 | 0x02 | 0x08 | 0x10 | 0x20
+
+
+def admin_ready(admin_state: str) -> bool:
+    """Whether a server with this ``srv_admin_state`` gets new requests (if healthy)."""
+    return int(admin_state) & NOT_ROUTED == 0
+
+
 def config_text(bind: str, sites: Mapping[str, str], active: str, admin_socket: str,
                 autonomous: bool = False, ports: Mapping[str, int] = PORTS) -> str:  # fmt: skip
     """An HAProxy configuration: one frontend and backend per port, a server per site.
@@ -96,8 +107,7 @@ class HaproxyEngine(FrontendEngine):
         """The site that is ready in every backend, when exactly one is."""
         ready = {}
         for s in self.servers():
-            # srv_admin_state 0: no maintenance or drain flag of any origin.
-            ready.setdefault(s["srv_name"], []).append(s.get("srv_admin_state") == "0")
+            ready.setdefault(s["srv_name"], []).append(admin_ready(s.get("srv_admin_state", "1")))
         sites = [site for site, states in ready.items() if all(states) and
                  len(states) == len(self.backends)]  # fmt: skip
         return sites[0] if len(sites) == 1 else None

@@ -153,8 +153,8 @@ class ProxyEngine(FrontendEngine):
             await self._error(writer, 504, "Gateway Timeout")
         except (BadRequest, ValueError, asyncio.LimitOverrunError):
             await self._error(writer, 400, "Bad Request")
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
+        except (ConnectionError, asyncio.IncompleteReadError) as exc:
+            log.debug("proxy %s: connection from %s ended: %r", self.name, peer, exc)
         finally:
             writer.close()
 
@@ -206,7 +206,12 @@ class ProxyEngine(FrontendEngine):
         ur, uw = up
         uw.write(head.encode("latin-1") + b"\r\n")
         await relay_body(headers, reader, uw)
-        status_line, rheaders = await read_head(ur)
+        try:
+            status_line, rheaders = await read_head(ur)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            uw.close()  # the site closed without an answer: say so, do not go silent
+            await self._error(writer, 502, "Bad Gateway")
+            return False
         code = int(status_line.split(" ", 2)[1])
         upstream_keep = (header(rheaders, "connection") or "").lower() != "close"
         framed = header(rheaders, "content-length") is not None or \
