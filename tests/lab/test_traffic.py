@@ -173,3 +173,57 @@ def test_embedded_proxy_in_a_frontend_routes_real_traffic(full_lab: Lab) -> None
         loop.call_soon_threadsafe(loop.stop)
         t.join(5)
         loop.close()
+
+
+def test_autonomous_haproxy_routes_around_a_crashed_site_and_back(full_lab: Lab) -> None:
+    """The baseline: HAProxy with a backup server fails over by its own health checks, and
+    sends traffic back to the primary as soon as its checks pass again (unsafe for state)."""
+    import time
+
+    from draas.lab.disasters import ServiceCrash
+    from draas.lab.readiness import UnixReady
+    from draas.traffic.frontend.haproxy import config_text
+
+    d = full_lab.run.path / "haproxy-auto"
+    d.mkdir(exist_ok=True)
+    sock = d / "admin.sock"
+    sites = {s: full_lab.topo.host(s).address for s in ("primary", "dr")}
+    cfg = d / "haproxy.cfg"
+    cfg.write_text(
+        config_text(
+            full_lab.topo.host("fe-b").address,
+            sites,
+            "primary",
+            str(sock),
+            autonomous=True,
+            listen={"api": 5001, "web": 8081},
+        )
+    )
+    full_lab.sup.start(
+        full_lab.spec(
+            "haproxy-auto",
+            "fe-b",
+            ["haproxy", "-W", "-db", "-f", str(cfg)],
+            ready=UnixReady(str(sock), "show info", "HAProxy"),
+        )
+    )
+    url = "http://fe-b.draas.test:8081/"
+
+    def wait_for(site: str, limit: float = 15) -> float:
+        t0 = time.monotonic()
+        while site_served(full_lab, url) != site:
+            assert time.monotonic() - t0 < limit, f"never served by {site}"
+            time.sleep(0.1)
+        return time.monotonic() - t0
+
+    try:
+        wait_for("primary")
+        with ServiceCrash(full_lab, process="web-primary"):
+            took = wait_for("dr")
+        back = wait_for("primary")
+        print(
+            f"autonomous HAProxy: on dr {took:.1f} s after the crash, back on the primary "
+            f"{back:.1f} s after it restarted"
+        )
+    finally:
+        full_lab.sup.stop("haproxy-auto")

@@ -219,3 +219,39 @@ def test_redirect_mode_answers_302_to_the_target(sites: tuple[int, dict[str, str
     status, location = asyncio.run(run())
     assert status == 302
     assert location == f"http://127.0.0.2:{site_port}/v3?x=1"
+
+
+def test_autonomous_mode_routes_around_a_dead_site_and_back_when_it_returns(
+    sites: tuple[int, dict[str, str]],
+) -> None:
+    """The baseline's behaviour, including its flaw: a returning site gets traffic at once."""
+    site_port, addrs = sites
+    listen = free_port()
+    engine = ProxyEngine(
+        "fe",
+        addrs,
+        ports={listen: site_port},
+        bind="127.0.0.1",
+        target="a",
+        autonomous=True,
+        check_interval_s=0.05,
+        rise=2,
+        fall=2,
+    )
+
+    async def run() -> list[str]:
+        await engine.start()
+        seen = []
+        try:
+            seen.append(engine.current() or "")
+            engine.sites["a"] = "127.0.0.4"  # "a" dies: nothing answers at its address now
+            await asyncio.sleep(0.5)
+            seen.append(engine.current() or "")
+            engine.sites["a"] = "127.0.0.1"  # "a" is back (stale or not: it gets traffic)
+            await asyncio.sleep(0.5)
+            seen.append(engine.current() or "")
+        finally:
+            await engine.stop()
+        return seen
+
+    assert asyncio.run(run()) == ["a", "b", "a"]

@@ -16,7 +16,7 @@ from draas.errors import TrafficError
 from draas.traffic import CheckResult
 from draas.traffic.frontend import FrontendEngine
 
-PORTS = {"api": 5000, "web": 80}
+PORTS = {"api": 5000, "web": 80}  # backend name -> port (the same on frontend and sites)
 
 
 def runtime_command(path: str, command: str, timeout: float = 2.0) -> str:
@@ -53,7 +53,8 @@ def admin_ready(admin_state: str) -> bool:
 
 
 def config_text(bind: str, sites: Mapping[str, str], active: str, admin_socket: str,
-                autonomous: bool = False, ports: Mapping[str, int] = PORTS) -> str:  # fmt: skip
+                autonomous: bool = False, ports: Mapping[str, int] = PORTS,
+                listen: Mapping[str, int] | None = None) -> str:  # fmt: skip
     """An HAProxy configuration: one frontend and backend per port, a server per site.
 
     Controlled (default): every site but ``active`` starts in maintenance; the engine moves
@@ -76,7 +77,8 @@ def config_text(bind: str, sites: Mapping[str, str], active: str, admin_socket: 
     ]
     for name, port in ports.items():
         check = "GET /v3" if name == "api" else "GET /"
-        parts += [f"frontend {name}", f"    bind {bind}:{port}", f"    default_backend {name}",
+        lport = (listen or {}).get(name, port)
+        parts += [f"frontend {name}", f"    bind {bind}:{lport}", f"    default_backend {name}",
                   f"backend {name}", f"    option httpchk {check}",
                   "    default-server check inter 1s fastinter 250ms downinter 500ms"]  # fmt: skip
         for site, addr in sites.items():

@@ -6,6 +6,12 @@ header is kept, X-Forwarded-For/Proto are added, each request has a timeout, and
 upstream connections are kept per site. An idempotent request that fails to connect is
 retried once, on the then-current target. ``redirect=True`` answers 302 to the target site
 instead of proxying (what the original frontend did, without probing per request).
+
+``autonomous=True`` is the baseline most load balancers (and the original frontend) use: the
+engine probes the sites itself and routes to the first healthy one in the configured order.
+It is unsafe for a stateful service: when a failed primary comes back, its probes pass and it
+gets traffic again at once, stale data and all, with no resync and no lease. draas' own mode
+routes only where the controller says (the lease holder).
 """
 
 from __future__ import annotations
@@ -86,8 +92,17 @@ class ProxyEngine(FrontendEngine):
     def __init__(self, name: str, sites: Mapping[str, str], *, ports: Mapping[int, int],
                  bind: str = "0.0.0.0", target: str | None = None, redirect: bool = False,
                  timeout_s: float = 30.0, connect_timeout_s: float = 1.0,
-                 socket_factory: SocketFactory | None = None, **kw: Any) -> None:  # fmt: skip
+                 socket_factory: SocketFactory | None = None, autonomous: bool = False,
+                 check_path: str = "/", check_interval_s: float = 0.2, rise: int = 2,
+                 fall: int = 2, **kw: Any) -> None:  # fmt: skip
         super().__init__(name, sites, **kw)
+        self.autonomous = autonomous
+        self.check_path = check_path
+        self.check_interval_s = check_interval_s
+        self.rise, self.fall = rise, fall
+        self.healthy = dict.fromkeys(sites, True)
+        self._streak = dict.fromkeys(sites, 0)
+        self._checker: asyncio.Task[None] | None = None
         self.ports = dict(ports)  # listen port -> site port
         self.bind = bind
         self.target = self.validate_target(target) if target else next(iter(self.sites))
@@ -123,10 +138,16 @@ class ProxyEngine(FrontendEngine):
                 srv = await asyncio.start_server(self._client, self.bind, port, limit=1 << 16,
                                                  reuse_address=True)  # fmt: skip
             self.servers.append(srv)
+        if self.autonomous:
+            self._checker = asyncio.create_task(self._health_loop())
         log.info("proxy %s listening on %s, routing to %s", self.name, sorted(self.ports),
                  self.target)  # fmt: skip
 
     async def stop(self) -> None:
+        if self._checker is not None:
+            self._checker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checker
         for srv in self.servers:
             srv.close()
             await srv.wait_closed()
@@ -134,6 +155,43 @@ class ProxyEngine(FrontendEngine):
             for _, w in pool:
                 w.close()
         self.pools.clear()
+
+    # -- autonomous mode (the baseline) ----------------------------------------------------
+    async def _probe(self, site: str) -> bool:
+        port = next(iter(self.ports.values()))
+        try:
+            r, w = await asyncio.wait_for(self._open(site, port), self.check_interval_s * 2)
+        except OSError:
+            return False
+        try:
+            w.write(
+                f"GET {self.check_path} HTTP/1.1\r\nHost: {self.sites[site]}\r\n"
+                "Connection: close\r\n\r\n".encode()
+            )
+            line = await asyncio.wait_for(r.readline(), self.check_interval_s * 2)
+            return line.split(b" ")[1:2] == [b"200"]
+        except (OSError, IndexError, asyncio.IncompleteReadError):
+            return False
+        finally:
+            w.close()
+
+    async def _health_loop(self) -> None:
+        while True:
+            for site in self.sites:
+                ok = await self._probe(site)
+                if ok == self.healthy[site]:
+                    self._streak[site] = 0
+                    continue
+                self._streak[site] += 1
+                if self._streak[site] >= (self.rise if ok else self.fall):
+                    self.healthy[site] = ok
+                    self._streak[site] = 0
+                    log.info("proxy %s: site %s is %s", self.name, site, "up" if ok else "down")
+            best = next((s for s in self.sites if self.healthy[s]), None)
+            if best is not None and best != self.target:
+                log.warning("proxy %s (autonomous): routing to %s", self.name, best)
+                self.target = best
+            await asyncio.sleep(self.check_interval_s)
 
     # -- data path -------------------------------------------------------------------------
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -239,6 +297,9 @@ class ProxyEngine(FrontendEngine):
             if not w.is_closing() and not r.at_eof():
                 return r, w
             w.close()
+        return await self._open(site, port)
+
+    async def _open(self, site: str, port: int) -> Conn:
         addr = self.sites[site]
         if self.socket_factory is None:
             return await asyncio.wait_for(asyncio.open_connection(addr, port),
