@@ -116,6 +116,8 @@ class Rfc2136Provider(DnsProvider):
         q = dns.message.make_query(self.record, "A")
         q.flags &= ~dns.flags.RD
         ans = self._send(q)
+        if ans.rcode() == dns.rcode.NXDOMAIN:
+            return []
         if ans.rcode() != dns.rcode.NOERROR:
             raise TrafficError(f"{self._where()}: reading {self.record} answered "
                                f"{dns.rcode.to_text(ans.rcode())}", retryable=True)  # fmt: skip

@@ -323,3 +323,54 @@ class _Sink:
 
     async def drain(self) -> None:
         pass
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the proxy on its own (the agent embeds it; this is for the lab and benchmarks)."""
+    import argparse
+    import signal
+
+    p = argparse.ArgumentParser(prog="draas-proxy", description="draas' embedded frontend proxy")
+    p.add_argument("--bind", default="0.0.0.0")
+    p.add_argument(
+        "--port",
+        action="append",
+        required=True,
+        metavar="LISTEN:SITE",
+        help="listen port and the sites' port, e.g. 80:80 (repeatable)",
+    )
+    p.add_argument("--site", action="append", required=True, metavar="NAME=ADDRESS")
+    p.add_argument("--target", help="site to route to first (default: the first --site)")
+    p.add_argument("--redirect", action="store_true")
+    p.add_argument("--autonomous", action="store_true")
+    a = p.parse_args(argv)
+    try:
+        ports = {int(x.split(":")[0]): int(x.split(":")[1]) for x in a.port}
+        sites = dict(x.split("=", 1) for x in a.site)
+    except (ValueError, IndexError):
+        p.error("--port takes LISTEN:SITE numbers and --site takes NAME=ADDRESS")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    engine = ProxyEngine(
+        "proxy",
+        sites,
+        ports=ports,
+        bind=a.bind,
+        target=a.target,
+        redirect=a.redirect,
+        autonomous=a.autonomous,
+    )
+
+    async def run() -> None:
+        await engine.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await engine.stop()
+
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,209 @@
+"""Frontend engines in the lab against a fast static backend: throughput with keep-alive and
+added latency (direct, embedded proxy, HAProxy), switch time, and DNS update time.
+
+    .venv/bin/python benchmarks/frontend.py --seconds 5 --out results/frontend.json
+
+Needs root and ``wrk``. The static backend is HAProxy answering ``http-request return`` on each
+site (tens of thousands of requests per second), so the figures are the frontends' own. The
+load comes from the client host with one wrk thread and 10 connections; the embedded proxy is
+one Python process (one core). switch_ms: from ``point_to`` to the first answer from the new
+site, for a client sending requests back to back. dns_update_ms: an RFC 2136 update through
+the lab's BIND, read back from the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import re
+import secrets
+import socket
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from draas.lab import netns
+from draas.lab.components import bind9
+from draas.lab.lab import Lab, LabSettings
+from draas.lab.readiness import TcpReady, UnixReady
+from draas.lab.secrets import secret
+from draas.traffic.dns.rfc2136 import Rfc2136Provider
+from draas.traffic.frontend.haproxy import HaproxyEngine, config_text
+
+STATIC_PORT = 8090
+PROXY_PORT = 8095
+HAPROXY_PORT = 8096
+
+
+def static_backend(lab: Lab, site: str) -> None:
+    d = lab.run.path / f"static-{site}"
+    d.mkdir(exist_ok=True)
+    cfg = d / "haproxy.cfg"
+    cfg.write_text(
+        "defaults\n    mode http\n    timeout client 10s\n    timeout connect 1s\n"
+        "    timeout server 10s\n"
+        f"frontend static\n    bind {lab.topo.host(site).address}:{STATIC_PORT}\n"
+        f'    http-request return status 200 content-type text/plain string "{site}\\n"\n'
+    )
+    lab.sup.start(lab.spec(f"static-{site}", site, ["haproxy", "-db", "-f", str(cfg)],
+                           ready=TcpReady(lab.topo.host(site).address, STATIC_PORT)))  # fmt: skip
+
+
+def wrk(lab: Lab, url: str, seconds: float, conns: int = 10) -> dict[str, float]:
+    proc = lab.exec("client", ["wrk", "-t1", f"-c{conns}", f"-d{seconds:g}s", "--latency", url],
+                    capture_output=True, text=True, timeout=seconds + 30)  # fmt: skip
+    out = proc.stdout
+
+    def ms(label: str) -> float:
+        m = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if not m:
+            raise RuntimeError(f"wrk output without {label}: {out}\n{proc.stderr}")
+        return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    return {"rps": rps, "p50_ms": ms("50%"), "p99_ms": ms("99%")}
+
+
+def switch_time(lab: Lab, host: str, port: int, flip: object) -> float:
+    """Seconds from flip() to the first answer from dr, requests sent back to back."""
+    ns = lab.ns("client")
+    addr = lab.topo.host(host).address
+
+    def ask() -> str:
+        sock = netns.tcp_connect(ns, addr, port, timeout=2)
+        conn = http.client.HTTPConnection(addr, port, timeout=2)
+        conn.sock = sock
+        try:
+            conn.request("GET", "/")
+            return conn.getresponse().read().decode().strip()
+        finally:
+            conn.close()
+
+    assert ask() == "primary"
+    t0 = time.monotonic()
+    flip()  # type: ignore[operator]
+    for _ in range(10_000):
+        if ask() == "dr":
+            return time.monotonic() - t0
+    raise RuntimeError("never switched")
+
+
+def embedded_switch_time(lab: Lab, sites: dict[str, str]) -> float:
+    """The same measure for the embedded proxy, run in this process inside fe-a."""
+    import asyncio
+    import threading
+
+    from draas.traffic.frontend.proxy import ProxyEngine
+
+    ns = lab.ns("fe-a")
+    fe = lab.topo.host("fe-a").address
+
+    def listen(port: int) -> socket.socket:
+        s = netns.socket_in(ns)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((fe, port))
+        s.listen(64)
+        return s
+
+    engine = ProxyEngine("fe-a", sites, ports={PROXY_PORT + 10: STATIC_PORT}, target="primary",
+                         socket_factory=lambda: netns.socket_in(ns))  # fmt: skip
+    loop = asyncio.new_event_loop()
+    t = threading.Thread(target=loop.run_forever, daemon=True)
+    t.start()
+    asyncio.run_coroutine_threadsafe(engine.start(listen), loop).result(5)
+    try:
+        return switch_time(lab, "fe-a", PROXY_PORT + 10, lambda: engine.point_to("dr"))
+    finally:
+        asyncio.run_coroutine_threadsafe(engine.stop(), loop).result(5)
+        loop.call_soon_threadsafe(loop.stop)
+        t.join(5)
+        loop.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--out", type=Path, default=Path("results/frontend.json"))
+    args = parser.parse_args()
+    if not 1 <= args.seconds <= 120:
+        parser.error("--seconds must be 1..120")
+    lab = Lab("b" + secrets.token_hex(3))
+    result: dict[str, float] = {}
+    try:
+        lab.up(LabSettings(scheme="dns"))
+        for site in ("primary", "dr"):
+            static_backend(lab, site)
+        sites = {s: lab.topo.host(s).address for s in ("primary", "dr")}
+        fe = lab.topo.host("fe-a").address
+        proxy_argv = [sys.executable, "-m", "draas.traffic.frontend.proxy", "--bind", fe,
+                      "--port", f"{PROXY_PORT}:{STATIC_PORT}", "--target", "primary",
+                      *[f"--site={k}={v}" for k, v in sites.items()]]  # fmt: skip
+        lab.sup.start(lab.spec("bench-proxy", "fe-a", proxy_argv, ready=TcpReady(fe, PROXY_PORT)))
+        hsock = lab.run.path / "bench-haproxy.sock"
+        hcfg = lab.run.path / "bench-haproxy.cfg"
+        text = config_text(
+            fe,
+            sites,
+            "primary",
+            str(hsock),
+            ports={"web": STATIC_PORT},
+            listen={"web": HAPROXY_PORT},
+        )
+        hcfg.write_text(text)
+        lab.sup.start(lab.spec("bench-haproxy", "fe-a", ["haproxy", "-W", "-db", "-f", str(hcfg)],
+                               ready=UnixReady(str(hsock), "show info", "HAProxy")))  # fmt: skip
+        time.sleep(1.5)  # health checks settle
+        primary = sites["primary"]
+        urls = {
+            "direct": f"http://{primary}:{STATIC_PORT}/",
+            "proxy": f"http://{fe}:{PROXY_PORT}/",
+            "haproxy": f"http://{fe}:{HAPROXY_PORT}/",
+        }
+        # Throughput: 10 connections, saturating. Added latency: one connection, one request
+        # at a time (under saturation a percentile measures the queue, not the hop).
+        load = {k: wrk(lab, u, args.seconds) for k, u in urls.items()}
+        lat = {k: wrk(lab, u, args.seconds, conns=1) for k, u in urls.items()}
+        direct, proxy, hap = lat["direct"], lat["proxy"], lat["haproxy"]
+        engine = HaproxyEngine("fe-a", admin_socket=str(hsock), sites=sites, backends=("web",))
+        hap_switch = switch_time(lab, "fe-a", HAPROXY_PORT, lambda: engine.point_to("dr"))
+        proxy_switch = embedded_switch_time(lab, sites)
+        provider = Rfc2136Provider(
+            "rfc2136", zone=bind9.ZONE, record=f"bench.{bind9.ZONE}", ttl_s=5,
+            server=lab.topo.host("dns").address, key_name=bind9.TSIG_NAME,
+            key_algorithm="hmac-sha256", key_secret=secret(lab.run, "tsig", kind="tsig"),
+            socket_factory=lambda: netns.socket_in(lab.ns("witness"), kind=socket.SOCK_DGRAM),
+        )  # fmt: skip
+        dns_ms = []
+        for i in range(20):
+            t0 = time.monotonic()
+            provider.point_to(f"198.18.{1 + i % 2}.20")
+            dns_ms.append((time.monotonic() - t0) * 1000)
+        result = {
+            "direct_rps": round(load["direct"]["rps"]),
+            "proxy_rps": round(load["proxy"]["rps"]),
+            "haproxy_rps": round(load["haproxy"]["rps"]),
+            "proxy_to_haproxy_rps_ratio": round(load["proxy"]["rps"] / load["haproxy"]["rps"], 3),
+            "direct_p50_ms": round(direct["p50_ms"], 3),
+            "proxy_added_p50_ms": round(proxy["p50_ms"] - direct["p50_ms"], 3),
+            "proxy_added_p99_ms": round(proxy["p99_ms"] - direct["p99_ms"], 3),
+            "haproxy_added_p50_ms": round(hap["p50_ms"] - direct["p50_ms"], 3),
+            "haproxy_added_p99_ms": round(hap["p99_ms"] - direct["p99_ms"], 3),
+            "switch_ms": round(max(hap_switch, proxy_switch) * 1000, 2),
+            "haproxy_switch_ms": round(hap_switch * 1000, 2),
+            "proxy_switch_ms": round(proxy_switch * 1000, 2),
+            "dns_update_ms": round(statistics.median(dns_ms), 2),
+        }
+    finally:
+        lab.down()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"{'figure':<28} value")
+    for k, v in result.items():
+        print(f"{k:<28} {v}")
+    print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
