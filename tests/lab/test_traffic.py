@@ -227,3 +227,91 @@ def test_autonomous_haproxy_routes_around_a_crashed_site_and_back(full_lab: Lab)
         )
     finally:
         full_lab.sup.stop("haproxy-auto")
+
+
+REGISTER_DNS = """
+import sys
+from keystoneauth1 import session
+from keystoneauth1.identity import v3
+pw = open(sys.argv[2]).read().strip()
+auth = v3.Password(auth_url=sys.argv[1], username="admin", password=pw, project_name="admin",
+                   user_domain_name="Default", project_domain_name="Default")
+s = session.Session(auth=auth)
+base = sys.argv[1]
+svc = s.post(base + "/services", json={"service": {"type": "dns", "name": "designate"}}).json()
+s.post(base + "/endpoints", json={"endpoint": {"service_id": svc["service"]["id"],
+       "interface": "public", "url": sys.argv[3], "region_id": "RegionOne"}})
+"""
+
+USE_DESIGNATE = """
+import json, sys
+from draas.errors import TrafficError
+from draas.traffic.dns.designate import DesignateProvider
+p = DesignateProvider("designate", zone="draas.test.", record="keystone.draas.test.", ttl_s=5,
+                      cloud="draas-lab", wait_s=10, backoff_s=0.1, retries=1)
+out = {"check": p.check().ok}
+try:
+    out["before"] = p.current()
+    r = p.point_to(sys.argv[1])
+    out.update(changed=r.changed, after=p.current(), again=p.point_to(sys.argv[1]).changed)
+except TrafficError as exc:
+    out["error"] = str(exc)
+print(json.dumps(out))
+"""
+
+
+def test_designate_through_openstacksdk_with_the_labs_keystone(
+    full_lab: Lab, tmp_path: Path
+) -> None:
+    import json
+    import sys
+
+    from draas.lab.components import keystone
+    from draas.lab.readiness import TcpReady
+    from draas.lab.secrets import secret_file
+
+    url = "http://198.18.0.10:9001/"
+    pw = str(secret_file(full_lab.run, "keystone-admin"))
+    reg = full_lab.exec(
+        "client",
+        [sys.executable, "-c", REGISTER_DNS, keystone.AUTH_URL, pw, url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert reg.returncode == 0, reg.stderr
+    server = Path(__file__).parent / "fake_designate.py"
+    full_lab.sup.start(full_lab.spec(
+        "designate", "client",
+        [sys.executable, str(server), "--bind", "198.18.0.10", "--port", "9001",
+         "--keystone", "http://keystone.draas.test:5000", "--zone", "draas.test.",
+         "--record", "keystone.draas.test.", "--address", "198.18.1.20"],
+        ready=TcpReady("198.18.0.10", 9001)))  # fmt: skip
+    clouds = full_lab.run.path / "clouds.yaml"
+
+    def use(clouds_file: Path) -> dict[str, object]:
+        proc = full_lab.exec("client", [sys.executable, "-c", USE_DESIGNATE, "198.18.2.20"],
+                             env={"OS_CLIENT_CONFIG_FILE": str(clouds_file)},
+                             capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+    try:
+        got = use(clouds)
+        assert got == {
+            "check": True,
+            "before": "198.18.1.20",
+            "changed": True,
+            "after": "198.18.2.20",
+            "again": False,
+        }, got
+        log = full_lab.sup.log_path("designate").read_text()
+        assert "PUT /v2/zones/" in log  # the update went through Designate's API
+        bad = json.loads(clouds.read_text())
+        bad["clouds"]["draas-lab"]["auth"]["password"] = "wrong"
+        wrong = tmp_path / "clouds.yaml"
+        wrong.write_text(json.dumps(bad))
+        got = use(wrong)
+        assert got["check"] is False and "authentication refused" in str(got.get("error"))
+    finally:
+        full_lab.sup.stop("designate")

@@ -1,7 +1,7 @@
 """DNS providers: point the service's name at an address.
 
-One implementation per module (``rfc2136``, ``dyndns2``, ``route53``), chosen by the config's
-``dns.provider``; ``make_provider(cfg)`` builds the one configured.
+One implementation per module (``rfc2136``, ``dyndns2``, ``designate``, ``route53``), chosen by
+the config's ``dns.provider``; ``make_provider(cfg)`` builds the one configured.
 """
 
 from __future__ import annotations
@@ -37,11 +37,12 @@ class DnsProvider(TrafficSwitch):
 
 def make_provider(cfg: Any, **kw: Any) -> DnsProvider:
     """The provider named by a validated ``dns`` config section."""
-    from draas.traffic.dns import dyndns2, rfc2136, route53
+    from draas.traffic.dns import designate, dyndns2, rfc2136, route53
 
     kinds: dict[str, Any] = {
         "rfc2136": rfc2136.Rfc2136Provider.from_config,
         "dyndns2": dyndns2.Dyndns2Provider.from_config,
+        "designate": designate.DesignateProvider.from_config,
         "route53": route53.Route53Provider.from_config,
     }
     if cfg.provider not in kinds:
