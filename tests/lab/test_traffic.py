@@ -315,3 +315,42 @@ def test_designate_through_openstacksdk_with_the_labs_keystone(
         assert got["check"] is False and "authentication refused" in str(got.get("error"))
     finally:
         full_lab.sup.stop("designate")
+
+
+def test_haproxy_reload_is_seamless(full_lab: Lab) -> None:
+    """Requests sent back to back across a reload all succeed; the master keeps its PID."""
+    import threading
+    import time
+
+    pid = full_lab.sup.record("haproxy-fe-a")["pid"]
+    results: list[str] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        while not stop.is_set() and len(results) < 500:
+            results.append(site_served(full_lab, "http://fe-a.draas.test/"))
+
+    t = threading.Thread(target=load)
+    t.start()
+    time.sleep(0.5)
+    haproxy.reload(full_lab, "fe-a")
+    time.sleep(1.0)
+    stop.set()
+    t.join(30)
+    assert len(results) >= 10 and set(results) == {"primary"}, results
+    assert full_lab.sup.record("haproxy-fe-a")["pid"] == pid
+    assert full_lab.sup.state("haproxy-fe-a") == "running"
+    assert "reload" in full_lab.sup.log_path("haproxy-fe-a").read_text().lower()
+
+
+def test_engines_are_chosen_by_name() -> None:
+    from draas.traffic.frontend import make_engine
+    from draas.traffic.frontend.haproxy import HaproxyEngine as H
+    from draas.traffic.frontend.proxy import ProxyEngine
+
+    sites = {"primary": "198.18.1.10", "dr": "198.18.2.10"}
+    assert isinstance(make_engine("haproxy", "fe", sites, admin_socket="/x"), H)
+    e = make_engine("redirect", "fe", sites, ports={80: 80})
+    assert isinstance(e, ProxyEngine) and e.redirect
+    with pytest.raises(TrafficError, match="'nginx' is not available"):
+        make_engine("nginx", "fe", sites)

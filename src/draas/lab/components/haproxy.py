@@ -54,3 +54,14 @@ def wait_routing(lab: Lab, host: str, server: str = "primary", timeout_s: float 
             return
         time.sleep(0.1)
     raise LabError(f"HAProxy on {host} does not see {server} up after {timeout_s:g} s: {states}")
+
+
+def reload(lab: Lab, host: str, autonomous: bool = False) -> None:
+    """Write a new configuration and reload seamlessly: the master (``-W``) starts new workers
+    on SIGUSR2 and the old ones finish their connections; the listening sockets never close."""
+    import signal
+
+    cfg = lab.run.path / f"haproxy-{host}" / "haproxy.cfg"
+    cfg.write_text(config_text(lab, host, autonomous=autonomous))
+    if not lab.sup.send(f"haproxy-{host}", signal.SIGUSR2):
+        raise LabError(f"HAProxy on {host} is not running; cannot reload")

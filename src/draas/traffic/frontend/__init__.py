@@ -28,3 +28,16 @@ class FrontendEngine(TrafficSwitch):
             raise TrafficError(f"frontend {self.name}: unknown site {target!r}; sites: "
                                f"{sorted(self.sites)}; nothing was changed")  # fmt: skip
         return target
+
+
+def make_engine(kind: str, name: str, sites: Mapping[str, str], **kw: Any) -> FrontendEngine:
+    """The engine named by the config's ``frontend.engine`` (``proxy``, ``redirect``,
+    ``haproxy``); ``kw`` carries what that engine needs (ports, admin socket...)."""
+    from draas.traffic.frontend.haproxy import HaproxyEngine
+    from draas.traffic.frontend.proxy import ProxyEngine
+
+    if kind == "haproxy":
+        return HaproxyEngine(name, sites=sites, **kw)
+    if kind in ("proxy", "redirect"):
+        return ProxyEngine(name, sites, redirect=kind == "redirect", **kw)
+    raise TrafficError(f"frontend engine {kind!r} is not available; have: haproxy, proxy, redirect")
