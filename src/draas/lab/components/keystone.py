@@ -68,6 +68,11 @@ password_hash_rounds = 4
 # (role assignments rebuilt through the ORM), which would starve two cores.
 enabled = true
 backend = dogpile.cache.memory
+expiration_time = 60
+[catalog]
+# Each uWSGI worker has its own in-memory cache: a cached catalog would hide a new endpoint
+# from the other workers (seen: a service registered in a test missing from tokens).
+caching = false
 """
     path = conf_path(lab, host)
     path.write_text(text)

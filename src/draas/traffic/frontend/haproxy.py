@@ -38,7 +38,9 @@ def parse_servers_state(text: str) -> list[dict[str, str]]:
     if header is None:
         return []
     names = header.lstrip("# ").split()
-    return [dict(zip(names, ln.split(), strict=False)) for ln in lines if ln[0].isdigit()]
+    rows = [ln.split() for ln in lines if ln[0].isdigit()]
+    # The first line is the format version ("1"), not a server.
+    return [dict(zip(names, r, strict=False)) for r in rows if len(r) >= 4]
 
 
 # srv_admin_state bits (HAProxy's server.h): maintenance forced (0x01), inherited (0x02) or
