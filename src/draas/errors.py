@@ -4,6 +4,8 @@
     ├── ConfigError             a configuration file is missing, unreadable or invalid
     ├── ReplicationError        a database could not be read, promoted, demoted or rejoined
     │   └── ErrantTransactions  a server holds transactions its new source never received
+    ├── CoordinationError       the coordination store (etcd) could not be read or written
+    │   └── StaleEpoch          a compare-and-swap lost: the active record moved meanwhile
     ├── TrafficError            a DNS provider or frontend engine could not move traffic
     │   └── ProviderBlocked     the provider said stop (bad credentials, abuse): no more tries
     └── LabError                the lab could not do what was asked
@@ -43,6 +45,22 @@ class ReplicationError(DraasError):
 
 class ErrantTransactions(ReplicationError):
     """A server holds transactions that its new source never received (they must be saved)."""
+
+
+class CoordinationError(DraasError):
+    """The coordination store failed; ``retryable`` says whether trying again can help."""
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        self.retryable = retryable
+        super().__init__(message)
+
+
+class StaleEpoch(CoordinationError):
+    """The active record is not what the caller believed (another node moved it, or it is
+    held): the action is refused and nothing changed."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
 
 
 class TrafficError(DraasError):

@@ -1,0 +1,97 @@
+"""The coordination store: who is active, under which epoch, and what every observer sees.
+
+One interface, two implementations: ``etcd`` (the real one: three members, leases,
+transactions) and ``memory`` (tests, with a controllable clock). The ``active`` record names
+the site that may take writes and serve traffic, with an ``epoch`` that grows on every change:
+the fencing token carried by every promote, demote and traffic switch. It lives under a lease
+that its holder renews; if the holder cannot renew in time, the record disappears and the epoch
+stays, so the next holder takes ``epoch + 1``.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ActiveRecord:
+    site: str
+    epoch: int
+    holder: str
+    lease: str = ""  # the store's handle of the lease the record lives under
+
+    def to_json(self) -> str:
+        return json.dumps({"site": self.site, "epoch": self.epoch, "holder": self.holder},
+                          sort_keys=True)  # fmt: skip
+
+    @classmethod
+    def from_json(cls, text: str | bytes, lease: str = "") -> ActiveRecord:
+        doc = json.loads(text)
+        return cls(str(doc["site"]), int(doc["epoch"]), str(doc["holder"]), lease)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class CoordinationStore(ABC):
+    """What the agents share. Every write that changes who is active is a compare-and-swap."""
+
+    # -- the active record ---------------------------------------------------------------------
+    @abstractmethod
+    def active(self) -> ActiveRecord | None:
+        """The current record, or None when no one holds it (never taken, or lease expired)."""
+
+    @abstractmethod
+    def last_epoch(self) -> int:
+        """The highest epoch ever granted (it survives the record's expiry)."""
+
+    @abstractmethod
+    def take_active(self, site: str, holder: str, expected_epoch: int,
+                    ttl_s: float) -> ActiveRecord:  # fmt: skip
+        """Become active with epoch ``expected_epoch + 1``, if no one holds the record and the
+        epoch is still ``expected_epoch``; else raise ``StaleEpoch`` and change nothing."""
+
+    @abstractmethod
+    def hand_over(self, current: ActiveRecord, site: str, holder: str,
+                  ttl_s: float) -> ActiveRecord:  # fmt: skip
+        """Planned switchover: replace exactly ``current`` with a record for ``site`` under
+        epoch + 1, atomically; ``StaleEpoch`` if ``current`` is no longer the record."""
+
+    @abstractmethod
+    def renew_active(self, record: ActiveRecord, ttl_s: float) -> bool:
+        """Extend the holder's lease; False if the record is gone or not this one anymore."""
+
+    @abstractmethod
+    def release_active(self, record: ActiveRecord) -> None:
+        """Give the record up (only if it is still this one)."""
+
+    # -- observations --------------------------------------------------------------------------
+    @abstractmethod
+    def publish(self, observer: str, doc: dict[str, Any], ttl_s: float) -> None:
+        """What ``observer`` sees now; it expires unless published again within ``ttl_s``."""
+
+    @abstractmethod
+    def observations(self) -> dict[str, dict[str, Any]]:
+        """The unexpired observations, by observer."""
+
+    # -- event log -----------------------------------------------------------------------------
+    @abstractmethod
+    def append_event(self, event: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    def events(self) -> list[dict[str, Any]]:
+        """Every event, oldest first."""
+
+
+def make_store(cfg: Any, **kw: Any) -> CoordinationStore:
+    """The store named by a validated ``coordination`` config section."""
+    if cfg.backend == "memory":
+        from draas.coordination.memory import MemoryStore
+
+        return MemoryStore(**kw)
+    from draas.coordination.etcd import EtcdStore
+
+    return EtcdStore(cfg.endpoints, prefix=cfg.prefix, **kw)

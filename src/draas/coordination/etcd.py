@@ -1,0 +1,199 @@
+"""The etcd coordination store, through etcd's v3 JSON gateway with ``etcd3gw``.
+
+Keys under the configured prefix:
+
+    <prefix>epoch              the last epoch granted (plain key: survives lease expiry)
+    <prefix>active             the active record (JSON), attached to its holder's lease
+    <prefix>observers/<name>   each observer's latest view, attached to that observer's lease
+    <prefix>events/<time>      the event log
+
+Every change of the active record is one transaction comparing the epoch key (and the record,
+or its absence) before writing both, so two contenders can never both win.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from draas.coordination import ActiveRecord, CoordinationStore
+from draas.errors import CoordinationError, StaleEpoch
+
+with warnings.catch_warnings():
+    # etcd3gw imports futurist, which imports eventlet, which warns that it is deprecated
+    # (with a Warning subclass of its own).
+    warnings.simplefilter("ignore")
+    import etcd3gw
+    from etcd3gw.lease import Lease
+
+T = TypeVar("T")
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+class EtcdStore(CoordinationStore):
+    def __init__(self, endpoints: Sequence[str], prefix: str = "/draas/",
+                 timeout_s: float = 2.0) -> None:  # fmt: skip
+        if not endpoints:
+            raise CoordinationError("etcd store: no endpoint configured", retryable=False)
+        self.endpoints = list(endpoints)
+        self.prefix = prefix if prefix.endswith("/") else prefix + "/"
+        self.timeout_s = timeout_s
+        self._current = 0
+        self._clients: dict[str, Any] = {}
+        self._obs_leases: dict[str, tuple[int, float]] = {}  # observer -> (lease, its TTL)
+
+    # -- plumbing ------------------------------------------------------------------------------
+    def _client(self, url: str) -> Any:
+        if url not in self._clients:
+            u = urlsplit(url)
+            self._clients[url] = etcd3gw.client(host=u.hostname or "localhost",
+                                                port=u.port or 2379, protocol=u.scheme or "http",
+                                                timeout=self.timeout_s)  # fmt: skip
+        return self._clients[url]
+
+    def _do(self, what: str, fn: Callable[[Any], T]) -> T:
+        """Run ``fn(client)`` on a reachable member, trying each endpoint once."""
+        errors = []
+        for i in range(len(self.endpoints)):
+            url = self.endpoints[(self._current + i) % len(self.endpoints)]
+            try:
+                result = fn(self._client(url))
+            except StaleEpoch:
+                raise
+            except Exception as exc:  # etcd3gw raises requests' and its own errors
+                errors.append(f"{url}: {type(exc).__name__}: {exc}")
+                continue
+            self._current = (self._current + i) % len(self.endpoints)
+            return result
+        raise CoordinationError(f"etcd {what} failed on every endpoint: {'; '.join(errors)}")
+
+    def _key(self, name: str) -> str:
+        return self.prefix + name
+
+    def _txn(self, client: Any, compare: list[dict[str, Any]],
+             success: list[dict[str, Any]]) -> bool:  # fmt: skip
+        result = client.transaction({"compare": compare, "success": success, "failure": []})
+        return bool(result.get("succeeded", False))
+
+    def _grant(self, client: Any, ttl_s: float) -> int:
+        return int(client.lease(ttl=max(1, math.ceil(ttl_s))).id)
+
+    # -- the active record ---------------------------------------------------------------------
+    def _read_active(self, client: Any) -> ActiveRecord | None:
+        got = client.get(self._key("active"), metadata=True)
+        if not got:
+            return None
+        value, meta = got[0]
+        return ActiveRecord.from_json(value, lease=str(meta.get("lease", "")))
+
+    def active(self) -> ActiveRecord | None:
+        return self._do("read active", self._read_active)
+
+    def last_epoch(self) -> int:
+        got = self._do("read epoch", lambda c: c.get(self._key("epoch")))
+        return int(got[0]) if got else 0
+
+    def _epoch_is(self, epoch: int) -> dict[str, Any]:
+        if epoch == 0:
+            return {"key": _b64(self._key("epoch")), "result": "EQUAL", "target": "CREATE",
+                    "create_revision": 0}  # fmt: skip
+        return {"key": _b64(self._key("epoch")), "result": "EQUAL", "target": "VALUE",
+                "value": _b64(str(epoch))}  # fmt: skip
+
+    def _writes(self, record: ActiveRecord, lease: int) -> list[dict[str, Any]]:
+        return [
+            {"request_put": {"key": _b64(self._key("epoch")), "value": _b64(str(record.epoch))}},
+            {"request_put": {"key": _b64(self._key("active")), "value": _b64(record.to_json()),
+                             "lease": lease}},
+        ]  # fmt: skip
+
+    def take_active(self, site: str, holder: str, expected_epoch: int,
+                    ttl_s: float) -> ActiveRecord:  # fmt: skip
+        def attempt(c: Any) -> ActiveRecord:
+            lease = self._grant(c, ttl_s)
+            record = ActiveRecord(site, expected_epoch + 1, holder, str(lease))
+            absent = {"key": _b64(self._key("active")), "result": "EQUAL", "target": "CREATE",
+                      "create_revision": 0}  # fmt: skip
+            if self._txn(c, [absent, self._epoch_is(expected_epoch)], self._writes(record, lease)):
+                return record
+            Lease(lease, c).revoke()
+            raise StaleEpoch(f"cannot take the active record with epoch {expected_epoch}: "
+                             f"it is held ({self._read_active(c)}) or the epoch moved")  # fmt: skip
+
+        return self._do("take active", attempt)
+
+    def hand_over(self, current: ActiveRecord, site: str, holder: str,
+                  ttl_s: float) -> ActiveRecord:  # fmt: skip
+        def attempt(c: Any) -> ActiveRecord:
+            lease = self._grant(c, ttl_s)
+            record = ActiveRecord(site, current.epoch + 1, holder, str(lease))
+            same = {"key": _b64(self._key("active")), "result": "EQUAL", "target": "VALUE",
+                    "value": _b64(current.to_json())}  # fmt: skip
+            if self._txn(c, [same, self._epoch_is(current.epoch)], self._writes(record, lease)):
+                if current.lease:
+                    Lease(int(current.lease), c).revoke()
+                return record
+            Lease(lease, c).revoke()
+            raise StaleEpoch(f"the active record is {self._read_active(c)}, not {current}")
+
+        return self._do("hand over", attempt)
+
+    def renew_active(self, record: ActiveRecord, ttl_s: float) -> bool:
+        def attempt(c: Any) -> bool:
+            live = self._read_active(c)
+            if live is None or live != record:
+                return False
+            return int(Lease(int(record.lease), c).refresh()) > 0
+
+        return self._do("renew active", attempt)
+
+    def release_active(self, record: ActiveRecord) -> None:
+        def attempt(c: Any) -> None:
+            if self._read_active(c) == record:
+                Lease(int(record.lease), c).revoke()
+
+        self._do("release active", attempt)
+
+    # -- observations --------------------------------------------------------------------------
+    def publish(self, observer: str, doc: dict[str, Any], ttl_s: float) -> None:
+        key = self._key(f"observers/{observer}")
+        value = json.dumps(doc, sort_keys=True)
+
+        def attempt(c: Any) -> None:
+            # A keep-alive renews a lease for the TTL it was granted with: a new TTL needs a
+            # new lease.
+            lease, ttl = self._obs_leases.get(observer, (0, 0.0))
+            if ttl != ttl_s or Lease(lease, c).refresh() <= 0:
+                lease = self._grant(c, ttl_s)
+                self._obs_leases[observer] = (lease, ttl_s)
+            c.put(key, value, lease=Lease(lease, c))
+
+        self._do("publish", attempt)
+
+    def observations(self) -> dict[str, dict[str, Any]]:
+        rows = self._do("read observations", lambda c: c.get_prefix(self._key("observers/")))
+        out = {}
+        for value, meta in rows:
+            name = meta["key"].decode().rsplit("/", 1)[1]
+            out[name] = json.loads(value)
+        return out
+
+    # -- events --------------------------------------------------------------------------------
+    def append_event(self, event: dict[str, Any]) -> None:
+        key = self._key(f"events/{time.time_ns():020d}")
+        self._do("append event", lambda c: c.put(key, json.dumps(event, sort_keys=True)))
+
+    def events(self) -> list[dict[str, Any]]:
+        rows = self._do("read events", lambda c: c.get_prefix(self._key("events/"),
+                                                               sort_order="ascend",
+                                                               sort_target="key"))  # fmt: skip
+        return [json.loads(v) for v, _ in rows]

@@ -1,0 +1,161 @@
+"""One contract for every coordination store: the in-memory one (fake clock) and etcd (a real
+single-member etcd on loopback, started by the fixture)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from draas.clock import FakeClock
+from draas.coordination import CoordinationStore
+from draas.coordination.memory import MemoryStore
+from draas.errors import CoordinationError, StaleEpoch
+
+TTL = 2.0  # etcd's minimum lease TTL with default timings
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def etcd_url() -> Iterator[str]:
+    if shutil.which("etcd") is None:
+        pytest.fail("etcd is not installed: run scripts/setup")
+    data = tempfile.mkdtemp(prefix="draas-etcd-")
+    client, peer = free_port(), free_port()
+    url = f"http://127.0.0.1:{client}"
+    proc = subprocess.Popen(
+        ["etcd", "--name", "t", "--data-dir", data, "--listen-client-urls", url,
+         "--advertise-client-urls", url, "--listen-peer-urls", f"http://127.0.0.1:{peer}",
+         "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
+         "--initial-cluster", f"t=http://127.0.0.1:{peer}", "--log-level", "error"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", client), timeout=0.2).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "etcd did not start"
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+@dataclass
+class Kit:
+    store: CoordinationStore
+    wait: Callable[[float], None]
+
+
+@pytest.fixture(params=["memory", pytest.param("etcd", marks=pytest.mark.lab)])
+def kit(request: pytest.FixtureRequest) -> Kit:
+    if request.param == "memory":
+        clock = FakeClock()
+        return Kit(MemoryStore(clock), clock.advance)
+    from draas.coordination.etcd import EtcdStore
+
+    url = request.getfixturevalue("etcd_url")
+    prefix = f"/t{time.time_ns()}/"  # each test its own key space
+    return Kit(EtcdStore([url], prefix=prefix), time.sleep)
+
+
+def test_first_take_gets_epoch_one(kit: Kit) -> None:
+    s = kit.store
+    assert s.active() is None and s.last_epoch() == 0
+    rec = s.take_active("primary", "agent-a", 0, TTL)
+    assert (rec.site, rec.epoch, rec.holder) == ("primary", 1, "agent-a")
+    assert s.active() == rec and s.last_epoch() == 1
+
+
+def test_stale_epoch_and_held_record_are_refused_and_change_nothing(kit: Kit) -> None:
+    s = kit.store
+    rec = s.take_active("primary", "agent-a", 0, TTL)
+    with pytest.raises(StaleEpoch):
+        s.take_active("dr", "agent-b", 1, TTL)  # held by agent-a
+    with pytest.raises(StaleEpoch):
+        s.take_active("dr", "agent-b", 0, TTL)  # stale epoch
+    assert s.active() == rec and s.last_epoch() == 1
+
+
+def test_expired_lease_frees_the_record_and_the_epoch_grows(kit: Kit) -> None:
+    s = kit.store
+    old = s.take_active("primary", "agent-a", 0, TTL)
+    kit.wait(TTL + 1.5)
+    assert s.active() is None
+    assert s.last_epoch() == 1  # the epoch survives the record
+    assert s.renew_active(old, TTL) is False  # the old holder learns it lost
+    new = s.take_active("dr", "agent-b", 1, TTL)
+    assert new.epoch == 2 and s.active() == new
+
+
+def test_renewal_keeps_the_record(kit: Kit) -> None:
+    s = kit.store
+    rec = s.take_active("primary", "agent-a", 0, TTL)
+    for _ in range(3):
+        kit.wait(TTL * 0.6)
+        assert s.renew_active(rec, TTL)
+    assert s.active() == rec
+
+
+def test_hand_over_bumps_the_epoch_and_fences_the_old_record(kit: Kit) -> None:
+    s = kit.store
+    old = s.take_active("primary", "agent-a", 0, TTL)
+    new = s.hand_over(old, "dr", "agent-b", TTL)
+    assert new.epoch == 2 and s.active() == new
+    assert s.renew_active(old, TTL) is False
+    with pytest.raises(StaleEpoch):
+        s.hand_over(old, "primary", "agent-a", TTL)  # a stale record cannot move it back
+    assert s.active() == new
+
+
+def test_release_only_by_the_holder(kit: Kit) -> None:
+    s = kit.store
+    old = s.take_active("primary", "agent-a", 0, TTL)
+    new = s.hand_over(old, "dr", "agent-b", TTL)
+    s.release_active(old)  # stale: ignored
+    assert s.active() == new
+    s.release_active(new)
+    assert s.active() is None and s.last_epoch() == 2
+
+
+def test_a_silent_observer_drops_out(kit: Kit) -> None:
+    s = kit.store
+    s.publish("witness", {"primary": "down"}, TTL)
+    s.publish("dr", {"primary": "down"}, TTL)
+    assert set(s.observations()) == {"witness", "dr"}
+    kit.wait(1.0)
+    s.publish("dr", {"primary": "up"}, 2 * TTL)  # dr keeps publishing, the witness went silent
+    kit.wait(TTL + 0.5)  # past the witness' expiry (with etcd's slack), within dr's
+    assert s.observations() == {"dr": {"primary": "up"}}
+
+
+def test_events_keep_their_order(kit: Kit) -> None:
+    s = kit.store
+    for i in range(5):
+        s.append_event({"step": f"s{i}", "n": i})
+    assert [e["n"] for e in s.events()] == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.lab
+def test_unreachable_etcd_is_a_clear_retryable_error() -> None:
+    from draas.coordination.etcd import EtcdStore
+
+    s = EtcdStore([f"http://127.0.0.1:{free_port()}"], timeout_s=0.5)
+    with pytest.raises(CoordinationError, match="failed on every endpoint") as info:
+        s.active()
+    assert info.value.retryable
