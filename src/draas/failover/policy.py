@@ -1,0 +1,103 @@
+"""The failover decision, taken on one immutable view of the world. No I/O, no clock of its
+own: the agent gathers observations and the active record, calls ``decide``, carries out what
+it returns, and logs the one sentence it says.
+
+Rules (DESIGN.md's invariants):
+- a site is confirmed down when at least ``need`` vantage points (a majority of those
+  configured, and never fewer than two) have each seen it down for the whole confirmation
+  window; observers whose publications expired do not vote;
+- failover goes to the DR site only if the same quorum sees it up;
+- without a coordination store there is no automatic decision (manual failover only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from draas.coordination import ActiveRecord
+
+
+@dataclass(frozen=True)
+class View:
+    now: float
+    voters: Sequence[str]
+    observations: Mapping[str, Mapping[str, Any]]
+    active: ActiveRecord | None
+    last_epoch: int
+    primary: str
+    dr: str
+    confirm_window_s: float
+    store_ok: bool = True
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: str  # "none", "wait", "failover", "manual-only"
+    reason: str
+    target: str | None = None
+    expected_epoch: int | None = None
+    replace: ActiveRecord | None = None
+    votes: dict[str, list[str]] = field(default_factory=dict)
+
+
+def needed_votes(voters: Sequence[str]) -> int:
+    return max(2, len(voters) // 2 + 1)
+
+
+def votes(view: View, site: str, state: str) -> list[str]:
+    """Voters that have seen ``site`` in ``state`` for at least the confirmation window."""
+    out = []
+    for voter in view.voters:
+        doc = view.observations.get(voter)
+        if doc is None:
+            continue  # expired: a silent observer does not vote
+        t = doc.get("targets", {}).get(site)
+        if t and t.get("state") == state and view.now - float(t["since"]) >= view.confirm_window_s:
+            out.append(voter)
+    return out
+
+
+def decide(view: View) -> Decision:
+    if not view.store_ok:
+        return Decision("manual-only", "no quorum store: only a forced manual failover is allowed")
+    need = needed_votes(view.voters)
+    alive = [v for v in view.voters if v in view.observations]
+    active_site = view.active.site if view.active else None
+    if active_site == view.dr:
+        return Decision("none", f"{view.dr} is active (epoch {view.active.epoch}); failback is "
+                        "a planned switchover, never automatic bouncing")  # fmt: skip
+    down = votes(view, view.primary, "down")
+    up_dr = votes(view, view.dr, "up")
+    tally = {"primary_down": down, "dr_up": up_dr, "alive": alive}
+    if len(alive) < need:
+        return Decision("wait", f"only {len(alive)} of {len(view.voters)} vantage points alive, "
+                        f"{need} needed: no automatic failover", votes=tally)  # fmt: skip
+    if len(down) < need:
+        why = f"{view.primary} confirmed down by {len(down)} of {need} needed vantage points" + (
+            f" ({', '.join(down)})" if down else ""
+        )
+        return Decision("none", why, votes=tally)
+    if len(up_dr) < need:
+        return Decision("wait", f"{view.primary} is down ({', '.join(down)}) but {view.dr} is "
+                        f"seen up by only {len(up_dr)} of {need}: no healthy target",
+                        votes=tally)  # fmt: skip
+    return Decision(
+        "failover",
+        f"{view.primary} down for {view.confirm_window_s:g} s by {', '.join(down)}; "
+        f"{view.dr} up by {', '.join(up_dr)}",
+        target=view.dr,
+        expected_epoch=view.last_epoch,
+        replace=view.active,
+        votes=tally,
+    )
+
+
+def must_fence(now: float, last_renewal: float, lease_ttl_s: float, margin_s: float) -> bool:
+    """The active site's own rule: stop taking writes before the lease can expire elsewhere.
+
+    If the holder has not renewed for ``lease_ttl_s - margin_s``, it demotes itself: by the
+    time anyone else can take the record (after the full TTL), it no longer accepts writes.
+    """
+    return now - last_renewal >= lease_ttl_s - margin_s

@@ -1,0 +1,55 @@
+"""Rise/fall detection: a target changes state only after ``fall`` failures (or ``rise``
+successes) in a row, so one lost probe never flips it. Pure: results and times in, state out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class RiseFall:
+    rise: int
+    fall: int
+    state: str = "unknown"  # "up", "down" or "unknown" (not enough results yet)
+    since: float = 0.0
+    _streak_ok: int = 0
+    _streak_bad: int = 0
+
+    def feed(self, ok: bool, at: float) -> bool:
+        """Record one probe result taken at ``at``; return True if the state changed."""
+        if ok:
+            self._streak_ok += 1
+            self._streak_bad = 0
+            if self.state != "up" and self._streak_ok >= self.rise:
+                return self._become("up", at)
+        else:
+            self._streak_bad += 1
+            self._streak_ok = 0
+            if self.state != "down" and self._streak_bad >= self.fall:
+                return self._become("down", at)
+        return False
+
+    def _become(self, state: str, at: float) -> bool:
+        self.state = state
+        self.since = at
+        return True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"state": self.state, "since": self.since}
+
+
+class VantagePoint:
+    """One observer's detectors, one per target, and the document it publishes."""
+
+    def __init__(self, name: str, targets: list[str], rise: int, fall: int) -> None:
+        self.name = name
+        self.detectors = {t: RiseFall(rise, fall) for t in targets}
+
+    def feed(self, target: str, ok: bool, at: float) -> bool:
+        return self.detectors[target].feed(ok, at)
+
+    def view(self, at: float) -> dict[str, Any]:
+        return {"observer": self.name, "at": at,
+                "targets": {t: d.to_dict() for t, d in self.detectors.items()}}  # fmt: skip

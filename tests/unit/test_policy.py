@@ -1,0 +1,191 @@
+"""The decision core, table-driven on views, with no I/O: quorum, windows, expiry, fencing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from draas.coordination import ActiveRecord
+from draas.failover.policy import View, decide, must_fence, needed_votes
+from draas.health.detector import RiseFall, VantagePoint
+
+NOW = 1000.0
+VOTERS = ["dr-agent", "witness", "fe-b"]
+PRIMARY = ActiveRecord("primary", 3, "agent-primary")
+
+
+def seen(primary: str, since_p: float, dr: str = "up", since_d: float = 0.0) -> dict[str, Any]:
+    return {
+        "targets": {
+            "primary": {"state": primary, "since": since_p},
+            "dr": {"state": dr, "since": since_d},
+        }
+    }
+
+
+def view(obs: dict[str, dict[str, Any]], active: ActiveRecord | None = PRIMARY, **kw: Any) -> View:
+    return View(
+        now=NOW,
+        voters=VOTERS,
+        observations=obs,
+        active=active,
+        last_epoch=3,
+        primary="primary",
+        dr="dr",
+        confirm_window_s=5.0,
+        **kw,
+    )
+
+
+def test_one_observer_alone_never_fails_over() -> None:
+    d = decide(
+        view({"dr-agent": seen("down", NOW - 60), "witness": seen("up", 0), "fe-b": seen("up", 0)})
+    )
+    assert d.action == "none" and "1 of 2" in d.reason
+
+
+def test_quorum_over_the_window_fails_over_to_dr_with_the_epoch() -> None:
+    d = decide(
+        view(
+            {
+                "dr-agent": seen("down", NOW - 6),
+                "witness": seen("down", NOW - 5),
+                "fe-b": seen("up", 0),
+            }
+        )
+    )
+    assert d.action == "failover" and d.target == "dr"
+    assert d.expected_epoch == 3 and d.replace == PRIMARY
+    assert d.votes["primary_down"] == ["dr-agent", "witness"]
+
+
+def test_down_for_less_than_the_window_does_not_count() -> None:
+    d = decide(
+        view(
+            {
+                "dr-agent": seen("down", NOW - 6),
+                "witness": seen("down", NOW - 4.9),
+                "fe-b": seen("up", 0),
+            }
+        )
+    )
+    assert d.action == "none"
+
+
+def test_an_expired_observer_stops_voting() -> None:
+    # Only two observers alive, one says down: not enough, whatever the silent one said.
+    d = decide(view({"dr-agent": seen("down", NOW - 60), "fe-b": seen("up", 0)}))
+    assert d.action == "none"
+    d = decide(view({"dr-agent": seen("down", NOW - 60)}))
+    assert d.action == "wait" and "only 1 of 3 vantage points alive" in d.reason
+
+
+def test_partition_where_the_witness_still_sees_the_primary_causes_no_failover() -> None:
+    # The sites cannot see each other; the witness and the primary's clients still can.
+    d = decide(
+        view({"dr-agent": seen("down", NOW - 60), "fe-b": seen("up", 0), "witness": seen("up", 0)})
+    )
+    assert d.action == "none"
+
+
+def test_two_of_three_is_a_quorum_even_against_the_witness() -> None:
+    d = decide(
+        view(
+            {
+                "dr-agent": seen("down", NOW - 60),
+                "fe-b": seen("down", NOW - 60),
+                "witness": seen("up", 0),
+            }
+        )
+    )
+    assert d.action == "failover"
+
+
+def test_no_failover_to_a_dr_site_nobody_sees_up() -> None:
+    d = decide(
+        view(
+            {
+                "dr-agent": seen("down", NOW - 60, "down", NOW - 60),
+                "witness": seen("down", NOW - 60, "down", NOW - 60),
+                "fe-b": seen("up", 0),
+            }
+        )
+    )
+    assert d.action == "wait" and "no healthy target" in d.reason
+
+
+def test_dr_active_means_no_automatic_bounce_back() -> None:
+    d = decide(view({v: seen("up", 0) for v in VOTERS}, active=ActiveRecord("dr", 4, "x")))
+    assert d.action == "none" and "planned switchover" in d.reason
+
+
+def test_without_a_quorum_store_only_manual() -> None:
+    d = decide(view({v: seen("down", 0) for v in VOTERS}, store_ok=False))
+    assert d.action == "manual-only"
+
+
+def test_expired_lease_with_quorum_fails_over_from_no_holder() -> None:
+    d = decide(view({v: seen("down", NOW - 60) for v in VOTERS[:2]}, active=None))
+    assert d.action == "failover" and d.replace is None and d.expected_epoch == 3
+
+
+@pytest.mark.parametrize(("voters", "need"), [(1, 2), (2, 2), (3, 2), (4, 3), (5, 3)])
+def test_needed_votes_never_below_two(voters: int, need: int) -> None:
+    assert needed_votes([f"v{i}" for i in range(voters)]) == need
+
+
+def test_fencing_before_the_lease_can_expire() -> None:
+    assert not must_fence(now=105.9, last_renewal=100.0, lease_ttl_s=10, margin_s=4)
+    assert must_fence(now=106.0, last_renewal=100.0, lease_ttl_s=10, margin_s=4)
+
+
+def test_rise_fall_needs_consecutive_results_and_ignores_one_blip() -> None:
+    d = RiseFall(rise=2, fall=3)
+    assert not d.feed(True, 1.0) and d.state == "unknown"
+    assert d.feed(True, 2.0) and (d.state, d.since) == ("up", 2.0)
+    for t in (3.0, 4.0):
+        assert not d.feed(False, t)
+    assert not d.feed(True, 5.0)  # a blip: the failure streak starts again
+    for t in (6.0, 7.0):
+        assert not d.feed(False, t)
+    assert d.feed(False, 8.0) and (d.state, d.since) == ("down", 8.0)
+
+
+def test_flapping_target_never_settles_down() -> None:
+    d = RiseFall(rise=2, fall=3)
+    d.feed(True, 0.0)
+    d.feed(True, 0.1)
+    for i in range(50):  # down-up-down-up every probe
+        d.feed(i % 2 == 0, 1.0 + i)
+    assert d.state == "up"
+
+
+def test_vantage_point_publishes_one_document() -> None:
+    vp = VantagePoint("witness", ["primary", "dr"], rise=1, fall=1)
+    vp.feed("primary", False, 10.0)
+    vp.feed("dr", True, 10.0)
+    doc = vp.view(11.0)
+    assert doc == {
+        "observer": "witness",
+        "at": 11.0,
+        "targets": {
+            "primary": {"state": "down", "since": 10.0},
+            "dr": {"state": "up", "since": 10.0},
+        },
+    }
+    assert (
+        decide(
+            View(
+                now=20.0,
+                voters=["witness", "dr-agent"],
+                observations={"witness": doc, "dr-agent": doc},
+                active=PRIMARY,
+                last_epoch=3,
+                primary="primary",
+                dr="dr",
+                confirm_window_s=5.0,
+            )
+        ).action
+        == "failover"
+    )
