@@ -1,0 +1,104 @@
+"""Runbooks as data: named steps, each recorded as an event (started, done or failed, with
+node, epoch and duration) in the coordination store, so that an agent restarted in the middle
+of a runbook resumes at the first step not done, and never repeats a finished one.
+
+``next_step`` is pure: the event log in, the step to run out. ``RunbookRunner`` is the thin
+executor around it. Steps must be idempotent (a step that started but has no ``done`` event
+runs again after a crash). ``guard_epoch`` is the fencing-token check every step that promotes,
+demotes or moves traffic makes first.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from draas.clock import Clock, SystemClock
+from draas.coordination import CoordinationStore
+from draas.errors import StaleEpoch
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    run: Callable[[dict[str, Any]], None]
+    fenced: bool = True  # checks the epoch before acting
+
+
+@dataclass(frozen=True)
+class Runbook:
+    name: str
+    steps: Sequence[Step]
+
+    def step_names(self) -> list[str]:
+        return [s.name for s in self.steps]
+
+
+@dataclass
+class RunState:
+    run_id: str
+    done: list[str] = field(default_factory=list)
+    failed: str | None = None
+
+
+def state_of(run_id: str, events: Sequence[dict[str, Any]]) -> RunState:
+    st = RunState(run_id)
+    for e in events:
+        if e.get("run") != run_id:
+            continue
+        if e.get("outcome") == "done" and e["step"] not in st.done:
+            st.done.append(e["step"])
+        elif e.get("outcome") == "failed":
+            st.failed = e["step"]
+    return st
+
+
+def next_step(book: Runbook, run_id: str, events: Sequence[dict[str, Any]]) -> Step | None:
+    """The first step of ``book`` that this run has not finished (None: the run is complete)."""
+    done = set(state_of(run_id, events).done)
+    return next((s for s in book.steps if s.name not in done), None)
+
+
+def guard_epoch(store: CoordinationStore, epoch: int) -> None:
+    """Refuse to act for an epoch that is no longer the active one (a fencing token check)."""
+    current = store.active()
+    if current is None or current.epoch != epoch:
+        raise StaleEpoch(f"acting for epoch {epoch} refused: the active record is {current}")
+
+
+class RunbookRunner:
+    def __init__(self, store: CoordinationStore, node: str, clock: Clock | None = None) -> None:
+        self.store = store
+        self.node = node
+        self.clock = clock or SystemClock()
+
+    def _event(self, run_id: str, book: Runbook, step: str, outcome: str, epoch: int | None,
+               **fields: Any) -> None:  # fmt: skip
+        event = {"ts": self.clock.now(), "node": self.node, "runbook": book.name, "run": run_id,
+                 "step": step, "outcome": outcome, "epoch": epoch, **fields}  # fmt: skip
+        self.store.append_event(event)
+        log.info("%s %s: %s %s (epoch %s)%s", book.name, run_id, step, outcome, epoch,
+                 "".join(f" {k}={v}" for k, v in fields.items()))  # fmt: skip
+
+    def run(self, book: Runbook, run_id: str, ctx: dict[str, Any]) -> RunState:
+        """Run (or resume) ``book`` to its end; a failing step is recorded and re-raised."""
+        while (step := next_step(book, run_id, self.store.events())) is not None:
+            epoch = ctx.get("epoch")
+            self._event(run_id, book, step.name, "started", epoch)
+            t0 = time.monotonic()
+            try:
+                if step.fenced and epoch is not None:
+                    guard_epoch(self.store, int(epoch))
+                step.run(ctx)
+            except Exception as exc:
+                self._event(run_id, book, step.name, "failed", epoch, error=str(exc),
+                            duration_s=round(time.monotonic() - t0, 4))  # fmt: skip
+                raise
+            self._event(run_id, book, step.name, "done", ctx.get("epoch"),
+                        duration_s=round(time.monotonic() - t0, 4))  # fmt: skip
+        return state_of(run_id, self.store.events())

@@ -1,0 +1,92 @@
+"""Runbooks: steps recorded in order, resumed after a crash without redoing finished steps,
+and refused for a stale epoch (the fencing token)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from draas.clock import FakeClock
+from draas.coordination.memory import MemoryStore
+from draas.errors import StaleEpoch
+from draas.failover.runbook import Runbook, RunbookRunner, Step, next_step, state_of
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL: the agent stops in the middle of a step, recording nothing."""
+
+
+def book(calls: list[str], crash_at: str | None = None) -> Runbook:
+    def step(name: str) -> Step:
+        def run(ctx: dict[str, Any]) -> None:
+            calls.append(name)
+            if name == crash_at and calls.count(name) == 1:
+                raise Killed
+
+        return Step(name, run)
+
+    return Runbook(
+        "failover",
+        [step(n) for n in ("confirm", "take-lease", "fence", "promote", "switch", "verify")],
+    )
+
+
+@pytest.fixture
+def store() -> MemoryStore:
+    s = MemoryStore(FakeClock())
+    s.take_active("primary", "agent-primary", 0, 30)
+    return s
+
+
+def test_steps_run_in_order_and_are_recorded(store: MemoryStore) -> None:
+    calls: list[str] = []
+    st = RunbookRunner(store, "witness").run(book(calls), "r1", {"epoch": 1})
+    assert calls == book([]).step_names()
+    assert st.done == calls and st.failed is None
+    outcomes = [(e["step"], e["outcome"]) for e in store.events()]
+    assert outcomes[:2] == [("confirm", "started"), ("confirm", "done")]
+    assert all(e["node"] == "witness" and e["epoch"] == 1 for e in store.events())
+
+
+@pytest.mark.parametrize("crash_at", ["confirm", "fence", "promote", "verify"])
+def test_an_agent_killed_mid_step_resumes_without_redoing_finished_steps(
+    store: MemoryStore,
+    crash_at: str,
+) -> None:
+    calls: list[str] = []
+    b = book(calls, crash_at=crash_at)
+    with pytest.raises(Killed):
+        RunbookRunner(store, "agent-1").run(b, "r1", {"epoch": 1})
+    # A new agent process, same store: it resumes.
+    st = RunbookRunner(store, "agent-2").run(b, "r1", {"epoch": 1})
+    assert st.done == b.step_names()
+    for name in b.step_names():
+        expected = 2 if name == crash_at else 1  # only the interrupted step runs again
+        assert calls.count(name) == expected, (name, calls)
+
+
+def test_a_stale_epoch_is_refused_before_acting(store: MemoryStore) -> None:
+    calls: list[str] = []
+    current = store.active()
+    assert current is not None
+    store.hand_over(current, "dr", "agent-dr", 30)  # someone else moved the record: epoch 2
+    with pytest.raises(StaleEpoch, match="acting for epoch 1 refused"):
+        RunbookRunner(store, "agent-1").run(book(calls), "r1", {"epoch": 1})
+    assert calls == []  # nothing was done for the stale epoch
+    assert state_of("r1", store.events()).failed == "confirm"
+
+
+def test_next_step_is_pure_over_the_event_log() -> None:
+    b = book([])
+    ev = [
+        {"run": "r", "step": "confirm", "outcome": "done"},
+        {"run": "other", "step": "take-lease", "outcome": "done"},
+        {"run": "r", "step": "take-lease", "outcome": "started"},
+    ]
+    nxt = next_step(b, "r", ev)
+    assert nxt is not None and nxt.name == "take-lease"
+    assert (
+        next_step(b, "r", [{"run": "r", "step": s, "outcome": "done"} for s in b.step_names()])
+        is None
+    )
