@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import json
 import re
 import secrets
 import socket
@@ -24,8 +23,11 @@ import sys
 import time
 from pathlib import Path
 
+from common import report
+
 from draas.lab import netns
 from draas.lab.components import bind9
+from draas.lab.embedded import proxy_in
 from draas.lab.lab import Lab, LabSettings
 from draas.lab.readiness import TcpReady, UnixReady
 from draas.lab.secrets import secret
@@ -92,34 +94,8 @@ def switch_time(lab: Lab, host: str, port: int, flip: object) -> float:
 
 def embedded_switch_time(lab: Lab, sites: dict[str, str]) -> float:
     """The same measure for the embedded proxy, run in this process inside fe-a."""
-    import asyncio
-    import threading
-
-    from draas.traffic.frontend.proxy import ProxyEngine
-
-    ns = lab.ns("fe-a")
-    fe = lab.topo.host("fe-a").address
-
-    def listen(port: int) -> socket.socket:
-        s = netns.socket_in(ns)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind((fe, port))
-        s.listen(64)
-        return s
-
-    engine = ProxyEngine("fe-a", sites, ports={PROXY_PORT + 10: STATIC_PORT}, target="primary",
-                         socket_factory=lambda: netns.socket_in(ns))  # fmt: skip
-    loop = asyncio.new_event_loop()
-    t = threading.Thread(target=loop.run_forever, daemon=True)
-    t.start()
-    asyncio.run_coroutine_threadsafe(engine.start(listen), loop).result(5)
-    try:
-        return switch_time(lab, "fe-a", PROXY_PORT + 10, lambda: engine.point_to("dr"))
-    finally:
-        asyncio.run_coroutine_threadsafe(engine.stop(), loop).result(5)
-        loop.call_soon_threadsafe(loop.stop)
-        t.join(5)
-        loop.close()
+    with proxy_in(lab, "fe-a", sites, {PROXY_PORT + 10: STATIC_PORT}, target="primary") as e:
+        return switch_time(lab, "fe-a", PROXY_PORT + 10, lambda: e.point_to("dr"))
 
 
 def main() -> None:
@@ -197,12 +173,7 @@ def main() -> None:
         }
     finally:
         lab.down()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"{'figure':<28} value")
-    for k, v in result.items():
-        print(f"{k:<28} {v}")
-    print(f"written to {args.out}")
+    report(result, args.out)
 
 
 if __name__ == "__main__":

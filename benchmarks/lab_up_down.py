@@ -9,11 +9,12 @@ Needs root. Writes flat JSON (units in the names) and prints a short table.
 from __future__ import annotations
 
 import argparse
-import json
 import secrets
 import statistics
 import time
 from pathlib import Path
+
+from common import report
 
 from draas.lab.lab import Lab, LabSettings
 from draas.lab.reach import ping
@@ -55,12 +56,7 @@ def main() -> None:
         "site_rtt_median_ms": round(statistics.median(rtts), 2) if rtts else None,
         "memory_rss_median_mib": round(statistics.median(mems), 1),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"{'figure':<28} value")
-    for k, v in result.items():
-        print(f"{k:<28} {v}")
-    print(f"written to {args.out}")
+    report(result, args.out)
 
 
 if __name__ == "__main__":

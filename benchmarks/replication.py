@@ -11,11 +11,12 @@ return to the wait's return is how far behind the standby was for that write.
 from __future__ import annotations
 
 import argparse
-import json
 import secrets
 import statistics
 import time
 from pathlib import Path
+
+from common import report
 
 from draas.lab.components import keystone, mariadb
 from draas.lab.lab import Lab, LabSettings
@@ -98,12 +99,7 @@ def main() -> None:
         "reseed_ms": round(reseed_s * 1000, 1),
         "reseed_rows_approx": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"{'figure':<24} value")
-    for k, v in result.items():
-        print(f"{k:<24} {v}")
-    print(f"written to {args.out}")
+    report(result, args.out)
 
 
 if __name__ == "__main__":

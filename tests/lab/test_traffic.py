@@ -124,34 +124,10 @@ def test_haproxy_bad_targets_change_nothing(full_lab: Lab) -> None:
 
 
 def test_embedded_proxy_in_a_frontend_routes_real_traffic(full_lab: Lab) -> None:
-    import asyncio
-    import threading
-
-    from draas.traffic.frontend.proxy import ProxyEngine
-
-    ns = full_lab.ns("fe-b")
-    addr = full_lab.topo.host("fe-b").address
-
-    def listen(port: int) -> socket.socket:
-        s = netns.socket_in(ns)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind((addr, port))
-        s.listen(64)
-        return s
+    from draas.lab.embedded import proxy_in
 
     sites = {s: full_lab.topo.host(s).address for s in ("primary", "dr")}
-    engine = ProxyEngine(
-        "fe-b",
-        sites,
-        ports={8080: 80, 8500: 5000},
-        target="primary",
-        socket_factory=lambda: netns.socket_in(ns),
-    )
-    loop = asyncio.new_event_loop()
-    t = threading.Thread(target=loop.run_forever, daemon=True)
-    t.start()
-    asyncio.run_coroutine_threadsafe(engine.start(listen), loop).result(5)
-    try:
+    with proxy_in(full_lab, "fe-b", sites, {8080: 80, 8500: 5000}, target="primary") as engine:
         assert site_served(full_lab, "http://fe-b.draas.test:8080/") == "primary"
         # A Keystone token through the proxy: a POST body one way, headers back. (At the
         # primary: a read-only standby Keystone cannot issue a user's first token of the day,
@@ -168,11 +144,6 @@ def test_embedded_proxy_in_a_frontend_routes_real_traffic(full_lab: Lab) -> None
         assert site_served(full_lab, "http://fe-b.draas.test:8080/") == "dr"
         assert site_served(full_lab, "http://fe-b.draas.test:8080/") == "dr"
         assert engine.served.get("dr", 0) >= 2
-    finally:
-        asyncio.run_coroutine_threadsafe(engine.stop(), loop).result(5)
-        loop.call_soon_threadsafe(loop.stop)
-        t.join(5)
-        loop.close()
 
 
 def test_autonomous_haproxy_routes_around_a_crashed_site_and_back(full_lab: Lab) -> None:

@@ -4,7 +4,6 @@ single-member etcd on loopback, started by the fixture)."""
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -17,14 +16,9 @@ from draas.clock import FakeClock
 from draas.coordination import CoordinationStore
 from draas.coordination.memory import MemoryStore
 from draas.errors import CoordinationError, StaleEpoch
+from draas.testkit import free_port, wait_port
 
 TTL = 2.0  # etcd's minimum lease TTL with default timings
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -41,14 +35,7 @@ def etcd_url() -> Iterator[str]:
          "--initial-cluster", f"t=http://127.0.0.1:{peer}", "--log-level", "error"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", client), timeout=0.2).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "etcd did not start"
-                time.sleep(0.1)
+        wait_port("127.0.0.1", client, what="etcd")
         yield url
     finally:
         proc.terminate()

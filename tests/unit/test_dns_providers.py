@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from draas.errors import ProviderBlocked, TrafficError
+from draas.testkit import free_port, wait_port
 from draas.traffic.dns.dyndns2 import USER_AGENT, Dyndns2Provider
 from draas.traffic.dns.route53 import Route53Provider
 
@@ -137,9 +138,7 @@ def test_bad_target_sends_nothing(noip: str) -> None:
 
 
 def test_unreachable_server_is_retryable_and_bounded() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # nothing listens here once closed
+    port = free_port()  # nothing listens there
     p = Dyndns2Provider(
         "dyndns2",
         url=f"http://127.0.0.1:{port}",
@@ -167,14 +166,7 @@ def moto_server() -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "moto server did not start"
-                time.sleep(0.1)
+        wait_port("127.0.0.1", port, timeout_s=30, what="moto server")
         yield url
     finally:
         proc.terminate()

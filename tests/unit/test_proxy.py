@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
-import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,13 +13,8 @@ from typing import Any
 import pytest
 
 from draas.errors import TrafficError
+from draas.testkit import free_port
 from draas.traffic.frontend.proxy import ProxyEngine
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Echo(BaseHTTPRequestHandler):
