@@ -168,7 +168,8 @@ def test_async_loss_is_exactly_what_the_recovery_file_holds(lab: Lab) -> None:
     assert acked(after) <= keystone.project_names(lab, "primary", "after")
 
 
-def test_semi_sync_loses_no_acknowledged_write(lab: Lab) -> None:
+def semi_sync_pair(lab: Lab) -> tuple[MariaDBReplicator, MariaDBReplicator]:
+    """Primary in charge, both sides switched to semi-sync, the standby acknowledging."""
     primary_in_charge(lab)
     p, d = reps(lab, semi=True)
     p.promote()
@@ -177,6 +178,11 @@ def test_semi_sync_loses_no_acknowledged_write(lab: Lab) -> None:
     while p.status().semi_sync != "on":
         assert time.monotonic() < deadline, p.status()
         time.sleep(0.1)
+    return p, d
+
+
+def test_semi_sync_loses_no_acknowledged_write(lab: Lab) -> None:
+    p, d = semi_sync_pair(lab)
     out = write_load(lab, "semi", PRIMARY_URL, 6.0)
     time.sleep(2.5)
     off = PowerOff(lab, host="primary")
@@ -195,14 +201,7 @@ def test_semi_sync_loses_no_acknowledged_write(lab: Lab) -> None:
 
 
 def test_semi_sync_fall_back_to_async_is_reported(lab: Lab) -> None:
-    primary_in_charge(lab)
-    p, d = reps(lab, semi=True)
-    p.promote()
-    d.replicate_from(p, seed=False)
-    deadline = time.monotonic() + 10
-    while p.status().semi_sync != "on":
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    p, d = semi_sync_pair(lab)
     with Partition(lab, hosts=["primary"], peers=["dr"]):
         t0 = time.monotonic()
         p.execute("CREATE TABLE IF NOT EXISTS keystone.fallback (id INT PRIMARY KEY)")
