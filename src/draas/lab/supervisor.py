@@ -260,24 +260,40 @@ class Supervisor:
         rec = self.record(name)
         return signal_if_same(int(rec["pid"]), int(rec["start_time"]), sig)
 
+    def send_group(self, name: str, sig: int) -> bool:
+        """Signal the process and every process it started (its process group: each supervised
+        process leads its own session), e.g. uWSGI's master and its workers."""
+        rec = self.record(name)
+        pid, start = int(rec["pid"]), int(rec["start_time"])
+        st = proc_stat(pid)
+        if st is None or st[1] != start:
+            return False
+        try:
+            if os.getpgid(pid) != pid:
+                return signal_if_same(pid, start, sig)
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return False
+        return True
+
     def crash(self, name: str) -> None:
-        """SIGKILL: the process dies at once, as in a crash."""
-        self.send(name, signal.SIGKILL)
+        """SIGKILL to the whole service (all its processes die at once, as in a crash)."""
+        self.send_group(name, signal.SIGKILL)
         self._wait_exit(name, 5.0)
 
     def hang(self, name: str) -> None:
-        """SIGSTOP: the process keeps its sockets but answers nothing."""
-        self.send(name, signal.SIGSTOP)
+        """SIGSTOP to the whole service: it keeps its sockets but answers nothing."""
+        self.send_group(name, signal.SIGSTOP)
 
     def resume(self, name: str) -> None:
-        self.send(name, signal.SIGCONT)
+        self.send_group(name, signal.SIGCONT)
 
     def stop(self, name: str, timeout: float = 5.0) -> None:
         """SIGTERM, then SIGKILL if it has not exited within ``timeout``."""
         if self.state(name) == "exited":
             return
         self.send(name, signal.SIGTERM)
-        self.send(name, signal.SIGCONT)  # a hung process must run to see the TERM
+        self.send_group(name, signal.SIGCONT)  # a hung service must run to see the TERM
         if not self._wait_exit(name, timeout):
             log.warning("%s did not exit %g s after SIGTERM; killing it", name, timeout)
             self.crash(name)
@@ -295,7 +311,7 @@ class Supervisor:
         running = [n for n in self.names() if self.state(n) != "exited"]
         for name in running:
             self.send(name, signal.SIGTERM)
-            self.send(name, signal.SIGCONT)
+            self.send_group(name, signal.SIGCONT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and any(self.state(n) != "exited" for n in running):
             time.sleep(0.02)
