@@ -31,6 +31,18 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_agent(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from draas.agent.daemon import Agent
+    from draas.coordination import make_store
+
+    cfg = load_config(args.config)
+    agent = Agent(cfg, args.node, make_store(cfg.coordination))
+    asyncio.run(agent.run())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="draas",
@@ -53,6 +65,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("file", metavar="FILE")
     check.set_defaults(func=_cmd_config_check)
+
+    agent = sub.add_parser(
+        "agent", help="run the agent of one node (probes, lease, controller)",
+        description="The draas agent: probes the sites from this node, publishes what it sees, "
+        "renews the active lease when its site holds it (and fences itself when it cannot), "
+        "and on the DR site decides and runs the failover.",
+    )  # fmt: skip
+    agent.add_argument("--config", required=True, metavar="FILE")
+    agent.add_argument("--node", required=True, metavar="NAME", help="this node's name in FILE")
+    agent.set_defaults(func=_cmd_agent)
 
     from draas.lab.cli import add_lab_parser
 

@@ -164,6 +164,9 @@ class Coordination(_Model):
 class Replication(_Model):
     mode: Literal["async", "semi-sync"] = "async"
     semi_sync_timeout_ms: PositiveInt = 1000
+    databases: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_]+$")]] = Field(
+        default_factory=lambda: ["keystone"], min_length=1
+    )
 
 
 class Api(_Model):

@@ -87,6 +87,11 @@ class RunbookRunner:
 
     def run(self, book: Runbook, run_id: str, ctx: dict[str, Any]) -> RunState:
         """Run (or resume) ``book`` to its end; a failing step is recorded and re-raised."""
+        if ctx.get("epoch") is None:  # resuming: the epoch the run was acting for
+            mine = [e for e in self.store.events() if e.get("run") == run_id]
+            epochs = [e["epoch"] for e in mine if e.get("outcome") == "done" and e.get("epoch")]
+            if epochs:
+                ctx["epoch"] = epochs[-1]
         while (step := next_step(book, run_id, self.store.events())) is not None:
             epoch = ctx.get("epoch")
             self._event(run_id, book, step.name, "started", epoch)

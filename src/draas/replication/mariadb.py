@@ -152,9 +152,11 @@ class MariaDBReplicator(Replicator):
         self.events("promote", "done", site=self.endpoint.site, took_s=round(took, 4))
         return took
 
-    def demote(self) -> float:
+    def demote(self, connect_timeout_s: float = 3.0) -> float:
         t0 = time.monotonic()
-        self.execute("SET GLOBAL read_only = ON")
+        with self.connect(connect_timeout=max(1, round(connect_timeout_s))) as conn, \
+                conn.cursor() as cur:  # fmt: skip
+            cur.execute("SET GLOBAL read_only = ON")
         self._kill_service_sessions()
         took = time.monotonic() - t0
         self.events("demote", "done", site=self.endpoint.site, took_s=round(took, 4))

@@ -1,0 +1,90 @@
+"""draas itself in the lab: the deployment's ``draas.toml`` (written into the run directory,
+pointing at the lab's real etcd, BIND, MariaDB and Keystone) and one agent per node, each in its
+own host's namespace."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from draas.lab.components import bind9, etcd
+from draas.lab.lab import Lab
+from draas.lab.secrets import secret, secret_file
+from draas.lab.supervisor import ProcessSpec
+
+NODES = {"site-primary": ("primary", "site"), "site-dr": ("dr", "site"),
+         "witness": ("witness", "witness")}  # fmt: skip
+
+
+def tsig_key_file(lab: Lab) -> Path:
+    path = lab.run.path / "secrets" / "tsig.key"
+    key = secret(lab.run, "tsig", kind="tsig")
+    path.write_text(f'key "{bind9.TSIG_NAME}" {{\n\talgorithm {bind9.TSIG_ALGORITHM};\n'
+                    f'\tsecret "{key}";\n}};\n')  # fmt: skip
+    path.chmod(0o600)
+    return path
+
+
+def write_config(lab: Lab, preset: str = "fast", scheme: str = "dns") -> Path:
+    """The lab deployment's draas.toml (TOML written by hand: values are ours, all quoted)."""
+    db_pw = secret_file(lab.run, "mariadb-draas")
+    q = json.dumps  # a JSON string is a valid TOML basic string
+    lines = [
+        f"scheme = {q(scheme)}",
+        "[service]",
+        'name = "keystone"',
+        f"dns_name = {q(bind9.SERVICE_NAME)}",
+        "[[service.checks]]",
+        'name = "web"',
+        "port = 80",
+        'path = "/"',
+    ]
+    for site, role in (("primary", "primary"), ("dr", "dr")):
+        addr = lab.topo.host(site).address
+        lines += [f"[sites.{site}]", f"role = {q(role)}", f"address = {q(addr)}",
+                  f"database = {{ host = {q(addr)}, user = \"draas\", "
+                  f"password_file = {q(str(db_pw))} }}"]  # fmt: skip
+    for name, (host, role) in NODES.items():
+        lines += ["[[nodes]]", f"name = {q(name)}", f"role = {q(role)}",
+                  f"address = {q(lab.topo.host(host).address)}"]  # fmt: skip
+        if role == "site":
+            lines.append(f"site = {q(host)}")
+    lines += [
+        "[dns]", 'provider = "rfc2136"', f"zone = {q(bind9.ZONE)}",
+        f"record = {q(bind9.SERVICE_NAME)}", "ttl_s = 5",
+        f"server = {q(lab.topo.host('dns').address)}",
+        f"tsig_key_file = {q(str(tsig_key_file(lab)))}",
+        "[coordination]", 'backend = "etcd"',
+        f"endpoints = {json.dumps(etcd.client_urls(lab))}",
+        "[timings]", f"preset = {q(preset)}",
+    ]  # fmt: skip
+    path = lab.run.path / "draas.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def agent_specs(lab: Lab, config: Path) -> list[ProcessSpec]:
+    return [
+        lab.spec(
+            f"agent-{name}",
+            host,
+            [sys.executable, "-m", "draas.cli", "agent", "--config", str(config), "--node", name],
+        )
+        for name, (host, _) in NODES.items()
+    ]
+
+
+def start_agents(lab: Lab, preset: str = "fast") -> Path:
+    config = write_config(lab, preset)
+    for spec in agent_specs(lab, config):
+        lab.sup.launch(spec)
+    return config
+
+
+def etcd_get(lab: Lab, key: str, prefix: bool = False) -> list[str]:
+    """Values under the lab's draas keys, read with etcdctl from the witness."""
+    argv = ["etcdctl", "--endpoints", ",".join(etcd.client_urls(lab)), "get", f"/draas/{key}",
+            "--print-value-only"] + (["--prefix"] if prefix else [])  # fmt: skip
+    proc = lab.exec("witness", argv, capture_output=True, text=True, timeout=10)
+    return [line for line in proc.stdout.splitlines() if line.strip()]
