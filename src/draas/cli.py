@@ -38,7 +38,9 @@ def _cmd_agent(args: argparse.Namespace) -> int:
     from draas.coordination import make_store
 
     cfg = load_config(args.config)
-    agent = Agent(cfg, args.node, make_store(cfg.coordination))
+    # Store calls give up well within the lease: the agent must still be able to fence in time.
+    store = make_store(cfg.coordination, timeout_s=cfg.timings.retry_timeout_s / 2)
+    agent = Agent(cfg, args.node, store)
     asyncio.run(agent.run())
     return 0
 

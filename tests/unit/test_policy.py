@@ -46,18 +46,26 @@ def test_one_observer_alone_never_fails_over() -> None:
 
 
 def test_quorum_over_the_window_fails_over_to_dr_with_the_epoch() -> None:
-    d = decide(
-        view(
-            {
-                "dr-agent": seen("down", NOW - 6),
-                "witness": seen("down", NOW - 5),
-                "fe-b": seen("up", 0),
-            }
-        )
-    )
+    obs = {
+        "dr-agent": seen("down", NOW - 6),
+        "witness": seen("down", NOW - 5),
+        "fe-b": seen("up", 0),
+    }
+    d = decide(view(obs, active=None))  # the old holder's lease has ended
     assert d.action == "failover" and d.target == "dr"
-    assert d.expected_epoch == 3 and d.replace == PRIMARY
+    assert d.expected_epoch == 3 and d.replace is None
     assert d.votes["primary_down"] == ["dr-agent", "witness"]
+
+
+def test_fence_before_promote_waits_while_the_old_holder_keeps_its_lease() -> None:
+    obs = {
+        "dr-agent": seen("down", NOW - 6),
+        "witness": seen("down", NOW - 5),
+        "fe-b": seen("up", 0),
+    }
+    d = decide(view(obs))
+    assert d.action == "await-release" and d.replace == PRIMARY
+    assert "waiting until agent-primary releases" in d.reason
 
 
 def test_down_for_less_than_the_window_does_not_count() -> None:
@@ -99,7 +107,7 @@ def test_two_of_three_is_a_quorum_even_against_the_witness() -> None:
             }
         )
     )
-    assert d.action == "failover"
+    assert d.action == "await-release"
 
 
 def test_no_failover_to_a_dr_site_nobody_sees_up() -> None:
@@ -187,5 +195,5 @@ def test_vantage_point_publishes_one_document() -> None:
                 confirm_window_s=5.0,
             )
         ).action
-        == "failover"
+        == "await-release"
     )

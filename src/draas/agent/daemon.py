@@ -82,15 +82,37 @@ class Agent:
                 self.last_renewal = now
                 return f"took the active record for {mine} (epoch {self.held.epoch})"
             held_by_me = active is not None and active.holder == self.node.name
+            if held_by_me and self._quorum_says_my_site_is_down():
+                said = self.fence("a quorum of vantage points sees this site down")
+                self.store.release_active(active)  # type: ignore[arg-type]
+                return said + "; released the active lease"
             if held_by_me and self.store.renew_active(active, t.lease_ttl_s):  # type: ignore[arg-type]
                 self.held, self.last_renewal = active, now
                 return ""
         except CoordinationError as exc:
             log.warning("%s: coordination store unreachable: %s", self.node.name, exc)
-        if self.held is not None and not self.fenced and self.last_renewal is not None and \
-                must_fence(now, self.last_renewal, t.lease_ttl_s, t.retry_timeout_s):  # fmt: skip
+        return ""
+
+    def fence_check(self) -> str:
+        """The self-fencing rule, checked on its own short timer: a store call that hangs
+        must never delay it past the lease's expiry."""
+        t = self.cfg.timings
+        now = self.clock.now()
+        if self.held is None or self.fenced or self.last_renewal is None:
+            return ""
+        if must_fence(now, self.last_renewal, t.lease_ttl_s, t.retry_timeout_s):
             return self.fence(f"could not renew the lease for {now - self.last_renewal:.1f} s")
         return ""
+
+    def _view(self) -> View:
+        return View(now=self.clock.now(), voters=self.voters,
+                    observations=self.store.observations(), active=self.store.active(),
+                    last_epoch=self.store.last_epoch(), primary=self.primary, dr=self.dr,
+                    confirm_window_s=self.cfg.timings.confirm_window_s)  # fmt: skip
+
+    def _quorum_says_my_site_is_down(self) -> bool:
+        """The holder steps down when the quorum would fail it over (it fences first)."""
+        return self.node.site == self.primary and decide(self._view()).action == "await-release"
 
     def fence(self, why: str) -> str:
         site = self.node.site or ""
@@ -109,10 +131,7 @@ class Agent:
         if self.node.site != self.dr:
             return ""
         try:
-            view = View(now=self.clock.now(), voters=self.voters,
-                        observations=self.store.observations(), active=self.store.active(),
-                        last_epoch=self.store.last_epoch(), primary=self.primary, dr=self.dr,
-                        confirm_window_s=self.cfg.timings.confirm_window_s)  # fmt: skip
+            view = self._view()
         except CoordinationError as exc:
             view = View(now=self.clock.now(), voters=self.voters, observations={}, active=None,
                         last_epoch=0, primary=self.primary, dr=self.dr, store_ok=False,
@@ -151,6 +170,7 @@ class Agent:
             loop.add_signal_handler(sig, stop.set)
         log.info("agent %s (%s, site %s) starting; voters %s", self.node.name, self.node.role,
                  self.node.site, self.voters)  # fmt: skip
+        watchdog = asyncio.create_task(self._watchdog(stop))
         n = 0
         while not stop.is_set() and (cycles is None or n < cycles):
             n += 1
@@ -167,4 +187,13 @@ class Agent:
             pause = max(0.0, self.cfg.timings.probe_interval_s - (loop.time() - started))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), pause)
+        watchdog.cancel()
         log.info("agent %s stopping", self.node.name)
+
+    async def _watchdog(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            said = await asyncio.to_thread(self.fence_check)
+            if said:
+                log.warning("%s", said)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.2)

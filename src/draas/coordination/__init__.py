@@ -91,7 +91,7 @@ def make_store(cfg: Any, **kw: Any) -> CoordinationStore:
     if cfg.backend == "memory":
         from draas.coordination.memory import MemoryStore
 
-        return MemoryStore(**kw)
+        return MemoryStore(clock=kw.get("clock"))
     from draas.coordination.etcd import EtcdStore
 
     return EtcdStore(cfg.endpoints, prefix=cfg.prefix, **kw)

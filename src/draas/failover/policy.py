@@ -7,7 +7,11 @@ Rules (DESIGN.md's invariants):
   configured, and never fewer than two) have each seen it down for the whole confirmation
   window; observers whose publications expired do not vote;
 - failover goes to the DR site only if the same quorum sees it up;
-- without a coordination store there is no automatic decision (manual failover only).
+- without a coordination store there is no automatic decision (manual failover only);
+- fence before promote: while the failed site still holds the ``active`` lease the answer is
+  ``await-release``: its agent, seeing the same quorum, demotes its database and releases the
+  lease; if it cannot (powered off, cut off), the lease expires, and it has fenced itself
+  before that (``must_fence``). Only then is the DR site promoted.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ class View:
 
 @dataclass(frozen=True)
 class Decision:
-    action: str  # "none", "wait", "failover", "manual-only"
+    action: str  # "none", "wait", "await-release", "failover", "manual-only"
     reason: str
     target: str | None = None
     expected_epoch: int | None = None
@@ -83,15 +87,17 @@ def decide(view: View) -> Decision:
         return Decision("wait", f"{view.primary} is down ({', '.join(down)}) but {view.dr} is "
                         f"seen up by only {len(up_dr)} of {need}: no healthy target",
                         votes=tally)  # fmt: skip
-    return Decision(
-        "failover",
+    why = (
         f"{view.primary} down for {view.confirm_window_s:g} s by {', '.join(down)}; "
-        f"{view.dr} up by {', '.join(up_dr)}",
-        target=view.dr,
-        expected_epoch=view.last_epoch,
-        replace=view.active,
-        votes=tally,
+        f"{view.dr} up by {', '.join(up_dr)}"
     )
+    if view.active is not None:
+        held = view.active
+        wait = f"waiting until {held.holder} releases or its lease (epoch {held.epoch}) expires"
+        return Decision("await-release", f"{why}; {wait}", target=view.dr,
+                        expected_epoch=view.last_epoch, replace=held, votes=tally)  # fmt: skip
+    return Decision("failover", why, target=view.dr, expected_epoch=view.last_epoch,
+                    votes=tally)  # fmt: skip
 
 
 def must_fence(now: float, last_renewal: float, lease_ttl_s: float, margin_s: float) -> bool:

@@ -28,10 +28,9 @@ def failover_runbook(store: CoordinationStore, node: str, decision: Decision,
         if current is not None and current.site == target and current.holder == node:
             ctx["epoch"] = current.epoch  # already ours (resumed after a crash)
             return
-        if decision.replace is not None:
-            rec = store.hand_over(decision.replace, target, node, ttl_s)
-        else:
-            rec = store.take_active(target, node, int(decision.expected_epoch or 0), ttl_s)
+        # Only a free record is taken: the old holder has released it or its lease expired,
+        # so it has fenced itself (fence before promote).
+        rec = store.take_active(target, node, int(decision.expected_epoch or 0), ttl_s)
         ctx["epoch"] = rec.epoch
 
     def fence_old(ctx: dict[str, Any]) -> None:
