@@ -72,7 +72,8 @@ def test_crash_kills_and_revert_restarts(bare_lab: Lab, web: str) -> None:
     old_pid = bare_lab.sup.record(web)["pid"]
     with ServiceCrash(bare_lab, process=web):
         assert bare_lab.sup.state(web) == "exited"
-        with pytest.raises(ConnectionRefusedError):
+        # Nothing answers: refused, or reset when the kernel was still tearing the socket down.
+        with pytest.raises((ConnectionRefusedError, ConnectionResetError)):
             get(bare_lab)
     assert bare_lab.sup.state(web) == "running"
     assert bare_lab.sup.record(web)["pid"] != old_pid
