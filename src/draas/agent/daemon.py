@@ -82,7 +82,7 @@ class Agent:
                 self.last_renewal = now
                 return f"took the active record for {mine} (epoch {self.held.epoch})"
             held_by_me = active is not None and active.holder == self.node.name
-            if held_by_me and self._quorum_says_my_site_is_down():
+            if held_by_me and self._quorum_says_my_site_is_down(active):
                 said = self.fence("a quorum of vantage points sees this site down")
                 self.store.release_active(active)  # type: ignore[arg-type]
                 return said + "; released the active lease"
@@ -104,15 +104,18 @@ class Agent:
             return self.fence(f"could not renew the lease for {now - self.last_renewal:.1f} s")
         return ""
 
-    def _view(self) -> View:
+    def _view(self, active: ActiveRecord | None = None) -> View:
+        """The snapshot to decide on (``active`` when the caller has just read it)."""
         return View(now=self.clock.now(), voters=self.voters,
-                    observations=self.store.observations(), active=self.store.active(),
+                    observations=self.store.observations(),
+                    active=active if active is not None else self.store.active(),
                     last_epoch=self.store.last_epoch(), primary=self.primary, dr=self.dr,
                     confirm_window_s=self.cfg.timings.confirm_window_s)  # fmt: skip
 
-    def _quorum_says_my_site_is_down(self) -> bool:
+    def _quorum_says_my_site_is_down(self, active: ActiveRecord) -> bool:
         """The holder steps down when the quorum would fail it over (it fences first)."""
-        return self.node.site == self.primary and decide(self._view()).action == "await-release"
+        return self.node.site == self.primary and \
+            decide(self._view(active)).action == "await-release"  # fmt: skip
 
     def fence(self, why: str) -> str:
         site = self.node.site or ""

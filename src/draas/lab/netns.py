@@ -9,6 +9,7 @@ import subprocess
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from draas.errors import CommandError
 
@@ -100,3 +101,18 @@ def tcp_connect(ns: str, address: str, port: int, timeout: float = 1.0) -> socke
         sock.close()
         raise
     return sock
+
+
+def dns_udp(ns: str, message: Any, server: str, timeout: float = 1.0) -> Any:
+    """Send a DNS message over UDP from inside ``ns`` and return dnspython's answer.
+
+    dnspython only honours its timeout on a non-blocking socket, so the socket is made one.
+    """
+    import dns.query
+
+    sock = socket_in(ns, kind=socket.SOCK_DGRAM)
+    sock.setblocking(False)
+    try:
+        return dns.query.udp(message, server, timeout=timeout, sock=sock)
+    finally:
+        sock.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import http.client
-import socket
 import subprocess
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
@@ -115,18 +114,13 @@ class DnsReady:
     def check(self, ns: str) -> str | None:
         import dns.exception
         import dns.message
-        import dns.query
         import dns.rcode
 
         query = dns.message.make_query(self.name, self.rdtype)
-        sock = netns.socket_in(ns, kind=socket.SOCK_DGRAM)
-        sock.setblocking(False)  # dnspython needs a non-blocking socket to time out
         try:
-            answer = dns.query.udp(query, self.server, timeout=0.5, sock=sock)
+            answer = netns.dns_udp(ns, query, self.server, timeout=0.5)
         except (OSError, dns.exception.DNSException) as exc:
             return f"dns {self.name}/{self.rdtype} @{self.server}: {exc}"
-        finally:
-            sock.close()
         if answer.rcode() != dns.rcode.NOERROR or not answer.answer:
             return (
                 f"dns {self.name}/{self.rdtype} @{self.server}: {dns.rcode.to_text(answer.rcode())}"

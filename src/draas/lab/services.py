@@ -11,7 +11,6 @@ other, and report their state.
 from __future__ import annotations
 
 import logging
-import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +18,6 @@ from typing import Any
 
 import dns.exception
 import dns.message
-import dns.query
 import dns.rcode
 import dns.rdatatype
 
@@ -125,14 +123,10 @@ def write_clouds_yaml(lab: Lab) -> None:
 def resolve_with_ttl(lab: Lab, name: str, from_host: str = "client") -> tuple[list[str], int]:
     """A records for ``name`` as the lab's resolver (Unbound) answers them, with the TTL left."""
     server = lab.topo.host("client").address
-    sock = netns.socket_in(lab.ns(from_host), kind=socket.SOCK_DGRAM)
-    sock.setblocking(False)  # dnspython needs a non-blocking socket to time out
     try:
-        ans = dns.query.udp(dns.message.make_query(name, "A"), server, timeout=1.0, sock=sock)
+        ans = netns.dns_udp(lab.ns(from_host), dns.message.make_query(name, "A"), server)
     except (OSError, dns.exception.DNSException):
         return [], 0
-    finally:
-        sock.close()
     if ans.rcode() != dns.rcode.NOERROR:
         return [], 0
     rrsets = [r for r in ans.answer if r.rdtype == dns.rdatatype.A]
