@@ -108,6 +108,8 @@ class Node(_Model):
     address: Host
     site: Name | None = None
     api_port: Port = 8780
+    # A frontend node driving HAProxy: the path of HAProxy's runtime API socket (admin level).
+    admin_socket: Path | None = None
 
 
 class Rfc2136Dns(_Model):
@@ -152,7 +154,7 @@ Dns = Annotated[
 
 class Frontend(_Model):
     engine: Literal["proxy", "redirect", "haproxy"] = "proxy"
-    preferred: Name | None = None
+    preferred: Name | None = None  # hybrid: the frontend the DNS name points at when healthy
 
 
 class Coordination(_Model):
@@ -167,6 +169,13 @@ class Replication(_Model):
     databases: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_]+$")]] = Field(
         default_factory=lambda: ["keystone"], min_length=1
     )
+    # Failback after a failover: "auto" once the old primary is back and seen up by the
+    # quorum (it rejoins, catches up, then a planned switchover), "manual" on command only.
+    failback: Literal["auto", "manual"] = "auto"
+    # Where a rejoining old primary's errant transactions are saved (never silently lost).
+    recovery_dir: Path = Path("/var/lib/draas/recovery")
+    # A replica that hears nothing from its source for this long reconnects and says so.
+    link_timeout_s: Annotated[int, Field(ge=2, le=3600)] = 5
 
 
 class Api(_Model):
@@ -274,6 +283,11 @@ def semantic_problems(cfg: Config) -> list[str]:
         if node.site is not None and node.site not in cfg.sites:
             problems.append(
                 f"{where}.site: unknown site {node.site!r}; allowed: {sorted(cfg.sites)}"
+            )
+        if node.role == "frontend" and cfg.frontend.engine == "haproxy" and not node.admin_socket:
+            problems.append(
+                f"{where}.admin_socket: frontend {node.name!r} drives HAProxy (frontend.engine "
+                "= 'haproxy'), so it needs the path of HAProxy's runtime API socket"
             )
     frontends = [n.name for n in cfg.nodes_with_role("frontend")]
     if cfg.scheme in ("dns", "hybrid") and cfg.dns is None:

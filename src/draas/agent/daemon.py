@@ -1,11 +1,12 @@
 """The agent's loop: one cycle every probe interval, one log line per cycle that changed
 something.
 
-Every agent probes the sites and publishes what it sees (with an expiry). The agent of the
-site that holds the ``active`` record renews its lease, and demotes its own database when it
-could not renew in time (self-fencing). The DR site's agent is the controller in this
-version: it decides on the snapshot of observations and, on a confirmed disaster, runs the
-failover runbook (which takes the lease first, so a second controller could never win too).
+Every agent probes the sites (and, in the hybrid scheme, the frontends) and publishes what it
+sees, with an expiry. The agent of the site that holds the ``active`` record renews its
+lease, and demotes its own database when it could not renew in time (self-fencing) or sees
+the record held by someone else. A frontend's agent routes its frontend to the site that
+holds the record (traffic follows the lease). The DR site's agent is the controller in this
+version (see ``controller.py``).
 """
 
 from __future__ import annotations
@@ -14,20 +15,22 @@ import asyncio
 import contextlib
 import logging
 import signal
-from typing import Any
 
-from draas.agent.effects import replicators, site_probes
+from draas.agent.controller import Controller
+from draas.agent.effects import frontend_engine, frontend_probes, replicators, site_probes
 from draas.clock import Clock, SystemClock
 from draas.config import Config
 from draas.coordination import ActiveRecord, CoordinationStore
 from draas.errors import CoordinationError, DraasError
 from draas.failover.policy import View, decide, must_fence
 from draas.failover.runbook import RunbookRunner
-from draas.failover.runbooks import failover_runbook
 from draas.health.detector import VantagePoint
-from draas.traffic import TrafficSwitch
+from draas.traffic.frontend.proxy import ProxyEngine
 
 log = logging.getLogger("draas.agent")
+
+FOLLOW_S = 0.2  # how often the lease watchdog and a frontend's lease follower run
+REPLICATION_CHECK_S = 2.0
 
 
 class Agent:
@@ -44,29 +47,41 @@ class Agent:
         self.primary = cfg.site_with_role("primary")
         self.dr = cfg.site_with_role("dr")
         t = cfg.timings
-        self.vantage = VantagePoint(node, list(cfg.sites), t.rise, t.fall)
-        self.probes = site_probes(cfg)
+        self.probes: dict[str, list] = dict(site_probes(cfg))  # type: ignore[type-arg]
+        if cfg.scheme == "hybrid":
+            self.probes.update(frontend_probes(cfg))
+        self.vantage = VantagePoint(node, list(self.probes), t.rise, t.fall)
         self.voters = [n.name for n in cfg.nodes if n.site != self.primary]
         self.reps = replicators(cfg) if self.node.role == "site" else {}
         self.runner = RunbookRunner(store, node, self.clock)
+        self.engine = frontend_engine(cfg, self.node) if self.node.role == "frontend" else None
+        self.routes_to: str | None = None
+        self.controller = Controller(self) if self.node.site == self.dr else None
         self.last_renewal: float | None = None
         self.held: ActiveRecord | None = None
         self.fenced = False
+        self.replication: str | None = None
+        self.replication_read = -REPLICATION_CHECK_S
         self.last_said = ""
 
     # -- observing -----------------------------------------------------------------------------
     async def observe(self) -> None:
         now = self.clock.now()
-        sites = list(self.probes)
-        # Every probe of every site at once: a cycle lasts one probe timeout at most.
+        targets = list(self.probes)
+        # Every probe of every target at once: a cycle lasts one probe timeout at most.
         results = await asyncio.gather(*(asyncio.gather(*(p.check() for p in self.probes[s]))
-                                         for s in sites))  # fmt: skip
-        for site, res in zip(sites, results, strict=True):
-            if self.vantage.feed(site, all(r.ok for r in res), now):
-                log.info("%s sees %s %s", self.node.name, site,
-                         self.vantage.detectors[site].state)  # fmt: skip
-        ttl = 3 * self.cfg.timings.probe_interval_s + 1
-        self.store.publish(self.node.name, self.vantage.view(now), ttl)
+                                         for s in targets))  # fmt: skip
+        for target, res in zip(targets, results, strict=True):
+            if self.vantage.feed(target, all(r.ok for r in res), now):
+                log.info("%s sees %s %s", self.node.name, target,
+                         self.vantage.detectors[target].state)  # fmt: skip
+        self.publish()
+
+    def publish(self) -> None:
+        doc = self.vantage.view(self.clock.now())
+        if self.engine is not None:
+            doc["routes_to"] = self.routes_to
+        self.store.publish(self.node.name, doc, 3 * self.cfg.timings.probe_interval_s + 1)
 
     # -- the lease -----------------------------------------------------------------------------
     def lease_duty(self) -> str:
@@ -82,15 +97,41 @@ class Agent:
                 self.last_renewal = now
                 return f"took the active record for {mine} (epoch {self.held.epoch})"
             held_by_me = active is not None and active.holder == self.node.name
-            if held_by_me and self._quorum_says_my_site_is_down(active):
+            if self.held is not None and active is not None and not held_by_me:
+                return self.fence(f"the active record moved to {active.holder} "
+                                  f"(epoch {active.epoch})")  # fmt: skip
+            if held_by_me and self._quorum_says_my_site_is_down(active):  # type: ignore[arg-type]
                 said = self.fence("a quorum of vantage points sees this site down")
                 self.store.release_active(active)  # type: ignore[arg-type]
                 return said + "; released the active lease"
             if held_by_me and self.store.renew_active(active, t.lease_ttl_s):  # type: ignore[arg-type]
+                new = self.held is None or self.held.epoch != active.epoch  # type: ignore[union-attr]
                 self.held, self.last_renewal = active, now
-                return ""
+                if new:
+                    self.fenced = False  # handed to us: the runbook opens our database
+                    return f"holds the active record for {mine} (epoch {active.epoch})"  # type: ignore[union-attr]
         except CoordinationError as exc:
             log.warning("%s: coordination store unreachable: %s", self.node.name, exc)
+        return ""
+
+    def took_over(self, epoch: object) -> None:
+        """The controller's runbook made this agent the holder (failover)."""
+        self.held = self.store.active()
+        self.last_renewal = self.clock.now()
+        self.fenced = False
+
+    def renew_duty(self) -> str:
+        """Renew on the watchdog's timer too: a long runbook step in the cycle (a rejoin, a
+        catch-up) must not starve the lease of the site it is running on."""
+        held, last = self.held, self.last_renewal
+        if held is None or self.fenced or last is None:
+            return ""
+        now = self.clock.now()
+        if now - last < self.cfg.timings.lease_renew_s:
+            return ""
+        with contextlib.suppress(CoordinationError):
+            if self.store.renew_active(held, self.cfg.timings.lease_ttl_s):
+                self.last_renewal = now
         return ""
 
     def fence_check(self) -> str:
@@ -104,7 +145,7 @@ class Agent:
             return self.fence(f"could not renew the lease for {now - self.last_renewal:.1f} s")
         return ""
 
-    def _view(self, active: ActiveRecord | None = None) -> View:
+    def view(self, active: ActiveRecord | None = None) -> View:
         """The snapshot to decide on (``active`` when the caller has just read it)."""
         return View(now=self.clock.now(), voters=self.voters,
                     observations=self.store.observations(),
@@ -112,10 +153,15 @@ class Agent:
                     last_epoch=self.store.last_epoch(), primary=self.primary, dr=self.dr,
                     confirm_window_s=self.cfg.timings.confirm_window_s)  # fmt: skip
 
+    def view_without_store(self) -> View:
+        return View(now=self.clock.now(), voters=self.voters, observations={}, active=None,
+                    last_epoch=0, primary=self.primary, dr=self.dr, store_ok=False,
+                    confirm_window_s=self.cfg.timings.confirm_window_s)  # fmt: skip
+
     def _quorum_says_my_site_is_down(self, active: ActiveRecord) -> bool:
         """The holder steps down when the quorum would fail it over (it fences first)."""
         return self.node.site == self.primary and \
-            decide(self._view(active)).action == "await-release"  # fmt: skip
+            decide(self.view(active)).action == "await-release"  # fmt: skip
 
     def fence(self, why: str) -> str:
         site = self.node.site or ""
@@ -129,41 +175,59 @@ class Agent:
         self.held = None
         return f"fenced {site} (database read-only): {why}"
 
-    # -- deciding ------------------------------------------------------------------------------
-    def controller_duty(self) -> str:
-        if self.node.site != self.dr:
+    # -- a site's replication, watched -----------------------------------------------------------
+    def replication_duty(self) -> str:
+        """A standby site reports its replication link breaking or healing, as an event; this
+        alone never fails anything over."""
+        now = self.clock.now()
+        site = self.node.site
+        if site is None or site not in self.reps or now - self.replication_read < \
+                REPLICATION_CHECK_S or self.held is not None:  # fmt: skip
+            return ""
+        self.replication_read = now
+        try:
+            st = self.reps[site].status()
+        except DraasError as exc:
+            state, detail = "unknown", str(exc)
+        else:
+            if st.role != "replica":
+                return ""
+            state = "healthy" if st.healthy_replica and st.io_running == "Yes" else "broken"
+            detail = f"IO {st.io_running}, SQL {st.sql_running}: {st.last_error or 'no error'}"
+        if state == self.replication:
+            return ""
+        before, self.replication = self.replication, state
+        if before is None and state == "healthy":
+            return ""
+        self.store.append_event({"ts": now, "node": self.node.name, "runbook": "monitor",
+                                 "run": f"replication-{site}", "step": "replication",
+                                 "outcome": state, "detail": detail})  # fmt: skip
+        return f"replication of {site} {state}: {detail}"
+
+    # -- a frontend follows the lease ----------------------------------------------------------
+    def follow_lease(self) -> str:
+        if self.engine is None:
             return ""
         try:
-            view = self._view()
-        except CoordinationError as exc:
-            view = View(now=self.clock.now(), voters=self.voters, observations={}, active=None,
-                        last_epoch=0, primary=self.primary, dr=self.dr, store_ok=False,
-                        confirm_window_s=self.cfg.timings.confirm_window_s)  # fmt: skip
-            log.warning("%s: %s", self.node.name, exc)
-        decision = decide(view)
-        if decision.action != "failover":
-            return f"decision: {decision.action}: {decision.reason}"
-        run_id = f"failover-e{(decision.expected_epoch or 0) + 1}"
-        book = failover_runbook(self.store, self.node.name, decision, self.reps,
-                                self._switches(), self.probes[self.dr],
-                                self.cfg.timings.lease_ttl_s, self.primary)  # fmt: skip
-        ctx: dict[str, Any] = {}
-        self.runner.run(book, run_id, ctx)
-        self.held = self.store.active()
-        self.last_renewal = self.clock.now()
-        return f"failover to {self.dr} done (epoch {ctx.get('epoch')}): {decision.reason}"
-
-    def _switches(self) -> list[tuple[TrafficSwitch, str]]:
-        out: list[tuple[TrafficSwitch, str]] = []
-        if self.cfg.dns is not None and self.cfg.scheme == "dns":
-            from draas.traffic.dns import make_provider
-
-            out.append((make_provider(self.cfg.dns), self.cfg.sites[self.dr].address))
-        return out
+            active = self.store.active()
+        except CoordinationError:
+            return ""  # keep routing where we route: traffic moves only with the lease
+        if active is None or active.site == self.routes_to:
+            return ""
+        try:
+            self.engine.point_to(active.site)
+        except DraasError as exc:
+            return f"FAILED to route {self.node.name} to {active.site}: {exc}"
+        before, self.routes_to = self.routes_to, active.site
+        self.publish()
+        return f"{self.node.name} routes to {active.site} (was {before}, epoch {active.epoch})"
 
     # -- the loop ------------------------------------------------------------------------------
     def cycle_sync(self) -> str:
-        said = [s for s in (self.lease_duty(), self.controller_duty()) if s]
+        duties = [self.lease_duty, self.replication_duty]
+        if self.controller is not None:
+            duties.append(self.controller.duty)
+        said = [s for s in (d() for d in duties) if s]
         return "; ".join(said)
 
     async def run(self, cycles: int | None = None) -> None:
@@ -173,6 +237,10 @@ class Agent:
             loop.add_signal_handler(sig, stop.set)
         log.info("agent %s (%s, site %s) starting; voters %s", self.node.name, self.node.role,
                  self.node.site, self.voters)  # fmt: skip
+        if isinstance(self.engine, ProxyEngine):
+            await self.engine.start()
+        if self.engine is not None:
+            self.routes_to = await asyncio.to_thread(self.engine.current)
         watchdog = asyncio.create_task(self._watchdog(stop))
         n = 0
         while not stop.is_set() and (cycles is None or n < cycles):
@@ -191,12 +259,18 @@ class Agent:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), pause)
         watchdog.cancel()
+        if isinstance(self.engine, ProxyEngine):
+            await self.engine.stop()
         log.info("agent %s stopping", self.node.name)
 
     async def _watchdog(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            said = await asyncio.to_thread(self.fence_check)
-            if said:
-                log.warning("%s", said)
+            for duty in (self.renew_duty, self.fence_check, self.follow_lease):
+                try:
+                    said = await asyncio.to_thread(duty)
+                except DraasError as exc:
+                    said = f"{duty.__name__} failed: {exc}"
+                if said:
+                    log.warning("%s", said)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 0.2)
+                await asyncio.wait_for(stop.wait(), FOLLOW_S)

@@ -1,16 +1,17 @@
 """Build the things an agent acts on from the validated config: each site's replicator, the
-DNS provider, the probes of each site."""
+probes of each site and frontend, a frontend's data plane."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from draas.config import Config
+from draas.config import Config, Node
 from draas.errors import ConfigError
-from draas.health.probes import HttpProbe
+from draas.health.probes import HttpProbe, TcpProbe
 from draas.replication import DbEndpoint
 from draas.replication.mariadb import MariaDBReplicator
+from draas.traffic.frontend import FrontendEngine, make_engine
 
 
 def read_secret(path: Path, what: str) -> str:
@@ -38,6 +39,7 @@ def replicators(cfg: Config) -> dict[str, MariaDBReplicator]:
             r.databases,
             semi_sync=r.mode == "semi-sync",
             semi_sync_timeout_ms=r.semi_sync_timeout_ms,
+            link_timeout_s=r.link_timeout_s,
         )
     return out
 
@@ -50,3 +52,31 @@ def site_probes(cfg: Config, **kw: Any) -> dict[str, list[HttpProbe]]:
                for c in cfg.service.checks]
         for name, site in cfg.sites.items()
     }  # fmt: skip
+
+
+def frontend_probes(cfg: Config, **kw: Any) -> dict[str, list[TcpProbe]]:
+    """Each frontend's listener (a TCP connect to the service's first port): whether the
+    frontend itself is alive, whatever the sites behind it are doing."""
+    port = cfg.service.checks[0].port
+    return {n.name: [TcpProbe(n.address, port, timeout_s=cfg.timings.probe_timeout_s, **kw)]
+            for n in cfg.nodes_with_role("frontend")}  # fmt: skip
+
+
+def frontend_engine(cfg: Config, node: Node) -> FrontendEngine:
+    """The data plane a frontend node drives, routing to the primary site at first."""
+    sites = {name: site.address for name, site in cfg.sites.items()}
+    kind = cfg.frontend.engine
+    if kind == "haproxy":
+        return make_engine(kind, node.name, sites, admin_socket=str(node.admin_socket),
+                           retries=2, deadline_s=5.0)  # fmt: skip
+    ports = {c.port: c.port for c in cfg.service.checks}
+    return make_engine(kind, node.name, sites, ports=ports, bind=node.address,
+                       target=cfg.site_with_role("primary"))  # fmt: skip
+
+
+def through_frontends(cfg: Config, frontends: list[str], **kw: Any) -> list[HttpProbe]:
+    """The service's checks sent to frontends, the way a client's requests go."""
+    address = {n.name: n.address for n in cfg.nodes_with_role("frontend")}
+    return [HttpProbe(f"http://{address[fe]}:{c.port}{c.path}", c.expect_status, c.expect_body,
+                      timeout_s=max(2.0, cfg.timings.probe_timeout_s), **kw)
+            for fe in frontends for c in cfg.service.checks]  # fmt: skip

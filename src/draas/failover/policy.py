@@ -50,10 +50,11 @@ def needed_votes(voters: Sequence[str]) -> int:
     return max(2, len(voters) // 2 + 1)
 
 
-def votes(view: View, site: str, state: str) -> list[str]:
-    """Voters that have seen ``site`` in ``state`` for at least the confirmation window."""
+def votes(view: View, site: str, state: str, voters: Sequence[str] | None = None) -> list[str]:
+    """Voters (the view's, or ``voters``) that have seen ``site`` in ``state`` for at least
+    the confirmation window."""
     out = []
-    for voter in view.voters:
+    for voter in view.voters if voters is None else voters:
         doc = view.observations.get(voter)
         if doc is None:
             continue  # expired: a silent observer does not vote
@@ -98,6 +99,27 @@ def decide(view: View) -> Decision:
                         expected_epoch=view.last_epoch, replace=held, votes=tally)  # fmt: skip
     return Decision("failover", why, target=view.dr, expected_epoch=view.last_epoch,
                     votes=tally)  # fmt: skip
+
+
+def failback_due(view: View, primary_nodes: Sequence[str]) -> Decision:
+    """Whether the old primary is back for long enough to start the failback runbook.
+
+    Only while the DR site is active; the quorum must have seen the primary site up for the
+    confirmation window, and the primary site's own agent must be alive (it holds the lease
+    after the hand-over, so it has to be there to renew it).
+    """
+    if view.active is None or view.active.site != view.dr:
+        return Decision("none", f"{view.dr} is not active: nothing to fail back")
+    need = needed_votes(view.voters)
+    up = votes(view, view.primary, "up")
+    if len(up) < need:
+        return Decision("none", f"{view.primary} seen up by {len(up)} of {need} needed")
+    alive = [n for n in primary_nodes if n in view.observations]
+    if not alive:
+        return Decision("none", f"{view.primary} answers but its agent is not running")
+    return Decision("failback", f"{view.primary} up for {view.confirm_window_s:g} s by "
+                    f"{', '.join(up)}; its agent {alive[0]} is alive", target=view.primary,
+                    expected_epoch=view.active.epoch)  # fmt: skip
 
 
 def must_fence(now: float, last_renewal: float, lease_ttl_s: float, margin_s: float) -> bool:

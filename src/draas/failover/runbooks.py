@@ -1,14 +1,28 @@
-"""The failover runbook: take the lease (new epoch), fence the old primary, promote the DR
-site, move traffic, verify through the path a client uses. Each step is idempotent."""
+"""The runbooks, as data over the things they act on.
+
+- failover: take the lease (new epoch), fence the old primary, promote the DR site, move
+  traffic, verify through the path a client uses;
+- switchover (planned, either direction, zero loss): the target catches up, writes pause on
+  the source, the target drains to the source's last transaction, the lease is handed over
+  (new epoch), the target is promoted, the source replicates from it, traffic moves, verify;
+- failback: the old primary rejoins as a replica of the active site (its errant transactions
+  saved, never silently dropped), then the same planned switchover home.
+
+Every step is idempotent: after an agent restart the runner re-runs the step that has no
+``done`` event, and each step first checks whether its work is already there.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from draas.coordination import CoordinationStore
-from draas.errors import ReplicationError, TrafficError
+from draas.errors import ReplicationError, StaleEpoch, TrafficError
 from draas.failover.policy import Decision
 from draas.failover.runbook import Runbook, Step
 from draas.health.probes import HttpProbe
@@ -17,10 +31,39 @@ from draas.traffic import TrafficSwitch
 
 log = logging.getLogger(__name__)
 
+Switches = Sequence[tuple[TrafficSwitch, str]]
+
+
+def switch_step(switches: Switches) -> Step:
+    def switch(ctx: dict[str, Any]) -> None:
+        for sw, dest in switches:
+            sw.point_to(dest)
+
+    return Step("switch-traffic", switch)
+
+
+def verify_step(target: str, verify: Sequence[HttpProbe], within_s: float = 10.0) -> Step:
+    """Every check passes (tried again for up to ``within_s``: a promoted service may need a
+    moment to answer from its now writable database)."""
+
+    async def all_ok() -> list[str]:
+        return [r.detail for r in await asyncio.gather(*(p.check() for p in verify)) if not r.ok]
+
+    def check(ctx: dict[str, Any]) -> None:
+        deadline = time.monotonic() + within_s
+        while failed := asyncio.run(all_ok()):
+            if time.monotonic() >= deadline:
+                raise TrafficError(f"{target} does not pass its checks: {'; '.join(failed)}",
+                                   retryable=True)  # fmt: skip
+            time.sleep(0.2)
+
+    return Step("verify", check)
+
 
 def failover_runbook(store: CoordinationStore, node: str, decision: Decision,
-                     reps: dict[str, MariaDBReplicator], switches: list[tuple[TrafficSwitch, str]],
-                     verify: list[HttpProbe], ttl_s: float, old_site: str) -> Runbook:  # fmt: skip
+                     reps: dict[str, MariaDBReplicator], switches: Switches,
+                     verify: Sequence[HttpProbe], ttl_s: float,
+                     old_site: str) -> Runbook:  # fmt: skip
     target = decision.target or ""
 
     def take_lease(ctx: dict[str, Any]) -> None:
@@ -46,22 +89,79 @@ def failover_runbook(store: CoordinationStore, node: str, decision: Decision,
     def promote(ctx: dict[str, Any]) -> None:
         reps[target].promote()
 
-    def switch(ctx: dict[str, Any]) -> None:
-        for sw, dest in switches:
-            sw.point_to(dest)
-
-    def check(ctx: dict[str, Any]) -> None:
-        async def all_ok() -> list[bool]:
-            return [r.ok for r in await asyncio.gather(*(p.check() for p in verify))]
-
-        if not all(asyncio.run(all_ok())):
-            raise TrafficError(f"{target} does not answer its checks after failover",
-                               retryable=True)  # fmt: skip
-
     return Runbook("failover", [
         Step("take-lease", take_lease, fenced=False),
         Step("fence-old", fence_old),
         Step("promote", promote),
-        Step("switch-traffic", switch),
-        Step("verify", check),
+        switch_step(switches),
+        verify_step(target, verify),
     ])  # fmt: skip
+
+
+def _replicates_from(rep: MariaDBReplicator, source: MariaDBReplicator) -> bool:
+    st = rep.status()
+    return st.healthy_replica and st.source == source.endpoint.host
+
+
+def switchover_runbook(store: CoordinationStore, *, source: str, target: str, holder: str,
+                       reps: dict[str, MariaDBReplicator], switches: Switches,
+                       verify: Sequence[HttpProbe], ttl_s: float, rejoin_dir: Path | None = None,
+                       catch_up_s: float = 60.0) -> Runbook:  # fmt: skip
+    """A planned move of the service from ``source`` to ``target`` (whose agent ``holder``
+    takes the lease); with ``rejoin_dir`` it is a failback: ``target`` first rejoins as a
+    replica of ``source``, saving its errant transactions under ``rejoin_dir``."""
+    src, dst = reps[source], reps[target]
+
+    def rejoin(ctx: dict[str, Any]) -> None:
+        if _replicates_from(dst, src):
+            return
+        report = dst.rejoin(src, rejoin_dir or Path("."))
+        ctx["errant"] = report.errant
+        if report.errant:
+            log.warning("%s held %d transaction(s) %s never received; saved to %s", target,
+                        report.errant, source, report.recovery_file)  # fmt: skip
+
+    def catch_up(ctx: dict[str, Any]) -> None:
+        if not _replicates_from(dst, src):
+            raise ReplicationError(f"{target} does not replicate from {source}: "
+                                   f"{dst.status()}; nothing was changed")  # fmt: skip
+        dst.wait_caught_up(src, timeout_s=catch_up_s)
+
+    def pause_and_drain(ctx: dict[str, Any]) -> None:
+        """Writes pause on the source; the target applies its last transaction. If it cannot,
+        writes reopen on the source: a refused switchover leaves the service as it was."""
+        src.demote()
+        try:
+            dst.wait_caught_up(src, timeout_s=30.0)
+        except ReplicationError:
+            src.promote()
+            raise
+
+    def hand_over(ctx: dict[str, Any]) -> None:
+        current = store.active()
+        if current is not None and current.site == target and current.holder == holder:
+            ctx["epoch"] = current.epoch  # already handed over (resumed)
+            return
+        if current is None or current.epoch != ctx.get("epoch"):
+            raise StaleEpoch(f"cannot hand over: the active record is {current}, this run "
+                             f"acts for epoch {ctx.get('epoch')}")  # fmt: skip
+        ctx["epoch"] = store.hand_over(current, target, holder, ttl_s).epoch
+
+    def promote(ctx: dict[str, Any]) -> None:
+        dst.promote()
+
+    def reverse(ctx: dict[str, Any]) -> None:
+        if not _replicates_from(src, dst):
+            src.replicate_from(dst, seed=False)
+
+    steps = [Step("rejoin", rejoin)] if rejoin_dir is not None else []
+    steps += [
+        Step("catch-up", catch_up),
+        Step("pause-and-drain", pause_and_drain),
+        Step("hand-over", hand_over),
+        Step("promote", promote),
+        Step("reverse-replication", reverse),
+        switch_step(switches),
+        verify_step(target, verify),
+    ]
+    return Runbook("failback" if rejoin_dir is not None else "switchover", steps)

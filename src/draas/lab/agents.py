@@ -8,13 +8,22 @@ import json
 import sys
 from pathlib import Path
 
-from draas.lab.components import bind9, etcd
+from draas.lab.components import bind9, etcd, haproxy
 from draas.lab.lab import Lab
 from draas.lab.secrets import secret, secret_file
 from draas.lab.supervisor import ProcessSpec
 
 NODES = {"site-primary": ("primary", "site"), "site-dr": ("dr", "site"),
          "witness": ("witness", "witness")}  # fmt: skip
+FRONTEND_NODES = {"fe-a": ("fe-a", "frontend"), "fe-b": ("fe-b", "frontend")}
+
+
+def nodes_for(scheme: str) -> dict[str, tuple[str, str]]:
+    """The agents of a scheme's deployment: node name -> (lab host, role)."""
+    from draas.lab.services import frontends_for
+
+    fes = frontends_for(scheme)
+    return {**NODES, **{n: v for n, v in FRONTEND_NODES.items() if v[0] in fes}}
 
 
 def tsig_key_file(lab: Lab) -> Path:
@@ -45,16 +54,25 @@ def write_config(lab: Lab, preset: str = "fast", scheme: str = "dns") -> Path:
         lines += [f"[sites.{site}]", f"role = {q(role)}", f"address = {q(addr)}",
                   f"database = {{ host = {q(addr)}, user = \"draas\", "
                   f"password_file = {q(str(db_pw))} }}"]  # fmt: skip
-    for name, (host, role) in NODES.items():
+    for name, (host, role) in nodes_for(scheme).items():
         lines += ["[[nodes]]", f"name = {q(name)}", f"role = {q(role)}",
                   f"address = {q(lab.topo.host(host).address)}"]  # fmt: skip
         if role == "site":
             lines.append(f"site = {q(host)}")
+        if role == "frontend":
+            lines.append(f"admin_socket = {q(str(haproxy.socket_path(lab, host)))}")
+    if scheme != "frontend":
+        lines += [
+            "[dns]", 'provider = "rfc2136"', f"zone = {q(bind9.ZONE)}",
+            f"record = {q(bind9.SERVICE_NAME)}", f"ttl_s = {int(lab.settings.dns_ttl_s)}",
+            f"server = {q(lab.topo.host('dns').address)}",
+            f"tsig_key_file = {q(str(tsig_key_file(lab)))}",
+        ]  # fmt: skip
+    if scheme != "dns":
+        lines += ["[frontend]", 'engine = "haproxy"', 'preferred = "fe-a"']
+    recovery = lab.run.path / "recovery"
     lines += [
-        "[dns]", 'provider = "rfc2136"', f"zone = {q(bind9.ZONE)}",
-        f"record = {q(bind9.SERVICE_NAME)}", "ttl_s = 5",
-        f"server = {q(lab.topo.host('dns').address)}",
-        f"tsig_key_file = {q(str(tsig_key_file(lab)))}",
+        "[replication]", f"recovery_dir = {q(str(recovery))}",
         "[coordination]", 'backend = "etcd"',
         f"endpoints = {json.dumps(etcd.client_urls(lab))}",
         "[timings]", f"preset = {q(preset)}",
@@ -64,20 +82,22 @@ def write_config(lab: Lab, preset: str = "fast", scheme: str = "dns") -> Path:
     return path
 
 
-def agent_specs(lab: Lab, config: Path) -> list[ProcessSpec]:
+def agent_specs(lab: Lab, config: Path, scheme: str) -> list[ProcessSpec]:
     return [
         lab.spec(
             f"agent-{name}",
             host,
             [sys.executable, "-m", "draas.cli", "agent", "--config", str(config), "--node", name],
         )
-        for name, (host, _) in NODES.items()
+        for name, (host, _) in nodes_for(scheme).items()
     ]
 
 
 def start_agents(lab: Lab, preset: str = "fast") -> Path:
-    config = write_config(lab, preset)
-    for spec in agent_specs(lab, config):
+    """Write the lab's draas.toml for the lab's scheme and start every node's agent."""
+    scheme = lab.settings.scheme
+    config = write_config(lab, preset, scheme)
+    for spec in agent_specs(lab, config, scheme):
         lab.sup.launch(spec)
     return config
 

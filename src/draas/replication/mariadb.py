@@ -39,8 +39,9 @@ def errant_between(mine: dict[str, Any], theirs: dict[str, Any]) -> list[gtid.Er
 class MariaDBReplicator(Replicator):
     def __init__(self, endpoint: DbEndpoint, databases: Sequence[str] = ("keystone",), *,
                  semi_sync: bool = False, semi_sync_timeout_ms: int = 1000,
-                 events: EventSink = log_event) -> None:  # fmt: skip
+                 link_timeout_s: int = 5, events: EventSink = log_event) -> None:  # fmt: skip
         self.endpoint = endpoint
+        self.link_timeout_s = link_timeout_s
         self.databases = list(databases)
         self.semi_sync = semi_sync
         self.semi_sync_timeout_ms = semi_sync_timeout_ms
@@ -199,7 +200,10 @@ class MariaDBReplicator(Replicator):
             # Start from everything this server has, whether it wrote or replicated it.
             self.execute(("SET GLOBAL gtid_slave_pos = %s", (mine["current_pos"] or "",)))
         src = source.endpoint
-        statements: list[str | tuple[str, Any]] = [(
+        # Heartbeats every second; a link silent for link_timeout_s is reported and retried
+        # (MariaDB's default waits a minute before it notices a dead source).
+        statements: list[str | tuple[str, Any]] = [
+            ("SET GLOBAL slave_net_timeout = %s", (self.link_timeout_s,)), (
             "CHANGE MASTER TO MASTER_HOST=%s, MASTER_PORT=%s, MASTER_USER=%s, MASTER_PASSWORD=%s,"
             " MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1",
             (src.host, src.port, src.user, src.password),

@@ -61,7 +61,7 @@ def spec(lab: Lab, host: str) -> ProcessSpec:
         "--log-bin=mysql-bin", "--binlog-format=ROW", "--log-slave-updates",
         "--gtid-strict-mode=ON", "--skip-name-resolve", "--innodb-buffer-pool-size=64M",
         "--innodb-log-file-size=32M", "--performance-schema=OFF", "--max-connections=200",
-        "--skip-slave-start",
+        "--skip-slave-start", "--slave-net-timeout=5",
         # Every server starts read-only (a restarted old primary must not take writes);
         # setup_primary, and later the agent's promote, open the primary for writes.
         "--read-only=ON",
@@ -132,7 +132,8 @@ def start_replica(lab: Lab, replica: str, source: str) -> None:
             cur.execute("SET GLOBAL read_only = ON")
             cur.execute(
                 "CHANGE MASTER TO MASTER_HOST=%s, MASTER_PORT=%s, MASTER_USER='repl', "
-                "MASTER_PASSWORD=%s, MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1",
+                "MASTER_PASSWORD=%s, MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1, "
+                "MASTER_HEARTBEAT_PERIOD=1",
                 (src, PORT, pw),
             )
             cur.execute("START SLAVE")

@@ -1,0 +1,185 @@
+"""The controller's duties, run by the DR site's agent in this version: decide on the quorum's
+snapshot, run the failover and failback runbooks (and resume an unfinished one after a
+restart or a failed step), and in the hybrid scheme keep the DNS name on a live frontend.
+
+Run ids name what a run does, so a restarted agent can rebuild it from the event log:
+``{runbook}-{target}-from-e{epoch}`` (the epoch the run started from).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+from draas.errors import CoordinationError, DraasError, StaleEpoch
+from draas.failover.frontends import pick_frontend
+from draas.failover.policy import Decision, View, decide, failback_due
+from draas.failover.runbook import Runbook, Step, state_of
+from draas.failover.runbooks import failover_runbook, switchover_runbook
+from draas.traffic import TrafficSwitch
+from draas.traffic.frontend.follower import FollowingFrontends
+
+if TYPE_CHECKING:
+    from draas.agent.daemon import Agent
+
+log = logging.getLogger("draas.agent")
+
+RUN_ID = re.compile(r"^(failover|failback|switchover)-(.+)-from-e(\d+)$")
+RETRY_S = 5.0  # pause before a failed runbook is tried again
+DNS_REFRESH_S = 10.0  # how often the controller re-reads where the DNS name points
+
+
+def run_id(kind: str, target: str, epoch: int) -> str:
+    return f"{kind}-{target}-from-e{epoch}"
+
+
+def unfinished(events: list[dict[str, Any]]) -> str | None:
+    """The latest runbook run that made progress but did not finish (nor was abandoned)."""
+    runs = [e["run"] for e in events if RUN_ID.match(str(e.get("run", "")))]
+    if not runs:
+        return None
+    last = runs[-1]
+    mine = [e for e in events if e.get("run") == last]
+    if any(e.get("outcome") == "abandoned" for e in mine):
+        return None
+    st = state_of(last, events)
+    return last if st.done and "verify" not in st.done else None
+
+
+class Controller:
+    def __init__(self, agent: Agent) -> None:
+        self.a = agent
+        cfg = agent.cfg
+        self.frontends = [n.name for n in cfg.nodes_with_role("frontend")]
+        self.fe_address = {n.name: n.address for n in cfg.nodes_with_role("frontend")}
+        self.preferred = cfg.frontend.preferred or (self.frontends[0] if self.frontends else "")
+        self.retry_at = 0.0
+        self.check_log = True  # look for an unfinished run (at start, after a failure)
+        self.dns_at: str | None = None
+        self.dns_read = -DNS_REFRESH_S
+        self._dns: TrafficSwitch | None = None
+
+    # -- what moves traffic --------------------------------------------------------------------
+    def dns(self) -> TrafficSwitch | None:
+        if self._dns is None and self.a.cfg.dns is not None:
+            from draas.traffic.dns import make_provider
+
+            self._dns = make_provider(self.a.cfg.dns)
+        return self._dns
+
+    def switches(self, site: str) -> list[tuple[TrafficSwitch, str]]:
+        """DNS scheme: the record moves to the site; frontend and hybrid: the frontends'
+        agents follow the lease and the switch waits until they all route to the site."""
+        if self.a.cfg.scheme == "dns":
+            dns = self.dns()
+            return [(dns, self.a.cfg.sites[site].address)] if dns is not None else []
+        return [(FollowingFrontends(self.a.store, self.frontends), site)]
+
+    def verify_probes(self, site: str) -> list[Any]:
+        probes = list(self.a.probes[site])
+        if self.a.cfg.scheme != "dns":  # and through the frontends, as a client goes
+            from draas.agent.effects import through_frontends
+
+            fes = self.frontends if self.a.cfg.scheme == "frontend" else \
+                [self.dns_at or self.preferred]  # fmt: skip
+            probes += through_frontends(self.a.cfg, fes)
+        return probes
+
+    # -- runbooks ------------------------------------------------------------------------------
+    def book(self, rid: str) -> Runbook:
+        m = RUN_ID.match(rid)
+        if m is None:
+            raise DraasError(f"not a runbook run id: {rid!r}")
+        kind, target, epoch = m.group(1), m.group(2), int(m.group(3))
+        a = self.a
+        source = a.dr if target == a.primary else a.primary
+        ttl = a.cfg.timings.lease_ttl_s
+        if kind == "failover":
+            decision = Decision("failover", "resumed", target=target, expected_epoch=epoch)
+            return failover_runbook(a.store, a.node.name, decision, a.reps,
+                                    self.switches(target), self.verify_probes(target), ttl,
+                                    source)  # fmt: skip
+        holder = next(n.name for n in a.cfg.nodes if n.site == target and n.role == "site")
+        rejoin = a.cfg.replication.recovery_dir if kind == "failback" else None
+        return switchover_runbook(a.store, source=source, target=target, holder=holder,
+                                  reps=a.reps, switches=self.switches(target),
+                                  verify=self.verify_probes(target), ttl_s=ttl,
+                                  rejoin_dir=rejoin)  # fmt: skip
+
+    def run(self, rid: str, why: str) -> str:
+        epoch = int(RUN_ID.match(rid).group(3))  # type: ignore[union-attr]
+        ctx: dict[str, Any] = {} if rid.startswith("failover") else {"epoch": epoch}
+        try:
+            self.a.runner.run(self.book(rid), rid, ctx)
+        except StaleEpoch as exc:
+            self.a.store.append_event({"ts": self.a.clock.now(), "node": self.a.node.name,
+                                       "run": rid, "step": "-", "outcome": "abandoned",
+                                       "error": str(exc)})  # fmt: skip
+            return f"{rid} abandoned: {exc}"
+        except DraasError as exc:
+            self.retry_at = self.a.clock.now() + RETRY_S
+            self.check_log = True
+            return f"{rid} failed: {exc}; trying again in {RETRY_S:g} s"
+        self.a.took_over(ctx.get("epoch"))
+        return f"{rid} done (epoch {ctx.get('epoch')}): {why}"
+
+    # -- the duty ------------------------------------------------------------------------------
+    def duty(self) -> str:
+        a = self.a
+        if a.clock.now() < self.retry_at:
+            return ""
+        try:
+            if self.check_log:
+                self.check_log = False
+                rid = unfinished(a.store.events())
+                if rid is not None:
+                    return self.run(rid, "resumed an unfinished run")
+            view = a.view()
+        except CoordinationError as exc:
+            log.warning("%s: %s", a.node.name, exc)
+            view = a.view_without_store()
+        said = [self.site_duty(view)]
+        if a.cfg.scheme == "hybrid" and view.store_ok:
+            said.append(self.frontend_dns_duty(view))
+        return "; ".join(s for s in said if s)
+
+    def site_duty(self, view: View) -> str:
+        a = self.a
+        decision = decide(view)
+        if decision.action == "failover":
+            rid = run_id("failover", a.dr, int(decision.expected_epoch or 0))
+            return self.run(rid, decision.reason)
+        if a.cfg.replication.failback == "auto" and view.store_ok:
+            primary_nodes = [n.name for n in a.cfg.nodes if n.site == a.primary]
+            back = failback_due(view, primary_nodes)
+            if back.action == "failback":
+                return self.run(run_id("failback", a.primary, int(back.expected_epoch or 0)),
+                                back.reason)  # fmt: skip
+        return f"decision: {decision.action}: {decision.reason}"
+
+    def frontend_dns_duty(self, view: View) -> str:
+        dns = self.dns()
+        if dns is None:
+            return ""
+        by_address = {addr: fe for fe, addr in self.fe_address.items()}
+        if self.dns_at is None or view.now - self.dns_read >= DNS_REFRESH_S:
+            self.dns_at = by_address.get(dns.current() or "")
+            self.dns_read = view.now
+        nodes = [n.name for n in self.a.cfg.nodes]
+        d = pick_frontend(view, nodes, self.frontends, self.preferred, self.dns_at)
+        if d.action != "move-dns" or d.target is None:
+            return ""
+        target = d.target
+
+        def move(ctx: dict[str, Any]) -> None:
+            dns.point_to(self.fe_address[target])
+
+        rid = f"frontend-dns-{target}-{view.now:.3f}"
+        try:
+            self.a.runner.run(Runbook("frontend-dns", [Step("move-dns", move)]), rid, {})
+        except DraasError as exc:
+            self.dns_at = None
+            return f"moving the DNS name to {target} failed: {exc}"
+        self.dns_at = target
+        return f"DNS name moved to frontend {target}: {d.reason}"
