@@ -251,6 +251,9 @@ class Agent:
                 line = await asyncio.to_thread(self.cycle_sync)
             except DraasError as exc:
                 line = f"cycle failed: {exc}"
+            except Exception:  # a bug must not stop the agent: say it, go on next cycle
+                log.exception("cycle failed unexpectedly")
+                line = "cycle failed unexpectedly (see the traceback above)"
             if line and line != self.last_said:
                 log.info("%s", line)
                 self.last_said = line
@@ -270,7 +273,8 @@ class Agent:
                     said = await asyncio.to_thread(duty)
                 except DraasError as exc:
                     said = f"{duty.__name__} failed: {exc}"
-                if said:
-                    log.warning("%s", said)
+                if said:  # fencing is a warning; a frontend following the lease is news
+                    log.log(logging.INFO if duty == self.follow_lease else logging.WARNING,
+                            "%s", said)  # fmt: skip
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), FOLLOW_S)

@@ -116,10 +116,10 @@ def switchover_runbook(store: CoordinationStore, *, source: str, target: str, ho
         if _replicates_from(dst, src):
             return
         report = dst.rejoin(src, rejoin_dir or Path("."))
-        ctx["errant"] = report.errant
-        if report.errant:
+        ctx["errant"] = report.errant_transactions
+        if report.errant_transactions:
             log.warning("%s held %d transaction(s) %s never received; saved to %s", target,
-                        report.errant, source, report.recovery_file)  # fmt: skip
+                        report.errant_transactions, source, report.recovery_file)  # fmt: skip
 
     def catch_up(ctx: dict[str, Any]) -> None:
         if not _replicates_from(dst, src):

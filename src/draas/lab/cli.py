@@ -132,6 +132,8 @@ def _cmd_disaster(args: argparse.Namespace) -> int:
         hosts = (args.host or "primary,fe-a").split(",")
         peers = (args.peers or "dr,fe-b").split(",")
         params = {"hosts": hosts, "peers": peers}
+    elif args.name == "replication-link":
+        params = {}
     else:
         params = {"hosts": host.split(","), "loss_pct": args.loss_pct, "jitter_ms": args.jitter_ms}
     disaster = DISASTERS[args.name](lab, **params)

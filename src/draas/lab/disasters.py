@@ -138,6 +138,20 @@ class Partition(Disaster):
         self.lab.remove_impairment(self.id)
 
 
+class ReplicationLink(Disaster):
+    name = "replication-link"
+    summary = "the DR site's database cannot reach the primary's (only that port is cut)"
+
+    def _inject(self) -> None:
+        from draas.lab.components.mariadb import PORT
+
+        self.lab.add_impairment({"id": self.id, "kind": "port-block", "a": ["dr"],
+                                 "b": ["primary"], "port": PORT})  # fmt: skip
+
+    def _revert(self) -> None:
+        self.lab.remove_impairment(self.id)
+
+
 class GrayNetwork(Disaster):
     name = "gray-network"
     summary = "random packet loss and added jitter on a host's traffic"
@@ -167,7 +181,16 @@ class GrayNetwork(Disaster):
 
 
 DISASTERS: dict[str, type[Disaster]] = {
-    d.name: d for d in (ServiceCrash, ServiceHang, NetworkFailure, PowerOff, Partition, GrayNetwork)
+    d.name: d
+    for d in (
+        ServiceCrash,
+        ServiceHang,
+        NetworkFailure,
+        PowerOff,
+        Partition,
+        ReplicationLink,
+        GrayNetwork,
+    )  # fmt: skip
 }
 
 

@@ -158,6 +158,14 @@ class LabNetwork:
                         peers = ", ".join(self.addresses(theirs))
                         rules_in.append(f"ip saddr {{ {peers} }} drop {tag}")
                         rules_out.append(f"ip daddr {{ {peers} }} drop {tag}")
+            elif imp["kind"] == "port-block":  # one TCP port between the two groups
+                port = int(imp["port"])
+                for mine, theirs in ((imp["a"], imp["b"]), (imp["b"], imp["a"])):
+                    if host in mine:
+                        peers = ", ".join(self.addresses(theirs))
+                        for d in ("sport", "dport"):
+                            rules_in.append(f"ip saddr {{ {peers} }} tcp {d} {port} drop {tag}")
+                            rules_out.append(f"ip daddr {{ {peers} }} tcp {d} {port} drop {tag}")
             elif imp["kind"] == "loss" and host in imp["hosts"]:
                 n = round(float(imp["percent"]) * 100)
                 rules_in.append(f'iif != "lo" numgen random mod 10000 < {n} drop {tag}')

@@ -1,0 +1,130 @@
+"""Hybrid DNS between frontends, the failback trigger, finding an unfinished run to resume,
+and the frontends as a traffic switch that waits for their agents to follow the lease."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from draas.agent.controller import run_id, unfinished
+from draas.clock import FakeClock
+from draas.coordination import ActiveRecord
+from draas.coordination.memory import MemoryStore
+from draas.errors import TrafficError
+from draas.failover.frontends import pick_frontend, voters_for
+from draas.failover.policy import View, failback_due
+
+NOW = 1000.0
+NODES = ["site-primary", "site-dr", "witness", "fe-a", "fe-b"]
+FES = ["fe-a", "fe-b"]
+DR_ACTIVE = ActiveRecord("dr", 2, "site-dr")
+
+
+def obs(**targets: tuple[str, float]) -> dict[str, Any]:
+    return {"targets": {t: {"state": s, "since": since} for t, (s, since) in targets.items()}}
+
+
+def view(observations: dict[str, dict[str, Any]], active: ActiveRecord | None = None) -> View:
+    return View(now=NOW, voters=["site-dr", "witness", "fe-a", "fe-b"], observations=observations,
+                active=active, last_epoch=active.epoch if active else 1, primary="primary",
+                dr="dr", confirm_window_s=2.0)  # fmt: skip
+
+
+def everyone(**targets: tuple[str, float]) -> dict[str, dict[str, Any]]:
+    return {n: obs(**targets) for n in NODES}
+
+
+def test_a_frontend_never_votes_on_itself() -> None:
+    assert voters_for("fe-a", NODES) == ["site-primary", "site-dr", "witness", "fe-b"]
+
+
+def test_dns_stays_on_a_healthy_preferred_frontend() -> None:
+    v = view(everyone(**{"fe-a": ("up", 0), "fe-b": ("up", 0)}))
+    assert pick_frontend(v, NODES, FES, "fe-a", "fe-a").action == "none"
+
+
+def test_a_dead_frontend_confirmed_by_the_others_moves_dns() -> None:
+    v = view(everyone(**{"fe-a": ("down", NOW - 3), "fe-b": ("up", 0)}))
+    d = pick_frontend(v, NODES, FES, "fe-a", "fe-a")
+    assert (d.action, d.target) == ("move-dns", "fe-b")
+
+
+def test_one_observer_alone_does_not_move_dns() -> None:
+    o = everyone(**{"fe-a": ("up", 0), "fe-b": ("up", 0)})
+    o["witness"] = obs(**{"fe-a": ("down", NOW - 30), "fe-b": ("up", 0)})
+    assert pick_frontend(view(o), NODES, FES, "fe-a", "fe-a").action == "none"
+
+
+def test_down_for_less_than_the_window_does_not_move_dns() -> None:
+    v = view(everyone(**{"fe-a": ("down", NOW - 1), "fe-b": ("up", 0)}))
+    assert pick_frontend(v, NODES, FES, "fe-a", "fe-a").action == "none"
+
+
+def test_no_move_when_the_other_frontend_is_not_confirmed_up() -> None:
+    v = view(everyone(**{"fe-a": ("down", NOW - 3), "fe-b": ("down", NOW - 3)}))
+    d = pick_frontend(v, NODES, FES, "fe-a", "fe-a")
+    assert d.action == "none" and "no other frontend" in d.reason
+
+
+def test_dns_goes_back_to_the_preferred_frontend_once_it_is_up_for_the_window() -> None:
+    early = view(everyone(**{"fe-a": ("up", NOW - 1), "fe-b": ("up", 0)}))
+    assert pick_frontend(early, NODES, FES, "fe-a", "fe-b").action == "none"
+    later = view(everyone(**{"fe-a": ("up", NOW - 3), "fe-b": ("up", 0)}))
+    d = pick_frontend(later, NODES, FES, "fe-a", "fe-b")
+    assert (d.action, d.target) == ("move-dns", "fe-a")
+
+
+def test_a_name_pointing_elsewhere_is_claimed_for_a_live_frontend() -> None:
+    v = view(everyone(**{"fe-a": ("down", NOW - 3), "fe-b": ("up", 0)}))
+    d = pick_frontend(v, NODES, FES, "fe-a", None)
+    assert (d.action, d.target) == ("move-dns", "fe-b")
+
+
+def test_failback_waits_for_the_quorum_and_the_primary_agent() -> None:
+    up = {n: obs(primary=("up", NOW - 3)) for n in ["site-dr", "witness", "fe-a", "fe-b"]}
+    assert failback_due(view(up, DR_ACTIVE), ["site-primary"]).action == "none"  # no agent
+    up["site-primary"] = obs(primary=("up", NOW - 3))
+    d = failback_due(view(up, DR_ACTIVE), ["site-primary"])
+    assert (d.action, d.target, d.expected_epoch) == ("failback", "primary", 2)
+    short = {n: obs(primary=("up", NOW - 1)) for n in NODES}
+    assert failback_due(view(short, DR_ACTIVE), ["site-primary"]).action == "none"
+    primary_active = ActiveRecord("primary", 3, "site-primary")
+    assert failback_due(view(up, primary_active), ["site-primary"]).action == "none"
+
+
+def ev(run: str, step: str, outcome: str) -> dict[str, Any]:
+    return {"run": run, "step": step, "outcome": outcome}
+
+
+def test_unfinished_finds_the_run_to_resume() -> None:
+    fo = run_id("failover", "dr", 1)
+    assert fo == "failover-dr-from-e1"
+    started = [ev(fo, "take-lease", "started"), ev(fo, "take-lease", "done"),
+               ev(fo, "promote", "started")]  # fmt: skip
+    assert unfinished(started) == fo
+    assert unfinished([*started, ev(fo, "verify", "done")]) is None
+    # a run that failed before doing anything is decided again, not resumed
+    assert unfinished([ev(fo, "take-lease", "started"), ev(fo, "take-lease", "failed")]) is None
+    assert unfinished([*started, ev(fo, "-", "abandoned")]) is None
+    # monitor events and hybrid DNS moves are not runbooks to resume
+    assert unfinished([*started, ev(fo, "verify", "done"), ev("replication-dr", "r", "broken"),
+                       ev("frontend-dns-fe-b-1.0", "move-dns", "started")]) is None  # fmt: skip
+
+
+def test_frontends_switch_waits_for_every_live_frontend_agent() -> None:
+    from draas.traffic.frontend.follower import FollowingFrontends
+
+    store = MemoryStore(FakeClock())
+    sw = FollowingFrontends(store, FES, wait_s=0.2)
+    sw.retries = 0
+    with pytest.raises(TrafficError, match="no frontend agent"):
+        sw.point_to("dr")
+    store.publish("fe-a", {"routes_to": "primary"}, 10)
+    store.publish("fe-b", {"routes_to": "dr"}, 10)
+    with pytest.raises(TrafficError, match="do not route to dr"):
+        sw.point_to("dr")
+    store.publish("fe-a", {"routes_to": "dr"}, 10)
+    assert sw.point_to("dr").changed is False
+    assert sw.current() == "dr"
+    assert sw.check().ok
