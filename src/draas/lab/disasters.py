@@ -190,7 +190,7 @@ DISASTERS: dict[str, type[Disaster]] = {
         Partition,
         ReplicationLink,
         GrayNetwork,
-    )  # fmt: skip
+    )
 }
 
 
