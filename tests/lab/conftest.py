@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 
 import pytest
+from support import new_lab_name
 
 from draas.lab.lab import Lab, LabSettings
-
-
-def new_lab_name() -> str:
-    return "t" + secrets.token_hex(3)
 
 
 @pytest.fixture(scope="module")

@@ -56,6 +56,7 @@ class Agent:
         self.runner = RunbookRunner(store, node, self.clock)
         self.engine = frontend_engine(cfg, self.node) if self.node.role == "frontend" else None
         self.routes_to: str | None = None
+        self.follow_rounds = 0
         self.controller = Controller(self) if self.node.site == self.dr else None
         self.last_renewal: float | None = None
         self.held: ActiveRecord | None = None
@@ -212,6 +213,12 @@ class Agent:
             active = self.store.active()
         except CoordinationError:
             return ""  # keep routing where we route: traffic moves only with the lease
+        self.follow_rounds += 1
+        if self.follow_rounds % 5 == 0:  # a restarted data plane may route elsewhere: read it
+            try:
+                self.routes_to = self.engine.current()
+            except DraasError:
+                self.routes_to = None
         if active is None or active.site == self.routes_to:
             return ""
         try:

@@ -1,0 +1,76 @@
+"""Helpers shared by the lab tests that run the agents: the active record, the event log,
+which site a client reaches through the service name, bounded waits."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+from draas.lab.agents import etcd_get
+from draas.lab.components import keystone, mariadb
+from draas.lab.lab import Lab
+from draas.lab.writer import read_log
+
+
+def new_lab_name() -> str:
+    return "t" + secrets.token_hex(3)
+
+
+def active(lab: Lab) -> dict[str, Any] | None:
+    got = etcd_get(lab, "active")
+    return json.loads(got[0]) if got else None
+
+
+def events(lab: Lab) -> list[dict[str, Any]]:
+    return [json.loads(e) for e in etcd_get(lab, "events/", prefix=True)]
+
+
+def done_steps(lab: Lab, run_prefix: str) -> list[str]:
+    """Steps done, in order, by the runs whose id starts with ``run_prefix``."""
+    return [e["step"] for e in events(lab)
+            if str(e.get("run", "")).startswith(run_prefix) and e["outcome"] == "done"]  # fmt: skip
+
+
+def wait_until(what: str, check: Callable[[], object], timeout: float) -> float:
+    """Poll ``check`` every 0.2 s; return the seconds it took to hold, fail after ``timeout``."""
+    t0 = time.monotonic()
+    while not check():
+        assert time.monotonic() - t0 < timeout, f"{what} not within {timeout} s"
+        time.sleep(0.2)
+    return time.monotonic() - t0
+
+
+def served_by(lab: Lab) -> str | None:
+    """The site whose web page a client gets through the service name (None: no answer)."""
+    proc = lab.exec("client", ["curl", "-s", "-m", "2", "http://keystone.draas.test/"],
+                    capture_output=True, text=True)  # fmt: skip
+    for site in ("primary", "dr"):
+        if f"site={site}<" in proc.stdout:
+            return site
+    return None
+
+
+def authoritative(lab: Lab) -> list[str]:
+    """What BIND itself answers for the service name (no cache in between)."""
+    proc = lab.exec("witness", ["dig", "+short", "+time=1", "+tries=1", "@198.18.0.53",
+                                "keystone.draas.test"], capture_output=True, text=True)  # fmt: skip
+    return proc.stdout.split()
+
+
+def write_through_service(lab: Lab, name: str, seconds: float) -> set[str]:
+    """Create projects through the service name for ``seconds``; return the acknowledged."""
+    spec, out = keystone.writer_spec(lab, name, "http://keystone.draas.test:5000", name,
+                                     seconds, 0.1)  # fmt: skip
+    lab.sup.launch(spec)
+    wait_until(f"writer {name} to finish", lambda: lab.sup.state(name) == "exited", seconds + 60)
+    return {r["name"] for r in read_log(out) if r["outcome"] == "acked"}
+
+
+def in_sync_checksums(lab: Lab) -> tuple[dict[str, Any], dict[str, Any]]:
+    mariadb.wait_in_sync(lab, "dr", "primary")
+    p = mariadb.replicator(lab, "primary")
+    d = mariadb.replicator(lab, "dr")
+    return p.checksums(), d.checksums()
