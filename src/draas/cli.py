@@ -45,6 +45,39 @@ def _cmd_agent(args: argparse.Namespace) -> int:
     return 0
 
 
+def _confirm(args: argparse.Namespace, what: str) -> bool:
+    """Commands that move traffic ask first, unless --yes; without a terminal they refuse."""
+    if args.yes:
+        return True
+    if not sys.stdin.isatty():
+        print(f"error: {what}: confirm with --yes (no terminal to ask on)", file=sys.stderr)
+        return False
+    return input(f"{what}? [y/N] ").strip().lower() in ("y", "yes")
+
+
+def _cmd_move(args: argparse.Namespace) -> int:
+    from draas.coordination import make_store
+    from draas.failover import manual
+
+    cfg = load_config(args.config)
+    if args.command == "switchover":
+        what = f"move the service to site {args.to} (planned switchover)"
+    elif args.command == "failback":
+        what = f"fail back to site {cfg.site_with_role('primary')}"
+    else:
+        what = f"fail over to site {cfg.site_with_role('dr')}" + (" (FORCED)" if args.force else "")
+    if not _confirm(args, what):
+        return 1
+    if args.command == "failover":
+        said = manual.failover(cfg, manual.store_or_none(cfg), force=args.force)
+    else:
+        store = make_store(cfg.coordination, timeout_s=2.0)
+        to = args.to if args.command == "switchover" else cfg.site_with_role("primary")
+        said = manual.switchover(cfg, store, to, failback=args.command == "failback")
+    print(said)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="draas",
@@ -77,6 +110,29 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--config", required=True, metavar="FILE")
     agent.add_argument("--node", required=True, metavar="NAME", help="this node's name in FILE")
     agent.set_defaults(func=_cmd_agent)
+
+    where = (
+        "Runs the runbook from this machine, which must reach the databases, the "
+        "coordination store and the DNS provider; every step is recorded as an event."
+    )
+    sw = sub.add_parser("switchover", help="planned, zero-loss move of the service to a site",
+                        description="Planned switchover: the target catches up, writes pause, "
+                        "the lease moves, roles swap, traffic moves. " + where)  # fmt: skip
+    sw.add_argument("--to", required=True, metavar="SITE", help="the site to move to")
+    fb = sub.add_parser("failback", help="bring the service home after a failover",
+                        description="The old primary rejoins as a replica (its errant "
+                        "transactions are saved to the recovery directory), catches up, then "
+                        "a planned switchover home. " + where)  # fmt: skip
+    fo = sub.add_parser("failover", help="fail over to the DR site now",
+                        description="Fail over to the DR site. Refused unless the quorum "
+                        "confirms the disaster; --force overrides that when the quorum itself "
+                        "is gone (never while the primary renews its lease). " + where)  # fmt: skip
+    fo.add_argument("--force", action="store_true",
+                    help="fail over without the quorum's confirmation")  # fmt: skip
+    for p in (sw, fb, fo):
+        p.add_argument("--config", required=True, metavar="FILE")
+        p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+        p.set_defaults(func=_cmd_move)
 
     from draas.lab.cli import add_lab_parser
 

@@ -12,13 +12,13 @@ import logging
 import re
 from typing import TYPE_CHECKING, Any
 
+from draas.agent.effects import client_path_probes, traffic_switches
 from draas.errors import CoordinationError, DraasError, StaleEpoch
 from draas.failover.frontends import pick_frontend
 from draas.failover.policy import Decision, View, decide, failback_due
 from draas.failover.runbook import Runbook, Step, state_of
 from draas.failover.runbooks import failover_runbook, switchover_runbook
 from draas.traffic import TrafficSwitch
-from draas.traffic.frontend.follower import FollowingFrontends
 
 if TYPE_CHECKING:
     from draas.agent.daemon import Agent
@@ -59,6 +59,7 @@ class Controller:
         self.dns_at: str | None = None
         self.dns_read = -DNS_REFRESH_S
         self._dns: TrafficSwitch | None = None
+        self.origin: dict[int, bool] = {}  # epoch -> came by a failover
 
     # -- what moves traffic --------------------------------------------------------------------
     def dns(self) -> TrafficSwitch | None:
@@ -69,22 +70,11 @@ class Controller:
         return self._dns
 
     def switches(self, site: str) -> list[tuple[TrafficSwitch, str]]:
-        """DNS scheme: the record moves to the site; frontend and hybrid: the frontends'
-        agents follow the lease and the switch waits until they all route to the site."""
-        if self.a.cfg.scheme == "dns":
-            dns = self.dns()
-            return [(dns, self.a.cfg.sites[site].address)] if dns is not None else []
-        return [(FollowingFrontends(self.a.store, self.frontends), site)]
+        return traffic_switches(self.a.cfg, self.a.store, site, self.dns())
 
     def verify_probes(self, site: str) -> list[Any]:
-        probes = list(self.a.probes[site])
-        if self.a.cfg.scheme != "dns":  # and through the frontends, as a client goes
-            from draas.agent.effects import through_frontends
-
-            fes = self.frontends if self.a.cfg.scheme == "frontend" else \
-                [self.dns_at or self.preferred]  # fmt: skip
-            probes += through_frontends(self.a.cfg, fes)
-        return probes
+        via = [self.dns_at or self.preferred] if self.a.cfg.scheme == "hybrid" else None
+        return client_path_probes(self.a.cfg, site, via)
 
     # -- runbooks ------------------------------------------------------------------------------
     def book(self, rid: str) -> Runbook:
@@ -153,10 +143,20 @@ class Controller:
         if a.cfg.replication.failback == "auto" and view.store_ok:
             primary_nodes = [n.name for n in a.cfg.nodes if n.site == a.primary]
             back = failback_due(view, primary_nodes)
-            if back.action == "failback":
+            if back.action == "failback" and self.came_by_failover(int(back.expected_epoch or 0)):
                 return self.run(run_id("failback", a.primary, int(back.expected_epoch or 0)),
                                 back.reason)  # fmt: skip
         return f"decision: {decision.action}: {decision.reason}"
+
+    def came_by_failover(self, epoch: int) -> bool:
+        """Whether the DR site became active at ``epoch`` by a failover (failback follows) and
+        not by a planned switchover (it stays until the operator moves it)."""
+        if epoch not in self.origin:
+            runs = [str(e.get("run", "")) for e in self.a.store.events()
+                    if e.get("epoch") == epoch and e.get("outcome") == "done"
+                    and e.get("step") in ("take-lease", "hand-over")]  # fmt: skip
+            self.origin[epoch] = bool(runs) and runs[-1].startswith("failover")
+        return self.origin[epoch]
 
     def frontend_dns_duty(self, view: View) -> str:
         dns = self.dns()

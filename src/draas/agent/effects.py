@@ -7,10 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from draas.config import Config, Node
+from draas.coordination import CoordinationStore
 from draas.errors import ConfigError
 from draas.health.probes import HttpProbe, TcpProbe
 from draas.replication import DbEndpoint
 from draas.replication.mariadb import MariaDBReplicator
+from draas.traffic import TrafficSwitch
 from draas.traffic.frontend import FrontendEngine, make_engine
 
 
@@ -80,3 +82,24 @@ def through_frontends(cfg: Config, frontends: list[str], **kw: Any) -> list[Http
     return [HttpProbe(f"http://{address[fe]}:{c.port}{c.path}", c.expect_status, c.expect_body,
                       timeout_s=max(2.0, cfg.timings.probe_timeout_s), **kw)
             for fe in frontends for c in cfg.service.checks]  # fmt: skip
+
+
+def traffic_switches(cfg: Config, store: CoordinationStore, site: str,
+                     dns: TrafficSwitch | None) -> list[tuple[TrafficSwitch, str]]:  # fmt: skip
+    """What moves traffic to ``site``: in the DNS scheme the record; in the frontend and
+    hybrid schemes the frontends, whose agents follow the lease (the switch waits until they
+    all route to the site)."""
+    from draas.traffic.frontend.follower import FollowingFrontends
+
+    if cfg.scheme == "dns":
+        return [(dns, cfg.sites[site].address)] if dns is not None else []
+    return [(FollowingFrontends(store, [n.name for n in cfg.nodes_with_role("frontend")]), site)]
+
+
+def client_path_probes(cfg: Config, site: str, via: list[str] | None = None) -> list[HttpProbe]:
+    """The checks a switch is verified with: the site itself and, in the frontend schemes,
+    the frontends a client goes through (``via``; default every frontend)."""
+    probes = site_probes(cfg)[site]
+    if cfg.scheme != "dns":
+        probes += through_frontends(cfg, via or [n.name for n in cfg.nodes_with_role("frontend")])
+    return probes

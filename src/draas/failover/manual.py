@@ -1,0 +1,145 @@
+"""The operator's commands, run from a machine that reaches the databases, the coordination
+store and the DNS provider: a planned switchover, a manual failback, and a failover that the
+quorum has not confirmed (refused unless forced, with the reason).
+
+Each runs the same recorded, resumable runbook as the controller, under the same run ids.
+A forced failover without a coordination store cannot take the lease: it fences the old
+primary as well as it can, promotes, moves DNS, and says what it could not do.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from draas.agent.effects import client_path_probes, replicators, traffic_switches
+from draas.clock import SystemClock
+from draas.config import Config
+from draas.coordination import CoordinationStore
+from draas.errors import CoordinationError, DraasError, ReplicationError
+from draas.failover.policy import Decision, View, decide
+from draas.failover.runbook import RunbookRunner
+from draas.failover.runbooks import failover_runbook, switchover_runbook
+from draas.traffic import TrafficSwitch
+
+log = logging.getLogger(__name__)
+
+OPERATOR = "operator"
+
+
+def _dns(cfg: Config) -> TrafficSwitch | None:
+    if cfg.dns is None:
+        return None
+    from draas.traffic.dns import make_provider
+
+    return make_provider(cfg.dns)
+
+
+def _other(cfg: Config, site: str) -> str:
+    return next(s for s in cfg.sites if s != site)
+
+
+def _holder(cfg: Config, site: str) -> str:
+    return next(n.name for n in cfg.nodes if n.site == site and n.role == "site")
+
+
+def switchover(cfg: Config, store: CoordinationStore, to: str, *, failback: bool = False) -> str:
+    """Move the service to ``to`` with zero loss (``failback``: it first rejoins as a
+    replica). Refused, changing nothing, unless the other site is active."""
+    if to not in cfg.sites:
+        raise DraasError(f"--to {to!r}: not a site; sites: {sorted(cfg.sites)}")
+    current = store.active()
+    if current is None:
+        raise DraasError("switchover refused: no site holds the active record (a failover is "
+                         "under way or the lease expired); nothing was changed")  # fmt: skip
+    if current.site == to:
+        raise DraasError(f"switchover refused: {to} is already active (epoch {current.epoch})")
+    source = current.site
+    kind = "failback" if failback else "switchover"
+    rid = f"{kind}-{to}-from-e{current.epoch}"
+    rejoin = cfg.replication.recovery_dir if failback else None
+    book = switchover_runbook(store, source=source, target=to, holder=_holder(cfg, to),
+                              reps=replicators(cfg),
+                              switches=traffic_switches(cfg, store, to, _dns(cfg)),
+                              verify=client_path_probes(cfg, to), ttl_s=cfg.timings.lease_ttl_s,
+                              rejoin_dir=rejoin)  # fmt: skip
+    ctx: dict[str, Any] = {"epoch": current.epoch}
+    RunbookRunner(store, OPERATOR).run(book, rid, ctx)
+    return f"{kind} to {to} done: {rid}, now epoch {ctx['epoch']}"
+
+
+def _view(cfg: Config, store: CoordinationStore) -> View:
+    primary, dr = cfg.site_with_role("primary"), cfg.site_with_role("dr")
+    return View(now=SystemClock().now(), voters=[n.name for n in cfg.nodes if n.site != primary],
+                observations=store.observations(), active=store.active(),
+                last_epoch=store.last_epoch(), primary=primary, dr=dr,
+                confirm_window_s=cfg.timings.confirm_window_s)  # fmt: skip
+
+
+def failover(cfg: Config, store: CoordinationStore | None, *, force: bool) -> str:
+    """Fail over to the DR site now. Without ``force`` only what the quorum confirms."""
+    primary, dr = cfg.site_with_role("primary"), cfg.site_with_role("dr")
+    if store is None:
+        if not force:
+            raise DraasError("failover refused: the coordination store is unreachable, so no "
+                             "quorum can confirm the disaster. If you know the primary site is "
+                             "down, run again with --force")  # fmt: skip
+        return _failover_without_store(cfg, primary, dr)
+    view = _view(cfg, store)
+    decision = decide(view)
+    if decision.action != "failover":
+        active = view.active
+        if active is not None and active.site == dr:
+            raise DraasError(f"failover refused: {dr} is already active (epoch {active.epoch})")
+        if active is not None:
+            raise DraasError(f"failover refused: {active.holder} still renews the lease of "
+                             f"{active.site} (epoch {active.epoch}), so it is alive and reaches "
+                             "the store; move the service with a switchover instead")  # fmt: skip
+        if not force:
+            raise DraasError(f"failover refused: the quorum does not confirm it "
+                             f"({decision.action}: {decision.reason}). If you know {primary} is "
+                             "down, run again with --force")  # fmt: skip
+        decision = Decision("failover", f"forced by the operator ({decision.reason})",
+                            target=dr, expected_epoch=view.last_epoch)  # fmt: skip
+    rid = f"failover-{dr}-from-e{decision.expected_epoch}"
+    book = failover_runbook(store, OPERATOR, decision, replicators(cfg),
+                            traffic_switches(cfg, store, dr, _dns(cfg)),
+                            client_path_probes(cfg, dr), cfg.timings.lease_ttl_s,
+                            primary)  # fmt: skip
+    ctx: dict[str, Any] = {}
+    RunbookRunner(store, OPERATOR).run(book, rid, ctx)
+    return f"failover to {dr} done: {rid}, now epoch {ctx['epoch']}: {decision.reason}"
+
+
+def _failover_without_store(cfg: Config, primary: str, dr: str) -> str:
+    reps = replicators(cfg)
+    said = []
+    try:
+        reps[primary].demote(connect_timeout_s=1.0)
+        said.append(f"fenced {primary}")
+    except ReplicationError as exc:
+        said.append(f"could not fence {primary} ({exc}): it fences itself when its lease "
+                    "runs out")  # fmt: skip
+    reps[dr].promote()
+    said.append(f"promoted {dr}")
+    dns = _dns(cfg)
+    if cfg.scheme == "dns" and dns is not None:
+        dns.point_to(cfg.sites[dr].address)
+        said.append(f"DNS points at {dr}")
+    else:
+        said.append("the frontends follow the lease and move when the store is back")
+    said.append("no lease was taken (no store): record this failover by hand")
+    log.warning("forced failover without a coordination store: %s", "; ".join(said))
+    return "; ".join(said)
+
+
+def store_or_none(cfg: Config) -> CoordinationStore | None:
+    from draas.coordination import make_store
+
+    store = make_store(cfg.coordination, timeout_s=2.0)
+    try:
+        store.last_epoch()
+    except CoordinationError as exc:
+        log.warning("coordination store unreachable: %s", exc)
+        return None
+    return store

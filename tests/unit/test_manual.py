@@ -1,0 +1,66 @@
+"""The operator's commands refuse, changing nothing, when the state does not allow them, and
+say why: a failover the quorum does not confirm (unless forced), a failover while the primary
+still renews its lease (even forced), a switchover to the site already active."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from draas.clock import FakeClock
+from draas.config import Config, load_config
+from draas.coordination.memory import MemoryStore
+from draas.errors import DraasError
+from draas.failover import manual
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "draas.toml"
+
+
+@pytest.fixture
+def cfg() -> Config:
+    return load_config(EXAMPLE)
+
+
+def test_failover_without_quorum_is_refused_unless_forced(cfg: Config) -> None:
+    store = MemoryStore(FakeClock())
+    with pytest.raises(DraasError, match=r"quorum does not confirm.*--force"):
+        manual.failover(cfg, store, force=False)
+    assert store.active() is None and store.events() == []
+
+
+def test_failover_is_refused_even_forced_while_the_primary_renews_its_lease(cfg: Config) -> None:
+    store = MemoryStore(FakeClock())
+    store.take_active("primary", "site-a", 0, 30)
+    with pytest.raises(DraasError, match="still renews the lease.*switchover"):
+        manual.failover(cfg, store, force=True)
+    assert store.active().site == "primary" and store.events() == []  # type: ignore[union-attr]
+
+
+def test_failover_without_a_store_is_refused_unless_forced(cfg: Config) -> None:
+    with pytest.raises(DraasError, match="coordination store is unreachable.*--force"):
+        manual.failover(cfg, None, force=False)
+
+
+def test_switchover_to_the_active_site_or_an_unknown_one_is_refused(cfg: Config) -> None:
+    store = MemoryStore(FakeClock())
+    with pytest.raises(DraasError, match="no site holds the active record"):
+        manual.switchover(cfg, store, "dr")
+    store.take_active("primary", "site-a", 0, 30)
+    with pytest.raises(DraasError, match="already active"):
+        manual.switchover(cfg, store, "primary")
+    with pytest.raises(DraasError, match=r"--to 'moon': not a site"):
+        manual.switchover(cfg, store, "moon")
+    assert store.active().epoch == 1 and store.events() == []  # type: ignore[union-attr]
+
+
+def test_moving_traffic_without_a_terminal_needs_yes(
+    cfg,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from draas.cli import main
+
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    assert main(["failover", "--config", str(EXAMPLE)]) == 1
+    assert "confirm with --yes" in capsys.readouterr().err
