@@ -6,6 +6,8 @@ with every write made at the DR site."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -23,9 +25,10 @@ from support import (
 
 from draas.lab.agents import start_agents
 from draas.lab.components import bind9, keystone, mariadb
-from draas.lab.disasters import Partition, PowerOff, ReplicationLink
+from draas.lab.disasters import Partition, PowerOff, ReplicationLink, ServiceCrash
 from draas.lab.lab import Lab
 from draas.lab.services import resolve
+from draas.lab.writer import read_log
 
 pytestmark = pytest.mark.lab
 
@@ -119,3 +122,58 @@ def test_the_returning_primary_rejoins_and_failback_brings_the_service_home(lab:
     p, d = in_sync_checksums(lab)
     assert p == d
     assert mariadb.replication_status(lab, "dr")["role"] == "replica"
+
+
+def draas(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
+    """The draas command line, run on the DR site's host against the lab's draas.toml."""
+    cmd = [sys.executable, "-m", "draas.cli", args[0], "--config",
+           str(lab.run.path / "draas.toml"), *args[1:]]  # fmt: skip
+    return lab.exec("dr", cmd, capture_output=True, text=True, timeout=120)
+
+
+def test_a_planned_switchover_there_and_back_keeps_every_write(lab: Lab) -> None:
+    spec, out = keystone.writer_spec(lab, "wsw", "http://keystone.draas.test:5000", "wsw", 8.0,
+                                     0.1)  # fmt: skip
+    lab.sup.launch(spec)
+    there = draas(lab, "switchover", "--to", "dr", "--yes")
+    assert there.returncode == 0, there.stderr
+    assert active(lab) == {"site": "dr", "epoch": 4, "holder": "site-dr"}
+    assert authoritative(lab) == ["198.18.2.10"]
+    time.sleep(4)  # past the confirmation window: a switchover is not undone automatically
+    assert active(lab) == {"site": "dr", "epoch": 4, "holder": "site-dr"}
+    back = draas(lab, "switchover", "--to", "primary", "--yes")
+    assert back.returncode == 0, back.stderr
+    assert active(lab) == {"site": "primary", "epoch": 5, "holder": "site-primary"}
+    assert done_steps(lab, "switchover-dr-") == FAILBACK[1:]
+    wait_until("the writer", lambda: lab.sup.state("wsw") == "exited", 60)
+    acked = {r["name"] for r in read_log(out) if r["outcome"] == "acked"}
+    assert acked and acked <= keystone.project_names(lab, "primary", "wsw")
+    p, d = in_sync_checksums(lab)
+    assert p == d
+    again = draas(lab, "switchover", "--to", "primary", "--yes")
+    assert again.returncode == 1 and "already active" in again.stderr
+
+
+def test_without_the_witness_only_a_forced_failover_moves_the_service(lab: Lab) -> None:
+    witness = ServiceCrash(lab, process="agent-witness")
+    off = PowerOff(lab, host="primary")
+    witness.inject()
+    off.inject()
+    try:
+        time.sleep(3 * 0.5 + 2.0 + 5.0 + 2)  # detection, window, the lease's expiry, margin
+        assert active(lab) is None  # the primary's lease ran out; nobody may take it
+        assert not [e for e in events(lab) if e.get("run", "").startswith("failover-dr-from-e5")]
+        refused = draas(lab, "failover", "--yes")
+        assert refused.returncode == 1
+        assert "quorum does not confirm" in refused.stderr and "--force" in refused.stderr
+        forced = draas(lab, "failover", "--force", "--yes")
+        assert forced.returncode == 0, forced.stderr
+        assert active(lab) == {"site": "dr", "epoch": 6, "holder": "site-dr"}
+        assert done_steps(lab, "failover-dr-from-e5") == FAILOVER
+        wait_until("the client is served by dr", lambda: served_by(lab) == "dr", 15)
+    finally:
+        off.revert()
+        witness.revert()
+    lab.sup.wait_ready("mariadb-primary")
+    wait_until("failback", lambda: "verify" in done_steps(lab, "failback-primary-from-e6"), 60)
+    assert active(lab) == {"site": "primary", "epoch": 7, "holder": "site-primary"}

@@ -105,7 +105,7 @@ def failover(cfg: Config, store: CoordinationStore | None, *, force: bool) -> st
     book = failover_runbook(store, OPERATOR, decision, replicators(cfg),
                             traffic_switches(cfg, store, dr, _dns(cfg)),
                             client_path_probes(cfg, dr), cfg.timings.lease_ttl_s,
-                            primary)  # fmt: skip
+                            primary, holder=_holder(cfg, dr))  # fmt: skip
     ctx: dict[str, Any] = {}
     RunbookRunner(store, OPERATOR).run(book, rid, ctx)
     return f"failover to {dr} done: {rid}, now epoch {ctx['epoch']}: {decision.reason}"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -62,23 +63,33 @@ def verify_step(target: str, verify: Sequence[HttpProbe], within_s: float = 10.0
 
 def failover_runbook(store: CoordinationStore, node: str, decision: Decision,
                      reps: dict[str, MariaDBReplicator], switches: Switches,
-                     verify: Sequence[HttpProbe], ttl_s: float,
-                     old_site: str) -> Runbook:  # fmt: skip
+                     verify: Sequence[HttpProbe], ttl_s: float, old_site: str,
+                     holder: str | None = None) -> Runbook:  # fmt: skip
+    """``holder``: whose lease the new record is (default ``node``; an operator's forced
+    failover gives it to the DR site's agent, which renews it)."""
     target = decision.target or ""
+    holder = holder or node
 
     def take_lease(ctx: dict[str, Any]) -> None:
         current = store.active()
-        if current is not None and current.site == target and current.holder == node:
+        if current is not None and current.site == target and current.holder == holder:
             ctx["epoch"] = current.epoch  # already ours (resumed after a crash)
             return
         # Only a free record is taken: the old holder has released it or its lease expired,
         # so it has fenced itself (fence before promote).
-        rec = store.take_active(target, node, int(decision.expected_epoch or 0), ttl_s)
+        rec = store.take_active(target, holder, int(decision.expected_epoch or 0), ttl_s)
         ctx["epoch"] = rec.epoch
 
     def fence_old(ctx: dict[str, Any]) -> None:
         old = reps.get(old_site)
         if old is None:
+            return
+        ep = old.endpoint
+        try:  # a dead host costs a connect timeout; a quick look first keeps promote close
+            socket.create_connection((ep.host, ep.port), timeout=0.3).close()
+        except OSError as exc:
+            log.warning("%s's database is unreachable (%s); relying on its self-fencing",
+                        old_site, exc)  # fmt: skip
             return
         try:
             old.demote(connect_timeout_s=1.0)  # it is probably down: do not wait long
