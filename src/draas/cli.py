@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+import time
 from collections.abc import Sequence
 
 from draas import __version__
@@ -78,6 +79,72 @@ def _cmd_move(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_rto(args: argparse.Namespace) -> int:
+    import asyncio
+    from pathlib import Path
+
+    from draas.measure import meter
+    from draas.measure.rto import summarize
+
+    checks: list[meter.Check] = []
+    if args.config:
+        cfg = load_config(args.config)
+        name = cfg.service.dns_name.rstrip(".")
+        checks += [meter.Check(c.name, f"http://{name}:{c.port}{c.path}", c.expect_status,
+                               c.expect_body) for c in cfg.service.checks]  # fmt: skip
+    bodies = args.expect_body or []
+    if len(bodies) > len(args.url or []):
+        raise DraasError("--expect-body: given more often than --url (one per URL, in order)")
+    for i, url in enumerate(args.url or []):
+        body = bodies[i] if i < len(bodies) else None
+        checks.append(meter.Check(f"url{i + 1}", url, args.expect_status, body or None))
+    if not checks:
+        raise DraasError("nothing to measure: give --url URL (repeatable) or --config FILE")
+    for flag, value, lo, hi in (("--interval", args.interval, 0.01, 10.0),
+                                ("--timeout", args.timeout, 0.05, 30.0),
+                                ("--duration", args.duration, 1.0, 3600.0),
+                                ("--consecutive", args.consecutive, 1, 100)):  # fmt: skip
+        if not lo <= value <= hi:
+            raise DraasError(f"{flag} {value}: must be between {lo:g} and {hi:g}")
+    out = Path(args.out or time.strftime("rto-%Y%m%dT%H%M%S.jsonl"))
+    meter.to_stderr(f"measuring {', '.join(c.url for c in checks)} every {args.interval:g} s "
+                    f"for {args.duration:g} s; requests to {out}")  # fmt: skip
+    with out.open("w") as f:
+        records = asyncio.run(
+            meter.run(
+                checks,
+                interval_s=args.interval,
+                timeout_s=args.timeout,
+                duration_s=args.duration,
+                out=f,
+                site_pattern=args.site_pattern,
+                progress=None if args.quiet else meter.to_stderr,
+            )
+        )
+    summary = summarize(records, args.disaster_at, args.consecutive)
+    if args.json:
+        print(json.dumps(summary.to_dict(), indent=2))
+        return 0
+    rto = "n/a" if args.disaster_at is None else (
+        "never recovered" if summary.rto_s is None else f"{summary.rto_s:.3f} s")  # fmt: skip
+    rows = [
+        ("samples", summary.samples),
+        ("failed", summary.failed),
+        ("availability", summary.availability),
+        ("downtime", f"{summary.downtime_s:.3f} s"),
+        ("RTO", rto),
+        ("recovered at site", summary.recovered_site or "-"),
+        ("latency p50 / p99", f"{summary.latency_p50_ms} / {summary.latency_p99_ms} ms"),
+    ]
+    for k, v in rows:
+        print(f"{k:<20} {v}")
+    for w in summary.windows:
+        end = "still down" if w.end is None else time.strftime("%H:%M:%S", time.localtime(w.end))
+        start = time.strftime("%H:%M:%S", time.localtime(w.start))
+        print(f"down {start} .. {end} ({w.duration_s:.3f} s)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="draas",
@@ -133,6 +200,45 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--config", required=True, metavar="FILE")
         p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
         p.set_defaults(func=_cmd_move)
+
+    rto = sub.add_parser(
+        "rto", help="measure the service's downtime and RTO from a client's side",
+        description="The RTO meter: every --interval it requests each URL as a real client "
+        "does (the name resolved through the system resolver for every connection), writes "
+        "every request as a JSON line to --out, prints progress, then the downtime windows, "
+        "the RTO (from --disaster-at to the first of --consecutive passing samples), the "
+        "availability and the latency outside the outage.",
+    )  # fmt: skip
+    rto.add_argument("--url", action="append", metavar="URL", help="http URL (repeatable)")
+    rto.add_argument(
+        "--expect-body",
+        action="append",
+        metavar="TEXT",
+        help="text the body of the matching --url must contain (in order)",
+    )
+    rto.add_argument("--expect-status", type=int, default=200, metavar="CODE")
+    rto.add_argument("--config", metavar="FILE", help="measure the service checks of draas.toml")
+    rto.add_argument("--interval", type=float, default=0.1, metavar="S")
+    rto.add_argument("--timeout", type=float, default=1.0, metavar="S", help="per request")
+    rto.add_argument("--duration", type=float, required=True, metavar="S", help="at most 3600")
+    rto.add_argument("--disaster-at", type=float, metavar="EPOCH_S",
+                     help="when the disaster happened (Unix time), for the RTO")  # fmt: skip
+    rto.add_argument(
+        "--consecutive",
+        type=int,
+        default=3,
+        metavar="K",
+        help="passing samples in a row that count as recovered (default 3)",
+    )
+    rto.add_argument(
+        "--site-pattern",
+        default=r"site=([A-Za-z0-9_-]+)",
+        metavar="REGEX",
+        help="regex whose group 1 in the body names the site that answered",
+    )
+    rto.add_argument("--out", metavar="FILE", help="JSON lines of every request")
+    rto.add_argument("--json", action="store_true", help="print the summary as JSON")
+    rto.set_defaults(func=_cmd_rto)
 
     from draas.lab.cli import add_lab_parser
 

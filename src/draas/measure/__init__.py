@@ -1,0 +1,1 @@
+"""Measuring recovery from the client's side: the RTO meter and the lost-write accounting."""

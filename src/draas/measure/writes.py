@@ -1,0 +1,45 @@
+"""Lost-write accounting: the writer's log (every attempt ``acked``, ``failed`` or ``unknown``)
+against what the active site's database holds at the end."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class WriteReport:
+    attempted: int
+    acked: int
+    failed: int
+    unknown: int
+    unknown_stored: int  # of the unknown outcomes, how many the database holds
+    lost: int  # acknowledged, but not in the database
+    lost_names: list[str]
+    lost_first_t: float | None
+    lost_last_t: float | None
+
+    @property
+    def lost_span_s(self) -> float:
+        if self.lost_first_t is None or self.lost_last_t is None:
+            return 0.0
+        return self.lost_last_t - self.lost_first_t
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "lost_span_s": round(self.lost_span_s, 3)}
+
+
+def account(log: Iterable[Mapping[str, Any]], held: set[str]) -> WriteReport:
+    rows = list(log)
+    acked = [r for r in rows if r["outcome"] == "acked"]
+    unknown = [r for r in rows if r["outcome"] == "unknown"]
+    lost = sorted((r for r in acked if r["name"] not in held), key=lambda r: float(r["t_start"]))
+    return WriteReport(
+        attempted=len(rows), acked=len(acked),
+        failed=sum(1 for r in rows if r["outcome"] == "failed"), unknown=len(unknown),
+        unknown_stored=sum(1 for r in unknown if r["name"] in held), lost=len(lost),
+        lost_names=[r["name"] for r in lost],
+        lost_first_t=float(lost[0]["t_start"]) if lost else None,
+        lost_last_t=float(lost[-1]["t_start"]) if lost else None,
+    )  # fmt: skip

@@ -1,0 +1,91 @@
+"""The RTO meter's arithmetic and the lost-write accounting on recorded logs, edge cases
+included: no outage, an outage that never ends, flapping, several checks per tick."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from draas.measure.rto import rto, samples, summarize, windows
+from draas.measure.writes import account
+
+
+def log(pattern: str, t0: float = 100.0, step: float = 0.1, **kw: Any) -> list[dict[str, Any]]:
+    """One record per character: '+' passed, '-' failed; latency 10 ms; site from kw."""
+    return [{"t": t0 + i * step, "ok": c == "+", "latency_s": 0.010, "site": kw.get("site", "a")}
+            for i, c in enumerate(pattern)]  # fmt: skip
+
+
+def test_no_outage() -> None:
+    s = summarize(log("++++++++++"), disaster_t=100.2)
+    assert (s.samples, s.failed, s.availability, s.windows, s.downtime_s) == (10, 0, 1.0, [], 0)
+    assert s.rto_s == 0.0
+    assert s.latency_p50_ms == pytest.approx(10.0)
+
+
+def test_one_outage_gives_a_window_and_the_rto_to_k_consecutive_passes() -> None:
+    s = summarize(log("+++----+++++"), disaster_t=100.25, k=3)
+    assert len(s.windows) == 1
+    w = s.windows[0]
+    assert w.start == pytest.approx(100.3) and w.end == pytest.approx(100.7)
+    assert s.downtime_s == pytest.approx(0.4)
+    assert s.rto_s == pytest.approx(100.7 - 100.25)
+    assert s.availability == pytest.approx(8 / 12, abs=1e-4)
+
+
+def test_an_outage_that_never_ends_has_no_rto_and_an_open_window() -> None:
+    s = summarize(log("++------"), disaster_t=100.1)
+    assert s.rto_s is None
+    assert s.windows[0].end is None
+    assert s.downtime_s == pytest.approx(0.5)  # first failure to the last sample seen
+
+
+def test_flapping_needs_k_consecutive_passes() -> None:
+    seq = samples(log("+--+-++-+++++"))
+    assert len(windows(seq)) == 3
+    got, _ = rto(seq, 100.0, k=3)
+    assert got == pytest.approx(0.8)  # the run '+++' starting at index 8
+    got1, _ = rto(seq, 100.0, k=1)
+    assert got1 == pytest.approx(0.3)
+
+
+def test_rto_names_the_site_that_answered_after_recovery() -> None:
+    records = log("++--", site="primary") + log("+++", t0=100.4, site="dr")
+    s = summarize(records, disaster_t=100.15)
+    assert s.recovered_site == "dr" and s.rto_s == pytest.approx(0.25)
+
+
+def test_checks_of_one_tick_pass_only_together() -> None:
+    records = [{"t": 1.0, "tick": 0, "ok": True, "check": "web"},
+               {"t": 1.001, "tick": 0, "ok": False, "check": "api"},
+               {"t": 1.1, "tick": 1, "ok": True, "check": "web"},
+               {"t": 1.101, "tick": 1, "ok": True, "check": "api"}]  # fmt: skip
+    s = summarize(records)
+    assert (s.samples, s.failed) == (2, 1)
+
+
+def test_latency_percentiles_leave_out_the_outage() -> None:
+    records = [*log("++++"), {"t": 100.4, "ok": False, "latency_s": 5.0},
+               {"t": 100.5, "ok": True, "latency_s": 3.0}]  # fmt: skip
+    s = summarize(records)
+    # the first pass after the window closes it (it is at the window's end): excluded
+    assert s.latency_p99_ms == pytest.approx(10.0)
+
+
+def w(seq: int, outcome: str, t: float) -> dict[str, Any]:
+    return {"seq": seq, "name": f"p-{seq:06d}", "outcome": outcome, "t_start": t}
+
+
+def test_lost_writes_are_the_acknowledged_ones_the_database_lacks() -> None:
+    rows = [w(1, "acked", 1.0), w(2, "acked", 2.0), w(3, "unknown", 3.0), w(4, "acked", 4.0),
+            w(5, "failed", 5.0), w(6, "unknown", 6.0)]  # fmt: skip
+    r = account(rows, held={"p-000001", "p-000003"})
+    assert (r.attempted, r.acked, r.failed, r.unknown) == (6, 3, 1, 2)
+    assert (r.lost, r.lost_names, r.unknown_stored) == (2, ["p-000002", "p-000004"], 1)
+    assert r.lost_span_s == pytest.approx(2.0)
+
+
+def test_nothing_lost_when_everything_acknowledged_is_held() -> None:
+    r = account([w(1, "acked", 1.0)], held={"p-000001", "p-000099"})
+    assert r.lost == 0 and r.lost_span_s == 0.0 and r.lost_first_t is None
