@@ -8,6 +8,7 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any, TextIO
 
 from draas import __version__
 from draas.config import load_config
@@ -94,12 +95,12 @@ def _cmd_rto(args: argparse.Namespace) -> int:
                                c.expect_body) for c in cfg.service.checks]  # fmt: skip
     bodies = args.expect_body or []
     if len(bodies) > len(args.url or []):
-        raise DraasError("--expect-body: given more often than --url (one per URL, in order)")
+        raise DraasError("--expect-body: given more often than URLs (one per URL, in order)")
     for i, url in enumerate(args.url or []):
         body = bodies[i] if i < len(bodies) else None
         checks.append(meter.Check(f"url{i + 1}", url, args.expect_status, body or None))
     if not checks:
-        raise DraasError("nothing to measure: give --url URL (repeatable) or --config FILE")
+        raise DraasError("nothing to measure: give one or more URLs, or --config FILE")
     for flag, value, lo, hi in (("--interval", args.interval, 0.01, 10.0),
                                 ("--timeout", args.timeout, 0.05, 30.0),
                                 ("--duration", args.duration, 1.0, 3600.0),
@@ -109,18 +110,20 @@ def _cmd_rto(args: argparse.Namespace) -> int:
     out = Path(args.out or time.strftime("rto-%Y%m%dT%H%M%S.jsonl"))
     meter.to_stderr(f"measuring {', '.join(c.url for c in checks)} every {args.interval:g} s "
                     f"for {args.duration:g} s; requests to {out}")  # fmt: skip
+
+    async def measure(f: TextIO) -> list[dict[str, Any]]:
+        import signal
+
+        stop = asyncio.Event()  # SIGTERM or Ctrl-C ends the measurement, not the report
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        return await meter.run(checks, interval_s=args.interval, timeout_s=args.timeout,
+                               duration_s=args.duration, out=f, site_pattern=args.site_pattern,
+                               progress=None if args.quiet else meter.to_stderr,
+                               stop=stop)  # fmt: skip
+
     with out.open("w") as f:
-        records = asyncio.run(
-            meter.run(
-                checks,
-                interval_s=args.interval,
-                timeout_s=args.timeout,
-                duration_s=args.duration,
-                out=f,
-                site_pattern=args.site_pattern,
-                progress=None if args.quiet else meter.to_stderr,
-            )
-        )
+        records = asyncio.run(measure(f))
     summary = summarize(records, args.disaster_at, args.consecutive)
     if args.json:
         print(json.dumps(summary.to_dict(), indent=2))
@@ -142,6 +145,23 @@ def _cmd_rto(args: argparse.Namespace) -> int:
         end = "still down" if w.end is None else time.strftime("%H:%M:%S", time.localtime(w.end))
         start = time.strftime("%H:%M:%S", time.localtime(w.start))
         print(f"down {start} .. {end} ({w.duration_s:.3f} s)")
+    return 0
+
+
+def _cmd_disaster(args: argparse.Namespace) -> int:
+    from draas import gameday
+
+    p = gameday.plan(args.name, pid=args.pid, pidfile=args.pidfile, interface=args.interface,
+                     duration_s=args.duration)  # fmt: skip
+    print(f"draas disaster {p.name}: will {p.says}", file=sys.stderr)
+    if not args.yes:
+        print("error: refused without --yes (this disrupts the machine it runs on)",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    p.act()
+    print(f"done at {time.time():.3f}: {p.says}", file=sys.stderr)
+    if args.name == "network-failure" and args.wait:
+        time.sleep(float(args.duration) + 1)
     return 0
 
 
@@ -209,12 +229,12 @@ def build_parser() -> argparse.ArgumentParser:
         "the RTO (from --disaster-at to the first of --consecutive passing samples), the "
         "availability and the latency outside the outage.",
     )  # fmt: skip
-    rto.add_argument("--url", action="append", metavar="URL", help="http URL (repeatable)")
+    rto.add_argument("url", nargs="*", metavar="URL", help="http URL(s) to check")
     rto.add_argument(
         "--expect-body",
         action="append",
         metavar="TEXT",
-        help="text the body of the matching --url must contain (in order)",
+        help="text the body of the matching URL must contain (in order)",
     )
     rto.add_argument("--expect-status", type=int, default=200, metavar="CODE")
     rto.add_argument("--config", metavar="FILE", help="measure the service checks of draas.toml")
@@ -239,6 +259,23 @@ def build_parser() -> argparse.ArgumentParser:
     rto.add_argument("--out", metavar="FILE", help="JSON lines of every request")
     rto.add_argument("--json", action="store_true", help="print the summary as JSON")
     rto.set_defaults(func=_cmd_rto)
+
+    from draas.gameday import NAMES
+
+    dis = sub.add_parser(
+        "disaster", help="game day: disrupt THIS machine (kill, freeze, link down, power off)",
+        description="Run on the machine to disrupt. Prints what it will do, refuses without "
+        "--yes. process-kill/process-hang --pid N|--pidfile F; network-failure --interface IF "
+        "--duration S (restores itself, even if this command dies); power-off.",
+    )  # fmt: skip
+    dis.add_argument("name", choices=NAMES, metavar="NAME", help=", ".join(NAMES))
+    dis.add_argument("--pid", type=int)
+    dis.add_argument("--pidfile")
+    dis.add_argument("--interface")
+    dis.add_argument("--duration", type=float, metavar="S")
+    dis.add_argument("--wait", action="store_true", help="network-failure: stay until restored")
+    dis.add_argument("--yes", action="store_true", help="really do it")
+    dis.set_defaults(func=_cmd_disaster)
 
     from draas.lab.cli import add_lab_parser
 

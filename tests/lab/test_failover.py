@@ -25,7 +25,7 @@ from support import (
 
 from draas.lab.agents import start_agents
 from draas.lab.components import bind9, keystone, mariadb
-from draas.lab.disasters import Partition, PowerOff, ReplicationLink, ServiceCrash
+from draas.lab.disasters import Partition, PowerOff, ReplicationCut, ServiceCrash
 from draas.lab.lab import Lab
 from draas.lab.services import resolve
 from draas.lab.writer import read_log
@@ -60,7 +60,7 @@ def test_a_partition_the_witness_does_not_share_causes_no_failover(lab: Lab) -> 
 
 
 def test_a_broken_replication_link_alone_is_an_event_not_a_failover(lab: Lab) -> None:
-    with ReplicationLink(lab):
+    with ReplicationCut(lab):
         wait_until("the replication-broken event", lambda: any(
             e.get("run") == "replication-dr" and e["outcome"] == "broken"
             for e in events(lab)), 30)  # fmt: skip

@@ -35,7 +35,8 @@ def tsig_key_file(lab: Lab) -> Path:
     return path
 
 
-def write_config(lab: Lab, preset: str = "fast", scheme: str = "dns") -> Path:
+def write_config(lab: Lab, preset: str = "fast", scheme: str = "dns",
+                 replication: str = "async") -> Path:  # fmt: skip
     """The lab deployment's draas.toml (TOML written by hand: values are ours, all quoted)."""
     db_pw = secret_file(lab.run, "mariadb-draas")
     q = json.dumps  # a JSON string is a valid TOML basic string
@@ -48,6 +49,11 @@ def write_config(lab: Lab, preset: str = "fast", scheme: str = "dns") -> Path:
         'name = "web"',
         "port = 80",
         'path = "/"',
+        "[[service.checks]]",
+        'name = "api"',
+        "port = 5000",
+        'path = "/v3"',
+        'expect_body = "stable"',
     ]
     for site, role in (("primary", "primary"), ("dr", "dr")):
         addr = lab.topo.host(site).address
@@ -72,7 +78,7 @@ def write_config(lab: Lab, preset: str = "fast", scheme: str = "dns") -> Path:
         lines += ["[frontend]", 'engine = "haproxy"', 'preferred = "fe-a"']
     recovery = lab.run.path / "recovery"
     lines += [
-        "[replication]", f"recovery_dir = {q(str(recovery))}",
+        "[replication]", f"mode = {q(replication)}", f"recovery_dir = {q(str(recovery))}",
         "[coordination]", 'backend = "etcd"',
         f"endpoints = {json.dumps(etcd.client_urls(lab))}",
         "[timings]", f"preset = {q(preset)}",
@@ -93,10 +99,18 @@ def agent_specs(lab: Lab, config: Path, scheme: str) -> list[ProcessSpec]:
     ]
 
 
-def start_agents(lab: Lab, preset: str = "fast") -> Path:
-    """Write the lab's draas.toml for the lab's scheme and start every node's agent."""
+def start_agents(lab: Lab, preset: str = "fast", replication: str = "async") -> Path:
+    """Write the lab's draas.toml for the lab's scheme and start every node's agent. With
+    ``replication="semi-sync"`` the sites are switched to semi-synchronous replication first
+    (the primary waits for the DR site's acknowledgement before it answers a commit)."""
     scheme = lab.settings.scheme
-    config = write_config(lab, preset, scheme)
+    config = write_config(lab, preset, scheme, replication)
+    if replication == "semi-sync":
+        from draas.lab.components import mariadb
+
+        primary = mariadb.replicator(lab, "primary", semi_sync=True)
+        primary.promote()
+        mariadb.replicator(lab, "dr", semi_sync=True).replicate_from(primary, seed=False)
     for spec in agent_specs(lab, config, scheme):
         lab.sup.launch(spec)
     return config

@@ -132,7 +132,7 @@ def _cmd_disaster(args: argparse.Namespace) -> int:
         hosts = (args.host or "primary,fe-a").split(",")
         peers = (args.peers or "dr,fe-b").split(",")
         params = {"hosts": hosts, "peers": peers}
-    elif args.name == "replication-link":
+    elif args.name == "replication-cut":
         params = {}
     else:
         params = {"hosts": host.split(","), "loss_pct": args.loss_pct, "jitter_ms": args.jitter_ms}
@@ -162,6 +162,21 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from draas.lab.demo import run_demo
 
     return run_demo(args.lab, progress=_progress)
+
+
+def _cmd_experiment(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from draas.lab.experiment import run_matrix
+
+    doc = run_matrix([s for s in args.schemes.split(",") if s],
+                     [d for d in args.disasters.split(",") if d], args.repeat, Path(args.out),
+                     _progress, preset=args.preset, replication=args.replication)  # fmt: skip
+    from draas.lab.report import markdown
+
+    print(markdown(doc).split("\n## Runs")[0])
+    _progress(f"report: {Path(args.out) / 'index.html'}")
+    return 0
 
 
 def add_lab_parser(sub: Any) -> None:
@@ -244,6 +259,22 @@ def add_lab_parser(sub: Any) -> None:
     dis.set_defaults(func=_cmd_disaster)
 
     ls.add_parser("restore", help="revert every active disaster").set_defaults(func=_cmd_restore)
+    from draas.lab.experiment import DISASTERS as EXP_DISASTERS
+
+    exp = ls.add_parser(
+        "experiment", help="schemes x disasters x repetitions, measured; writes a report",
+        description="Builds one lab per scheme (with its agents), then for every disaster and "
+        "repetition: clean state, RTO meter and write checker in the client, warm-up, the "
+        "disaster, recovery (bounded), revert, failback. Writes results.json, results.md, PNG "
+        "plots and index.html to --out. Disasters: " + ", ".join(EXP_DISASTERS) + ".",
+    )  # fmt: skip
+    exp.add_argument("--schemes", default="dns,frontend,hybrid", help="comma list")
+    exp.add_argument("--disasters", default="power-off", help="comma list")
+    exp.add_argument("--repeat", type=int, default=1, help="runs per scheme and disaster")
+    exp.add_argument("--out", default="experiment", metavar="DIR")
+    exp.add_argument("--preset", default="fast", choices=("fast", "normal", "safe"))
+    exp.add_argument("--replication", default="semi-sync", choices=("async", "semi-sync"))
+    exp.set_defaults(func=_cmd_experiment)
     ls.add_parser("demo", help="the main job: up, show the lab's health, down").set_defaults(
         func=_cmd_demo
     )

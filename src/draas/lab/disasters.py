@@ -138,8 +138,8 @@ class Partition(Disaster):
         self.lab.remove_impairment(self.id)
 
 
-class ReplicationLink(Disaster):
-    name = "replication-link"
+class ReplicationCut(Disaster):
+    name = "replication-cut"
     summary = "the DR site's database cannot reach the primary's (only that port is cut)"
 
     def _inject(self) -> None:
@@ -188,7 +188,7 @@ DISASTERS: dict[str, type[Disaster]] = {
         NetworkFailure,
         PowerOff,
         Partition,
-        ReplicationLink,
+        ReplicationCut,
         GrayNetwork,
     )
 }

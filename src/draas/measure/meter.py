@@ -9,6 +9,7 @@ at once (a tick whose requests would exceed that is recorded as failed, not sent
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import socket
@@ -36,7 +37,7 @@ class Check:
     def __post_init__(self) -> None:
         u = urlsplit(self.url)
         if u.scheme != "http" or not u.hostname:
-            raise DraasError(f"--url {self.url!r}: only http://HOST[:PORT]/PATH URLs are "
+            raise DraasError(f"URL {self.url!r}: only http://HOST[:PORT]/PATH URLs are "
                              "supported")  # fmt: skip
 
 
@@ -85,8 +86,9 @@ async def request(check: Check, timeout_s: float, site_re: re.Pattern[str]) -> d
 
 async def run(checks: Sequence[Check], *, interval_s: float, timeout_s: float,
               duration_s: float, out: TextIO, site_pattern: str = SITE_PATTERN,
-              progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:  # fmt: skip
-    """Measure for ``duration_s``; write and return every record."""
+              progress: Callable[[str], None] | None = None,
+              stop: asyncio.Event | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """Measure for ``duration_s`` (or until ``stop`` is set); write and return every record."""
     site_re = re.compile(site_pattern)
     records: list[dict[str, Any]] = []
     in_flight: set[asyncio.Task[None]] = set()
@@ -102,7 +104,7 @@ async def run(checks: Sequence[Check], *, interval_s: float, timeout_s: float,
         out.write(json.dumps(rec) + "\n")
 
     tick = 0
-    while (elapsed := time.monotonic() - t_start) < duration_s:
+    while (elapsed := time.monotonic() - t_start) < duration_s and not (stop and stop.is_set()):
         for check in checks:
             if len(in_flight) >= MAX_IN_FLIGHT:
                 rec = {"t": round(time.time(), 6), "tick": tick, "check": check.name, "ok": False,
@@ -121,7 +123,12 @@ async def run(checks: Sequence[Check], *, interval_s: float, timeout_s: float,
                      f"{', '.join(sites) or 'nobody'}")  # fmt: skip
             window.clear()
             last_report = time.monotonic()
-        await asyncio.sleep(max(0.0, t_start + tick * interval_s - time.monotonic()))
+        pause = max(0.0, t_start + tick * interval_s - time.monotonic())
+        if stop is None:
+            await asyncio.sleep(pause)
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), pause)
     if in_flight:
         await asyncio.wait(in_flight, timeout=timeout_s + 1)
     out.flush()

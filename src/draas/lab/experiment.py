@@ -1,0 +1,338 @@
+"""``draas lab experiment``: schemes x disasters x repetitions on real labs, measured from the
+client's side, each run's seconds broken down from the agents' events on the same clock.
+
+A run: bring the lab to a clean state (the primary active, failback done, replicas in sync,
+the client served by the primary), start the RTO meter and the write checker in the client's
+namespace, warm up, inject the disaster at a recorded time, wait (bounded) until a client is
+served again, hold, revert, wait for failback, stop the meters, then account: RTO and
+downtime, lost acknowledged writes, failovers that should not have happened, the breakdown
+into detection, decision, switch and client catch-up, and the data checksums.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from draas.errors import LabError
+from draas.lab.agents import etcd_get, nodes_for, start_agents
+from draas.lab.components import keystone, mariadb
+from draas.lab.disasters import (
+    Disaster,
+    NetworkFailure,
+    PowerOff,
+    ServiceCrash,
+    ServiceHang,
+    restore_all,
+)
+from draas.lab.lab import Lab, LabSettings
+from draas.lab.services import frontends_for
+from draas.measure.meter import read_records
+from draas.measure.rto import summarize
+from draas.measure.writes import account
+
+DISASTERS = ("power-off", "network-failure", "service-crash", "service-hang", "frontend-crash")
+SITE_DISASTERS = {"power-off", "network-failure", "service-crash", "service-hang"}
+SCHEMES = ("dns", "frontend", "hybrid")
+WEB = "http://keystone.draas.test/"
+API = "http://keystone.draas.test:5000/v3"
+WARMUP_S = 3.0
+HOLD_S = 2.0
+RECOVERY_TIMEOUT_S = 45.0
+FAILBACK_TIMEOUT_S = 90.0
+
+Progress = Callable[[str], None]
+
+
+def make_disaster(lab: Lab, name: str) -> Disaster:
+    if name == "power-off":
+        return PowerOff(lab, host="primary")
+    if name == "network-failure":
+        return NetworkFailure(lab, host="primary")
+    if name == "service-crash":
+        return ServiceCrash(lab, process="keystone-primary")
+    if name == "service-hang":
+        return ServiceHang(lab, process="keystone-primary")
+    if name == "frontend-crash":
+        return ServiceCrash(lab, process="haproxy-fe-a")
+    raise LabError(f"unknown disaster {name!r}; allowed: {', '.join(DISASTERS)}")
+
+
+def applicable(scheme: str, disaster: str) -> bool:
+    return disaster != "frontend-crash" or bool(frontends_for(scheme))
+
+
+# -- reading the lab ---------------------------------------------------------------------------
+def served_by(lab: Lab) -> str | None:
+    proc = lab.exec("client", ["curl", "-s", "-m", "1", WEB], capture_output=True, text=True)
+    return next((s for s in ("primary", "dr") if f"site={s}<" in proc.stdout), None)
+
+
+def active(lab: Lab) -> dict[str, Any] | None:
+    got = etcd_get(lab, "active")
+    return json.loads(got[0]) if got else None
+
+
+def events(lab: Lab, since: float) -> list[dict[str, Any]]:
+    out = [json.loads(e) for e in etcd_get(lab, "events/", prefix=True)]
+    return [e for e in out if float(e.get("ts", 0)) >= since]
+
+
+def first_event(
+    evs: list[dict[str, Any]], run_prefix: str, step: str, outcome: str
+) -> float | None:
+    for e in evs:
+        if str(e.get("run", "")).startswith(run_prefix) and e.get("step") == step and \
+                e.get("outcome") == outcome:  # fmt: skip
+            return float(e["ts"])
+    return None
+
+
+LOG_LINE = re.compile(r"^(\d\d:\d\d:\d\d\.\d{3}) ")
+
+
+def first_alarm(lab: Lab, target: str, since: float) -> float | None:
+    """The earliest time an agent's log says it sees ``target`` down, at or after ``since``."""
+    pattern = re.compile(rf" sees {re.escape(target)} down$")
+    day = datetime.fromtimestamp(since).date()
+    best: float | None = None
+    for name in nodes_for(lab.settings.scheme):
+        path = lab.sup.log_path(f"agent-{name}")
+        if not path.exists():
+            continue
+        for line in path.read_text(errors="replace").splitlines():
+            m = LOG_LINE.match(line)
+            if not m or not pattern.search(line):
+                continue
+            t = datetime.combine(day, datetime.strptime(m.group(1), "%H:%M:%S.%f").time())
+            if t.timestamp() < since - 43200:  # the log crossed midnight
+                t += timedelta(days=1)
+            ts = t.timestamp()
+            if ts >= since and (best is None or ts < best):
+                best = ts
+    return best
+
+
+def wait(what: str, check: Callable[[], object], timeout: float, every: float = 0.1) -> float:
+    t0 = time.monotonic()
+    while not check():
+        if time.monotonic() - t0 > timeout:
+            raise LabError(f"{what}: not within {timeout:g} s")
+        time.sleep(every)
+    return time.monotonic() - t0
+
+
+def clean_state(lab: Lab) -> None:
+    """The primary active and serving, no disaster left, the DR replica in sync."""
+    if lab.run.load().get("disasters"):
+        restore_all(lab)
+    wait("the primary active", lambda: (active(lab) or {}).get("site") == "primary",
+         FAILBACK_TIMEOUT_S, 0.5)  # fmt: skip
+    wait("the client served by the primary", lambda: served_by(lab) == "primary", 30, 0.3)
+    mariadb.wait_in_sync(lab, "dr", "primary")
+    time.sleep(3)  # every vantage point has seen everything up for a while
+
+
+# -- one run -----------------------------------------------------------------------------------
+def one_run(lab: Lab, scheme: str, disaster: str, repeat: int, seq: int, out: Path,
+            progress: Progress) -> dict[str, Any]:  # fmt: skip
+    run_id = f"{scheme}-{disaster}-{repeat}"
+    rundir = out / "runs" / run_id
+    rundir.mkdir(parents=True, exist_ok=True)
+    clean_state(lab)
+    epoch = int((active(lab) or {}).get("epoch", 0))
+    requests = rundir / "requests.jsonl"
+    meter = lab.spec(f"rto-{seq}", "client", [
+        sys.executable, "-m", "draas.cli", "-q", "rto", WEB, API, "--expect-body", "",
+        "--expect-body", "stable", "--interval", "0.1", "--timeout", "1", "--duration", "600",
+        "--out", str(requests), "--json"])  # fmt: skip
+    prefix = f"x{seq}"
+    writer, writes = keystone.writer_spec(lab, f"writer-{seq}", "http://keystone.draas.test:5000",
+                                          prefix, 600, 0.1)  # fmt: skip
+    lab.sup.launch(meter)
+    lab.sup.launch(writer)
+    since = time.time()
+    time.sleep(WARMUP_S)
+    d = make_disaster(lab, disaster)
+    t0 = time.time()
+    d.inject()
+    progress(f"  {run_id}: {d.describe()} injected")
+    recovered = None
+    try:
+        if disaster in SITE_DISASTERS:
+            ok = lambda: served_by(lab) == "dr"  # noqa: E731
+        else:
+            ok = lambda: served_by(lab) is not None  # noqa: E731
+        try:
+            recovered = wait("recovery", ok, RECOVERY_TIMEOUT_S)
+        except LabError:
+            progress(f"  {run_id}: not recovered within {RECOVERY_TIMEOUT_S:g} s")
+        time.sleep(HOLD_S)
+    finally:
+        t_revert = time.time()
+        d.revert()
+    failback_s = None
+    evs = events(lab, since)
+    failed_over = first_event(evs, f"failover-dr-from-e{epoch}", "take-lease", "done")
+    if failed_over is not None:
+        run = f"failback-primary-from-e{epoch + 1}"
+        try:
+            wait("failback", lambda: first_event(events(lab, since), run, "verify", "done"),
+                 FAILBACK_TIMEOUT_S, 0.5)  # fmt: skip
+            done = first_event(events(lab, since), run, "verify", "done")
+            failback_s = None if done is None else done - t_revert
+        except LabError:
+            progress(f"  {run_id}: failback not done within {FAILBACK_TIMEOUT_S:g} s")
+    time.sleep(1.0)
+    for name in (meter.name, writer.name):
+        lab.sup.send(name, signal.SIGTERM)
+    for name in (meter.name, writer.name):
+        wait(f"{name} to stop", lambda n=name: lab.sup.state(n) == "exited", 30, 0.1)  # type: ignore[misc]
+    evs = events(lab, since)
+    (rundir / "events.json").write_text(json.dumps(evs, indent=1) + "\n")
+    summary = summarize(read_records(requests), t0, k=3)
+    site = (active(lab) or {}).get("site", "primary")
+    with_writer = [json.loads(x) for x in writes.read_text().splitlines() if x.strip()]
+    if site == "primary":
+        mariadb.wait_in_sync(lab, "dr", "primary")
+    wr = account(with_writer, keystone.project_names(lab, site, prefix))
+    failovers = len({e["run"] for e in evs if str(e.get("run", "")).startswith("failover-")
+                     and e.get("step") == "take-lease" and e.get("outcome") == "done"})  # fmt: skip
+    expected = 1 if disaster in SITE_DISASTERS else 0
+    alarm = first_alarm(lab, "primary" if disaster in SITE_DISASTERS else "fe-a", t0)
+    decided = first_event(evs, "failover-", "take-lease", "started") if failovers else None
+    if disaster == "frontend-crash":
+        decided = first_event(evs, "frontend-dns-", "move-dns", "started")
+    switched = first_event(evs, "failover-", "switch-traffic", "done") if failovers else None
+    if disaster == "frontend-crash":
+        switched = first_event(evs, "frontend-dns-", "move-dns", "done")
+    same = mariadb.replicator(lab, "primary").checksums() == \
+        mariadb.replicator(lab, "dr").checksums() if site == "primary" else None  # fmt: skip
+
+    def rel(t: float | None) -> float | None:
+        return None if t is None else round(t - t0, 3)
+
+    result = {
+        "scheme": scheme, "disaster": disaster, "repeat": repeat, "run": run_id,
+        "disaster_at": round(t0, 3), "reverted_at": round(t_revert, 3),
+        "rto_s": summary.rto_s, "downtime_s": round(summary.downtime_s, 3),
+        "availability": summary.availability, "recovered_site": summary.recovered_site,
+        "latency_p50_ms": summary.latency_p50_ms, "latency_p99_ms": summary.latency_p99_ms,
+        "probe_recovered_s": None if recovered is None else round(recovered, 3),
+        "detection_s": rel(alarm), "decision_s": rel(decided), "switch_s": rel(switched),
+        "client_catch_up_s": None if summary.rto_s is None or switched is None
+        else round(summary.rto_s - (switched - t0), 3),
+        "failovers": failovers, "false_failovers": max(0, failovers - expected),
+        "lost_acked_writes": wr.lost, "lost_writes_span_s": round(wr.lost_span_s, 3),
+        "acked_writes": wr.acked, "unknown_writes": wr.unknown,
+        "unknown_writes_stored": wr.unknown_stored,
+        "split_brain_instants": None,  # the split-brain checker is not built yet
+        "failback_s": None if failback_s is None else round(failback_s, 3),
+        "checksums_match": same,
+        "windows": summary.to_dict()["windows"],
+    }  # fmt: skip
+    (rundir / "run.json").write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+# -- the matrix --------------------------------------------------------------------------------
+def run_matrix(schemes: list[str], disasters: list[str], repeat: int, out: Path,
+               progress: Progress, preset: str = "fast",
+               replication: str = "semi-sync") -> dict[str, Any]:  # fmt: skip
+    for s in schemes:
+        if s not in SCHEMES:
+            raise LabError(f"--schemes: unknown scheme {s!r}; allowed: {', '.join(SCHEMES)}")
+    for d in disasters:
+        if d not in DISASTERS:
+            raise LabError(f"--disasters: unknown disaster {d!r}; allowed: {', '.join(DISASTERS)}")
+    if not 1 <= repeat <= 50:
+        raise LabError(f"--repeat {repeat}: must be 1..50")
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    runs: list[dict[str, Any]] = []
+    total = sum(repeat for s in schemes for d in disasters if applicable(s, d))
+    seq = 0
+    for scheme in schemes:
+        lab = Lab(f"x{int(started) % 100000}{scheme[0]}")
+        try:
+            progress(f"{scheme}: building the lab")
+            lab.up(LabSettings(scheme=scheme))
+            start_agents(lab, preset=preset, replication=replication)
+            wait("the active record", lambda: active(lab) is not None, 30, 0.2)  # noqa: B023
+            for disaster in disasters:
+                if not applicable(scheme, disaster):
+                    continue
+                for r in range(1, repeat + 1):
+                    seq += 1
+                    progress(f"[{seq}/{total}] {scheme} / {disaster} / run {r}")
+                    res = one_run(lab, scheme, disaster, r, seq, out, progress)
+                    runs.append(res)
+                    progress(f"  RTO {res['rto_s']} s, downtime {res['downtime_s']} s, lost "
+                             f"{res['lost_acked_writes']} acked write(s), failback "
+                             f"{res['failback_s']} s")  # fmt: skip
+        finally:
+            lab.down()
+    doc = {
+        "started_at": round(started, 3), "wall_time_s": round(time.time() - started, 1),
+        "settings": {"preset": preset, "replication": replication, "dns_ttl_s": 5,
+                     "meter_interval_s": 0.1, "meter_timeout_s": 1.0, "consecutive": 3,
+                     "warmup_s": WARMUP_S, "hold_s": HOLD_S},
+        "versions": versions(), "runs": runs, "table": table(runs),
+    }  # fmt: skip
+    (out / "results.json").write_text(json.dumps(doc, indent=1) + "\n")
+    from draas.lab.report import write_report
+
+    write_report(doc, out)
+    return doc
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("draas", "keystone", "PyMySQL", "etcd3gw", "dnspython"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def _stats(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"median": None, "p95": None, "max": None}
+    ordered = sorted(values)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return {"median": round(statistics.median(ordered), 3), "p95": round(p95, 3),
+            "max": round(ordered[-1], 3)}  # fmt: skip
+
+
+def table(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per scheme and disaster."""
+    rows = []
+    keys = sorted({(r["scheme"], r["disaster"]) for r in runs},
+                  key=lambda k: (SCHEMES.index(k[0]), DISASTERS.index(k[1])))  # fmt: skip
+    for scheme, disaster in keys:
+        mine = [r for r in runs if (r["scheme"], r["disaster"]) == (scheme, disaster)]
+        rto = [r["rto_s"] for r in mine if r["rto_s"] is not None]
+        fb = [r["failback_s"] for r in mine if r["failback_s"] is not None]
+        rows.append({
+            "scheme": scheme, "disaster": disaster, "runs": len(mine),
+            "rto_s": _stats(rto), "not_recovered": len(mine) - len(rto),
+            "downtime_median_s": _stats([r["downtime_s"] for r in mine])["median"],
+            "lost_acked_writes": sum(r["lost_acked_writes"] for r in mine),
+            "unknown_writes": sum(r["unknown_writes"] for r in mine),
+            "false_failovers": sum(r["false_failovers"] for r in mine),
+            "failback_median_s": _stats(fb)["median"],
+            "detection_median_s": _stats([r["detection_s"] for r in mine
+                                          if r["detection_s"] is not None])["median"],
+        })  # fmt: skip
+    return rows
