@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -14,9 +15,19 @@ from draas.lab.network import ns_prefix
 pytestmark = pytest.mark.lab
 
 
-def test_demo_builds_checks_and_tears_down(lab_name: str) -> None:
+def test_demo_builds_fails_over_fails_back_and_tears_down(lab_name: str, tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "draas.cli", "lab", "--lab", lab_name, "demo"],
+        [
+            sys.executable,
+            "-m",
+            "draas.cli",
+            "lab",
+            "--lab",
+            lab_name,
+            "demo",
+            "--out",
+            str(tmp_path),
+        ],
         capture_output=True,
         text=True,
         timeout=300,
@@ -34,6 +45,13 @@ def test_demo_builds_checks_and_tears_down(lab_name: str) -> None:
         ):
             line = next(ln for ln in proc.stdout.splitlines() if ln.startswith(check))
             assert " ok " in line, line
+        rto = next(ln for ln in proc.stdout.splitlines() if ln.startswith("RTO (client"))
+        assert 0 < float(rto.split()[-2]) < 45, rto
+        assert "served after recovery by        dr" in proc.stdout
+        lost = next(ln for ln in proc.stdout.splitlines() if ln.startswith("acknowledged"))
+        assert lost.split()[-3] == "0", lost
+        assert "sites' checksums equal         True" in proc.stdout
+        assert (tmp_path / "runs" / "hybrid-power-off-1" / "requests.jsonl").stat().st_size > 0
         assert "is down in" in proc.stderr
         assert not [n for n in netns.list_namespaces() if n.startswith(ns_prefix(lab_name))]
     finally:

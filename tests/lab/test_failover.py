@@ -32,7 +32,7 @@ from draas.lab.writer import read_log
 
 pytestmark = pytest.mark.lab
 
-FAILOVER = ["take-lease", "fence-old", "promote", "switch-traffic", "verify"]
+FAILOVER = ["take-lease", "fence-old", "promote", "switch-traffic", "verify", "detach"]
 FAILBACK = ["rejoin", "catch-up", "pause-and-drain", "hand-over", "promote",
             "reverse-replication", "switch-traffic", "verify"]  # fmt: skip
 ACKED: set[str] = set()
@@ -98,7 +98,7 @@ def test_primary_power_off_moves_the_service_to_dr_in_order(lab: Lab) -> None:
         assert dns_s < 3 * 0.5 + 2.0 + 15
         assert active(lab) == {"site": "dr", "epoch": 2, "holder": "site-dr"}
         assert mariadb.replication_status(lab, "dr")["role"] == "primary"
-        wait_until("the failover runbook", lambda: "verify" in done_steps(lab, "failover-"), 15)
+        wait_until("the failover runbook", lambda: "detach" in done_steps(lab, "failover-"), 15)
         run = [e for e in events(lab) if e.get("runbook") == "failover"]
         assert [e["step"] for e in run if e["outcome"] == "done"] == FAILOVER
         assert {e["epoch"] for e in run if e["outcome"] == "done"} == {2}

@@ -29,7 +29,7 @@ from draas.lab.services import frontends_for
 
 pytestmark = pytest.mark.lab
 
-FAILOVER = ["take-lease", "fence-old", "promote", "switch-traffic", "verify"]
+FAILOVER = ["take-lease", "fence-old", "promote", "switch-traffic", "verify", "detach"]
 FAILBACK = ["rejoin", "catch-up", "pause-and-drain", "hand-over", "promote",
             "reverse-replication", "switch-traffic", "verify"]  # fmt: skip
 ACKED: dict[str, set[str]] = {}
@@ -66,7 +66,7 @@ def test_power_off_moves_the_service_to_dr_through_the_frontends(lab: Lab) -> No
         assert took < 3 * 0.5 + 2.0 + 15  # detection + window, then one quick switch
         assert active(lab) == {"site": "dr", "epoch": 2, "holder": "site-dr"}
         # the frontends follow the lease as soon as it moves; the runbook then finishes
-        wait_until("the failover runbook", lambda: "verify" in done_steps(lab, "failover-"), 15)
+        wait_until("the failover runbook", lambda: "detach" in done_steps(lab, "failover-"), 15)
         assert done_steps(lab, "failover-") == FAILOVER
         for fe in frontends_for(scheme):
             assert routes(lab, fe) == {"dr"}

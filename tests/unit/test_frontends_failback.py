@@ -103,12 +103,13 @@ def test_unfinished_finds_the_run_to_resume() -> None:
     started = [ev(fo, "take-lease", "started"), ev(fo, "take-lease", "done"),
                ev(fo, "promote", "started")]  # fmt: skip
     assert unfinished(started) == fo
-    assert unfinished([*started, ev(fo, "verify", "done")]) is None
+    assert unfinished([*started, ev(fo, "verify", "done")]) == fo  # detach is the last step
+    assert unfinished([*started, ev(fo, "detach", "done")]) is None
     # a run that failed before doing anything is decided again, not resumed
     assert unfinished([ev(fo, "take-lease", "started"), ev(fo, "take-lease", "failed")]) is None
     assert unfinished([*started, ev(fo, "-", "abandoned")]) is None
     # monitor events and hybrid DNS moves are not runbooks to resume
-    assert unfinished([*started, ev(fo, "verify", "done"), ev("replication-dr", "r", "broken"),
+    assert unfinished([*started, ev(fo, "detach", "done"), ev("replication-dr", "r", "broken"),
                        ev("frontend-dns-fe-b-1.0", "move-dns", "started")]) is None  # fmt: skip
 
 

@@ -54,13 +54,11 @@ def test_switchover_to_the_active_site_or_an_unknown_one_is_refused(cfg: Config)
     assert store.active().epoch == 1 and store.events() == []  # type: ignore[union-attr]
 
 
-def test_moving_traffic_without_a_terminal_needs_yes(
-    cfg,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from draas.cli import main
+def test_moving_traffic_without_a_terminal_needs_yes() -> None:
+    import subprocess
+    import sys
 
-    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
-    assert main(["failover", "--config", str(EXAMPLE)]) == 1
-    assert "confirm with --yes" in capsys.readouterr().err
+    got = subprocess.run([sys.executable, "-m", "draas.cli", "failover", "--config",
+                          str(EXAMPLE)], stdin=subprocess.DEVNULL, capture_output=True,
+                         text=True, timeout=60, check=False)  # fmt: skip
+    assert got.returncode == 1 and "confirm with --yes" in got.stderr

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("draas.agent")
 
 RUN_ID = re.compile(r"^(failover|failback|switchover)-(.+)-from-e(\d+)$")
+LAST_STEP = {"failover": "detach", "failback": "verify", "switchover": "verify"}
 RETRY_S = 5.0  # pause before a failed runbook is tried again
 DNS_REFRESH_S = 10.0  # how often the controller re-reads where the DNS name points
 
@@ -44,7 +45,8 @@ def unfinished(events: list[dict[str, Any]]) -> str | None:
     if any(e.get("outcome") == "abandoned" for e in mine):
         return None
     st = state_of(last, events)
-    return last if st.done and "verify" not in st.done else None
+    kind = RUN_ID.match(last).group(1)  # type: ignore[union-attr]
+    return last if st.done and LAST_STEP[kind] not in st.done else None
 
 
 class Controller:

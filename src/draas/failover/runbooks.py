@@ -98,7 +98,12 @@ def failover_runbook(store: CoordinationStore, node: str, decision: Decision,
             log.warning("could not demote %s (%s); relying on its self-fencing", old_site, exc)
 
     def promote(ctx: dict[str, Any]) -> None:
-        reps[target].promote()
+        # Writes open as soon as all that was received is applied; the replication threads
+        # are stopped after traffic has moved (one may still be connecting to a dead host).
+        reps[target].promote(detach=False)
+
+    def detach(ctx: dict[str, Any]) -> None:
+        reps[target].detach()
 
     return Runbook("failover", [
         Step("take-lease", take_lease, fenced=False),
@@ -106,6 +111,7 @@ def failover_runbook(store: CoordinationStore, node: str, decision: Decision,
         Step("promote", promote),
         switch_step(switches),
         verify_step(target, verify),
+        Step("detach", detach),
     ])  # fmt: skip
 
 

@@ -105,6 +105,7 @@ def start_agents(lab: Lab, preset: str = "fast", replication: str = "async") -> 
     (the primary waits for the DR site's acknowledgement before it answers a commit)."""
     scheme = lab.settings.scheme
     config = write_config(lab, preset, scheme, replication)
+    etcd.move_leader(lab, "witness")
     if replication == "semi-sync":
         from draas.lab.components import mariadb
 

@@ -99,18 +99,18 @@ def first_event(
 LOG_LINE = re.compile(r"^(\d\d:\d\d:\d\d\.\d{3}) ")
 
 
-def first_alarm(lab: Lab, target: str, since: float) -> float | None:
-    """The earliest time an agent's log says it sees ``target`` down, at or after ``since``."""
-    pattern = re.compile(rf" sees {re.escape(target)} down$")
+def first_log(lab: Lab, pattern: str, since: float, nodes: list[str] | None = None) -> float | None:
+    """The earliest time an agent's log line matches ``pattern``, at or after ``since``."""
+    rx = re.compile(pattern)
     day = datetime.fromtimestamp(since).date()
     best: float | None = None
-    for name in nodes_for(lab.settings.scheme):
+    for name in nodes if nodes is not None else list(nodes_for(lab.settings.scheme)):
         path = lab.sup.log_path(f"agent-{name}")
         if not path.exists():
             continue
         for line in path.read_text(errors="replace").splitlines():
             m = LOG_LINE.match(line)
-            if not m or not pattern.search(line):
+            if not m or not rx.search(line):
                 continue
             t = datetime.combine(day, datetime.strptime(m.group(1), "%H:%M:%S.%f").time())
             if t.timestamp() < since - 43200:  # the log crossed midnight
@@ -119,6 +119,11 @@ def first_alarm(lab: Lab, target: str, since: float) -> float | None:
             if ts >= since and (best is None or ts < best):
                 best = ts
     return best
+
+
+def first_alarm(lab: Lab, target: str, since: float) -> float | None:
+    """The earliest time an agent says it sees ``target`` down."""
+    return first_log(lab, rf" sees {re.escape(target)} down$", since)
 
 
 def wait(what: str, check: Callable[[], object], timeout: float, every: float = 0.1) -> float:
@@ -212,6 +217,8 @@ def one_run(lab: Lab, scheme: str, disaster: str, repeat: int, seq: int, out: Pa
     if disaster == "frontend-crash":
         decided = first_event(evs, "frontend-dns-", "move-dns", "started")
     switched = first_event(evs, "failover-", "switch-traffic", "done") if failovers else None
+    if failovers and scheme != "dns":  # traffic moved when the first frontend followed
+        switched = first_log(lab, r" routes to dr \(", t0, list(frontends_for(scheme)))
     if disaster == "frontend-crash":
         switched = first_event(evs, "frontend-dns-", "move-dns", "done")
     same = mariadb.replicator(lab, "primary").checksums() == \

@@ -71,7 +71,7 @@ def samples(records: Iterable[Mapping[str, Any]], tick_s: float = 1e-6) -> list[
     out = []
     for rs in groups.values():
         lats = [float(r["latency_s"]) for r in rs if r.get("latency_s") is not None]
-        sites = {r.get("site") for r in rs if r.get("ok")}
+        sites = {r["site"] for r in rs if r.get("ok") and r.get("site")}
         out.append(Sample(t=min(float(r["t"]) for r in rs), ok=all(bool(r["ok"]) for r in rs),
                           latency_s=max(lats) if lats else None,
                           site=sites.pop() if len(sites) == 1 else None))  # fmt: skip

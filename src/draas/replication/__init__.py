@@ -80,8 +80,15 @@ class Replicator(ABC):
         """Role, threads, GTID positions, lag (in transactions too, when the source is given)."""
 
     @abstractmethod
-    def promote(self) -> float:
-        """Stop replicating and accept writes; return the seconds it took."""
+    def promote(self, detach: bool = True) -> float:
+        """Apply every transaction already received, accept writes, and (``detach``) stop
+        replicating; return the seconds it took. With ``detach=False`` the replication
+        threads are left for ``detach()``: stopping a thread that is still connecting to a
+        dead source can take seconds, and the service need not wait for it."""
+
+    @abstractmethod
+    def detach(self) -> None:
+        """Stop replicating and forget the source (idempotent)."""
 
     @abstractmethod
     def demote(self) -> float:

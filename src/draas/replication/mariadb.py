@@ -137,9 +137,12 @@ class MariaDBReplicator(Replicator):
         )  # fmt: skip
 
     # -- roles -----------------------------------------------------------------------------
-    def promote(self) -> float:
+    def promote(self, detach: bool = True, drain_timeout_s: float = 30.0) -> float:
         t0 = time.monotonic()
-        statements: list[str | tuple[str, Any]] = ["STOP SLAVE", "RESET SLAVE ALL"]
+        rows = self.query("SHOW SLAVE STATUS")
+        if rows:
+            self._drain(rows[0], drain_timeout_s)
+        statements: list[str | tuple[str, Any]] = []
         if self.semi_sync:
             statements += [
                 ("SET GLOBAL rpl_semi_sync_master_timeout = %s", (self.semi_sync_timeout_ms,)),
@@ -149,9 +152,30 @@ class MariaDBReplicator(Replicator):
             ]
         statements.append("SET GLOBAL read_only = OFF")
         self.execute(*statements)
+        if detach:
+            self.detach()
         took = time.monotonic() - t0
         self.events("promote", "done", site=self.endpoint.site, took_s=round(took, 4))
         return took
+
+    def _drain(self, slave: dict[str, Any], timeout_s: float) -> None:
+        """Apply all that the source has sent (its relay log) before writes open: in semi-sync
+        mode that is what the source acknowledged to its clients. Then stop applying."""
+        received = slave.get("Gtid_IO_Pos") or ""
+        if slave.get("Slave_SQL_Running") != "Yes":
+            self.execute("START SLAVE SQL_THREAD")
+        if received:
+            got = self.query("SELECT MASTER_GTID_WAIT(%s, %s) AS r", (received, timeout_s))
+            if got[0]["r"] != 0:
+                st = self.status()
+                raise ReplicationError(
+                    f"site {self.endpoint.site} cannot apply what it received (up to GTID "
+                    f"{received}) within {timeout_s:g} s: {st.last_error or 'no error'}; "
+                    "not promoted, still read-only")  # fmt: skip
+        self.execute("STOP SLAVE SQL_THREAD")
+
+    def detach(self) -> None:
+        self.execute("STOP SLAVE", "RESET SLAVE ALL")
 
     def demote(self, connect_timeout_s: float = 3.0) -> float:
         t0 = time.monotonic()

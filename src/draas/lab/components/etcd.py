@@ -61,3 +61,36 @@ def wait_healthy(lab: Lab, timeout_s: float = 30.0) -> None:
             return
         time.sleep(0.3)
     raise LabError(f"etcd cluster not healthy after {timeout_s:g} s: {got or 'no answer'}")
+
+
+def status(lab: Lab, from_host: str = "witness") -> list[dict[str, object]]:
+    """``etcdctl endpoint status`` of every member: member id, leader id (as hex strings)."""
+    proc = lab.exec(from_host, ["etcdctl", "--endpoints", ",".join(client_urls(lab)),
+                                "--command-timeout=2s", "endpoint", "status", "-w", "json"],
+                    capture_output=True, text=True, timeout=15)  # fmt: skip
+    try:
+        docs = json.loads(proc.stdout or "[]")
+    except json.JSONDecodeError:
+        return []
+    return [{"endpoint": d["Endpoint"], "member": f"{d['Status']['header']['member_id']:x}",
+             "leader": f"{d['Status']['leader']:x}"} for d in docs]  # fmt: skip
+
+
+def move_leader(lab: Lab, to: str = "witness") -> None:
+    """Make ``to``'s member the raft leader. A leader lost with its site makes etcd elect a
+    new one, and a new leader extends every lease by its TTL: the dead primary's lease would
+    outlive it by seconds. The witness is the leader that no site disaster takes away."""
+    docs = status(lab)
+    url = f"http://{lab.topo.host(to).address}:{CLIENT_PORT}"
+    mine = next((d for d in docs if d["endpoint"] == url), None)
+    if mine is None:
+        raise LabError(f"etcd member {to} does not answer: {docs}")
+    if mine["leader"] == mine["member"]:
+        return
+    leader_url = next((d["endpoint"] for d in docs if d["member"] == d["leader"]), None)
+    if leader_url is None:
+        raise LabError(f"etcd has no leader: {docs}")
+    argv = ["etcdctl", "--endpoints", str(leader_url), "move-leader", str(mine["member"])]
+    proc = lab.exec(to, argv, capture_output=True, text=True, timeout=15)
+    if proc.returncode != 0:
+        raise LabError(f"etcdctl move-leader to {to} failed: {proc.stderr.strip()[:300]}")
