@@ -36,7 +36,8 @@ def tsig_key_file(lab: Lab) -> Path:
 
 
 def write_config(lab: Lab, preset: str = "fast", scheme: str = "dns",
-                 replication: str = "async") -> Path:  # fmt: skip
+                 replication: str = "async",
+                 timings: dict[str, float] | None = None) -> Path:  # fmt: skip
     """The lab deployment's draas.toml (TOML written by hand: values are ours, all quoted)."""
     db_pw = secret_file(lab.run, "mariadb-draas")
     q = json.dumps  # a JSON string is a valid TOML basic string
@@ -82,6 +83,7 @@ def write_config(lab: Lab, preset: str = "fast", scheme: str = "dns",
         "[coordination]", 'backend = "etcd"',
         f"endpoints = {json.dumps(etcd.client_urls(lab))}",
         "[timings]", f"preset = {q(preset)}",
+        *(f"{k} = {v}" for k, v in (timings or {}).items()),
     ]  # fmt: skip
     path = lab.run.path / "draas.toml"
     path.write_text("\n".join(lines) + "\n")
@@ -99,12 +101,13 @@ def agent_specs(lab: Lab, config: Path, scheme: str) -> list[ProcessSpec]:
     ]
 
 
-def start_agents(lab: Lab, preset: str = "fast", replication: str = "async") -> Path:
+def start_agents(lab: Lab, preset: str = "fast", replication: str = "async",
+                 timings: dict[str, float] | None = None) -> Path:  # fmt: skip
     """Write the lab's draas.toml for the lab's scheme and start every node's agent. With
     ``replication="semi-sync"`` the sites are switched to semi-synchronous replication first
     (the primary waits for the DR site's acknowledgement before it answers a commit)."""
     scheme = lab.settings.scheme
-    config = write_config(lab, preset, scheme, replication)
+    config = write_config(lab, preset, scheme, replication, timings)
     etcd.move_leader(lab, "witness")
     if replication == "semi-sync":
         from draas.lab.components import mariadb

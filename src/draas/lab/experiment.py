@@ -24,7 +24,7 @@ from typing import Any
 
 from draas.errors import LabError
 from draas.lab.agents import etcd_get, nodes_for, start_agents
-from draas.lab.components import keystone, mariadb
+from draas.lab.components import haproxy, keystone, mariadb
 from draas.lab.disasters import (
     Disaster,
     NetworkFailure,
@@ -41,7 +41,21 @@ from draas.measure.writes import account
 
 DISASTERS = ("power-off", "network-failure", "service-crash", "service-hang", "frontend-crash")
 SITE_DISASTERS = {"power-off", "network-failure", "service-crash", "service-hang"}
-SCHEMES = ("dns", "frontend", "hybrid")
+SCHEMES = ("dns", "frontend", "hybrid", "autonomous", "seed-dns", "seed-frontend", "seed-hybrid")
+# Baselines. autonomous: HAProxy on fe-a routing by its own health checks (backup server), no
+# agents, no lease, no promotion: what a frontend without a controller does. seed-*: draas
+# with the original system's detection settings (DNS: five missed 10 s sync rounds plus 3 s;
+# hybrid: a check every 4 s, two tries; frontend: a 0.7 s probe, one try).
+LAB_SCHEME = {"autonomous": "frontend", "seed-dns": "dns", "seed-frontend": "frontend",
+              "seed-hybrid": "hybrid"}  # fmt: skip
+SEED_TIMINGS: dict[str, dict[str, float]] = {
+    "seed-dns": {"probe_interval_s": 10, "probe_timeout_s": 3, "fall": 5, "rise": 2,
+                 "confirm_window_s": 53},
+    "seed-hybrid": {"probe_interval_s": 4, "probe_timeout_s": 3, "fall": 2, "rise": 2,
+                    "confirm_window_s": 8},
+    "seed-frontend": {"probe_interval_s": 0.7, "probe_timeout_s": 0.7, "fall": 1, "rise": 1,
+                      "confirm_window_s": 0.7},
+}  # fmt: skip
 WEB = "http://keystone.draas.test/"
 API = "http://keystone.draas.test:5000/v3"
 WARMUP_S = 3.0
@@ -67,7 +81,7 @@ def make_disaster(lab: Lab, name: str) -> Disaster:
 
 
 def applicable(scheme: str, disaster: str) -> bool:
-    return disaster != "frontend-crash" or bool(frontends_for(scheme))
+    return disaster != "frontend-crash" or bool(frontends_for(LAB_SCHEME.get(scheme, scheme)))
 
 
 # -- reading the lab ---------------------------------------------------------------------------
@@ -135,12 +149,16 @@ def wait(what: str, check: Callable[[], object], timeout: float, every: float = 
     return time.monotonic() - t0
 
 
-def clean_state(lab: Lab) -> None:
+def clean_state(lab: Lab, baseline: bool = False) -> None:
     """The primary active and serving, no disaster left, the DR replica in sync."""
     if lab.run.load().get("disasters"):
         restore_all(lab)
-    wait("the primary active", lambda: (active(lab) or {}).get("site") == "primary",
-         FAILBACK_TIMEOUT_S, 0.5)  # fmt: skip
+    if baseline:  # nobody manages the database: a restarted primary comes up read-only
+        lab.sup.wait_ready("mariadb-primary")
+        mariadb.sql(lab, "primary", "SET GLOBAL read_only = OFF")
+    else:
+        wait("the primary active", lambda: (active(lab) or {}).get("site") == "primary",
+             FAILBACK_TIMEOUT_S, 0.5)  # fmt: skip
     wait("the client served by the primary", lambda: served_by(lab) == "primary", 30, 0.3)
     mariadb.wait_in_sync(lab, "dr", "primary")
     time.sleep(3)  # every vantage point has seen everything up for a while
@@ -152,7 +170,8 @@ def one_run(lab: Lab, scheme: str, disaster: str, repeat: int, seq: int, out: Pa
     run_id = f"{scheme}-{disaster}-{repeat}"
     rundir = out / "runs" / run_id
     rundir.mkdir(parents=True, exist_ok=True)
-    clean_state(lab)
+    baseline = scheme == "autonomous"
+    clean_state(lab, baseline)
     epoch = int((active(lab) or {}).get("epoch", 0))
     requests = rundir / "requests.jsonl"
     meter = lab.spec(f"rto-{seq}", "client", [
@@ -166,6 +185,9 @@ def one_run(lab: Lab, scheme: str, disaster: str, repeat: int, seq: int, out: Pa
     lab.sup.launch(writer)
     since = time.time()
     time.sleep(WARMUP_S)
+    seed = SEED_TIMINGS.get(scheme, {})
+    bound = RECOVERY_TIMEOUT_S + seed.get("confirm_window_s", 0) + \
+        seed.get("probe_interval_s", 0) * seed.get("fall", 0)  # fmt: skip
     d = make_disaster(lab, disaster)
     t0 = time.time()
     d.inject()
@@ -177,9 +199,9 @@ def one_run(lab: Lab, scheme: str, disaster: str, repeat: int, seq: int, out: Pa
         else:
             ok = lambda: served_by(lab) is not None  # noqa: E731
         try:
-            recovered = wait("recovery", ok, RECOVERY_TIMEOUT_S)
+            recovered = wait("recovery", ok, bound)
         except LabError:
-            progress(f"  {run_id}: not recovered within {RECOVERY_TIMEOUT_S:g} s")
+            progress(f"  {run_id}: not recovered within {bound:g} s")
         time.sleep(HOLD_S)
     finally:
         t_revert = time.time()
@@ -187,6 +209,13 @@ def one_run(lab: Lab, scheme: str, disaster: str, repeat: int, seq: int, out: Pa
     failback_s = None
     evs = events(lab, since)
     failed_over = first_event(evs, f"failover-dr-from-e{epoch}", "take-lease", "done")
+    if baseline and disaster in SITE_DISASTERS:  # back when its own checks pass again
+        try:
+            wait("back on the primary", lambda: served_by(lab) == "primary", FAILBACK_TIMEOUT_S,
+                 0.2)  # fmt: skip
+            failback_s = time.time() - t_revert
+        except LabError:
+            progress(f"  {run_id}: not back on the primary within {FAILBACK_TIMEOUT_S:g} s")
     if failed_over is not None:
         run = f"failback-primary-from-e{epoch + 1}"
         try:
@@ -217,8 +246,9 @@ def one_run(lab: Lab, scheme: str, disaster: str, repeat: int, seq: int, out: Pa
     if disaster == "frontend-crash":
         decided = first_event(evs, "frontend-dns-", "move-dns", "started")
     switched = first_event(evs, "failover-", "switch-traffic", "done") if failovers else None
-    if failovers and scheme != "dns":  # traffic moved when the first frontend followed
-        switched = first_log(lab, r" routes to dr \(", t0, list(frontends_for(scheme)))
+    lab_scheme = LAB_SCHEME.get(scheme, scheme)
+    if failovers and lab_scheme != "dns":  # traffic moved when the first frontend followed
+        switched = first_log(lab, r" routes to dr \(", t0, list(frontends_for(lab_scheme)))
     if disaster == "frontend-crash":
         switched = first_event(evs, "frontend-dns-", "move-dns", "done")
     same = mariadb.replicator(lab, "primary").checksums() == \
@@ -240,6 +270,8 @@ def one_run(lab: Lab, scheme: str, disaster: str, repeat: int, seq: int, out: Pa
         "failovers": failovers, "false_failovers": max(0, failovers - expected),
         "lost_acked_writes": wr.lost, "lost_writes_span_s": round(wr.lost_span_s, 3),
         "acked_writes": wr.acked, "unknown_writes": wr.unknown,
+        "acked_writes_after_disaster": sum(1 for w in with_writer if w["outcome"] == "acked"
+                                           and float(w["t_start"]) > t0),
         "unknown_writes_stored": wr.unknown_stored,
         "split_brain_instants": None,  # the split-brain checker is not built yet
         "failback_s": None if failback_s is None else round(failback_s, 3),
@@ -267,13 +299,18 @@ def run_matrix(schemes: list[str], disasters: list[str], repeat: int, out: Path,
     runs: list[dict[str, Any]] = []
     total = sum(repeat for s in schemes for d in disasters if applicable(s, d))
     seq = 0
-    for scheme in schemes:
-        lab = Lab(f"x{int(started) % 100000}{scheme[0]}")
+    for i, scheme in enumerate(schemes):
+        lab = Lab(f"x{int(started) % 100000}{i}")
         try:
             progress(f"{scheme}: building the lab")
-            lab.up(LabSettings(scheme=scheme))
-            start_agents(lab, preset=preset, replication=replication)
-            wait("the active record", lambda: active(lab) is not None, 30, 0.2)  # noqa: B023
+            lab.up(LabSettings(scheme=LAB_SCHEME.get(scheme, scheme)))
+            if scheme == "autonomous":
+                haproxy.reload(lab, "fe-a", autonomous=True)
+                time.sleep(2)  # the new workers' first health checks
+            else:
+                start_agents(lab, preset=preset, replication=replication,
+                             timings=SEED_TIMINGS.get(scheme))  # fmt: skip
+                wait("the active record", lambda: active(lab) is not None, 30, 0.2)  # noqa: B023
             for disaster in disasters:
                 if not applicable(scheme, disaster):
                     continue
