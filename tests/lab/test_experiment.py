@@ -45,3 +45,16 @@ def test_a_small_matrix_reports_consistent_finite_figures(tmp_path: Path) -> Non
         assert re.search(rf"<td>{row['scheme']}</td><td>power-off</td><td>1</td>"
                          rf"<td>{row['rto_s']['median']}</td>", page)  # fmt: skip
     assert (tmp_path / "rto.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_baselines_recover_reads_but_take_no_writes_at_the_dr_site(tmp_path: Path) -> None:
+    """The autonomous frontend and PowerDNS's health-checked record move clients to the DR
+    site by themselves, but nothing promotes its database: the write checker shows it."""
+    doc = run_matrix(["autonomous", "powerdns"], ["power-off"], 1, tmp_path, print)
+    for run in doc["runs"]:
+        print({k: run[k] for k in ("run", "rto_s", "downtime_s", "acked_writes",
+                                   "acked_writes_after_disaster", "failback_s")})  # fmt: skip
+        assert run["rto_s"] is not None and run["recovered_site"] == "dr", run
+        assert run["failovers"] == 0 and run["acked_writes"] > 0
+        assert run["acked_writes_after_disaster"] == 0
+        assert run["failback_s"] is not None  # back on the primary once its checks pass

@@ -18,11 +18,17 @@ class Server:
     def __init__(self) -> None:
         self.broken = False
         self.silent = False
+        self.split = False  # headers first, the body 50 ms later
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
         if self.silent:
             await asyncio.sleep(0.3)  # past the client's timeout
+        elif self.split:
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 16\r\n\r\n")
+            await writer.drain()
+            await asyncio.sleep(0.05)
+            writer.write(b"<p>site=b</p>ok\n")
         elif self.broken:
             writer.write(b"HTTP/1.1 503 Unavailable\r\nContent-Length: 4\r\n\r\ndown")
         else:
@@ -90,3 +96,19 @@ def test_refused_and_timed_out_requests_are_failures() -> None:
     assert refused["ok"] is False and "Connection" in str(refused["error"])
     assert slow["ok"] is False and "Timeout" in str(slow["error"])
     assert float(slow["latency_s"]) < 0.5  # type: ignore[arg-type]
+
+
+def test_an_answer_in_several_segments_is_read_to_its_end() -> None:
+    async def go() -> dict[str, object]:
+        srv = Server()
+        srv.split = True
+        server = await asyncio.start_server(srv.handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        rec = await meter.request(meter.Check("s", f"http://127.0.0.1:{port}/", expect_body="ok"),
+                                  1.0, meter.re.compile(meter.SITE_PATTERN))  # fmt: skip
+        server.close()
+        await server.wait_closed()
+        return rec
+
+    rec = asyncio.run(go())
+    assert rec["ok"] is True and rec["site"] == "b"

@@ -24,7 +24,7 @@ from typing import Any
 
 from draas.errors import LabError
 from draas.lab.agents import etcd_get, nodes_for, start_agents
-from draas.lab.components import haproxy, keystone, mariadb
+from draas.lab.components import haproxy, keystone, mariadb, powerdns
 from draas.lab.disasters import (
     Disaster,
     NetworkFailure,
@@ -41,13 +41,17 @@ from draas.measure.writes import account
 
 DISASTERS = ("power-off", "network-failure", "service-crash", "service-hang", "frontend-crash")
 SITE_DISASTERS = {"power-off", "network-failure", "service-crash", "service-hang"}
-SCHEMES = ("dns", "frontend", "hybrid", "autonomous", "seed-dns", "seed-frontend", "seed-hybrid")
+SCHEMES = ("dns", "frontend", "hybrid", "autonomous", "powerdns", "seed-dns", "seed-frontend",
+           "seed-hybrid")  # fmt: skip
 # Baselines. autonomous: HAProxy on fe-a routing by its own health checks (backup server), no
-# agents, no lease, no promotion: what a frontend without a controller does. seed-*: draas
+# agents, no lease, no promotion: what a frontend without a controller does. powerdns: the
+# service name a PowerDNS LUA ifurlup record (health-checked DNS inside the DNS server), no
+# agents either. seed-*: draas
 # with the original system's detection settings (DNS: five missed 10 s sync rounds plus 3 s;
 # hybrid: a check every 4 s, two tries; frontend: a 0.7 s probe, one try).
-LAB_SCHEME = {"autonomous": "frontend", "seed-dns": "dns", "seed-frontend": "frontend",
-              "seed-hybrid": "hybrid"}  # fmt: skip
+LAB_SCHEME = {"autonomous": "frontend", "powerdns": "dns", "seed-dns": "dns",
+              "seed-frontend": "frontend", "seed-hybrid": "hybrid"}  # fmt: skip
+BASELINES = ("autonomous", "powerdns")  # no draas at all
 SEED_TIMINGS: dict[str, dict[str, float]] = {
     "seed-dns": {"probe_interval_s": 10, "probe_timeout_s": 3, "fall": 5, "rise": 2,
                  "confirm_window_s": 53},
@@ -170,7 +174,7 @@ def one_run(lab: Lab, scheme: str, disaster: str, repeat: int, seq: int, out: Pa
     run_id = f"{scheme}-{disaster}-{repeat}"
     rundir = out / "runs" / run_id
     rundir.mkdir(parents=True, exist_ok=True)
-    baseline = scheme == "autonomous"
+    baseline = scheme in BASELINES
     clean_state(lab, baseline)
     epoch = int((active(lab) or {}).get("epoch", 0))
     requests = rundir / "requests.jsonl"
@@ -307,6 +311,9 @@ def run_matrix(schemes: list[str], disasters: list[str], repeat: int, out: Path,
             if scheme == "autonomous":
                 haproxy.reload(lab, "fe-a", autonomous=True)
                 time.sleep(2)  # the new workers' first health checks
+            elif scheme == "powerdns":
+                powerdns.replace_bind(lab)
+                time.sleep(2)  # its first health checks
             else:
                 start_agents(lab, preset=preset, replication=replication,
                              timings=SEED_TIMINGS.get(scheme))  # fmt: skip

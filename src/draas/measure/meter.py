@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from draas.errors import DraasError
 
 MAX_IN_FLIGHT = 64
+MAX_RESPONSE = 1 << 20  # bytes of an answer read at most
 SITE_PATTERN = r"site=([A-Za-z0-9_-]+)"
 
 
@@ -60,8 +61,13 @@ async def request(check: Check, timeout_s: float, site_re: re.Pattern[str]) -> d
         reader, writer = await asyncio.wait_for(asyncio.open_connection(addr, port), left)
         writer.write(f"GET {path} HTTP/1.1\r\nHost: {u.netloc}\r\nUser-Agent: draas-rto\r\n"
                      "Connection: close\r\n\r\n".encode())  # fmt: skip
-        left = max(0.01, deadline - time.monotonic())
-        raw = await asyncio.wait_for(reader.read(1 << 20), left)
+        raw = b""
+        while len(raw) < MAX_RESPONSE:  # the whole answer: "Connection: close" ends it
+            left = max(0.01, deadline - time.monotonic())
+            chunk = await asyncio.wait_for(reader.read(65536), left)
+            if not chunk:
+                break
+            raw += chunk
         head, _, body = raw.partition(b"\r\n\r\n")
         status_line = head.split(b"\r\n", 1)[0].split()
         rec["status"] = int(status_line[1]) if len(status_line) > 1 else None
