@@ -1,6 +1,6 @@
 """PowerDNS Authoritative on the ``dns`` host in place of BIND9, for the experiments'
 health-checked-DNS baseline: ``keystone.draas.test`` is a LUA record whose ``ifurlup`` checks
-the sites' web pages from inside the DNS server and answers with the primary while its check
+the sites' Keystone API from inside the DNS server and answers with the primary while its check
 passes, the DR site otherwise. No controller, no lease, no promotion: health-checked DNS."""
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ def conf_dir(lab: Lab) -> Path:
 
 def zone_text(lab: Lab, ttl_s: int) -> str:
     primary, dr = lab.topo.host("primary").address, lab.topo.host("dr").address
-    lua = (f"ifurlup('http://{SERVICE_NAME.rstrip('.')}/', {{{{'{primary}'}}, {{'{dr}'}}}}, "
-           "{stringmatch='site='})")  # fmt: skip
+    # The API's version document: a dead Keystone fails it even while the web page answers.
+    lua = (f"ifurlup('http://{SERVICE_NAME.rstrip('.')}:5000/v3', {{{{'{primary}'}}, "
+           f"{{'{dr}'}}}}, {{stringmatch='stable'}})")  # fmt: skip
     lines = [
         f"$TTL {ttl_s}",
         f"@ IN SOA ns.{ZONE} hostmaster.{ZONE} 1 60 30 3600 {ttl_s}",
