@@ -13,7 +13,6 @@ Needs root. Writes flat JSON (units in the names) and prints a short table.
 from __future__ import annotations
 
 import argparse
-import json
 import secrets
 import statistics
 import sys
@@ -23,6 +22,8 @@ from typing import Any
 
 from common import report
 
+from draas.errors import LabError
+from draas.lab import experiment
 from draas.lab.agents import etcd_get, start_agents
 from draas.lab.components import mariadb
 from draas.lab.disasters import PowerOff
@@ -31,27 +32,15 @@ from draas.lab.lab import Lab, LabSettings
 TIMEOUT_S = 60.0
 
 
-def served_by(lab: Lab) -> str | None:
-    proc = lab.exec("client", ["curl", "-s", "-m", "1", "http://keystone.draas.test/"],
-                    capture_output=True, text=True)  # fmt: skip
-    return next((s for s in ("primary", "dr") if f"site={s}<" in proc.stdout), None)
-
-
-def events(lab: Lab) -> list[dict[str, Any]]:
-    return [json.loads(e) for e in etcd_get(lab, "events/", prefix=True)]
-
-
 def wait(what: str, check: Any, timeout: float = TIMEOUT_S, every: float = 0.05) -> float:
-    t0 = time.monotonic()
-    while not check():
-        if time.monotonic() - t0 > timeout:
-            raise SystemExit(f"{what}: not within {timeout:g} s")
-        time.sleep(every)
-    return time.monotonic() - t0
+    try:
+        return experiment.wait(what, check, timeout, every)
+    except LabError as exc:
+        raise SystemExit(str(exc)) from exc
 
 
 def step_time(lab: Lab, run_prefix: str, step: str, after: float) -> float | None:
-    for e in events(lab):
+    for e in experiment.events(lab, 0):
         if str(e.get("run", "")).startswith(run_prefix) and e["step"] == step and \
                 e["outcome"] == "done" and e["ts"] >= after:  # fmt: skip
             return float(e["ts"]) - after
@@ -60,13 +49,13 @@ def step_time(lab: Lab, run_prefix: str, step: str, after: float) -> float | Non
 
 def one_run(lab: Lab, n: int) -> dict[str, float]:
     epoch = 1 + 2 * n  # each run fails over and back: two new epochs
-    wait("the primary serving", lambda: served_by(lab) == "primary", every=0.2)
+    wait("the primary serving", lambda: experiment.served_by(lab) == "primary", every=0.2)
     time.sleep(3)  # every vantage point has seen the primary up for a while
     off = PowerOff(lab, host="primary")
     t0_wall, t0 = time.time(), time.monotonic()
     off.inject()
     try:
-        wait("the DR site serving", lambda: served_by(lab) == "dr")
+        wait("the DR site serving", lambda: experiment.served_by(lab) == "dr")
         served = time.monotonic() - t0
         wait("the failover runbook", lambda: step_time(lab, f"failover-dr-from-e{epoch}",
                                                        "verify", t0_wall) is not None)  # fmt: skip

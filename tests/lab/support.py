@@ -14,6 +14,11 @@ from draas.lab.components import keystone, mariadb
 from draas.lab.lab import Lab
 from draas.lab.writer import read_log
 
+# The runbooks' steps, in order, as the event log must show them done.
+FAILOVER = ["take-lease", "fence-old", "promote", "switch-traffic", "verify", "detach"]
+FAILBACK = ["rejoin", "catch-up", "pause-and-drain", "hand-over", "promote",
+            "reverse-replication", "switch-traffic", "verify"]  # fmt: skip
+
 
 def new_lab_name() -> str:
     return "t" + secrets.token_hex(3)

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 from support import (
+    FAILBACK,
+    FAILOVER,
     active,
     authoritative,
     done_steps,
@@ -32,9 +34,6 @@ from draas.lab.writer import read_log
 
 pytestmark = pytest.mark.lab
 
-FAILOVER = ["take-lease", "fence-old", "promote", "switch-traffic", "verify", "detach"]
-FAILBACK = ["rejoin", "catch-up", "pause-and-drain", "hand-over", "promote",
-            "reverse-replication", "switch-traffic", "verify"]  # fmt: skip
 ACKED: set[str] = set()
 
 

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 from support import (
+    FAILBACK,
+    FAILOVER,
     active,
     authoritative,
     done_steps,
@@ -29,9 +31,6 @@ from draas.lab.services import frontends_for
 
 pytestmark = pytest.mark.lab
 
-FAILOVER = ["take-lease", "fence-old", "promote", "switch-traffic", "verify", "detach"]
-FAILBACK = ["rejoin", "catch-up", "pause-and-drain", "hand-over", "promote",
-            "reverse-replication", "switch-traffic", "verify"]  # fmt: skip
 ACKED: dict[str, set[str]] = {}
 
 

@@ -23,14 +23,17 @@ def conf_dir(lab: Lab) -> Path:
     return d
 
 
-def zone_text(lab: Lab, service_address: str, ttl_s: int) -> str:
+def zone_text(lab: Lab, service_address: str, ttl_s: int,
+              service_record: str | None = None) -> str:  # fmt: skip
+    """The lab's zone; ``service_record`` replaces the service name's A record (PowerDNS's
+    LUA record)."""
     dns_addr = lab.topo.host(HOST).address
     lines = [
         f"$TTL {ttl_s}",
         f"@ IN SOA ns.{ZONE} hostmaster.{ZONE} 1 60 30 3600 {ttl_s}",
         f"@ IN NS ns.{ZONE}",
         f"ns IN A {dns_addr}",
-        f"keystone IN A {service_address}",
+        service_record or f"keystone IN A {service_address}",
     ]
     lines += [f"{h.name} IN A {h.address}" for h in lab.topo.hosts]
     return "\n".join(lines) + "\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 from draas.errors import LabError
 from draas.lab.lab import Lab
@@ -40,16 +41,20 @@ def spec(lab: Lab, member: str) -> ProcessSpec:
                     ready_timeout_s=30)  # fmt: skip
 
 
-def health(lab: Lab, from_host: str = "witness") -> dict[str, bool]:
-    """``etcdctl endpoint health`` of each member, asked from ``from_host``."""
+def _endpoint_json(lab: Lab, what: str, from_host: str) -> list[dict[str, Any]]:
+    """``etcdctl endpoint WHAT -w json`` over every member, asked from ``from_host``."""
     proc = lab.exec(from_host, ["etcdctl", "--endpoints", ",".join(client_urls(lab)),
-                                "--command-timeout=2s", "endpoint", "health", "-w", "json"],
+                                "--command-timeout=2s", "endpoint", what, "-w", "json"],
                     capture_output=True, text=True, timeout=15)  # fmt: skip
     try:
-        docs = json.loads(proc.stdout or "[]")
+        return list(json.loads(proc.stdout or "[]"))
     except json.JSONDecodeError:
-        docs = []
-    return {d["endpoint"]: bool(d.get("health")) for d in docs}
+        return []
+
+
+def health(lab: Lab, from_host: str = "witness") -> dict[str, bool]:
+    """``etcdctl endpoint health`` of each member, asked from ``from_host``."""
+    return {d["endpoint"]: bool(d.get("health")) for d in _endpoint_json(lab, "health", from_host)}
 
 
 def wait_healthy(lab: Lab, timeout_s: float = 30.0) -> None:
@@ -65,13 +70,7 @@ def wait_healthy(lab: Lab, timeout_s: float = 30.0) -> None:
 
 def status(lab: Lab, from_host: str = "witness") -> list[dict[str, object]]:
     """``etcdctl endpoint status`` of every member: member id, leader id (as hex strings)."""
-    proc = lab.exec(from_host, ["etcdctl", "--endpoints", ",".join(client_urls(lab)),
-                                "--command-timeout=2s", "endpoint", "status", "-w", "json"],
-                    capture_output=True, text=True, timeout=15)  # fmt: skip
-    try:
-        docs = json.loads(proc.stdout or "[]")
-    except json.JSONDecodeError:
-        return []
+    docs = _endpoint_json(lab, "status", from_host)
     return [{"endpoint": d["Endpoint"], "member": f"{d['Status']['header']['member_id']:x}",
              "leader": f"{d['Status']['leader']:x}"} for d in docs]  # fmt: skip
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from draas.lab.components import bind9
 from draas.lab.components.bind9 import HOST, SERVICE_NAME, ZONE
 from draas.lab.lab import Lab
 from draas.lab.readiness import DnsReady
@@ -26,15 +27,7 @@ def zone_text(lab: Lab, ttl_s: int) -> str:
     # The API's version document: a dead Keystone fails it even while the web page answers.
     lua = (f"ifurlup('http://{SERVICE_NAME.rstrip('.')}:5000/v3', {{{{'{primary}'}}, "
            f"{{'{dr}'}}}}, {{stringmatch='stable'}})")  # fmt: skip
-    lines = [
-        f"$TTL {ttl_s}",
-        f"@ IN SOA ns.{ZONE} hostmaster.{ZONE} 1 60 30 3600 {ttl_s}",
-        f"@ IN NS ns.{ZONE}",
-        f"ns IN A {lab.topo.host(HOST).address}",
-        f'keystone IN LUA A "{lua}"',
-    ]
-    lines += [f"{h.name} IN A {h.address}" for h in lab.topo.hosts]
-    return "\n".join(lines) + "\n"
+    return bind9.zone_text(lab, "", ttl_s, service_record=f'keystone IN LUA A "{lua}"')
 
 
 def spec(lab: Lab, ttl_s: int = 5) -> ProcessSpec:
