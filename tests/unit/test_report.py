@@ -10,6 +10,9 @@ from typing import Any
 from draas.lab.experiment import table
 from draas.lab.report import markdown, write_report
 
+SETTINGS = {"preset": "fast", "replication": "semi-sync", "dns_ttl_s": 5,
+            "meter_interval_s": 0.1, "meter_timeout_s": 1.0, "consecutive": 3}  # fmt: skip
+
 
 def run(scheme: str, rto: float | None, repeat: int = 1, lost: int = 0) -> dict[str, Any]:
     return {"scheme": scheme, "disaster": "power-off", "repeat": repeat,
@@ -42,8 +45,7 @@ def test_report_files_agree(tmp_path: Path) -> None:
         (d / "events.json").write_text(
             json.dumps([{"ts": 1005.0, "node": "site-dr", "step": "take-lease", "outcome": "done"}])
         )
-    settings = {"preset": "fast", "replication": "semi-sync", "dns_ttl_s": 5,
-                "meter_interval_s": 0.1, "meter_timeout_s": 1.0, "consecutive": 3}  # fmt: skip
+    settings = SETTINGS
     doc = {"wall_time_s": 60.0, "runs": runs, "table": table(runs), "settings": settings}
     write_report(doc, tmp_path)
     md = (tmp_path / "results.md").read_text()
@@ -56,3 +58,14 @@ def test_report_files_agree(tmp_path: Path) -> None:
         assert png.read_bytes()[:4] == b"\x89PNG"
         assert f'src="runs/{r["run"]}/timeline.png"' in page
     assert (tmp_path / "rto.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_failed_run_is_counted_apart_and_reported_with_its_reason(tmp_path: Path) -> None:
+    from draas.lab.experiment import failed_run
+
+    runs = [run("hybrid", 5.0), failed_run("hybrid", "power-off", 2, "LabError: no active")]
+    row = table(runs)[0]
+    assert row["runs"] == 1 and row["failed_runs"] == 1 and row["not_recovered"] == 0
+    assert row["rto_s"]["median"] == 5.0
+    md = markdown({"wall_time_s": 1.0, "settings": SETTINGS, "runs": runs, "table": [row]})
+    assert "| hybrid-power-off-2 | failed: LabError: no active |" in md

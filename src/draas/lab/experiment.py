@@ -303,46 +303,98 @@ def run_matrix(schemes: list[str], disasters: list[str], repeat: int, out: Path,
     runs: list[dict[str, Any]] = []
     total = sum(repeat for s in schemes for d in disasters if applicable(s, d))
     seq = 0
+
+    def document(final: bool) -> dict[str, Any]:
+        return {
+            "started_at": round(started, 3), "wall_time_s": round(time.time() - started, 1),
+            "complete": final,
+            "settings": {"preset": preset, "replication": replication, "dns_ttl_s": 5,
+                         "meter_interval_s": 0.1, "meter_timeout_s": 1.0, "consecutive": 3,
+                         "warmup_s": WARMUP_S, "hold_s": HOLD_S},
+            "versions": versions(), "runs": runs, "table": table(runs),
+        }  # fmt: skip
+
     for i, scheme in enumerate(schemes):
         lab = Lab(f"x{int(started) % 100000}{i}")
         try:
             progress(f"{scheme}: building the lab")
-            lab.up(LabSettings(scheme=LAB_SCHEME.get(scheme, scheme)))
-            if scheme == "autonomous":
-                haproxy.reload(lab, "fe-a", autonomous=True)
-                time.sleep(2)  # the new workers' first health checks
-            elif scheme == "powerdns":
-                powerdns.replace_bind(lab)
-                time.sleep(2)  # its first health checks
-            else:
-                start_agents(lab, preset=preset, replication=replication,
-                             timings=SEED_TIMINGS.get(scheme))  # fmt: skip
-                wait("the active record", lambda: active(lab) is not None, 30, 0.2)  # noqa: B023
+            bring_up(lab, scheme, preset, replication)
             for disaster in disasters:
                 if not applicable(scheme, disaster):
                     continue
                 for r in range(1, repeat + 1):
                     seq += 1
                     progress(f"[{seq}/{total}] {scheme} / {disaster} / run {r}")
-                    res = one_run(lab, scheme, disaster, r, seq, out, progress)
+                    try:
+                        res = one_run(lab, scheme, disaster, r, seq, out, progress)
+                    except Exception as e:  # one broken run must not end the matrix
+                        res = failed_run(scheme, disaster, r, f"{type(e).__name__}: {e}")
+                        progress(f"  run failed: {res['error']}; rebuilding the lab")
+                        lab.down()
+                        bring_up(lab, scheme, preset, replication)
                     runs.append(res)
+                    (out / "results.json").write_text(json.dumps(document(False), indent=1) + "\n")
                     progress(f"  RTO {res['rto_s']} s, downtime {res['downtime_s']} s, lost "
                              f"{res['lost_acked_writes']} acked write(s), failback "
                              f"{res['failback_s']} s")  # fmt: skip
         finally:
             lab.down()
-    doc = {
-        "started_at": round(started, 3), "wall_time_s": round(time.time() - started, 1),
-        "settings": {"preset": preset, "replication": replication, "dns_ttl_s": 5,
-                     "meter_interval_s": 0.1, "meter_timeout_s": 1.0, "consecutive": 3,
-                     "warmup_s": WARMUP_S, "hold_s": HOLD_S},
-        "versions": versions(), "runs": runs, "table": table(runs),
-    }  # fmt: skip
+    doc = document(True)
     (out / "results.json").write_text(json.dumps(doc, indent=1) + "\n")
     from draas.lab.report import write_report
 
     write_report(doc, out)
     return doc
+
+
+def bring_up(lab: Lab, scheme: str, preset: str, replication: str) -> None:
+    """The lab for ``scheme``, with its agents (or its baseline's own health checks) running."""
+    lab.up(LabSettings(scheme=LAB_SCHEME.get(scheme, scheme)))
+    if scheme == "autonomous":
+        haproxy.reload(lab, "fe-a", autonomous=True)
+        time.sleep(2)  # the new workers' first health checks
+    elif scheme == "powerdns":
+        powerdns.replace_bind(lab)
+        time.sleep(2)  # its first health checks
+    else:
+        start_agents(lab, preset=preset, replication=replication,
+                     timings=SEED_TIMINGS.get(scheme))  # fmt: skip
+        wait("the active record", lambda: active(lab) is not None, 30, 0.2)
+
+
+RESULT_FIELDS = (
+    "disaster_at",
+    "reverted_at",
+    "rto_s",
+    "downtime_s",
+    "availability",
+    "recovered_site",
+    "latency_p50_ms",
+    "latency_p99_ms",
+    "probe_recovered_s",
+    "detection_s",
+    "decision_s",
+    "switch_s",
+    "client_catch_up_s",
+    "failovers",
+    "false_failovers",
+    "lost_acked_writes",
+    "lost_writes_span_s",
+    "acked_writes",
+    "unknown_writes",
+    "acked_writes_after_disaster",
+    "unknown_writes_stored",
+    "split_brain_instants",
+    "failback_s",
+    "checksums_match",
+)
+
+
+def failed_run(scheme: str, disaster: str, repeat: int, error: str) -> dict[str, Any]:
+    """A run that could not be measured: every figure unknown, and why."""
+    return {"scheme": scheme, "disaster": disaster, "repeat": repeat,
+            "run": f"{scheme}-{disaster}-{repeat}", **dict.fromkeys(RESULT_FIELDS),
+            "windows": [], "error": error}  # fmt: skip
 
 
 def versions() -> dict[str, str]:
@@ -372,11 +424,13 @@ def table(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     keys = sorted({(r["scheme"], r["disaster"]) for r in runs},
                   key=lambda k: (SCHEMES.index(k[0]), DISASTERS.index(k[1])))  # fmt: skip
     for scheme, disaster in keys:
-        mine = [r for r in runs if (r["scheme"], r["disaster"]) == (scheme, disaster)]
+        every = [r for r in runs if (r["scheme"], r["disaster"]) == (scheme, disaster)]
+        mine = [r for r in every if not r.get("error")]
         rto = [r["rto_s"] for r in mine if r["rto_s"] is not None]
         fb = [r["failback_s"] for r in mine if r["failback_s"] is not None]
         rows.append({
             "scheme": scheme, "disaster": disaster, "runs": len(mine),
+            "failed_runs": len(every) - len(mine),
             "rto_s": _stats(rto), "not_recovered": len(mine) - len(rto),
             "downtime_median_s": _stats([r["downtime_s"] for r in mine])["median"],
             "lost_acked_writes": sum(r["lost_acked_writes"] for r in mine),

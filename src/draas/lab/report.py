@@ -15,7 +15,8 @@ from draas.measure.meter import read_records
 COLUMNS = [
     ("scheme", "scheme"), ("disaster", "disaster"), ("runs", "runs"),
     ("RTO median s", "rto_median"), ("RTO p95 s", "rto_p95"), ("RTO max s", "rto_max"),
-    ("not recovered", "not_recovered"), ("downtime median s", "downtime_median_s"),
+    ("not recovered", "not_recovered"), ("failed runs", "failed_runs"),
+    ("downtime median s", "downtime_median_s"),
     ("detection median s", "detection_median_s"), ("lost acked writes", "lost_acked_writes"),
     ("unknown writes", "unknown_writes"), ("false failovers", "false_failovers"),
     ("failback median s", "failback_median_s"),
@@ -23,8 +24,9 @@ COLUMNS = [
 
 
 def flat(row: dict[str, Any]) -> dict[str, Any]:
-    return {**row, "rto_median": row["rto_s"]["median"], "rto_p95": row["rto_s"]["p95"],
-            "rto_max": row["rto_s"]["max"]}  # fmt: skip
+    rto = row["rto_s"]
+    return {"failed_runs": 0, **row, "rto_median": rto["median"], "rto_p95": rto["p95"],
+            "rto_max": rto["max"]}  # fmt: skip
 
 
 def cell(v: Any) -> str:
@@ -53,6 +55,9 @@ def markdown(doc: dict[str, Any]) -> str:
               "catch-up s | lost acked | failback s | checksums |",
               "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in doc["runs"]:
+        if r.get("error"):
+            lines.append(f"| {r['run']} | failed: {r['error']} |" + " |" * 8)
+            continue
         lines.append(f"| {r['run']} | {cell(r['rto_s'])} | {r['downtime_s']} | "
                      f"{cell(r['detection_s'])} | {cell(r['decision_s'])} | {cell(r['switch_s'])}"
                      f" | {cell(r['client_catch_up_s'])} | {r['lost_acked_writes']} | "
@@ -141,6 +146,8 @@ def index_html(doc: dict[str, Any], out: Path, timelines: list[Path]) -> str:
 
 def write_report(doc: dict[str, Any], out: Path) -> None:
     (out / "results.md").write_text(markdown(doc))
-    timelines = [timeline_png(r, out / "runs" / r["run"]) for r in doc["runs"]]
+    timelines = [
+        timeline_png(r, out / "runs" / r["run"]) for r in doc["runs"] if not r.get("error")
+    ]
     rto_png(doc, out)
     (out / "index.html").write_text(index_html(doc, out, timelines))
