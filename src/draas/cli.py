@@ -42,7 +42,7 @@ def _cmd_agent(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     # Store calls give up well within the lease: the agent must still be able to fence in time.
     store = make_store(cfg.coordination, timeout_s=cfg.timings.retry_timeout_s / 2)
-    agent = Agent(cfg, args.node, store)
+    agent = Agent(cfg, args.node, store, config_path=args.config, serve_api=not args.no_api)
     asyncio.run(agent.run())
     return 0
 
@@ -58,10 +58,12 @@ def _confirm(args: argparse.Namespace, what: str) -> bool:
 
 
 def _cmd_move(args: argparse.Namespace) -> int:
+    """``--direct``: run the runbook from this machine, without an agent."""
     from draas.coordination import make_store
     from draas.failover import manual
+    from draas.opscli import config_of
 
-    cfg = load_config(args.config)
+    cfg = config_of(args)
     if args.command == "switchover":
         what = f"move the service to site {args.to} (planned switchover)"
     elif args.command == "failback":
@@ -196,11 +198,14 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     agent.add_argument("--config", required=True, metavar="FILE")
     agent.add_argument("--node", required=True, metavar="NAME", help="this node's name in FILE")
+    agent.add_argument("--no-api", action="store_true", help="do not serve the control API")
     agent.set_defaults(func=_cmd_agent)
 
     where = (
-        "Runs the runbook from this machine, which must reach the databases, the "
-        "coordination store and the DNS provider; every step is recorded as an event."
+        "Sent to an agent's control API (the DR site's first); the command prints the run's "
+        "steps until it ends (--no-wait: only the run id). --direct runs the runbook from "
+        "this machine instead, which must then reach the databases, the coordination store "
+        "and the DNS provider. Every step is recorded as an event."
     )
     sw = sub.add_parser("switchover", help="planned, zero-loss move of the service to a site",
                         description="Planned switchover: the target catches up, writes pause, "
@@ -216,10 +221,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "is gone (never while the primary renews its lease). " + where)  # fmt: skip
     fo.add_argument("--force", action="store_true",
                     help="fail over without the quorum's confirmation")  # fmt: skip
+    from draas.opscli import add_parsers, cmd_move, common
+
     for p in (sw, fb, fo):
-        p.add_argument("--config", required=True, metavar="FILE")
+        common(p)
         p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-        p.set_defaults(func=_cmd_move)
+        p.add_argument("--no-wait", action="store_true", help="do not follow the run's steps")
+        p.add_argument("--direct", action="store_true",
+                       help="run the runbook here, without an agent")  # fmt: skip
+        p.set_defaults(func=cmd_move)
+    add_parsers(sub)
 
     rto = sub.add_parser(
         "rto", help="measure the service's downtime and RTO from a client's side",

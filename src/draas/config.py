@@ -17,6 +17,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    IPvAnyNetwork,
     PositiveFloat,
     PositiveInt,
     ValidationError,
@@ -176,12 +177,32 @@ class Replication(_Model):
     recovery_dir: Path = Path("/var/lib/draas/recovery")
     # A replica that hears nothing from its source for this long reconnects and says so.
     link_timeout_s: Annotated[int, Field(ge=2, le=3600)] = 5
+    # The most a drill accepts the DR replica to be behind, in seconds (the RPO it proves).
+    rpo_s: Annotated[float, Field(gt=0, le=86400)] = 5.0
+
+
+class Drill(_Model):
+    """A Keystone account the DR drill logs in with at the DR site (a token issued from the
+    DR site's own database); without this section that check is skipped."""
+
+    username: str
+    password_file: Path
+    project: str = "admin"
+    domain: str = "Default"
+    port: Port = 5000
 
 
 class Api(_Model):
+    """The agents' control API. Commands need the bearer token in ``token_file`` (none: the
+    commands are disabled); ``read_networks`` limits the read-only endpoints to clients in
+    these networks (empty: anyone); TLS when a certificate and key are given; ``tls_ca_file``
+    is what the CLI verifies the agents' certificates with (default: the system's CAs)."""
+
     token_file: Path | None = None
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
+    tls_ca_file: Path | None = None
+    read_networks: list[IPvAnyNetwork] = Field(default_factory=list)
 
 
 PRESETS: dict[str, dict[str, float]] = {
@@ -253,6 +274,7 @@ class Config(_Model):
     replication: Replication = Field(default_factory=Replication)
     timings: Timings = Field(default_factory=lambda: Timings.model_validate({}))
     api: Api = Field(default_factory=Api)
+    drill: Drill | None = None
 
     def site_with_role(self, role: str) -> str:
         return next(name for name, site in self.sites.items() if site.role == role)
@@ -309,6 +331,10 @@ def semantic_problems(cfg: Config) -> list[str]:
     if cfg.coordination.backend == "etcd" and not cfg.coordination.endpoints:
         problems.append(
             "coordination.endpoints: the 'etcd' backend needs at least one endpoint URL"
+        )
+    if (cfg.api.tls_cert_file is None) != (cfg.api.tls_key_file is None):
+        problems.append(
+            "api.tls_cert_file, api.tls_key_file: give both (TLS) or neither (plain HTTP)"
         )
     t = cfg.timings
     if t.probe_timeout_s > t.probe_interval_s:

@@ -6,6 +6,8 @@
     │   └── ErrantTransactions  a server holds transactions its new source never received
     ├── CoordinationError       the coordination store (etcd) could not be read or written
     │   └── StaleEpoch          a compare-and-swap lost: the active record moved meanwhile
+    ├── CommandRefused          an operator's command is not allowed in the current state
+    ├── ApiError                the control API refused a request or could not be reached
     ├── TrafficError            a DNS provider or frontend engine could not move traffic
     │   └── ProviderBlocked     the provider said stop (bad credentials, abuse): no more tries
     └── LabError                the lab could not do what was asked
@@ -73,6 +75,19 @@ class TrafficError(DraasError):
 
 class ProviderBlocked(TrafficError):
     """The provider answered in a way that means: stop sending updates (until an operator acts)."""
+
+
+class CommandRefused(DraasError):
+    """A switchover, failover, failback or drill the current state does not allow; nothing
+    was changed."""
+
+
+class ApiError(DraasError):
+    """The control API answered with an error (``status``) or could not be reached (0)."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        self.status = status
+        super().__init__(message)
 
 
 class LabError(DraasError):

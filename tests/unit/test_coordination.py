@@ -85,6 +85,8 @@ def test_expired_lease_frees_the_record_and_the_epoch_grows(kit: Kit) -> None:
     kit.wait(TTL + 1.5)
     assert s.active() is None
     assert s.last_epoch() == 1  # the epoch survives the record
+    last = s.last_active()  # and so does who held it
+    assert last is not None and (last.site, last.epoch, last.holder) == ("primary", 1, "agent-a")
     assert s.renew_active(old, TTL) is False  # the old holder learns it lost
     new = s.take_active("dr", "agent-b", 1, TTL)
     assert new.epoch == 2 and s.active() == new
@@ -118,6 +120,8 @@ def test_release_only_by_the_holder(kit: Kit) -> None:
     assert s.active() == new
     s.release_active(new)
     assert s.active() is None and s.last_epoch() == 2
+    last = s.last_active()
+    assert last is not None and (last.site, last.epoch, last.holder) == ("dr", 2, "agent-b")
 
 
 def test_a_silent_observer_drops_out(kit: Kit) -> None:
@@ -131,11 +135,12 @@ def test_a_silent_observer_drops_out(kit: Kit) -> None:
     assert s.observations() == {"dr": {"primary": "up"}}
 
 
-def test_events_keep_their_order(kit: Kit) -> None:
+def test_events_keep_their_order_and_carry_the_id_they_were_stored_under(kit: Kit) -> None:
     s = kit.store
-    for i in range(5):
-        s.append_event({"step": f"s{i}", "n": i})
-    assert [e["n"] for e in s.events()] == [0, 1, 2, 3, 4]
+    ids = [s.append_event({"step": f"s{i}", "n": i}) for i in range(5)]
+    got = s.events()
+    assert [e["n"] for e in got] == [0, 1, 2, 3, 4]
+    assert [e["id"] for e in got] == ids and sorted(ids) == ids and len(set(ids)) == 5
 
 
 @pytest.mark.lab

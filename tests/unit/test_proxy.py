@@ -233,17 +233,22 @@ def test_autonomous_mode_routes_around_a_dead_site_and_back_when_it_returns(
         fall=2,
     )
 
+    async def settles_on(site: str) -> str:
+        for _ in range(100):  # 2 checks of 0.05 s are enough; a loaded machine gets 5 s
+            if engine.current() == site:
+                break
+            await asyncio.sleep(0.05)
+        return engine.current() or ""
+
     async def run() -> list[str]:
         await engine.start()
         seen = []
         try:
             seen.append(engine.current() or "")
             engine.sites["a"] = "127.0.0.4"  # "a" dies: nothing answers at its address now
-            await asyncio.sleep(0.5)
-            seen.append(engine.current() or "")
+            seen.append(await settles_on("b"))
             engine.sites["a"] = "127.0.0.1"  # "a" is back (stale or not: it gets traffic)
-            await asyncio.sleep(0.5)
-            seen.append(engine.current() or "")
+            seen.append(await settles_on("a"))
         finally:
             await engine.stop()
         return seen

@@ -10,7 +10,14 @@ import pytest
 from draas.clock import FakeClock
 from draas.coordination.memory import MemoryStore
 from draas.errors import StaleEpoch
-from draas.failover.runbook import Runbook, RunbookRunner, Step, next_step, state_of
+from draas.failover.runbook import (
+    Runbook,
+    RunbookInterrupted,
+    RunbookRunner,
+    Step,
+    next_step,
+    state_of,
+)
 
 
 class Killed(BaseException):
@@ -90,3 +97,29 @@ def test_next_step_is_pure_over_the_event_log() -> None:
         next_step(b, "r", [{"run": "r", "step": s, "outcome": "done"} for s in b.step_names()])
         is None
     )
+
+
+def test_a_stopping_agent_ends_the_run_between_steps_and_another_resumes_it(
+    store: MemoryStore,
+) -> None:
+    calls: list[str] = []
+    stop = {"now": False}
+
+    def slow_book() -> Runbook:
+        def step(name: str) -> Step:
+            def run(ctx: dict[str, Any]) -> None:
+                calls.append(name)
+                if name == "fence":
+                    stop["now"] = True  # SIGTERM arrives while this step runs
+
+            return Step(name, run)
+
+        return Runbook("failover", [step(n) for n in ("confirm", "fence", "promote", "verify")])
+
+    runner = RunbookRunner(store, "agent-1", should_stop=lambda: stop["now"])
+    with pytest.raises(RunbookInterrupted, match="stopped before step promote"):
+        runner.run(slow_book(), "r1", {"epoch": 1})
+    assert calls == ["confirm", "fence"]  # the current step finished, no new one started
+    assert state_of("r1", store.events()).done == ["confirm", "fence"]
+    RunbookRunner(store, "agent-2").run(slow_book(), "r1", {"epoch": 1})
+    assert calls == ["confirm", "fence", "promote", "verify"]

@@ -100,6 +100,16 @@ class Controller:
                                   rejoin_dir=rejoin)  # fmt: skip
 
     def run(self, rid: str, why: str) -> str:
+        lock = self.a.control.runbook_lock
+        if not lock.acquire(blocking=False):  # an operator's command is running here
+            self.check_log = True  # look at the log again once it is over
+            return f"{rid} waits: {self.a.control.running} is running"
+        try:
+            return self._run(rid, why)
+        finally:
+            lock.release()
+
+    def _run(self, rid: str, why: str) -> str:
         epoch = int(RUN_ID.match(rid).group(3))  # type: ignore[union-attr]
         ctx: dict[str, Any] = {} if rid.startswith("failover") else {"epoch": epoch}
         try:

@@ -16,12 +16,20 @@ import contextlib
 import logging
 import signal
 
+from draas.agent.api import ControlApi
+from draas.agent.control import Control
 from draas.agent.controller import Controller
-from draas.agent.effects import frontend_engine, frontend_probes, replicators, site_probes
+from draas.agent.effects import (
+    frontend_engine,
+    frontend_probes,
+    read_secret,
+    replicators,
+    site_probes,
+)
 from draas.clock import Clock, SystemClock
-from draas.config import Config
+from draas.config import Config, load_config
 from draas.coordination import ActiveRecord, CoordinationStore
-from draas.errors import CoordinationError, DraasError
+from draas.errors import ConfigError, CoordinationError, DraasError, StaleEpoch
 from draas.failover.policy import View, decide, must_fence
 from draas.failover.runbook import RunbookRunner
 from draas.health.detector import VantagePoint
@@ -29,41 +37,93 @@ from draas.traffic.frontend.proxy import ProxyEngine
 
 log = logging.getLogger("draas.agent")
 
+
+def api_token(cfg: Config) -> str | None:
+    """The commands' bearer token (None: commands disabled); a loose file is refused."""
+    if cfg.api.token_file is None:
+        return None
+    token = read_secret(cfg.api.token_file, "api.token_file")
+    if len(token) < 16:
+        raise ConfigError(
+            str(cfg.api.token_file), ["api.token_file: the token is shorter than 16 characters"]
+        )
+    return token
+
+
 FOLLOW_S = 0.2  # how often the lease watchdog and a frontend's lease follower run
 REPLICATION_CHECK_S = 2.0
 
 
 class Agent:
+    """``config_path``: where SIGHUP reloads the config from; ``serve_api``: run the control
+    API on the node's address and ``api_port``."""
+
     def __init__(self, cfg: Config, node: str, store: CoordinationStore,
-                 clock: Clock | None = None) -> None:  # fmt: skip
+                 clock: Clock | None = None, config_path: str | None = None,
+                 serve_api: bool = False) -> None:  # fmt: skip
         matches = [n for n in cfg.nodes if n.name == node]
         if not matches:
             known = ", ".join(n.name for n in cfg.nodes)
             raise DraasError(f"node {node!r} is not in the config; nodes: {known}")
-        self.cfg = cfg
         self.node = matches[0]
         self.store = store
         self.clock = clock or SystemClock()
+        self.config_path = config_path
+        self.stopping = False
+        self._configure(cfg)
+        self.runner = RunbookRunner(store, node, self.clock, should_stop=lambda: self.stopping)
+        self.engine = frontend_engine(cfg, self.node) if self.node.role == "frontend" else None
+        self.routes_to: str | None = None
+        self.follow_rounds = 0
+        self.last_renewal: float | None = None
+        self.held: ActiveRecord | None = None
+        self.fenced = False
+        self.replication: str | None = None
+        self.replication_read = -REPLICATION_CHECK_S
+        self.db_doc: dict[str, object] | None = None
+        self.last_said = ""
+        self.control = Control(self)
+        self.api = ControlApi(cfg, self.control, api_token(cfg)) if serve_api else None
+
+    def _configure(self, cfg: Config) -> None:
+        """Everything derived from the config (again on SIGHUP)."""
+        self.cfg = cfg
         self.primary = cfg.site_with_role("primary")
         self.dr = cfg.site_with_role("dr")
         t = cfg.timings
         self.probes: dict[str, list] = dict(site_probes(cfg))  # type: ignore[type-arg]
         if cfg.scheme == "hybrid":
             self.probes.update(frontend_probes(cfg))
-        self.vantage = VantagePoint(node, list(self.probes), t.rise, t.fall)
+        self.vantage = VantagePoint(self.node.name, list(self.probes), t.rise, t.fall)
         self.voters = [n.name for n in cfg.nodes if n.site != self.primary]
         self.reps = replicators(cfg) if self.node.role == "site" else {}
-        self.runner = RunbookRunner(store, node, self.clock)
-        self.engine = frontend_engine(cfg, self.node) if self.node.role == "frontend" else None
-        self.routes_to: str | None = None
-        self.follow_rounds = 0
         self.controller = Controller(self) if self.node.site == self.dr else None
-        self.last_renewal: float | None = None
-        self.held: ActiveRecord | None = None
-        self.fenced = False
-        self.replication: str | None = None
-        self.replication_read = -REPLICATION_CHECK_S
-        self.last_said = ""
+
+    def reload(self) -> str:
+        """SIGHUP: validate the config file again and apply it; a bad one changes nothing."""
+        if self.config_path is None:
+            return "SIGHUP ignored: no config file to reload"
+        try:
+            new = load_config(self.config_path)
+            token = api_token(new)
+        except ConfigError as exc:
+            return f"reload REFUSED, still running the previous config: {exc}"
+        mine = [n for n in new.nodes if n.name == self.node.name]
+        if not mine:
+            return (f"reload REFUSED: node {self.node.name!r} is no longer in "
+                    f"{self.config_path}; still running the previous config")  # fmt: skip
+        fixed = ("role", "site", "address", "api_port")
+        if any(getattr(mine[0], k) != getattr(self.node, k) for k in fixed) or \
+                new.scheme != self.cfg.scheme or new.frontend != self.cfg.frontend or \
+                new.coordination != self.cfg.coordination:  # fmt: skip
+            return ("reload REFUSED: the node's role, site, address or api_port, the scheme, "
+                    "the frontend or the coordination settings changed; those need a restart "
+                    "(still running the previous config)")  # fmt: skip
+        self.node = mine[0]
+        self._configure(new)
+        if self.api is not None:
+            self.api.reload(new, token)
+        return f"reloaded {self.config_path} (scheme {new.scheme}, {len(new.nodes)} nodes)"
 
     # -- observing -----------------------------------------------------------------------------
     async def observe(self) -> None:
@@ -73,6 +133,8 @@ class Agent:
         results = await asyncio.gather(*(asyncio.gather(*(p.check() for p in self.probes[s]))
                                          for s in targets))  # fmt: skip
         for target, res in zip(targets, results, strict=True):
+            for r in res:
+                self.control.metrics.observe_probe(target, r.ok, r.latency_s)
             if self.vantage.feed(target, all(r.ok for r in res), now):
                 log.info("%s sees %s %s", self.node.name, target,
                          self.vantage.detectors[target].state)  # fmt: skip
@@ -82,6 +144,8 @@ class Agent:
         doc = self.vantage.view(self.clock.now())
         if self.engine is not None:
             doc["routes_to"] = self.routes_to
+        if self.db_doc is not None:
+            doc["replication"] = self.db_doc
         self.store.publish(self.node.name, doc, 3 * self.cfg.timings.probe_interval_s + 1)
 
     # -- the lease -----------------------------------------------------------------------------
@@ -97,6 +161,10 @@ class Agent:
                 self.held = self.store.take_active(mine, self.node.name, 0, t.lease_ttl_s)
                 self.last_renewal = now
                 return f"took the active record for {mine} (epoch {self.held.epoch})"
+            if active is None and self.held is None and not self.fenced:
+                back = self._take_back(mine)
+                if back:
+                    return back
             held_by_me = active is not None and active.holder == self.node.name
             if self.held is not None and active is not None and not held_by_me:
                 return self.fence(f"the active record moved to {active.holder} "
@@ -114,6 +182,30 @@ class Agent:
         except CoordinationError as exc:
             log.warning("%s: coordination store unreachable: %s", self.node.name, exc)
         return ""
+
+    def _take_back(self, mine: str) -> str:
+        """After this agent restarts (or was stopped), the record it last held has expired or
+        was released: take it again if nothing happened meanwhile (the epoch did not move),
+        this site's database still takes writes, and the quorum does not see the site down."""
+        last = self.store.last_active()
+        if last is None or last.holder != self.node.name or last.site != mine or \
+                self.store.last_epoch() != last.epoch or mine not in self.reps:  # fmt: skip
+            return ""
+        try:
+            if self.reps[mine].status().role != "primary":
+                return ""
+        except DraasError:
+            return ""
+        if decide(self.view()).action in ("failover", "await-release"):
+            return ""
+        try:
+            self.held = self.store.take_active(mine, self.node.name, last.epoch,
+                                               self.cfg.timings.lease_ttl_s)  # fmt: skip
+        except StaleEpoch:
+            return ""
+        self.last_renewal = self.clock.now()
+        return (f"took the active record for {mine} back (epoch {self.held.epoch}; it last "
+                f"held epoch {last.epoch} and its database still takes writes)")  # fmt: skip
 
     def took_over(self, epoch: object) -> None:
         """The controller's runbook made this agent the holder (failover)."""
@@ -178,24 +270,32 @@ class Agent:
 
     # -- a site's replication, watched -----------------------------------------------------------
     def replication_duty(self) -> str:
-        """A standby site reports its replication link breaking or healing, as an event; this
-        alone never fails anything over."""
+        """Read this site's database every few seconds (published with the observations, for
+        the status and metrics). A standby reports its replication link breaking or healing,
+        as an event; this alone never fails anything over."""
         now = self.clock.now()
         site = self.node.site
         if site is None or site not in self.reps or now - self.replication_read < \
-                REPLICATION_CHECK_S or self.held is not None:  # fmt: skip
+                REPLICATION_CHECK_S:  # fmt: skip
             return ""
         self.replication_read = now
         try:
             st = self.reps[site].status()
         except DraasError as exc:
+            self.db_doc = {"role": "unknown", "healthy": False, "last_error": str(exc)}
             state, detail = "unknown", str(exc)
         else:
+            healthy = st.role != "replica" or (st.healthy_replica and st.io_running == "Yes")
+            self.db_doc = {"role": st.role, "read_only": st.read_only, "lag_s": st.lag_s,
+                           "lag_trx": st.lag_trx, "io_running": st.io_running,
+                           "sql_running": st.sql_running, "semi_sync": st.semi_sync,
+                           "healthy": healthy, "last_error": st.last_error,
+                           "gtid_binlog_pos": st.gtid_binlog_pos}  # fmt: skip
             if st.role != "replica":
                 return ""
-            state = "healthy" if st.healthy_replica and st.io_running == "Yes" else "broken"
+            state = "healthy" if healthy else "broken"
             detail = f"IO {st.io_running}, SQL {st.sql_running}: {st.last_error or 'no error'}"
-        if state == self.replication:
+        if self.held is not None or state == self.replication:
             return ""
         before, self.replication = self.replication, state
         if before is None and state == "healthy":
@@ -242,12 +342,15 @@ class Agent:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         log.info("agent %s (%s, site %s) starting; voters %s", self.node.name, self.node.role,
                  self.node.site, self.voters)  # fmt: skip
         if isinstance(self.engine, ProxyEngine):
             await self.engine.start()
         if self.engine is not None:
             self.routes_to = await asyncio.to_thread(self.engine.current)
+        if self.api is not None:
+            await self.api.start(self.node.address, self.node.api_port)
         watchdog = asyncio.create_task(self._watchdog(stop))
         n = 0
         while not stop.is_set() and (cycles is None or n < cycles):
@@ -268,10 +371,36 @@ class Agent:
             pause = max(0.0, self.cfg.timings.probe_interval_s - (loop.time() - started))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), pause)
+        await self._shut_down(watchdog)
+
+    def _on_sighup(self) -> None:
+        said = self.reload()
+        log.log(logging.ERROR if "REFUSED" in said else logging.INFO, "%s", said)
+
+    async def _shut_down(self, watchdog: asyncio.Task[None]) -> None:
+        """SIGTERM: the current step finishes (a runbook stops before its next step and can
+        be resumed), then this agent releases the lease it holds and stops serving."""
+        log.info("agent %s stopping: finishing the current step", self.node.name)
+        self.stopping = True
         watchdog.cancel()
+        if not await asyncio.to_thread(self.control.wait_idle, 60.0):
+            log.warning("a command is still running after 60 s; stopping anyway (it resumes "
+                        "when an agent runs it again)")  # fmt: skip
+        if self.held is not None and not self.fenced:
+            try:
+                self.store.release_active(self.held)
+                log.warning("released the active lease of %s (epoch %s); its database still "
+                            "takes writes, but nothing fences it until the agent runs again",
+                            self.node.site, self.held.epoch)  # fmt: skip
+            except CoordinationError as exc:
+                log.warning("could not release the active lease (%s); it expires in %g s",
+                            exc, self.cfg.timings.lease_ttl_s)  # fmt: skip
+            self.held = None
+        if self.api is not None:
+            await self.api.stop()
         if isinstance(self.engine, ProxyEngine):
             await self.engine.stop()
-        log.info("agent %s stopping", self.node.name)
+        log.info("agent %s stopped", self.node.name)
 
     async def _watchdog(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -49,6 +49,11 @@ class CoordinationStore(ABC):
         """The highest epoch ever granted (it survives the record's expiry)."""
 
     @abstractmethod
+    def last_active(self) -> ActiveRecord | None:
+        """The record as last granted (it survives the lease's expiry and a release): who
+        held the highest epoch. None before the first grant."""
+
+    @abstractmethod
     def take_active(self, site: str, holder: str, expected_epoch: int,
                     ttl_s: float) -> ActiveRecord:  # fmt: skip
         """Become active with epoch ``expected_epoch + 1``, if no one holds the record and the
@@ -79,11 +84,12 @@ class CoordinationStore(ABC):
 
     # -- event log -----------------------------------------------------------------------------
     @abstractmethod
-    def append_event(self, event: dict[str, Any]) -> None: ...
+    def append_event(self, event: dict[str, Any]) -> str:
+        """Store ``event``; return its id (ids sort in the order events were stored)."""
 
     @abstractmethod
     def events(self) -> list[dict[str, Any]]:
-        """Every event, oldest first."""
+        """Every event, oldest first, each with its ``id``."""
 
 
 def make_store(cfg: Any, **kw: Any) -> CoordinationStore:

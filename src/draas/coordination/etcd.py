@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import secrets
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -98,6 +99,10 @@ class EtcdStore(CoordinationStore):
     def active(self) -> ActiveRecord | None:
         return self._do("read active", self._read_active)
 
+    def last_active(self) -> ActiveRecord | None:
+        got = self._do("read the last record", lambda c: c.get(self._key("last")))
+        return ActiveRecord.from_json(got[0]) if got else None
+
     def last_epoch(self) -> int:
         got = self._do("read epoch", lambda c: c.get(self._key("epoch")))
         return int(got[0]) if got else 0
@@ -114,6 +119,7 @@ class EtcdStore(CoordinationStore):
             {"request_put": {"key": _b64(self._key("epoch")), "value": _b64(str(record.epoch))}},
             {"request_put": {"key": _b64(self._key("active")), "value": _b64(record.to_json()),
                              "lease": lease}},
+            {"request_put": {"key": _b64(self._key("last")), "value": _b64(record.to_json())}},
         ]  # fmt: skip
 
     def take_active(self, site: str, holder: str, expected_epoch: int,
@@ -188,12 +194,20 @@ class EtcdStore(CoordinationStore):
         return out
 
     # -- events --------------------------------------------------------------------------------
-    def append_event(self, event: dict[str, Any]) -> None:
-        key = self._key(f"events/{time.time_ns():020d}")
-        self._do("append event", lambda c: c.put(key, json.dumps(event, sort_keys=True)))
+    def append_event(self, event: dict[str, Any]) -> str:
+        # Nanoseconds and a random tail: two agents storing in the same nanosecond differ.
+        eid = f"{time.time_ns():020d}-{secrets.token_hex(2)}"
+        doc = json.dumps({**event, "id": eid}, sort_keys=True)
+        self._do("append event", lambda c: c.put(self._key(f"events/{eid}"), doc))
+        return eid
 
     def events(self) -> list[dict[str, Any]]:
         rows = self._do("read events", lambda c: c.get_prefix(self._key("events/"),
                                                                sort_order="ascend",
                                                                sort_target="key"))  # fmt: skip
-        return [json.loads(v) for v, _ in rows]
+        out = []
+        for value, meta in rows:
+            doc = json.loads(value)
+            doc.setdefault("id", meta["key"].decode().rsplit("/", 1)[1])  # stored before ids
+            out.append(doc)
+        return out

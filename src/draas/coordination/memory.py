@@ -18,6 +18,7 @@ class MemoryStore(CoordinationStore):
         self.clock = clock or SystemClock()
         self._lock = threading.Lock()
         self._active: ActiveRecord | None = None
+        self._last: ActiveRecord | None = None
         self._active_expires = 0.0
         self._epoch = 0
         self._obs: dict[str, tuple[float, dict[str, Any]]] = {}
@@ -32,6 +33,10 @@ class MemoryStore(CoordinationStore):
     def active(self) -> ActiveRecord | None:
         with self._lock:
             return self._live_active()
+
+    def last_active(self) -> ActiveRecord | None:
+        with self._lock:
+            return self._last
 
     def last_epoch(self) -> int:
         with self._lock:
@@ -48,6 +53,7 @@ class MemoryStore(CoordinationStore):
                 raise StaleEpoch(f"epoch is {self._epoch}, not {expected_epoch}")
             self._epoch += 1
             self._active = ActiveRecord(site, self._epoch, holder, str(next(self._leases)))
+            self._last = self._active
             self._active_expires = self.clock.now() + ttl_s
             return self._active
 
@@ -60,6 +66,7 @@ class MemoryStore(CoordinationStore):
                 raise StaleEpoch(f"the active record is {live}, not {current}")
             self._epoch += 1
             self._active = ActiveRecord(site, self._epoch, holder, str(next(self._leases)))
+            self._last = self._active
             self._active_expires = self.clock.now() + ttl_s
             return self._active
 
@@ -85,9 +92,11 @@ class MemoryStore(CoordinationStore):
         with self._lock:
             return {k: copy.deepcopy(d) for k, (exp, d) in self._obs.items() if now < exp}
 
-    def append_event(self, event: dict[str, Any]) -> None:
+    def append_event(self, event: dict[str, Any]) -> str:
         with self._lock:
-            self._events.append(copy.deepcopy(event))
+            eid = f"{len(self._events) + 1:020d}"
+            self._events.append({**copy.deepcopy(event), "id": eid})
+            return eid
 
     def events(self) -> list[dict[str, Any]]:
         with self._lock:

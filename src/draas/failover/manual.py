@@ -10,13 +10,15 @@ primary as well as it can, promotes, moves DNS, and says what it could not do.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from draas.agent.effects import client_path_probes, replicators, traffic_switches
 from draas.clock import SystemClock
 from draas.config import Config
 from draas.coordination import CoordinationStore
-from draas.errors import CoordinationError, DraasError, ReplicationError
+from draas.errors import CommandRefused, CoordinationError, DraasError, ReplicationError
 from draas.failover.policy import Decision, View, decide
 from draas.failover.runbook import RunbookRunner
 from draas.failover.runbooks import failover_runbook, switchover_runbook
@@ -25,6 +27,7 @@ from draas.traffic import TrafficSwitch
 log = logging.getLogger(__name__)
 
 OPERATOR = "operator"
+Stop = Callable[[], bool] | None  # asked between steps: the agent running the plan is stopping
 
 
 def _dns(cfg: Config) -> TrafficSwitch | None:
@@ -43,29 +46,60 @@ def _holder(cfg: Config, site: str) -> str:
     return next(n.name for n in cfg.nodes if n.site == site and n.role == "site")
 
 
+@dataclass(frozen=True)
+class Plan:
+    """A command that passed its checks: what it will do, and the run that does it."""
+
+    kind: str  # switchover, failback, failover
+    run_id: str
+    target: str
+    execute: Callable[[], str]  # runs (or resumes) the runbook; says what it did
+
+
 def switchover(cfg: Config, store: CoordinationStore, to: str, *, failback: bool = False) -> str:
     """Move the service to ``to`` with zero loss (``failback``: it first rejoins as a
     replica). Refused, changing nothing, unless the other site is active."""
+    return plan_switchover(cfg, store, to, failback=failback).execute()
+
+
+def plan_switchover(cfg: Config, store: CoordinationStore, to: str, *, failback: bool = False,
+                    by: str = OPERATOR, should_stop: Stop = None) -> Plan:  # fmt: skip
+    """The checks of ``switchover``, done now; the runbook, run when the plan is executed."""
     if to not in cfg.sites:
         raise DraasError(f"--to {to!r}: not a site; sites: {sorted(cfg.sites)}")
     current = store.active()
     if current is None:
-        raise DraasError("switchover refused: no site holds the active record (a failover is "
+        raise CommandRefused("switchover refused: no site holds the active record (a failover is "
                          "under way or the lease expired); nothing was changed")  # fmt: skip
     if current.site == to:
-        raise DraasError(f"switchover refused: {to} is already active (epoch {current.epoch})")
+        raise CommandRefused(f"switchover refused: {to} is already active (epoch {current.epoch})")
     source = current.site
     kind = "failback" if failback else "switchover"
+    reps = _databases(cfg, kind, source, to)
     rid = f"{kind}-{to}-from-e{current.epoch}"
     rejoin = cfg.replication.recovery_dir if failback else None
     book = switchover_runbook(store, source=source, target=to, holder=_holder(cfg, to),
-                              reps=replicators(cfg),
+                              reps=reps,
                               switches=traffic_switches(cfg, store, to, _dns(cfg)),
                               verify=client_path_probes(cfg, to), ttl_s=cfg.timings.lease_ttl_s,
                               rejoin_dir=rejoin)  # fmt: skip
-    ctx: dict[str, Any] = {"epoch": current.epoch}
-    RunbookRunner(store, OPERATOR).run(book, rid, ctx)
-    return f"{kind} to {to} done: {rid}, now epoch {ctx['epoch']}"
+
+    def execute() -> str:
+        ctx: dict[str, Any] = {"epoch": current.epoch}
+        RunbookRunner(store, by, should_stop=should_stop).run(book, rid, ctx)
+        return f"{kind} to {to} done: {rid}, now epoch {ctx['epoch']}"
+
+    return Plan(kind, rid, to, execute)
+
+
+def _databases(cfg: Config, kind: str, *sites: str) -> dict[str, Any]:
+    """The sites' replicators; refused when a site the runbook acts on has no database."""
+    reps = replicators(cfg)
+    missing = [s for s in sites if s not in reps]
+    if missing:
+        raise CommandRefused(f"{kind} refused: no database configured for site(s) "
+                             f"{', '.join(missing)} ([sites.NAME.database])")  # fmt: skip
+    return reps
 
 
 def _view(cfg: Config, store: CoordinationStore) -> View:
@@ -78,37 +112,48 @@ def _view(cfg: Config, store: CoordinationStore) -> View:
 
 def failover(cfg: Config, store: CoordinationStore | None, *, force: bool) -> str:
     """Fail over to the DR site now. Without ``force`` only what the quorum confirms."""
+    return plan_failover(cfg, store, force=force).execute()
+
+
+def plan_failover(cfg: Config, store: CoordinationStore | None, *, force: bool,
+                  by: str = OPERATOR, should_stop: Stop = None) -> Plan:  # fmt: skip
+    """The checks of ``failover``, done now; the runbook, run when the plan is executed."""
     primary, dr = cfg.site_with_role("primary"), cfg.site_with_role("dr")
     if store is None:
         if not force:
-            raise DraasError("failover refused: the coordination store is unreachable, so no "
+            raise CommandRefused("failover refused: the coordination store is unreachable, so no "
                              "quorum can confirm the disaster. If you know the primary site is "
                              "down, run again with --force")  # fmt: skip
-        return _failover_without_store(cfg, primary, dr)
+        return Plan("failover", f"failover-{dr}-without-store", dr,
+                    lambda: _failover_without_store(cfg, primary, dr))  # fmt: skip
     view = _view(cfg, store)
     decision = decide(view)
     if decision.action != "failover":
         active = view.active
         if active is not None and active.site == dr:
-            raise DraasError(f"failover refused: {dr} is already active (epoch {active.epoch})")
+            raise CommandRefused(f"failover refused: {dr} is already active (epoch {active.epoch})")
         if active is not None:
-            raise DraasError(f"failover refused: {active.holder} still renews the lease of "
+            raise CommandRefused(f"failover refused: {active.holder} still renews the lease of "
                              f"{active.site} (epoch {active.epoch}), so it is alive and reaches "
                              "the store; move the service with a switchover instead")  # fmt: skip
         if not force:
-            raise DraasError(f"failover refused: the quorum does not confirm it "
+            raise CommandRefused(f"failover refused: the quorum does not confirm it "
                              f"({decision.action}: {decision.reason}). If you know {primary} is "
                              "down, run again with --force")  # fmt: skip
         decision = Decision("failover", f"forced by the operator ({decision.reason})",
                             target=dr, expected_epoch=view.last_epoch)  # fmt: skip
     rid = f"failover-{dr}-from-e{decision.expected_epoch}"
-    book = failover_runbook(store, OPERATOR, decision, replicators(cfg),
+    book = failover_runbook(store, by, decision, _databases(cfg, "failover", primary, dr),
                             traffic_switches(cfg, store, dr, _dns(cfg)),
                             client_path_probes(cfg, dr), cfg.timings.lease_ttl_s,
                             primary, holder=_holder(cfg, dr))  # fmt: skip
-    ctx: dict[str, Any] = {}
-    RunbookRunner(store, OPERATOR).run(book, rid, ctx)
-    return f"failover to {dr} done: {rid}, now epoch {ctx['epoch']}: {decision.reason}"
+
+    def execute() -> str:
+        ctx: dict[str, Any] = {}
+        RunbookRunner(store, by, should_stop=should_stop).run(book, rid, ctx)
+        return f"failover to {dr} done: {rid}, now epoch {ctx['epoch']}: {decision.reason}"
+
+    return Plan("failover", rid, dr, execute)
 
 
 def _failover_without_store(cfg: Config, primary: str, dr: str) -> str:

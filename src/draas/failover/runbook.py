@@ -18,9 +18,13 @@ from typing import Any
 
 from draas.clock import Clock, SystemClock
 from draas.coordination import CoordinationStore
-from draas.errors import StaleEpoch
+from draas.errors import DraasError, StaleEpoch
 
 log = logging.getLogger(__name__)
+
+
+class RunbookInterrupted(DraasError):
+    """The agent is stopping: the run stopped between two steps and can be resumed."""
 
 
 @dataclass(frozen=True)
@@ -72,10 +76,15 @@ def guard_epoch(store: CoordinationStore, epoch: int) -> None:
 
 
 class RunbookRunner:
-    def __init__(self, store: CoordinationStore, node: str, clock: Clock | None = None) -> None:
+    """``should_stop``: asked before each step; when it says so (the agent is stopping) the
+    run ends there, resumable, with ``RunbookInterrupted``."""
+
+    def __init__(self, store: CoordinationStore, node: str, clock: Clock | None = None,
+                 should_stop: Callable[[], bool] | None = None) -> None:  # fmt: skip
         self.store = store
         self.node = node
         self.clock = clock or SystemClock()
+        self.should_stop = should_stop
 
     def _event(self, run_id: str, book: Runbook, step: str, outcome: str, epoch: int | None,
                **fields: Any) -> None:  # fmt: skip
@@ -93,6 +102,9 @@ class RunbookRunner:
             if epochs:
                 ctx["epoch"] = epochs[-1]
         while (step := next_step(book, run_id, self.store.events())) is not None:
+            if self.should_stop is not None and self.should_stop():
+                raise RunbookInterrupted(f"{run_id}: stopped before step {step.name}; the run "
+                                         "resumes there when an agent runs it again")  # fmt: skip
             epoch = ctx.get("epoch")
             self._event(run_id, book, step.name, "started", epoch)
             t0 = time.monotonic()

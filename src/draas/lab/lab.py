@@ -244,6 +244,9 @@ class Lab:
         env = {**os.environ, **(env or {})}
         env["PATH"] = f"{os.path.dirname(sys.executable)}:{env.get('PATH', '/usr/bin:/bin')}"
         env["DRAAS_LAB"] = self.name
+        config = self.run.path / "draas.toml"  # the deployment's, once its agents run
+        if config.exists() and "DRAAS_CONFIG" not in (env or {}):
+            env["DRAAS_CONFIG"] = str(config)
         return subprocess.run(netns.in_ns(self.ns(host), list(argv)), env=env, check=False, **kw)
 
     # -- status ----------------------------------------------------------------------------

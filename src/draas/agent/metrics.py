@@ -1,0 +1,91 @@
+"""The agent's Prometheus metrics (``GET /metrics``): gauges read from the status document at
+scrape time, and this agent's probe latencies as histograms. Names and labels follow the
+Prometheus conventions (base units, ``_total`` counters, ``_seconds``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.registry import Collector
+
+from draas import __version__
+
+PROBE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class _StatusCollector(Collector):
+    def __init__(self, status: Callable[[], dict[str, Any]], node: str, role: str) -> None:
+        self.status = status
+        self.node = node
+        self.role = role
+
+    def collect(self) -> Iterator[Any]:
+        st = self.status()
+        info = InfoMetricFamily("draas_agent", "This agent", labels=["node", "role"])
+        info.add_metric([self.node, self.role], {"version": __version__})
+        yield info
+        store = GaugeMetricFamily("draas_store_up", "1 if the coordination store answered")
+        store.add_metric([], 1.0 if st["store_ok"] else 0.0)
+        yield store
+        up = GaugeMetricFamily("draas_site_up", "1 if the observer sees the site up",
+                               labels=["site", "observer"])  # fmt: skip
+        fe_up = GaugeMetricFamily("draas_frontend_up", "1 if the observer sees the frontend up",
+                                  labels=["frontend", "observer"])  # fmt: skip
+        active = GaugeMetricFamily("draas_site_active", "1 for the site holding the lease",
+                                   labels=["site"])  # fmt: skip
+        lag = GaugeMetricFamily("draas_replication_lag_seconds",
+                                "Seconds the site's replica is behind its source",
+                                labels=["site"])  # fmt: skip
+        healthy = GaugeMetricFamily("draas_replication_healthy",
+                                    "1 if the site's replication threads run without error",
+                                    labels=["site"])  # fmt: skip
+        for s in st["sites"]:
+            active.add_metric([s["name"]], 1.0 if s["active"] else 0.0)
+            for observer, state in s["seen"].items():
+                up.add_metric([s["name"], observer], 1.0 if state == "up" else 0.0)
+            db = s["database"] or {}
+            if db.get("lag_s") is not None:
+                lag.add_metric([s["name"]], float(db["lag_s"]))
+            if db.get("role") == "replica":
+                healthy.add_metric([s["name"]], 1.0 if db.get("healthy") else 0.0)
+        routes = GaugeMetricFamily("draas_frontend_routes_to",
+                                   "1 for the site each frontend routes to",
+                                   labels=["frontend", "site"])  # fmt: skip
+        for fe in st["frontends"]:
+            for observer, state in fe["seen"].items():
+                fe_up.add_metric([fe["name"], observer], 1.0 if state == "up" else 0.0)
+            if fe["routes_to"]:
+                routes.add_metric([fe["name"], fe["routes_to"]], 1.0)
+        yield from (up, fe_up, active, lag, healthy, routes)
+        epoch = GaugeMetricFamily("draas_active_epoch", "Epoch of the active record (0: none)")
+        epoch.add_metric([], float((st["active"] or {}).get("epoch", 0)))
+        yield epoch
+        total = CounterMetricFamily("draas_failovers", "Failovers that took the lease")
+        total.add_metric([], float(st["failovers_total"]))
+        yield total
+        last = GaugeMetricFamily("draas_last_failover_timestamp_seconds",
+                                 "When the last failover took the lease (Unix time)")  # fmt: skip
+        if st["last_failover_at"] is not None:
+            last.add_metric([], float(st["last_failover_at"]))
+        yield last
+
+
+class Metrics:
+    """One registry per agent (several agents may share a process in tests)."""
+
+    def __init__(self, status: Callable[[], dict[str, Any]], node: str, role: str) -> None:
+        self.registry = CollectorRegistry()
+        self.registry.register(_StatusCollector(status, node, role))
+        self.probe_seconds = Histogram(
+            "draas_probe_duration_seconds", "How long this agent's probes took",
+            ["target", "result"], buckets=PROBE_BUCKETS, registry=self.registry,
+        )  # fmt: skip
+
+    def observe_probe(self, target: str, ok: bool, seconds: float) -> None:
+        self.probe_seconds.labels(target, "ok" if ok else "failed").observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

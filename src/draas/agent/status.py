@@ -1,0 +1,117 @@
+"""The status document every agent serves (``GET /v1/status``, ``draas status``, the
+dashboard): sites and their databases, what each vantage point sees, the active record, where
+the DNS name and each frontend point, and the latest runbook step. Pure: built from what the
+agent read, so it is tested without any I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from draas.config import Config
+from draas.coordination import ActiveRecord
+
+RUNBOOKS = ("failover", "failback", "switchover", "frontend-dns", "drill", "command")
+
+
+def _seen(observations: Mapping[str, Mapping[str, Any]], target: str) -> dict[str, str]:
+    """What each live observer says of ``target`` (up, down, unknown)."""
+    out = {}
+    for observer, doc in sorted(observations.items()):
+        t = doc.get("targets", {}).get(target)
+        if t is not None:
+            out[observer] = str(t.get("state", "unknown"))
+    return out
+
+
+def _database(cfg: Config, site: str, observations: Mapping[str, Mapping[str, Any]]
+              ) -> dict[str, Any] | None:  # fmt: skip
+    """The site's database as its own agent last published it."""
+    for node in cfg.nodes:
+        if node.site == site and node.role == "site":
+            doc = observations.get(node.name, {}).get("replication")
+            if doc is not None:
+                return dict(doc)
+    return None
+
+
+def last_step(events: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    for e in reversed(events):
+        if e.get("runbook") in RUNBOOKS or str(e.get("run", "")).startswith(RUNBOOKS):
+            return {k: e.get(k) for k in ("id", "ts", "node", "run", "step", "outcome", "error")
+                    if e.get(k) is not None}  # fmt: skip
+    return None
+
+
+def failovers(events: Sequence[Mapping[str, Any]]) -> list[tuple[str, float]]:
+    """Each failover run that took the lease, with when it did (oldest first)."""
+    seen: dict[str, float] = {}
+    for e in events:
+        run = str(e.get("run", ""))
+        if run.startswith("failover-") and e.get("step") == "take-lease" and \
+                e.get("outcome") == "done" and run not in seen:  # fmt: skip
+            seen[run] = float(e.get("ts", 0))
+    return list(seen.items())
+
+
+def status_doc(cfg: Config, *, node: str, now: float, active: ActiveRecord | None,
+               last_epoch: int, observations: Mapping[str, Mapping[str, Any]],
+               events: Sequence[Mapping[str, Any]], dns_points_at: str | None,
+               store_ok: bool = True) -> dict[str, Any]:  # fmt: skip
+    sites = []
+    for name, site in cfg.sites.items():
+        sites.append({
+            "name": name, "role": site.role, "address": site.address,
+            "active": active is not None and active.site == name,
+            "database": _database(cfg, name, observations),
+            "seen": _seen(observations, name),
+        })  # fmt: skip
+    frontends = []
+    for fe in cfg.nodes_with_role("frontend"):
+        doc = observations.get(fe.name)
+        frontends.append({"name": fe.name, "address": fe.address,
+                          "routes_to": None if doc is None else doc.get("routes_to"),
+                          "agent_alive": doc is not None,
+                          "seen": _seen(observations, fe.name)})  # fmt: skip
+    vantage = [{"name": n.name, "role": n.role, "site": n.site,
+                "alive": n.name in observations,
+                "sees": {t: v.get("state") for t, v in
+                         observations.get(n.name, {}).get("targets", {}).items()}}
+               for n in cfg.nodes]  # fmt: skip
+    by_address = {s.address: s_name for s_name, s in cfg.sites.items()}
+    by_address.update({fe.address: fe.name for fe in cfg.nodes_with_role("frontend")})
+    dns = None
+    if cfg.dns is not None:
+        dns = {"name": cfg.service.dns_name, "points_at": dns_points_at,
+               "target": by_address.get(dns_points_at or "")}  # fmt: skip
+    runs = failovers(events)
+    return {
+        "node": node, "time": round(now, 3), "scheme": cfg.scheme,
+        "service": cfg.service.dns_name, "store_ok": store_ok,
+        "active": None if active is None else {"site": active.site, "epoch": active.epoch,
+                                               "holder": active.holder},
+        "last_epoch": last_epoch,
+        "sites": sites, "frontends": frontends, "vantage_points": vantage, "dns": dns,
+        "last_step": last_step(events),
+        "failovers_total": len(runs), "last_failover_at": runs[-1][1] if runs else None,
+        "summary": summary(active, sites, store_ok),
+    }  # fmt: skip
+
+
+def summary(active: ActiveRecord | None, sites: list[dict[str, Any]], store_ok: bool) -> str:
+    if not store_ok:
+        return "coordination store unreachable: no automatic action possible"
+    if active is None:
+        return "no site holds the active lease (failover under way, or lease expired)"
+    standby = [s for s in sites if s["name"] != active.site]
+    db = (standby[0]["database"] or {}) if standby else {}
+    rep = "replica state unknown"
+    if db.get("role") == "replica":
+        lag = db.get("lag_s")
+        rep = f"{standby[0]['name']} replicating" + ("" if lag is None else f", lag {lag} s")
+        if not db.get("healthy", True):
+            rep = f"{standby[0]['name']} replication BROKEN: {db.get('last_error') or '?'}"
+    elif standby and db:
+        rep = f"{standby[0]['name']} is {db.get('role')}, not replicating"
+    return f"{active.site} active (epoch {active.epoch}, held by {active.holder}); {rep}"

@@ -1,0 +1,84 @@
+"""The CLI's side of the control API: which agents to ask (from the config), the bearer
+token for commands, TLS, and errors the operator can act on."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from draas.config import Config
+from draas.errors import ApiError
+
+
+def agent_urls(cfg: Config) -> list[str]:
+    """Every agent's API, the DR site's first (it runs the controller), then the witness,
+    the primary site's and the frontends'."""
+    scheme = "https" if cfg.api.tls_cert_file else "http"
+    dr = cfg.site_with_role("dr")
+    rank = {"witness": 1, "site": 2, "frontend": 3}
+    nodes = sorted(cfg.nodes, key=lambda n: (0 if n.site == dr else rank[n.role], n.name))
+    return [f"{scheme}://{n.address}:{n.api_port}" for n in nodes]
+
+
+class ApiClient:
+    def __init__(self, cfg: Config, agent: str | None = None, timeout_s: float = 10.0) -> None:
+        self.cfg = cfg
+        self.urls = [agent.rstrip("/")] if agent else agent_urls(cfg)
+        self.timeout_s = timeout_s
+        self.ctx: ssl.SSLContext | None = None
+        if any(u.startswith("https:") for u in self.urls):
+            ca = cfg.api.tls_ca_file
+            self.ctx = ssl.create_default_context(cafile=str(ca) if ca else None)
+        self.used: str | None = None  # the agent that answered last
+
+    def _token(self) -> str:
+        from draas.agent.effects import read_secret
+
+        if self.cfg.api.token_file is None:
+            raise ApiError("commands need the API token: set api.token_file in the config")
+        return read_secret(self.cfg.api.token_file, "api.token_file")
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None,
+              query: dict[str, Any] | None = None,
+              timeout_s: float | None = None) -> Any:  # fmt: skip
+        headers = {"Accept": "application/json"}
+        data = None
+        if method == "POST":
+            headers["Authorization"] = f"Bearer {self._token()}"
+            headers["Content-Type"] = "application/json"
+            data = json.dumps(body or {}).encode()
+        qs = "?" + urllib.parse.urlencode({k: v for k, v in (query or {}).items()
+                                           if v is not None}) if query else ""  # fmt: skip
+        unreachable = []
+        for base in self.urls:
+            req = urllib.request.Request(base + path + qs, data=data, headers=headers,
+                                         method=method)  # fmt: skip
+            try:
+                with urllib.request.urlopen(req, timeout=timeout_s or self.timeout_s,
+                                            context=self.ctx) as resp:  # fmt: skip
+                    self.used = base
+                    raw = resp.read()
+                    return raw.decode() if path == "/metrics" else json.loads(raw)
+            except urllib.error.HTTPError as exc:
+                try:
+                    msg = json.loads(exc.read()).get("error", exc.reason)
+                except ValueError:
+                    msg = exc.reason
+                raise ApiError(f"{base}: {exc.code}: {msg}", exc.code) from None
+            except (urllib.error.URLError, OSError, TimeoutError) as exc:
+                reason = getattr(exc, "reason", exc)
+                unreachable.append(f"{base} ({reason})")
+                if method == "POST" and isinstance(reason, TimeoutError):
+                    break  # it may have been accepted: do not send it to another agent
+        raise ApiError("no agent answered: " + "; ".join(unreachable))
+
+    def get(self, path: str, **query: Any) -> Any:
+        return self._call("GET", path, query=query or None)
+
+    def post(self, path: str, body: dict[str, Any] | None = None,
+             timeout_s: float | None = None) -> Any:  # fmt: skip
+        return self._call("POST", path, body, timeout_s=timeout_s)

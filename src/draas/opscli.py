@@ -1,0 +1,239 @@
+"""The operator's commands, talking to the agents' control API: ``status``, ``events``,
+``switchover``, ``failover``, ``failback``, ``drill``. The config comes from ``--config`` or
+``$DRAAS_CONFIG`` (the lab sets it inside its hosts)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from draas.apiclient import ApiClient
+from draas.config import Config, load_config
+from draas.errors import ApiError, DraasError
+
+LAST_STEP = {"failover": "detach", "failback": "verify", "switchover": "verify"}
+WAIT_S = 300.0
+
+
+def config_of(args: argparse.Namespace) -> Config:
+    path = args.config or os.environ.get("DRAAS_CONFIG")
+    if not path:
+        raise DraasError("no configuration: give --config FILE or set DRAAS_CONFIG")
+    return load_config(path)
+
+
+def client(args: argparse.Namespace) -> ApiClient:
+    return ApiClient(config_of(args), agent=args.agent)
+
+
+def _ago(t: float | None, now: float) -> str:
+    return "-" if t is None else f"{now - t:.0f} s ago"
+
+
+def render_status(st: dict[str, Any]) -> str:
+    """The status document as the operator's table."""
+    now = float(st["time"])
+    act = st["active"]
+    lines = [f"{st['service']} ({st['scheme']} scheme), as seen by {st['node']}",
+             f"  {st['summary']}", ""]  # fmt: skip
+    lines.append(f"{'SITE':<10} {'ROLE':<8} {'ACTIVE':<7} {'DATABASE':<10} {'LAG':<8} "
+                 f"{'REPLICATION':<12} SEEN UP BY")  # fmt: skip
+    for s in st["sites"]:
+        db = s["database"] or {}
+        lag = "-" if db.get("lag_s") is None else f"{db['lag_s']} s"
+        rep = "-" if db.get("role") != "replica" else ("ok" if db.get("healthy") else "BROKEN")
+        ups = [o for o, v in s["seen"].items() if v == "up"]
+        lines.append(f"{s['name']:<10} {s['role']:<8} {'yes' if s['active'] else '':<7} "
+                     f"{db.get('role', '?'):<10} {lag:<8} {rep:<12} "
+                     f"{len(ups)}/{len(s['seen'])} {','.join(ups)}")  # fmt: skip
+    if st["frontends"]:
+        lines += ["", f"{'FRONTEND':<10} {'ROUTES TO':<10} {'AGENT':<7} SEEN UP BY"]
+        for f in st["frontends"]:
+            ups = [o for o, v in f["seen"].items() if v == "up"]
+            lines.append(f"{f['name']:<10} {f['routes_to'] or '?':<10} "
+                         f"{'alive' if f['agent_alive'] else 'DOWN':<7} "
+                         f"{len(ups)}/{len(f['seen'])} {','.join(ups)}")  # fmt: skip
+    if st["dns"]:
+        d = st["dns"]
+        lines += ["", f"DNS {d['name']} -> {d['points_at'] or '?'} ({d['target'] or 'unknown'})"]
+    lines += ["", f"{'AGENT':<10} {'ROLE':<9} {'ALIVE':<6} SEES"]
+    for v in st["vantage_points"]:
+        sees = ", ".join(f"{t} {s}" for t, s in sorted(v["sees"].items()))
+        lines.append(f"{v['name']:<10} {v['role']:<9} {'yes' if v['alive'] else 'NO':<6} {sees}")
+    lines.append("")
+    lines.append("active: " + ("none" if act is None else
+                 f"{act['site']} epoch {act['epoch']} (holder {act['holder']})") +
+                 f"; failovers {st['failovers_total']}, last "
+                 f"{_ago(st['last_failover_at'], now)}")  # fmt: skip
+    if st.get("last_step"):
+        e = st["last_step"]
+        lines.append(f"last step: {e.get('run')} {e.get('step')} {e.get('outcome')} "
+                     f"({_ago(e.get('ts'), now)}, {e.get('node')})")  # fmt: skip
+    if not st["store_ok"]:
+        lines.append("WARNING: the coordination store is unreachable from this agent")
+    return "\n".join(lines)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    st = client(args).get("/v1/status")
+    print(json.dumps(st, indent=2) if args.json else render_status(st))
+    return 0
+
+
+def event_line(e: dict[str, Any]) -> str:
+    when = time.strftime("%H:%M:%S", time.localtime(float(e.get("ts", 0))))
+    extra = "".join(f" {k}={e[k]}" for k in ("error", "detail", "duration_s", "by")
+                    if e.get(k) is not None)  # fmt: skip
+    return (f"{when} {e.get('node', '-'):<16} {e.get('run', '-')} {e.get('step', '-')} "
+            f"{e.get('outcome', '-')}{extra}")  # fmt: skip
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    api = client(args)
+    after: str | None = None
+    deadline = time.monotonic() + args.for_s if args.for_s else None
+    first = True
+    while True:
+        page = api.get("/v1/events", run=args.run, limit=1000, after=after)
+        rows = page["events"]
+        if first and not args.follow:
+            rows = rows[-args.limit :]
+        for e in rows:
+            print(json.dumps(e) if args.json else event_line(e), flush=True)
+        if rows:
+            after = rows[-1]["id"]
+        first = False
+        if page["next"]:
+            continue
+        if not args.follow or (deadline is not None and time.monotonic() > deadline):
+            return 0
+        time.sleep(0.5)
+
+
+def _confirm(args: argparse.Namespace, what: str) -> bool:
+    if args.yes:
+        return True
+    if not sys.stdin.isatty():
+        print(f"error: {what}: confirm with --yes (no terminal to ask on)", file=sys.stderr)
+        return False
+    return input(f"{what}? [y/N] ").strip().lower() in ("y", "yes")
+
+
+def follow_run(api: ApiClient, run: str, kind: str, timeout_s: float = WAIT_S) -> int:
+    """Print the run's steps as they happen until it ends; 0 when it completed."""
+    after: str | None = None
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for e in api.get("/v1/events", run=run, limit=1000, after=after)["events"]:
+            after = e["id"]
+            if e.get("run") != run:
+                continue
+            print(event_line(e), flush=True)
+            if e.get("outcome") == "failed":
+                print(f"error: {run} failed at step {e.get('step')}: {e.get('error')}",
+                      file=sys.stderr)  # fmt: skip
+                return 1
+            if e.get("step") == LAST_STEP.get(kind) and e.get("outcome") == "done":
+                print(f"{kind} done: {run}")
+                return 0
+        time.sleep(0.5)
+    print(f"error: {run} did not finish within {timeout_s:g} s; see 'draas events --run {run}'",
+          file=sys.stderr)  # fmt: skip
+    return 1
+
+
+def cmd_move(args: argparse.Namespace) -> int:
+    if args.direct:
+        from draas.cli import _cmd_move
+
+        return _cmd_move(args)
+    cfg = config_of(args)
+    kind = args.command
+    if kind == "switchover":
+        if args.to not in cfg.sites:
+            raise DraasError(f"--to {args.to!r}: not a site; sites: {sorted(cfg.sites)}")
+        what, body = f"move the service to site {args.to} (planned switchover)", {"to": args.to}
+    elif kind == "failback":
+        what, body = f"fail back to site {cfg.site_with_role('primary')}", {}
+    else:
+        what = f"fail over to site {cfg.site_with_role('dr')}" + (" (FORCED)" if args.force
+                                                                   else "")  # fmt: skip
+        body = {"force": True} if args.force else {}
+    if not _confirm(args, what):
+        return 1
+    api = ApiClient(cfg, agent=args.agent)
+    try:
+        started = api.post(f"/v1/{kind}", body)
+    except ApiError as exc:
+        if exc.status == 409:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        raise
+    print(f"{kind} accepted by {api.used}: run {started['run']} (event {started['event']})")
+    if args.no_wait or started["run"].endswith("-without-store"):
+        return 0
+    return follow_run(api, started["run"], kind)
+
+
+def cmd_drill(args: argparse.Namespace) -> int:
+    from draas.failover.drill import markdown
+
+    api = client(args)
+    report = api.post("/v1/drill", {}, timeout_s=60.0)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.localtime(report["started_at"]))
+    md, js = out / f"drill-{stamp}.md", out / f"drill-{stamp}.json"
+    md.write_text(markdown(report))
+    js.write_text(json.dumps(report, indent=1) + "\n")
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for c in report["checks"]:
+            print(f"{c['verdict']:<8} {c['name']:<20} {c['detail']}")
+        print(f"drill {'PASSED' if report['passed'] else 'FAILED'} (report: {md}, {js})")
+    return 0 if report["passed"] else 1
+
+
+def add_parsers(sub: Any) -> None:
+    """``status``, ``events``, ``drill``, and the API options of the traffic-moving commands
+    (their parsers are made in ``cli.py``)."""
+    st = sub.add_parser("status", help="the deployment's state: sites, lease, traffic, lag",
+                        description="Asks an agent's control API (the DR site's first) for "
+                        "the sites and their databases, what each vantage point sees, the "
+                        "active site and epoch, and where DNS and the frontends "
+                        "point.")  # fmt: skip
+    st.add_argument("--json", action="store_true", help="the status document as JSON")
+    st.set_defaults(func=cmd_status)
+    ev = sub.add_parser("events", help="the event log (runbook steps, commands, alarms)",
+                        description="Prints the last --limit events; --follow keeps printing "
+                        "new ones.")  # fmt: skip
+    ev.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
+    ev.add_argument("--run", metavar="PREFIX", help="only runs whose id starts with PREFIX")
+    ev.add_argument("--limit", type=int, default=50, help="how many of the last events")
+    ev.add_argument("--for", dest="for_s", type=float, metavar="S",
+                    help="with --follow: stop after S seconds")  # fmt: skip
+    ev.add_argument("--json", action="store_true", help="one JSON object per line")
+    ev.set_defaults(func=cmd_events)
+    dr = sub.add_parser("drill", help="prove a failover would work now (moves no traffic)",
+                        description="Checks the quorum, the DR replica's lag against the RPO, "
+                        "the DR service and a token issued from its database, the DNS "
+                        "provider's credentials and each frontend's path to the DR site. "
+                        "Writes drill-<time>.md and .json to --out; exit 1 if a check "
+                        "fails.")  # fmt: skip
+    dr.add_argument("--out", default=".", metavar="DIR", help="where the report goes")
+    dr.add_argument("--json", action="store_true", help="print the report as JSON")
+    dr.set_defaults(func=cmd_drill)
+    for p in (st, ev, dr):
+        common(p)
+
+
+def common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE", help="draas.toml (default: $DRAAS_CONFIG)")
+    p.add_argument("--agent", metavar="URL", help="ask this agent's API instead of the "
+                   "config's agents")  # fmt: skip

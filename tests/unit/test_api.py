@@ -1,0 +1,283 @@
+"""The agent's control API on loopback, backed by the in-memory store: commands need the
+right token and are refused (changing nothing) when the state does not allow them; read-only
+endpoints honour api.read_networks; events page and filter; metrics and the OpenAPI document
+are served; a bad SIGHUP reload keeps the running config; schemathesis finds no server error."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import schemathesis
+from schemathesis.checks import not_a_server_error
+
+from draas.agent.daemon import Agent
+from draas.agent.openapi import document
+from draas.clock import FakeClock
+from draas.config import load_config
+from draas.coordination.memory import MemoryStore
+from draas.errors import ConfigError
+
+CONFIG = """
+scheme = "frontend"
+[service]
+dns_name = "keystone.draas.test."
+[sites.primary]
+role = "primary"
+address = "127.0.0.2"
+database = {{ host = "127.0.0.2", password_file = "{token_file}" }}
+[sites.dr]
+role = "dr"
+address = "127.0.0.3"
+database = {{ host = "127.0.0.3", password_file = "{token_file}" }}
+[[nodes]]
+name = "site-a"
+role = "site"
+site = "primary"
+address = "127.0.0.2"
+[[nodes]]
+name = "site-b"
+role = "site"
+site = "dr"
+address = "127.0.0.3"
+[[nodes]]
+name = "fe-a"
+role = "frontend"
+address = "127.0.0.4"
+[[nodes]]
+name = "witness"
+role = "witness"
+address = "127.0.0.1"
+api_port = {port}
+[coordination]
+backend = "memory"
+[api]
+token_file = "{token_file}"
+read_networks = {networks}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_config(tmp: Path, networks: str = '["127.0.0.0/8"]', token: str = "t" * 24,
+                 mode: int = 0o600, port: int | None = None) -> Path:  # fmt: skip
+    token_file = tmp / "api-token"
+    token_file.write_text(token + "\n")
+    token_file.chmod(mode)
+    path = tmp / "draas.toml"
+    path.write_text(CONFIG.format(port=port or free_port(), token_file=token_file,
+                                  networks=networks))  # fmt: skip
+    return path
+
+
+@dataclass
+class Served:
+    url: str
+    token: str
+    store: MemoryStore
+    agent: Agent
+    config: Path
+
+    def call(self, method: str, path: str, body: Any = None,
+             token: str | None = None) -> tuple[int, Any]:  # fmt: skip
+        headers = {"Content-Type": "application/json"}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        data = None if body is None else (body if isinstance(body, bytes) else
+                                          json.dumps(body).encode())  # fmt: skip
+        req = urllib.request.Request(self.url + path, data=data, headers=headers, method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                raw = resp.read()
+                status = resp.status
+        except urllib.error.HTTPError as exc:
+            raw, status = exc.read(), exc.code
+        try:
+            return status, json.loads(raw)
+        except ValueError:
+            return status, raw.decode()
+
+
+def serve(config: Path, store: MemoryStore) -> tuple[Served, Any]:
+    cfg = load_config(config)
+    agent = Agent(cfg, "witness", store, config_path=str(config), serve_api=True)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    node = agent.node
+    assert agent.api is not None
+    asyncio.run_coroutine_threadsafe(agent.api.start(node.address, node.api_port),
+                                     loop).result(10)  # fmt: skip
+
+    def stop() -> None:
+        assert agent.api is not None
+        asyncio.run_coroutine_threadsafe(agent.api.stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+
+    token = (cfg.api.token_file.read_text().strip()) if cfg.api.token_file else ""
+    return Served(f"http://127.0.0.1:{node.api_port}", token, store, agent, config), stop
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[Served]:
+    store = MemoryStore(FakeClock())
+    served, stop = serve(write_config(tmp_path), store)
+    yield served
+    stop()
+
+
+COMMANDS = [("/v1/switchover", {"to": "dr"}), ("/v1/failover", {}), ("/v1/failback", {}),
+            ("/v1/failover", {"force": True}), ("/v1/drill", {})]  # fmt: skip
+
+
+@pytest.mark.parametrize(("path", "body"), COMMANDS)
+def test_a_command_without_the_right_token_is_refused_and_changes_nothing(
+    api: Served, path: str, body: dict[str, Any]
+) -> None:
+    for token in (None, "wrong-" + api.token, api.token[:-1]):
+        status, doc = api.call("POST", path, body, token=token)
+        assert status == 401, (token, doc)
+        assert "token" in doc["error"]
+    assert api.store.events() == [] and api.store.active() is None
+
+
+def test_commands_the_state_does_not_allow_are_refused_with_the_reason(api: Served) -> None:
+    status, doc = api.call("POST", "/v1/switchover", {"to": "dr"}, token=api.token)
+    assert status == 409 and "no site holds the active record" in doc["error"]
+    status, doc = api.call("POST", "/v1/failover", {}, token=api.token)
+    assert status == 409 and "quorum does not confirm" in doc["error"]
+    api.store.take_active("primary", "site-a", 0, 30)
+    status, doc = api.call("POST", "/v1/failover", {"force": True}, token=api.token)
+    assert status == 409 and "still renews the lease" in doc["error"]
+    status, doc = api.call("POST", "/v1/switchover", {"to": "primary"}, token=api.token)
+    assert status == 409 and "already active" in doc["error"]
+    status, doc = api.call("POST", "/v1/failback", {}, token=api.token)
+    assert status == 409 and "already active" in doc["error"]
+    assert api.store.events() == [] and api.store.active().epoch == 1  # type: ignore[union-attr]
+
+
+def test_bad_command_input_names_the_field_and_what_is_allowed(api: Served) -> None:
+    cases = [({"to": "moon"}, "field 'to': 'moon' is not a site; allowed: ['dr', 'primary']"),
+             ({}, "field 'to': None is not a site"), ({"to": 3}, "field 'to': 3 is not a str"),
+             ({"to": "dr", "x": 1}, "unknown field 'x'"), (b"{", "not JSON"),
+             (b"[1]", "must be a JSON object")]  # fmt: skip
+    for body, said in cases:
+        status, doc = api.call("POST", "/v1/switchover", body, token=api.token)
+        assert status == 400 and said in doc["error"], (body, doc)
+    status, doc = api.call("POST", "/v1/failover", {"force": "yes"}, token=api.token)
+    assert status == 400 and "field 'force': 'yes' is not a bool" in doc["error"]
+    assert api.store.events() == []
+
+
+def test_an_accepted_command_answers_with_its_event_and_run(api: Served) -> None:
+    api.store.take_active("primary", "site-a", 0, 30)
+    status, doc = api.call("POST", "/v1/switchover", {"to": "dr"}, token=api.token)
+    assert status == 202, doc
+    assert doc["run"] == "switchover-dr-from-e1" and doc["target"] == "dr"
+    stored = {e["id"]: e for e in api.store.events()}
+    assert stored[doc["event"]]["outcome"] == "accepted"
+    assert stored[doc["event"]]["run"] == "switchover-dr-from-e1"
+
+
+def test_events_filter_and_page(api: Served) -> None:
+    for i in range(7):
+        api.store.append_event({"ts": 100.0 + i, "run": f"failover-dr-from-e{i % 2}",
+                                "node": "site-b", "step": f"s{i}", "outcome": "done"})  # fmt: skip
+    status, doc = api.call("GET", "/v1/events?run=failover-dr-from-e1&limit=2")
+    assert status == 200 and [e["step"] for e in doc["events"]] == ["s1", "s3"]
+    status, doc2 = api.call("GET", f"/v1/events?run=failover-dr-from-e1&after={doc['next']}")
+    assert [e["step"] for e in doc2["events"]] == ["s5"] and doc2["next"] is None
+    status, doc = api.call("GET", "/v1/events?since=105")
+    assert [e["step"] for e in doc["events"]] == ["s5", "s6"]
+    for bad, said in (("limit=0", "limit='0'"), ("limit=x", "limit='x'"),
+                      ("since=soon", "since='soon'"), ("colour=red", "unknown query")):  # fmt: skip
+        status, doc = api.call("GET", f"/v1/events?{bad}")
+        assert status == 400 and said in doc["error"], bad
+
+
+def test_status_metrics_dashboard_and_openapi_are_served(api: Served) -> None:
+    api.store.take_active("primary", "site-a", 0, 30)
+    api.store.publish("site-b", {"targets": {"primary": {"state": "up", "since": 0}},
+                                 "replication": {"role": "replica", "lag_s": 0.4,
+                                                 "healthy": True}}, 30)  # fmt: skip
+    status, st = api.call("GET", "/v1/status")
+    assert status == 200 and st["active"] == {"site": "primary", "epoch": 1, "holder": "site-a"}
+    assert st["sites"][1]["database"]["lag_s"] == 0.4 and "dr replicating" in st["summary"]
+    status, text = api.call("GET", "/metrics")
+    assert status == 200
+    assert 'draas_site_up{observer="site-b",site="primary"} 1.0' in text
+    assert 'draas_replication_lag_seconds{site="dr"} 0.4' in text
+    assert "draas_active_epoch 1.0" in text and "draas_failovers_total 0.0" in text
+    status, page = api.call("GET", "/")
+    assert status == 200 and "<title>draas dashboard</title>" in page
+    status, doc = api.call("GET", "/v1/openapi.json")
+    assert status == 200 and doc == json.loads(json.dumps(document()))
+
+
+def test_read_endpoints_outside_read_networks_are_refused(tmp_path: Path) -> None:
+    served, stop = serve(write_config(tmp_path, networks='["198.18.0.0/15"]'), MemoryStore())
+    try:
+        for path in ("/v1/status", "/v1/events", "/metrics", "/"):
+            status, doc = served.call("GET", path)
+            assert status == 403 and "not in api.read_networks" in doc["error"], path
+    finally:
+        stop()
+
+
+def test_a_token_file_others_can_read_is_refused(tmp_path: Path) -> None:
+    config = write_config(tmp_path, mode=0o644)
+    with pytest.raises(ConfigError, match="readable by everyone"):
+        Agent(load_config(config), "witness", MemoryStore(), serve_api=True)
+
+
+def test_sighup_with_a_bad_config_keeps_the_running_one(api: Served) -> None:
+    before = api.agent.cfg
+    text = api.config.read_text()
+    api.config.write_text(text.replace('role = "witness"', 'role = "umpire"'))
+    said = api.agent.reload()
+    assert "REFUSED" in said and "umpire" in said and api.agent.cfg is before
+    token_file = api.config.parent / "api-token"
+    api.config.write_text(text)
+    token_file.write_text("n" * 24 + "\n")
+    api.config.write_text(text + '[timings]\npreset = "safe"\n')
+    said = api.agent.reload()
+    assert said.startswith("reloaded") and api.agent.cfg.timings.preset == "safe"
+    status, _ = api.call("POST", "/v1/failback", {}, token=api.token)
+    assert status == 401  # the old token no longer works
+    status, _ = api.call("POST", "/v1/failback", {}, token="n" * 24)
+    assert status == 409  # the new one does (and failback is refused: nothing is active)
+
+
+SCHEMA = schemathesis.openapi.from_dict(document())
+
+
+@pytest.fixture(scope="module")
+def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    store = MemoryStore()
+    store.take_active("primary", "site-a", 0, 3600)  # switchover/failback get planned
+    served, stop = serve(write_config(tmp_path_factory.mktemp("fuzz")), store)
+    yield served
+    stop()
+
+
+@SCHEMA.parametrize()
+def test_no_request_the_document_allows_makes_the_server_fail(case: Any, fuzzed: Served) -> None:
+    os.environ.setdefault("NO_PROXY", "127.0.0.1")
+    case.call_and_validate(base_url=fuzzed.url, checks=[not_a_server_error],
+                           headers={"Authorization": f"Bearer {fuzzed.token}"})  # fmt: skip
