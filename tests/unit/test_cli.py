@@ -32,3 +32,33 @@ def test_help_lists_commands(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--help"])
     out = capsys.readouterr().out
     assert "config" in out and "lab" in out
+
+
+EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "draas.toml")
+
+
+@pytest.mark.parametrize("command", [["status"], ["events"], ["drill"], ["failback", "--yes"]])
+def test_operator_commands_without_a_config_say_how_to_give_one(
+    command: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("DRAAS_CONFIG", raising=False)
+    assert main(command) == 1
+    assert "no configuration: give --config FILE or set DRAAS_CONFIG" in capsys.readouterr().err
+
+
+def test_an_unreachable_agent_is_named(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert main(["status", "--config", EXAMPLE, "--agent", f"http://127.0.0.1:{port}"]) == 1
+    err = capsys.readouterr().err
+    assert f"no agent answered: http://127.0.0.1:{port}" in err and "refused" in err
+
+
+def test_switchover_to_an_unknown_site_is_refused_before_asking_anyone(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["switchover", "--config", EXAMPLE, "--to", "moon", "--yes"]) == 1
+    assert "--to 'moon': not a site; sites: ['dr', 'primary']" in capsys.readouterr().err

@@ -1,0 +1,165 @@
+"""The operator's side against the real hybrid lab (agents serving their control API):
+``draas status`` from the client host with no flags shows the real state before and after a
+failover; a drill passes on a healthy lab and fails naming the check when the DR replica is
+stopped; the dashboard in headless chromium shows the state and moves the service; SIGTERM
+releases the lease and a restarted agent takes it back."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import active, new_lab_name, served_by, wait_until
+
+from draas.lab.agents import start_agents
+from draas.lab.components import mariadb
+from draas.lab.disasters import PowerOff
+from draas.lab.lab import Lab, LabSettings
+
+pytestmark = pytest.mark.lab
+
+ARTIFACTS = Path(os.environ.get("DRAAS_TEST_ARTIFACTS",
+                                Path(__file__).parents[2] / "test-artifacts"))  # fmt: skip
+DR_API = "http://198.18.2.10:8780"
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Lab]:
+    lab = Lab(new_lab_name())
+    try:
+        lab.up(LabSettings(scheme="hybrid"))
+        start_agents(lab, preset="fast", replication="semi-sync")
+        wait_until("the primary agent takes the record", lambda: active(lab) is not None, 30)
+        yield lab
+    finally:
+        lab.down()
+
+
+def draas(lab: Lab, *args: str, host: str = "client", timeout: float = 120) -> Any:
+    """``draas ...`` inside a lab host, exactly as an operator types it (no --config)."""
+    return lab.exec(host, ["draas", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def status(lab: Lab) -> dict[str, Any]:
+    got = draas(lab, "status", "--json")
+    assert got.returncode == 0, got.stderr
+    return dict(json.loads(got.stdout))
+
+
+def settled(lab: Lab, site: str) -> bool:
+    st = status(lab)
+    return (st["active"] or {}).get("site") == site and \
+        all(f["routes_to"] == site for f in st["frontends"]) and \
+        all(s["database"] is not None for s in st["sites"])  # fmt: skip
+
+
+def test_status_shows_the_real_state_before_and_after_a_failover(lab: Lab) -> None:
+    wait_until("status settles on the primary", lambda: settled(lab, "primary"), 30)
+    st = status(lab)
+    assert st["active"]["site"] == "primary" and st["dns"]["target"] == "fe-a"
+    assert st["node"] == "site-dr"  # the CLI asks the DR site's agent first
+    dr = next(s for s in st["sites"] if s["name"] == "dr")
+    assert dr["database"]["role"] == "replica" and dr["database"]["healthy"]
+    assert all(v["alive"] for v in st["vantage_points"])
+    table = draas(lab, "status")
+    assert table.returncode == 0 and "primary active (epoch" in table.stdout
+    assert "DNS keystone.draas.test. -> 198.18.1.20 (fe-a)" in table.stdout
+    off = PowerOff(lab, host="primary")
+    off.inject()
+    try:
+        wait_until("status shows dr active", lambda: settled(lab, "dr"), 30)
+        st = status(lab)
+        primary = next(s for s in st["sites"] if s["name"] == "primary")
+        assert set(primary["seen"].values()) == {"down"}
+        assert st["failovers_total"] >= 1 and st["last_failover_at"] is not None
+        site_a = next(v for v in st["vantage_points"] if v["name"] == "site-primary")
+        assert not site_a["alive"]
+        text = draas(lab, "status").stdout
+        assert "dr active (epoch" in text and "site-primary" in text and " NO " in text
+        metrics = lab.exec("client", ["curl", "-s", "-m", "5", f"{DR_API}/metrics"],
+                           capture_output=True, text=True).stdout  # fmt: skip
+        assert 'draas_site_active{site="dr"} 1.0' in metrics
+        assert 'draas_site_up{observer="witness",site="primary"} 0.0' in metrics
+    finally:
+        off.revert()
+    wait_until("the automatic failback", lambda: settled(lab, "primary"), 120)
+    wait_until("the client is served by the primary", lambda: served_by(lab) == "primary", 30)
+
+
+def test_a_drill_passes_when_healthy_and_names_the_check_when_the_replica_stops(
+    lab: Lab, tmp_path: Path
+) -> None:
+    wait_until("status settles on the primary", lambda: settled(lab, "primary"), 60)
+    mariadb.wait_in_sync(lab, "dr", "primary")
+    ok = draas(lab, "drill", "--out", str(tmp_path / "ok"))
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "drill PASSED" in ok.stdout
+    report = json.loads(next((tmp_path / "ok").glob("drill-*.json")).read_text())
+    verdicts = {c["name"]: c["verdict"] for c in report["checks"]}
+    assert verdicts == {"quorum": "pass", "dr-replica-in-sync": "pass",
+                        "dr-service-answers": "pass", "dr-issues-token": "pass",
+                        "dns-credentials": "pass", "frontends-reach-dr": "pass"}  # fmt: skip
+    assert next((tmp_path / "ok").glob("drill-*.md")).read_text().startswith(
+        "# DR drill for keystone.draas.test.: PASSED")  # fmt: skip
+    mariadb.sql(lab, "dr", "STOP SLAVE")
+    try:
+        bad = draas(lab, "drill", "--out", str(tmp_path / "bad"))
+        assert bad.returncode == 1
+        assert "drill FAILED" in bad.stdout
+        line = next(x for x in bad.stdout.splitlines() if "dr-replica-in-sync" in x)
+        assert line.startswith("FAIL") and "IO No, SQL No" in line
+        assert active(lab)["site"] == "primary"  # type: ignore[index]  # a drill moves nothing
+    finally:
+        mariadb.sql(lab, "dr", "START SLAVE")
+    mariadb.wait_in_sync(lab, "dr", "primary")
+
+
+def test_the_dashboard_shows_the_lab_and_its_switchover_button_moves_the_service(
+    lab: Lab,
+) -> None:
+    wait_until("status settles on the primary", lambda: settled(lab, "primary"), 60)
+    shots = ARTIFACTS / "dashboard"
+    token = lab.run.path / "secrets" / "api-token"
+    got = lab.exec("client", [sys.executable, str(Path(__file__).parent / "browser.py"),
+                              f"{DR_API}/", "--token-file", str(token), "--shots", str(shots),
+                              "--switch-to", "dr"],
+                   capture_output=True, text=True, timeout=180)  # fmt: skip
+    assert got.returncode == 0, got.stderr[-3000:]
+    seen = json.loads(got.stdout)
+    assert seen["title"] == "draas dashboard" and seen["before"].startswith("primary active")
+    assert seen["active_before"] == ["site-primary"] and seen["vantage_rows"] == 5
+    assert "points at fe-a" in seen["dns_box"]
+    assert "switchover started: run switchover-dr-from-e" in seen["result"]
+    assert seen["after"].startswith("dr active") and seen["active_after"] == ["site-dr"]
+    assert (shots / "dashboard-before.png").stat().st_size > 10_000
+    assert (shots / "dashboard-after.png").stat().st_size > 10_000
+    wait_until("the client is served by dr", lambda: served_by(lab) == "dr", 30)
+    back = draas(lab, "switchover", "--to", "primary", "--yes")
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert "switchover done: switchover-primary-from-e" in back.stdout
+    assert active(lab)["site"] == "primary"  # type: ignore[index]
+
+
+def test_sigterm_releases_the_lease_and_the_restarted_agent_takes_it_back(lab: Lab) -> None:
+    wait_until("status settles on the primary", lambda: settled(lab, "primary"), 60)
+    before = active(lab)
+    assert before is not None
+    t0 = time.monotonic()
+    lab.sup.send("agent-site-primary", signal.SIGTERM)
+    wait_until("the agent stops", lambda: lab.sup.state("agent-site-primary") == "exited", 20)
+    assert active(lab) is None  # released at once, not left to expire
+    assert time.monotonic() - t0 < 5.0 + 10  # well before the lease and a cycle would
+    log = lab.sup.log_path("agent-site-primary").read_text()
+    assert "released the active lease of primary" in log
+    assert served_by(lab) == "primary"  # its database still takes writes; nothing moved
+    lab.sup.restart("agent-site-primary")
+    wait_until("the restarted agent takes the record back", lambda: active(lab) is not None, 30)
+    after = active(lab)
+    assert after == {"site": "primary", "epoch": before["epoch"] + 1, "holder": "site-primary"}

@@ -1,0 +1,129 @@
+"""The status document and its table, the drill's checks and report, built from recorded
+observations (no I/O): what an operator reads must say what the deployment is doing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from draas.agent.status import status_doc
+from draas.config import Config, load_config
+from draas.coordination import ActiveRecord
+from draas.failover.drill import (
+    DrillCheck,
+    frontends_check,
+    markdown,
+    quorum_check,
+    replica_check,
+    verdict,
+)
+from draas.opscli import render_status
+from draas.replication import ReplicationStatus
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "draas.toml"
+
+
+@pytest.fixture
+def cfg() -> Config:
+    return load_config(EXAMPLE)
+
+
+def seen(**targets: str) -> dict[str, Any]:
+    return {"targets": {t: {"state": s, "since": 0.0} for t, s in targets.items()}}
+
+
+def test_status_after_a_failover_names_the_new_active_site_and_the_traffic(cfg: Config) -> None:
+    obs = {
+        "site-b": {**seen(primary="down", dr="up", **{"fe-a": "up", "fe-b": "up"}),
+                   "replication": {"role": "primary", "read_only": False}},
+        "witness": seen(primary="down", dr="up"),
+        "fe-a": {**seen(primary="down", dr="up"), "routes_to": "dr"},
+    }  # fmt: skip
+    events = [{"id": "1", "ts": 90.0, "run": "failover-dr-from-e1", "step": "take-lease",
+               "outcome": "done", "node": "site-b"},
+              {"id": "2", "ts": 95.0, "run": "failover-dr-from-e1", "step": "detach",
+               "outcome": "done", "node": "site-b"}]  # fmt: skip
+    st = status_doc(cfg, node="witness", now=100.0, active=ActiveRecord("dr", 2, "site-b"),
+                    last_epoch=2, observations=obs, events=events,
+                    dns_points_at="192.0.2.20")  # fmt: skip
+    assert st["active"] == {"site": "dr", "epoch": 2, "holder": "site-b"}
+    assert [s["active"] for s in st["sites"]] == [False, True]
+    assert st["sites"][0]["seen"] == {"site-b": "down", "witness": "down", "fe-a": "down"}
+    assert st["frontends"][0]["routes_to"] == "dr" and not st["frontends"][1]["agent_alive"]
+    assert st["dns"] == {"name": "keystone.example.org.", "points_at": "192.0.2.20",
+                         "target": "fe-a"}  # fmt: skip
+    assert st["failovers_total"] == 1 and st["last_failover_at"] == 90.0
+    assert st["last_step"]["step"] == "detach"
+    assert st["summary"].startswith("dr active (epoch 2, held by site-b)")
+    table = render_status(st)
+    assert "dr         dr       yes" in table
+    assert "fe-a       dr         alive" in table and "fe-b       ?          DOWN" in table
+    assert "DNS keystone.example.org. -> 192.0.2.20 (fe-a)" in table
+    assert "failovers 1, last 10 s ago" in table
+    assert "site-a     site      NO" in table  # the dead primary's agent publishes nothing
+
+
+def test_status_says_when_the_replica_is_broken_or_the_store_is_gone(cfg: Config) -> None:
+    obs = {
+        "site-b": {
+            **seen(primary="up"),
+            "replication": {
+                "role": "replica",
+                "healthy": False,
+                "last_error": "Got fatal error 1236",
+            },
+        }
+    }
+    st = status_doc(cfg, node="witness", now=1.0, active=ActiveRecord("primary", 1, "site-a"),
+                    last_epoch=1, observations=obs, events=[], dns_points_at=None)  # fmt: skip
+    assert "dr replication BROKEN: Got fatal error 1236" in st["summary"]
+    assert "BROKEN" in render_status(st)
+    gone = status_doc(cfg, node="witness", now=1.0, active=None, last_epoch=0,
+                      observations={}, events=[], dns_points_at=None, store_ok=False)  # fmt: skip
+    assert "coordination store unreachable" in gone["summary"]
+    assert "WARNING: the coordination store is unreachable" in render_status(gone)
+
+
+def replica(**kw: Any) -> ReplicationStatus:
+    base: dict[str, Any] = {"site": "dr", "role": "replica", "read_only": True,
+                            "gtid_binlog_pos": "", "gtid_slave_pos": "0-1-10",
+                            "source": "primary", "io_running": "Yes", "sql_running": "Yes",
+                            "lag_s": 0.0, "lag_trx": 0}  # fmt: skip
+    return ReplicationStatus(**{**base, **kw})
+
+
+def test_drill_replica_check_fails_naming_why() -> None:
+    assert replica_check("dr", replica(), "", 5.0).ok
+    assert "lags 9.0 s" in replica_check("dr", replica(lag_s=9.0), "", 5.0).detail
+    stopped = replica_check("dr", replica(io_running="No", sql_running="No"), "", 5.0)
+    assert stopped.ok is False and "IO No, SQL No" in stopped.detail
+    assert "is primary, not a replica" in replica_check("dr", replica(role="primary"), "", 5).detail
+    assert "cannot read dr's database: refused" in replica_check("dr", None, "refused", 5).detail
+
+
+def test_drill_quorum_and_frontends_checks(cfg: Config) -> None:
+    all_nodes = {n.name: seen(dr="up") for n in cfg.nodes}
+    assert quorum_check(cfg, all_nodes).ok
+    missing = dict(all_nodes)
+    del missing["witness"]
+    q = quorum_check(cfg, missing)
+    assert q.ok is False and "witness" in q.detail and "4 of 5" in q.detail
+    assert quorum_check(cfg, None).ok is False
+    assert frontends_check(cfg, all_nodes).ok
+    blind = {**all_nodes, "fe-b": seen(dr="down")}
+    f = frontends_check(cfg, blind)
+    assert f.ok is False and "fe-b (sees dr down)" in f.detail
+
+
+def test_a_skipped_check_does_not_fail_the_drill_and_the_report_says_it() -> None:
+    checks = [DrillCheck("quorum", True, "all"), DrillCheck("dns-credentials", None, "no dns")]
+    assert verdict(checks) is True
+    assert verdict([*checks, DrillCheck("dr-replica-in-sync", False, "IO No")]) is False
+    report = {"passed": False, "started_at": 0.0, "took_s": 1.2, "service": "k.example.",
+              "dr_site": "dr", "checks": [{"name": "dr-replica-in-sync", "verdict": "FAIL",
+                                            "detail": "IO No | SQL No"}]}  # fmt: skip
+    md = markdown(report)
+    assert md.startswith("# DR drill for k.example.: FAILED")
+    assert "| dr-replica-in-sync | FAIL | IO No \\| SQL No |" in md
