@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -70,6 +71,10 @@ def test_status_shows_the_real_state_before_and_after_a_failover(lab: Lab) -> No
     assert all(v["alive"] for v in st["vantage_points"])
     table = draas(lab, "status")
     assert table.returncode == 0 and "primary active (epoch" in table.stdout
+    via_cli = subprocess.run([sys.executable, "-m", "draas.cli", "lab", "--lab", lab.name, "exec",
+                              "client", "--", "draas", "status"],
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert via_cli.returncode == 0 and "primary active (epoch" in via_cli.stdout, via_cli.stderr
     assert "DNS keystone.draas.test. -> 198.18.1.20 (fe-a)" in table.stdout
     off = PowerOff(lab, host="primary")
     off.inject()

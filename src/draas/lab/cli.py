@@ -36,6 +36,12 @@ def _cmd_up(args: argparse.Namespace) -> int:
     settings = LabSettings(delay_ms=args.delay_ms, jitter_ms=args.jitter_ms, scheme=args.scheme,
                            dns_ttl_s=args.dns_ttl, services=not args.bare)  # fmt: skip
     lab.up(settings, progress=_progress)
+    if not args.bare and not args.no_agents:
+        from draas.lab.agents import start_agents
+
+        _progress(f"starting the agents ({args.preset} timings, {args.replication} replication)")
+        start_agents(lab, preset=args.preset, replication=args.replication)
+        _progress("agents running; try: draas lab exec client -- draas status")
     return 0
 
 
@@ -197,7 +203,12 @@ def add_lab_parser(sub: Any) -> None:
     )
     ls = lab.add_subparsers(dest="lab_command", metavar="ACTION", required=True)
 
-    up = ls.add_parser("up", help="build the lab (idempotent)")
+    up = ls.add_parser("up", help="build the lab (idempotent) and start draas's agents")
+    up.add_argument("--no-agents", action="store_true", help="services only, no draas agents")
+    up.add_argument("--preset", choices=("fast", "normal", "safe"), default="fast",
+                    help="the agents' timing preset (default %(default)s)")  # fmt: skip
+    up.add_argument("--replication", choices=("async", "semi-sync"), default="semi-sync",
+                    help="replication mode the agents set up (default %(default)s)")  # fmt: skip
     up.add_argument(
         "--delay-ms",
         type=float,
