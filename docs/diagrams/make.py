@@ -60,8 +60,12 @@ def scene(scheme: str, state: str) -> str:
         lines += [node("dns", "DNS name\\n-> fe-a", BLUE, "note"),
                   node("fe-a", f"frontend fe-a\\nroutes to {live}", BLUE),
                   node("fe-b", f"frontend fe-b (standby)\\nroutes to {live}", GREY)]  # fmt: skip
-        lines += [edge("clients", "dns", "resolve"), edge("dns", "fe-a", "A record", GREEN),
-                  edge("fe-a", live, "routes", GREEN), edge("fe-b", live, "", GREY, "dashed")]
+        lines += [
+            edge("clients", "dns", "resolve"),
+            edge("dns", "fe-a", "A record", GREEN),
+            edge("fe-a", live, "routes", GREEN),
+            edge("fe-b", live, "", GREY, "dashed"),
+        ]
     caption = {"normal": "normal: the primary holds the lease and takes the traffic",
                "disaster": "disaster: quorum confirms, lease expires, DR promoted, traffic moved",
                "recovered": "recovered: primary resynced from DR; failback is a planned "
