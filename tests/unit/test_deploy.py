@@ -29,9 +29,13 @@ METRIC = re.compile(r"\bdraas_[a-z_]+")
 
 def exported() -> set[str]:
     cfg = load_config(ROOT / "examples" / "draas.toml")
-    obs = {"site-b": {"targets": {"primary": {"state": "up", "since": 0}},
-                      "replication": {"role": "replica", "lag_s": 0.1, "healthy": True}},
-           "fe-a": {"targets": {"fe-b": {"state": "up", "since": 0}}, "routes_to": "primary"}}
+    obs = {
+        "site-b": {
+            "targets": {"primary": {"state": "up", "since": 0}},
+            "replication": {"role": "replica", "lag_s": 0.1, "healthy": True},
+        },
+        "fe-a": {"targets": {"fe-b": {"state": "up", "since": 0}}, "routes_to": "primary"},
+    }
     st = status_doc(cfg, node="witness", now=1.0, active=ActiveRecord("primary", 1, "site-a"),
                     last_epoch=1, observations=obs, events=[{"run": "failover-dr-from-e0",
                     "step": "take-lease", "outcome": "done", "ts": 0.5}],

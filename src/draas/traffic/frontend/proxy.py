@@ -236,12 +236,13 @@ class ProxyEngine(FrontendEngine):
             await relay_body(headers, reader, _Sink())
             host = self.sites[site]
             loc = f"http://{host}:{self.ports[port]}{target_path}"
+            # Counted before the answer leaves: a client that has it sees the count.
+            self.served[site] = self.served.get(site, 0) + 1
             writer.write(
                 f"HTTP/1.1 302 Found\r\nLocation: {loc}\r\nContent-Length: 0\r\n"
                 f"Connection: {'keep-alive' if client_keep else 'close'}\r\n\r\n".encode()
             )
             await writer.drain()
-            self.served[site] = self.served.get(site, 0) + 1
             return client_keep
         fwd = [(k, v) for k, v in headers if k.lower() not in HOP_BY_HOP
                and k.lower() != "x-forwarded-for"]  # fmt: skip
@@ -278,12 +279,12 @@ class ProxyEngine(FrontendEngine):
         keep = client_keep and (framed or no_body)
         out = [(k, v) for k, v in rheaders if k.lower() not in HOP_BY_HOP]
         out.append(("Connection", "keep-alive" if keep else "close"))
+        self.served[site] = self.served.get(site, 0) + 1  # before the client can have it
         writer.write((status_line + "\r\n" + "".join(f"{k}: {v}\r\n" for k, v in out) + "\r\n")
                      .encode("latin-1"))  # fmt: skip
         if not no_body:
             await relay_body(rheaders, ur, writer, until_eof=not framed)
         await writer.drain()
-        self.served[site] = self.served.get(site, 0) + 1
         if upstream_keep and framed:
             self.pools.setdefault((site, self.ports[port]), []).append(up)
         else:
