@@ -281,3 +281,30 @@ def test_no_request_the_document_allows_makes_the_server_fail(case: Any, fuzzed:
     os.environ.setdefault("NO_PROXY", "127.0.0.1")
     case.call_and_validate(base_url=fuzzed.url, checks=[not_a_server_error],
                            headers={"Authorization": f"Bearer {fuzzed.token}"})  # fmt: skip
+
+
+def test_with_a_certificate_the_api_speaks_tls_and_the_cli_verifies_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import subprocess
+
+    from draas.cli import main
+
+    cert, key = tmp_path / "agent.pem", tmp_path / "agent.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj",
+                    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout",
+                    str(key), "-out", str(cert)], check=True, capture_output=True)  # fmt: skip
+    key.chmod(0o600)
+    config = write_config(tmp_path)
+    config.write_text(config.read_text() + f'tls_cert_file = "{cert}"\ntls_key_file = "{key}"\n'
+                      f'tls_ca_file = "{cert}"\n')  # fmt: skip
+    served, stop = serve(config, MemoryStore())
+    try:
+        with pytest.raises(OSError):  # plain HTTP gets no answer (the connection is dropped)
+            urllib.request.urlopen(served.url + "/v1/health", timeout=5).read()
+        assert main(["status", "--config", str(config), "--agent",
+                     served.url.replace("http:", "https:")]) == 0  # fmt: skip
+        assert "as seen by witness" in capsys.readouterr().out
+    finally:
+        stop()
