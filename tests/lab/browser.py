@@ -2,7 +2,7 @@
 namespace, where the agents' addresses are reachable): the page shows the lab's state; the
 switchover button moves the service. Prints one JSON object; screenshots go to --shots.
 
-    python browser.py URL --token-file F --shots DIR [--switch-to SITE]
+    python browser.py URL --token-file F --shots DIR [--expect-active SITE] [--switch-to SITE]
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ def main() -> int:
     ap.add_argument("--token-file", required=True)
     ap.add_argument("--shots", required=True)
     ap.add_argument("--switch-to")
+    ap.add_argument("--expect-active", default="primary", help="the site the page must show")
+    ap.add_argument("--name", default="dashboard", help="screenshots' name prefix")
     args = ap.parse_args()
     shots = Path(args.shots)
     shots.mkdir(parents=True, exist_ok=True)
@@ -60,12 +62,12 @@ def main() -> int:
             driver.set_page_load_timeout(20)
             driver.get(args.url)
             out["title"] = driver.title
-            out["before"] = wait_text(driver, "primary active", 20)
+            out["before"] = wait_text(driver, f"{args.expect_active} active", 20)
             time.sleep(1.5)  # a full refresh: picture, vantage table, events
             out["active_before"] = active_boxes(driver)
             out["vantage_rows"] = len(driver.find_elements(By.CSS_SELECTOR, "#vantage tr")) - 1
             out["dns_box"] = driver.find_element(By.ID, "dns").text
-            driver.save_screenshot(str(shots / "dashboard-before.png"))
+            driver.save_screenshot(str(shots / f"{args.name}-before.png"))
             if args.switch_to:
                 token = Path(args.token_file).read_text().strip()
                 driver.find_element(By.ID, "token").send_keys(token)
@@ -79,7 +81,7 @@ def main() -> int:
                 out["after"] = wait_text(driver, f"{args.switch_to} active", 60)
                 time.sleep(1.5)
                 out["active_after"] = active_boxes(driver)
-                driver.save_screenshot(str(shots / "dashboard-after.png"))
+                driver.save_screenshot(str(shots / f"{args.name}-after.png"))
         finally:
             driver.quit()
     print(json.dumps(out))

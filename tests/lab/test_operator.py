@@ -61,7 +61,18 @@ def settled(lab: Lab, site: str) -> bool:
         all(s["database"] is not None for s in st["sites"])  # fmt: skip
 
 
-def test_status_shows_the_real_state_before_and_after_a_failover(lab: Lab) -> None:
+def browse(lab: Lab, *args: str) -> dict[str, Any]:
+    """tests/lab/browser.py in headless chromium on the client host, at the DR agent's page."""
+    token = lab.run.path / "secrets" / "api-token"
+    got = lab.exec("client", [sys.executable, str(Path(__file__).parent / "browser.py"),
+                              f"{DR_API}/", "--token-file", str(token), "--shots",
+                              str(ARTIFACTS / "dashboard"), *args],
+                   capture_output=True, text=True, timeout=180)  # fmt: skip
+    assert got.returncode == 0, got.stderr[-3000:]
+    return dict(json.loads(got.stdout))
+
+
+def test_status_and_dashboard_show_the_real_state_before_and_after_a_failover(lab: Lab) -> None:
     wait_until("status settles on the primary", lambda: settled(lab, "primary"), 30)
     st = status(lab)
     assert st["active"]["site"] == "primary" and st["dns"]["target"] == "fe-a"
@@ -92,6 +103,9 @@ def test_status_shows_the_real_state_before_and_after_a_failover(lab: Lab) -> No
                            capture_output=True, text=True).stdout  # fmt: skip
         assert 'draas_site_active{site="dr"} 1.0' in metrics
         assert 'draas_site_up{observer="witness",site="primary"} 0.0' in metrics
+        page = browse(lab, "--expect-active", "dr", "--name", "failover")
+        assert page["before"].startswith("dr active") and page["active_before"] == ["site-dr"]
+        assert (ARTIFACTS / "dashboard" / "failover-before.png").exists()
     finally:
         off.revert()
     wait_until("the automatic failback", lambda: settled(lab, "primary"), 120)
@@ -131,13 +145,7 @@ def test_the_dashboard_shows_the_lab_and_its_switchover_button_moves_the_service
 ) -> None:
     wait_until("status settles on the primary", lambda: settled(lab, "primary"), 60)
     shots = ARTIFACTS / "dashboard"
-    token = lab.run.path / "secrets" / "api-token"
-    got = lab.exec("client", [sys.executable, str(Path(__file__).parent / "browser.py"),
-                              f"{DR_API}/", "--token-file", str(token), "--shots", str(shots),
-                              "--switch-to", "dr"],
-                   capture_output=True, text=True, timeout=180)  # fmt: skip
-    assert got.returncode == 0, got.stderr[-3000:]
-    seen = json.loads(got.stdout)
+    seen = browse(lab, "--switch-to", "dr")
     assert seen["title"] == "draas dashboard" and seen["before"].startswith("primary active")
     assert seen["active_before"] == ["site-primary"] and seen["vantage_rows"] == 5
     assert "points at fe-a" in seen["dns_box"]
