@@ -216,8 +216,10 @@ def test_status_metrics_dashboard_and_openapi_are_served(api: Served) -> None:
     api.store.publish("site-b", {"targets": {"primary": {"state": "up", "since": 0}},
                                  "replication": {"role": "replica", "lag_s": 0.4,
                                                  "healthy": True}}, 30)  # fmt: skip
+    api.agent.control.lag_duty()  # the agent's loop samples the lag every few seconds
     status, st = api.call("GET", "/v1/status")
     assert status == 200 and st["active"] == {"site": "primary", "epoch": 1, "holder": "site-a"}
+    assert [row[1:] for row in st["lag_history"]] == [["dr", 0.4]]
     assert st["sites"][1]["database"]["lag_s"] == 0.4 and "dr replicating" in st["summary"]
     status, text = api.call("GET", "/metrics")
     assert status == 200

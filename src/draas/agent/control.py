@@ -97,19 +97,25 @@ class Control:
                          last_epoch=last, observations=obs, events=events,
                          dns_points_at=self.dns_points_at(), store_ok=ok)  # fmt: skip
         doc["command_running"] = self.running
-        self.sample_lag(doc)
         doc["lag_history"] = [list(x) for x in self.lag]
         return doc
 
-    def sample_lag(self, doc: dict[str, Any]) -> None:
+    def lag_duty(self) -> str:
+        """Every few seconds, the sites' replication lag as their agents published it: the
+        dashboard's lag-over-time picture (the last 30 minutes, kept in memory)."""
         now = time.time()
         if now - self._lag_read < LAG_EVERY_S:
-            return
+            return ""
         self._lag_read = now
-        for s in doc["sites"]:
-            lag = (s["database"] or {}).get("lag_s")
-            if lag is not None:
-                self.lag.append((round(now, 1), s["name"], float(lag)))
+        try:
+            obs = self.a.store.observations()
+        except CoordinationError:
+            return ""
+        for node in self.a.cfg.nodes:
+            lag = obs.get(node.name, {}).get("replication", {}).get("lag_s")
+            if node.role == "site" and node.site and lag is not None:
+                self.lag.append((round(now, 1), node.site, float(lag)))
+        return ""
 
     def events(self, **query: Any) -> tuple[list[dict[str, Any]], str | None]:
         return filter_events(self.a.store.events(), **query)

@@ -331,7 +331,7 @@ class Agent:
 
     # -- the loop ------------------------------------------------------------------------------
     def cycle_sync(self) -> str:
-        duties = [self.lease_duty, self.replication_duty]
+        duties = [self.lease_duty, self.replication_duty, self.control.lag_duty]
         if self.controller is not None:
             duties.append(self.controller.duty)
         said = [s for s in (d() for d in duties) if s]
