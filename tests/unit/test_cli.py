@@ -62,3 +62,24 @@ def test_switchover_to_an_unknown_site_is_refused_before_asking_anyone(
 ) -> None:
     assert main(["switchover", "--config", EXAMPLE, "--to", "moon", "--yes"]) == 1
     assert "--to 'moon': not a site; sites: ['dr', 'primary']" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["switchover"], "the following arguments are required: --to"),
+        (["events", "--limit", "many"], "argument --limit: invalid int value: 'many'"),
+        (["status", "--colour"], "unrecognized arguments: --colour"),
+        (["rto", "http://127.0.0.1:9/"], "the following arguments are required: --duration"),
+        (["agent", "--config", "x.toml"], "the following arguments are required: --node"),
+        (["lab", "up", "--scheme", "carrier-pigeon"], "invalid choice: 'carrier-pigeon'"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_wrong_arguments_give_a_clear_message_and_exit_2(
+    argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert said in capsys.readouterr().err

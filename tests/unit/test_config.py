@@ -205,6 +205,7 @@ toml_values = st.recursive(
                 "coordination",
                 "timings",
                 "api",
+                "drill",
                 "replication",
                 "x",
             ]
