@@ -47,21 +47,11 @@ def _cmd_agent(args: argparse.Namespace) -> int:
     return 0
 
 
-def _confirm(args: argparse.Namespace, what: str) -> bool:
-    """Commands that move traffic ask first, unless --yes; without a terminal they refuse."""
-    if args.yes:
-        return True
-    if not sys.stdin.isatty():
-        print(f"error: {what}: confirm with --yes (no terminal to ask on)", file=sys.stderr)
-        return False
-    return input(f"{what}? [y/N] ").strip().lower() in ("y", "yes")
-
-
 def _cmd_move(args: argparse.Namespace) -> int:
     """``--direct``: run the runbook from this machine, without an agent."""
     from draas.coordination import make_store
     from draas.failover import manual
-    from draas.opscli import config_of
+    from draas.opscli import config_of, confirm
 
     cfg = config_of(args)
     if args.command == "switchover":
@@ -70,7 +60,7 @@ def _cmd_move(args: argparse.Namespace) -> int:
         what = f"fail back to site {cfg.site_with_role('primary')}"
     else:
         what = f"fail over to site {cfg.site_with_role('dr')}" + (" (FORCED)" if args.force else "")
-    if not _confirm(args, what):
+    if not confirm(args, what):
         return 1
     if args.command == "failover":
         said = manual.failover(cfg, manual.store_or_none(cfg), force=args.force)

@@ -115,7 +115,8 @@ def cmd_events(args: argparse.Namespace) -> int:
         time.sleep(0.5)
 
 
-def _confirm(args: argparse.Namespace, what: str) -> bool:
+def confirm(args: argparse.Namespace, what: str) -> bool:
+    """Commands that move traffic ask first, unless --yes; without a terminal they refuse."""
     if args.yes:
         return True
     if not sys.stdin.isatty():
@@ -164,7 +165,7 @@ def cmd_move(args: argparse.Namespace) -> int:
         what = f"fail over to site {cfg.site_with_role('dr')}" + (" (FORCED)" if args.force
                                                                    else "")  # fmt: skip
         body = {"force": True} if args.force else {}
-    if not _confirm(args, what):
+    if not confirm(args, what):
         return 1
     api = ApiClient(cfg, agent=args.agent)
     try:
