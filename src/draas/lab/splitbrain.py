@@ -1,0 +1,173 @@
+"""The split-brain checker: during a lab run it samples, from the client host, whether each
+site accepts writes (its database's ``read_only`` and a real write through Keystone at the
+site's own address), which site holds the ``active`` lease, and where the DNS name and each
+frontend send traffic. An instant is a violation when two sites accept writes, or when
+traffic goes to a site that accepts writes without holding the lease.
+
+    python -m draas.lab.splitbrain --config draas.toml --password-file F --out samples.jsonl \\
+        --interval 0.25 --duration 600
+
+``violations`` (pure) reads the samples; the sampler stops at --duration or on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+ACCEPTS = "acked"  # a write through the site's own Keystone was stored
+
+
+# -- the pure part: samples in, violations out ---------------------------------------------------
+def accepting(sample: Mapping[str, Any]) -> list[str]:
+    """Sites that took writes at this instant (a stored write, or a writable database)."""
+    sites = set(sample.get("write", {})) | set(sample.get("read_only", {}))
+    return sorted(s for s in sites if sample.get("write", {}).get(s) == ACCEPTS
+                  or sample.get("read_only", {}).get(s) is False)  # fmt: skip
+
+
+def traffic_targets(sample: Mapping[str, Any], address_of_site: Mapping[str, str],
+                    address_of_frontend: Mapping[str, str]) -> dict[str, str]:  # fmt: skip
+    """Where traffic goes: path ("dns", "fe-a") -> site."""
+    out: dict[str, str] = {}
+    site_by_addr = {a: s for s, a in address_of_site.items()}
+    fe_by_addr = {a: f for f, a in address_of_frontend.items()}
+    routes = sample.get("frontends", {})
+    dns = sample.get("dns")
+    if dns in site_by_addr:
+        out["dns"] = site_by_addr[dns]
+    elif dns in fe_by_addr and routes.get(fe_by_addr[dns]):
+        out["dns"] = routes[fe_by_addr[dns]]
+    for fe, site in routes.items():
+        if site:
+            out[fe] = site
+    return out
+
+
+def violations(samples: Iterable[Mapping[str, Any]], address_of_site: Mapping[str, str],
+               address_of_frontend: Mapping[str, str]) -> list[dict[str, Any]]:  # fmt: skip
+    """One entry per sample that breaks the rule, with what was wrong."""
+    out = []
+    for s in samples:
+        wrong = []
+        acc = accepting(s)
+        if len(acc) > 1:
+            wrong.append(f"{' and '.join(acc)} accept writes")
+        holder = s.get("active")
+        for path, site in sorted(traffic_targets(s, address_of_site,
+                                                 address_of_frontend).items()):  # fmt: skip
+            if site != holder and site in acc:
+                wrong.append(f"{path} sends traffic to {site}, which takes writes but does not "
+                             f"hold the lease (held by {holder})")  # fmt: skip
+        if wrong:
+            out.append({"t": s["t"], "problems": wrong})
+    return out
+
+
+# -- the sampler ---------------------------------------------------------------------------------
+class Sampler:
+    def __init__(self, config: str, password: str, timeout_s: float) -> None:
+        from draas.agent.effects import replicators
+        from draas.config import load_config
+        from draas.coordination import make_store
+        from draas.lab.writer import Keystone
+        from draas.traffic.dns import make_provider
+        from draas.traffic.frontend.haproxy import HaproxyEngine
+
+        self.cfg = cfg = load_config(config)
+        self.timeout_s = timeout_s
+        self.reps = replicators(cfg)
+        self.keystone = {name: Keystone(f"http://{s.address}:5000", password, timeout_s)
+                         for name, s in cfg.sites.items()}  # fmt: skip
+        self.store = make_store(cfg.coordination, timeout_s=timeout_s)
+        self.dns = make_provider(cfg.dns) if cfg.dns is not None else None
+        sites = {name: s.address for name, s in cfg.sites.items()}
+        self.frontends = {n.name: HaproxyEngine(n.name, admin_socket=str(n.admin_socket),
+                                                sites=sites)
+                          for n in cfg.nodes_with_role("frontend") if n.admin_socket}  # fmt: skip
+        self.pool = ThreadPoolExecutor(max_workers=8)
+
+    def _read_only(self, site: str) -> bool | None:
+        try:
+            with self.reps[site].connect(connect_timeout=1, read_timeout=2) as conn, \
+                    conn.cursor() as cur:  # fmt: skip
+                cur.execute("SELECT @@read_only AS ro")
+                return bool(cur.fetchone()["ro"])
+        except Exception:  # unreachable or refused: not known to accept writes
+            return None
+
+    def _write(self, site: str) -> str:
+        from draas.lab.writer import attempt
+
+        outcome, status, _ = attempt(self.keystone[site], f"sb-{site}-{time.time_ns()}")
+        return outcome if status is None else (ACCEPTS if status == 201 else f"status {status}")
+
+    def _active(self) -> str | None:
+        try:
+            rec = self.store.active()
+        except Exception:  # the store unreachable from here: unknown
+            return None
+        return None if rec is None else rec.site
+
+    def _dns(self) -> str | None:
+        try:
+            return None if self.dns is None else self.dns.current()
+        except Exception:  # unknown
+            return None
+
+    def _route(self, fe: str) -> str | None:
+        try:
+            return self.frontends[fe].current()
+        except Exception:  # a crashed HAProxy routes nowhere
+            return None
+
+    def sample(self) -> dict[str, Any]:
+        t = time.time()
+        sites = list(self.cfg.sites)
+        ro = {s: self.pool.submit(self._read_only, s) for s in sites}
+        wr = {s: self.pool.submit(self._write, s) for s in sites}
+        act = self.pool.submit(self._active)
+        dns = self.pool.submit(self._dns)
+        fes = {f: self.pool.submit(self._route, f) for f in self.frontends}
+        routes = {f: x.result() for f, x in fes.items()}
+        return {"t": round(t, 3), "read_only": {s: f.result() for s, f in ro.items()},
+                "write": {s: f.result() for s, f in wr.items()}, "active": act.result(),
+                "dns": dns.result(), "frontends": routes}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", required=True)
+    ap.add_argument("--password-file", required=True, help="Keystone admin's password")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--interval", type=float, default=0.25)
+    ap.add_argument("--timeout", type=float, default=1.0)
+    ap.add_argument("--duration", type=float, required=True)
+    args = ap.parse_args(argv)
+    if not 0.05 <= args.interval <= 10 or not 1 <= args.duration <= 7200:
+        print("error: --interval must be 0.05..10 s and --duration 1..7200 s", file=sys.stderr)
+        return 2
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda *_: stop.__setitem__("now", True))
+    sampler = Sampler(args.config, Path(args.password_file).read_text().strip(), args.timeout)
+    end = time.monotonic() + args.duration
+    with open(args.out, "w") as f:
+        while not stop["now"] and time.monotonic() < end:
+            t0 = time.monotonic()
+            f.write(json.dumps(sampler.sample()) + "\n")
+            f.flush()
+            time.sleep(max(0.0, args.interval - (time.monotonic() - t0)))
+    sampler.pool.shutdown(wait=False, cancel_futures=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

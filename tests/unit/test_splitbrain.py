@@ -1,0 +1,66 @@
+"""The split-brain checker's rule on recorded samples: two sites taking writes, or traffic
+sent to a site that takes writes without holding the lease, is a violation; a failover done
+in order (fence, then promote, then move traffic) has none."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from draas.lab.splitbrain import accepting, traffic_targets, violations
+
+SITES = {"primary": "198.18.1.10", "dr": "198.18.2.10"}
+FES = {"fe-a": "198.18.1.20", "fe-b": "198.18.2.20"}
+
+
+def sample(t: float, *, writes: dict[str, str], active: str | None, dns: str | None = None,
+           routes: dict[str, str | None] | None = None,
+           read_only: dict[str, bool | None] | None = None) -> dict[str, Any]:  # fmt: skip
+    return {"t": t, "write": writes, "active": active, "dns": dns,
+            "read_only": read_only or {s: w != "acked" for s, w in writes.items()},
+            "frontends": routes or {}}  # fmt: skip
+
+
+def test_an_orderly_dns_failover_has_no_violation() -> None:
+    run = [
+        sample(0, writes={"primary": "acked", "dr": "status 403"}, active="primary",
+               dns=SITES["primary"]),
+        # power-off: primary unreachable, lease expiring, nobody writable, DNS still old
+        sample(1, writes={"primary": "failed", "dr": "status 403"}, active="primary",
+               dns=SITES["primary"], read_only={"primary": None, "dr": True}),
+        sample(2, writes={"primary": "failed", "dr": "status 403"}, active=None,
+               dns=SITES["primary"], read_only={"primary": None, "dr": True}),
+        sample(3, writes={"primary": "failed", "dr": "acked"}, active="dr",
+               dns=SITES["primary"], read_only={"primary": None, "dr": False}),
+        sample(4, writes={"primary": "failed", "dr": "acked"}, active="dr", dns=SITES["dr"],
+               read_only={"primary": None, "dr": False}),
+    ]  # fmt: skip
+    assert violations(run, SITES, FES) == []
+
+
+def test_two_writable_sites_are_a_violation_even_without_traffic() -> None:
+    s = sample(5, writes={"primary": "acked", "dr": "acked"}, active="dr", dns=SITES["dr"])
+    assert violations([s], SITES, FES) == [{"t": 5, "problems": ["dr and primary accept writes"]}]
+
+
+def test_a_writable_database_alone_counts_as_accepting_writes() -> None:
+    s = sample(1, writes={"primary": "failed", "dr": "failed"}, active="primary",
+               read_only={"primary": False, "dr": False})  # fmt: skip
+    assert accepting(s) == ["dr", "primary"]
+
+
+def test_a_frontend_routing_to_a_writable_site_that_lost_the_lease_is_a_violation() -> None:
+    s = sample(7, writes={"primary": "acked", "dr": "status 403"}, active="dr",
+               dns=FES["fe-a"], routes={"fe-a": "primary", "fe-b": "dr"})  # fmt: skip
+    assert traffic_targets(s, SITES, FES) == {"dns": "primary", "fe-a": "primary", "fe-b": "dr"}
+    problems = violations([s], SITES, FES)[0]["problems"]
+    assert problems == [
+        "dns sends traffic to primary, which takes writes but does not hold the lease (held by dr)",
+        "fe-a sends traffic to primary, which takes writes but does not hold the lease (held by "
+        "dr)",
+    ]
+
+
+def test_traffic_to_a_fenced_old_primary_is_not_split_brain() -> None:
+    s = sample(3, writes={"primary": "status 403", "dr": "status 403"}, active=None,
+               dns=FES["fe-a"], routes={"fe-a": "primary"})  # fmt: skip
+    assert violations([s], SITES, FES) == []
