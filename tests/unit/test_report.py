@@ -69,3 +69,14 @@ def test_a_failed_run_is_counted_apart_and_reported_with_its_reason(tmp_path: Pa
     assert row["rto_s"]["median"] == 5.0
     md = markdown({"wall_time_s": 1.0, "settings": SETTINGS, "runs": runs, "table": [row]})
     assert "| hybrid-power-off-2 | failed: LabError: no active |" in md
+
+
+def test_split_brain_instants_add_up_and_unknown_stays_unknown() -> None:
+    runs = [{**run("hybrid", 5.0, 1), "split_brain_instants": 0},
+            {**run("hybrid", 5.1, 2), "split_brain_instants": 2},
+            run("dns", 9.0)]  # fmt: skip
+    rows = {r["scheme"]: r for r in table(runs)}
+    assert rows["hybrid"]["split_brain_instants"] == 2
+    assert rows["dns"]["split_brain_instants"] is None  # not measured is not zero
+    md = markdown({"wall_time_s": 1.0, "settings": SETTINGS, "runs": runs, "table": table(runs)})
+    assert "| split-brain instants |" in md.splitlines()[4]

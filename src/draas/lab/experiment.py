@@ -168,6 +168,32 @@ def clean_state(lab: Lab, baseline: bool = False) -> None:
     time.sleep(3)  # every vantage point has seen everything up for a while
 
 
+# -- the split-brain checker -------------------------------------------------------------------
+def splitbrain_spec(lab: Lab, seq: int, rundir: Path) -> tuple[Any, Path]:
+    """``draas.lab.splitbrain`` in the client host for one run (baselines have no lease)."""
+    from draas.lab.secrets import secret_file
+
+    out = rundir / "splitbrain.jsonl"
+    argv = [sys.executable, "-m", "draas.lab.splitbrain", "--config",
+            str(lab.run.path / "draas.toml"), "--password-file",
+            str(secret_file(lab.run, "keystone-admin")), "--out", str(out), "--interval",
+            "0.25", "--duration", "900"]  # fmt: skip
+    return lab.spec(f"splitbrain-{seq}", "client", argv), out
+
+
+def split_brain(lab: Lab, samples: Path) -> list[dict[str, Any]]:
+    """The run's split-brain instants (see ``draas.lab.splitbrain``)."""
+    from draas.lab.splitbrain import violations
+
+    rows = [json.loads(x) for x in samples.read_text().splitlines() if x.strip()] \
+        if samples.exists() else []  # fmt: skip
+    if not rows:
+        raise LabError(f"the split-brain checker recorded nothing ({samples})")
+    sites = {h: lab.topo.host(h).address for h in ("primary", "dr")}
+    fes = {fe: lab.topo.host(fe).address for fe in frontends_for(lab.settings.scheme)}
+    return violations(rows, sites, fes)
+
+
 # -- one run -----------------------------------------------------------------------------------
 def one_run(lab: Lab, scheme: str, disaster: str, repeat: int, seq: int, out: Path,
             progress: Progress) -> dict[str, Any]:  # fmt: skip
@@ -185,8 +211,11 @@ def one_run(lab: Lab, scheme: str, disaster: str, repeat: int, seq: int, out: Pa
     prefix = f"x{seq}"
     writer, writes = keystone.writer_spec(lab, f"writer-{seq}", "http://keystone.draas.test:5000",
                                           prefix, 600, 0.1)  # fmt: skip
+    checker, samples = splitbrain_spec(lab, seq, rundir) if not baseline else (None, None)
     lab.sup.launch(meter)
     lab.sup.launch(writer)
+    if checker is not None:
+        lab.sup.launch(checker)
     since = time.time()
     time.sleep(WARMUP_S)
     seed = SEED_TIMINGS.get(scheme, {})
@@ -230,10 +259,12 @@ def one_run(lab: Lab, scheme: str, disaster: str, repeat: int, seq: int, out: Pa
         except LabError:
             progress(f"  {run_id}: failback not done within {FAILBACK_TIMEOUT_S:g} s")
     time.sleep(1.0)
-    for name in (meter.name, writer.name):
+    measuring = [meter.name, writer.name] + ([checker.name] if checker is not None else [])
+    for name in measuring:
         lab.sup.send(name, signal.SIGTERM)
-    for name in (meter.name, writer.name):
+    for name in measuring:
         wait(f"{name} to stop", lambda n=name: lab.sup.state(n) == "exited", 30, 0.1)  # type: ignore[misc]
+    split = None if samples is None else split_brain(lab, samples)
     evs = events(lab, since)
     (rundir / "events.json").write_text(json.dumps(evs, indent=1) + "\n")
     summary = summarize(read_records(requests), t0, k=3)
@@ -277,7 +308,8 @@ def one_run(lab: Lab, scheme: str, disaster: str, repeat: int, seq: int, out: Pa
         "acked_writes_after_disaster": sum(1 for w in with_writer if w["outcome"] == "acked"
                                            and float(w["t_start"]) > t0),
         "unknown_writes_stored": wr.unknown_stored,
-        "split_brain_instants": None,  # the split-brain checker is not built yet
+        "split_brain_instants": None if split is None else len(split),
+        "split_brain": [] if split is None else split[:5],  # the first few, with what was wrong
         "failback_s": None if failback_s is None else round(failback_s, 3),
         "checksums_match": same,
         "windows": summary.to_dict()["windows"],
@@ -436,6 +468,9 @@ def table(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "lost_acked_writes": sum(r["lost_acked_writes"] for r in mine),
             "unknown_writes": sum(r["unknown_writes"] for r in mine),
             "false_failovers": sum(r["false_failovers"] for r in mine),
+            "split_brain_instants": None if any(r.get("split_brain_instants") is None
+                                                for r in mine) else
+            sum(r["split_brain_instants"] for r in mine),
             "failback_median_s": _stats(fb)["median"],
             "detection_median_s": _stats([r["detection_s"] for r in mine
                                           if r["detection_s"] is not None])["median"],

@@ -19,14 +19,15 @@ COLUMNS = [
     ("downtime median s", "downtime_median_s"),
     ("detection median s", "detection_median_s"), ("lost acked writes", "lost_acked_writes"),
     ("unknown writes", "unknown_writes"), ("false failovers", "false_failovers"),
+    ("split-brain instants", "split_brain_instants"),
     ("failback median s", "failback_median_s"),
 ]  # fmt: skip
 
 
 def flat(row: dict[str, Any]) -> dict[str, Any]:
     rto = row["rto_s"]
-    return {"failed_runs": 0, **row, "rto_median": rto["median"], "rto_p95": rto["p95"],
-            "rto_max": rto["max"]}  # fmt: skip
+    return {"failed_runs": 0, "split_brain_instants": None, **row,
+            "rto_median": rto["median"], "rto_p95": rto["p95"], "rto_max": rto["max"]}  # fmt: skip
 
 
 def cell(v: Any) -> str:
@@ -52,15 +53,16 @@ def markdown(doc: dict[str, Any]) -> str:
         lines.append("| " + " | ".join(cell(f[k]) for _, k in COLUMNS) + " |")
     lines += ["", "## Runs", "",
               "| run | RTO s | downtime s | detection s | decision s | switch s | client "
-              "catch-up s | lost acked | failback s | checksums |",
-              "|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+              "catch-up s | lost acked | split-brain | failback s | checksums |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in doc["runs"]:
         if r.get("error"):
-            lines.append(f"| {r['run']} | failed: {r['error']} |" + " |" * 8)
+            lines.append(f"| {r['run']} | failed: {r['error']} |" + " |" * 9)
             continue
         lines.append(f"| {r['run']} | {cell(r['rto_s'])} | {r['downtime_s']} | "
                      f"{cell(r['detection_s'])} | {cell(r['decision_s'])} | {cell(r['switch_s'])}"
                      f" | {cell(r['client_catch_up_s'])} | {r['lost_acked_writes']} | "
+                     f"{cell(r.get('split_brain_instants'))} | "
                      f"{cell(r['failback_s'])} | {cell(r['checksums_match'])} |")  # fmt: skip
     return "\n".join(lines) + "\n"
 

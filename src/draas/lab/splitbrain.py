@@ -143,8 +143,9 @@ class Sampler:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--config", required=True)
     ap.add_argument("--password-file", required=True, help="Keystone admin's password")
     ap.add_argument("--out", required=True)
