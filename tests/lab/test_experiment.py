@@ -36,7 +36,7 @@ def test_a_small_matrix_reports_consistent_finite_figures(tmp_path: Path) -> Non
         assert run["failback_s"] is not None and run["checksums_match"] is True
         assert run["split_brain_instants"] == 0, run["split_brain"]  # measured, and none
         samples = (tmp_path / "runs" / run["run"] / "splitbrain.jsonl").read_text().splitlines()
-        assert len(samples) > 20  # it sampled through the whole run
+        assert len(samples) > 10  # it sampled through the whole run (every 0.5 s)
         assert run["detection_s"] <= run["decision_s"] <= run["switch_s"]
         timeline = tmp_path / "runs" / run["run"] / "timeline.png"
         assert timeline.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

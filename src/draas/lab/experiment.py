@@ -177,7 +177,7 @@ def splitbrain_spec(lab: Lab, seq: int, rundir: Path) -> tuple[Any, Path]:
     argv = [sys.executable, "-m", "draas.lab.splitbrain", "--config",
             str(lab.run.path / "draas.toml"), "--password-file",
             str(secret_file(lab.run, "keystone-admin")), "--out", str(out), "--interval",
-            "0.25", "--duration", "900"]  # fmt: skip
+            "0.5", "--duration", "900"]  # fmt: skip
     return lab.spec(f"splitbrain-{seq}", "client", argv), out
 
 
