@@ -176,3 +176,31 @@ def test_sigterm_releases_the_lease_and_the_restarted_agent_takes_it_back(lab: L
     wait_until("the restarted agent takes the record back", lambda: active(lab) is not None, 30)
     after = active(lab)
     assert after == {"site": "primary", "epoch": before["epoch"] + 1, "holder": "site-primary"}
+
+
+def test_no_generated_secret_appears_in_logs_events_status_or_reports(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """Runs after the module's other tests: failover, failback, drills, a dashboard
+    switchover and an agent restart have all written their logs, events and reports."""
+    secrets = {p.name: p.read_text().strip() for p in (lab.run.path / "secrets").iterdir()
+               if p.is_file()}  # fmt: skip
+    assert {"api-token", "keystone-admin", "mariadb-draas", "tsig"} <= set(secrets)
+    drill = draas(lab, "drill", "--json", "--out", str(tmp_path))
+    outputs = {
+        "status": draas(lab, "status", "--json").stdout + draas(lab, "status").stdout,
+        "events": draas(lab, "events", "--json", "--limit", "100000").stdout,
+        "drill": drill.stdout + "".join(p.read_text() for p in tmp_path.iterdir()),
+        "metrics": lab.exec("client", ["curl", "-s", "-m", "5", f"{DR_API}/metrics"],
+                            capture_output=True, text=True).stdout,
+        "openapi": lab.exec("client", ["curl", "-s", "-m", "5", f"{DR_API}/v1/openapi.json"],
+                            capture_output=True, text=True).stdout,
+    }  # fmt: skip
+    files = [*sorted((lab.run.path / "logs").glob("*.log")), lab.run.path / "state.json",
+             *sorted(lab.run.path.glob("*.jsonl"))]  # fmt: skip
+    for f in files:
+        outputs[str(f.relative_to(lab.run.path))] = f.read_text(errors="replace")
+    assert len(outputs["events"]) > 1000 and any("agent-site-dr" in k for k in outputs)
+    leaks = [f"{name} in {where}" for where, text in outputs.items()
+             for name, value in secrets.items() if value and value in text]  # fmt: skip
+    assert leaks == []
