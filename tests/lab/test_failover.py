@@ -176,3 +176,53 @@ def test_without_the_witness_only_a_forced_failover_moves_the_service(lab: Lab) 
     lab.sup.wait_ready("mariadb-primary")
     wait_until("failback", lambda: "verify" in done_steps(lab, "failback-primary-from-e6"), 60)
     assert active(lab) == {"site": "primary", "epoch": 7, "holder": "site-primary"}
+
+
+def test_losing_one_etcd_member_changes_nothing(lab: Lab) -> None:
+    """The witness's etcd member (the leader) dies: two members keep the quorum, the lease is
+    renewed, nobody fails over, and the member rejoins when it returns."""
+    wait_until("the primary active", lambda: (active(lab) or {}).get("site") == "primary", 60)
+    before = active(lab)
+    runs = {e.get("run") for e in events(lab)}
+    member = ServiceCrash(lab, process="etcd-witness")
+    member.inject()
+    try:
+        time.sleep(10)  # two lease lifetimes: renewals go to the two members left
+        assert active(lab) == before
+        assert served_by(lab) == "primary"
+        new = {e.get("run") for e in events(lab)} - runs
+        assert not [r for r in new if str(r).startswith("failover-")], new
+    finally:
+        member.revert()
+    lab.sup.wait_ready("etcd-witness")
+    time.sleep(3)
+    assert active(lab) == before
+
+
+def test_a_dns_server_down_during_a_dns_failover_is_retried_then_applied(lab: Lab) -> None:
+    wait_until("the primary active", lambda: (active(lab) or {}).get("site") == "primary", 60)
+    epoch = int(active(lab)["epoch"])  # type: ignore[index]
+    rid = f"failover-dr-from-e{epoch}"
+    named = ServiceCrash(lab, process="named")
+    off = PowerOff(lab, host="primary")
+    named.inject()
+    off.inject()
+    try:
+        wait_until("the DNS switch fails", lambda: any(
+            e.get("run") == rid and e.get("step") == "switch-traffic" and
+            e.get("outcome") == "failed" for e in events(lab)), 40)  # fmt: skip
+        failed = next(e for e in events(lab) if e.get("run") == rid
+                      and e.get("outcome") == "failed")  # fmt: skip
+        assert "198.18.0.53" in failed["error"] or "DNS" in failed["error"], failed
+        named.revert()
+        wait_until("the failover completes", lambda: "detach" in done_steps(lab, rid), 60)
+        assert done_steps(lab, rid) == FAILOVER  # resumed at switch-traffic, each step once
+        assert authoritative(lab) == ["198.18.2.10"]
+        wait_until("the client is served by dr", lambda: served_by(lab) == "dr", 20)
+    finally:
+        off.revert()
+        named.revert()
+    lab.sup.wait_ready("mariadb-primary")
+    back = f"failback-primary-from-e{epoch + 1}"
+    wait_until("failback", lambda: "verify" in done_steps(lab, back), 90)
+    assert (active(lab) or {}).get("site") == "primary"
