@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     IPvAnyNetwork,
@@ -61,6 +62,15 @@ Host = Annotated[str, AfterValidator(_check_host)]
 Name = Annotated[str, AfterValidator(_check_name)]
 Fqdn = Annotated[str, AfterValidator(_check_fqdn)]
 Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+def _network_text(value: Any) -> Any:
+    if not isinstance(value, str):  # a number or a boolean is not a network
+        raise ValueError("expected a network as text, like '198.18.0.0/15'")
+    return value
+
+
+Network = Annotated[IPvAnyNetwork, BeforeValidator(_network_text)]
 
 
 class _Model(BaseModel):
@@ -202,7 +212,7 @@ class Api(_Model):
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
     tls_ca_file: Path | None = None
-    read_networks: list[IPvAnyNetwork] = Field(default_factory=list)
+    read_networks: list[Network] = Field(default_factory=list)
 
 
 PRESETS: dict[str, dict[str, float]] = {

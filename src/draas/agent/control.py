@@ -134,7 +134,8 @@ class Control:
             if kind == "failover":
                 store = a.store if self._store_answers() else None
                 plan = manual.plan_failover(a.cfg, store, force=force, by=who,
-                                            should_stop=self.stopping)  # fmt: skip
+                                            should_stop=self.stopping,
+                                            on_taken=a.took_over)  # fmt: skip
             elif kind in ("switchover", "failback"):
                 target = a.primary if kind == "failback" else str(to)
                 plan = manual.plan_switchover(a.cfg, a.store, target,

@@ -91,7 +91,7 @@ class Controller:
             decision = Decision("failover", "resumed", target=target, expected_epoch=epoch)
             return failover_runbook(a.store, a.node.name, decision, a.reps,
                                     self.switches(target), self.verify_probes(target), ttl,
-                                    source)  # fmt: skip
+                                    source, on_taken=a.took_over)  # fmt: skip
         holder = next(n.name for n in a.cfg.nodes if n.site == target and n.role == "site")
         rejoin = a.cfg.replication.recovery_dir if kind == "failback" else None
         return switchover_runbook(a.store, source=source, target=target, holder=holder,
@@ -123,7 +123,6 @@ class Controller:
             self.retry_at = self.a.clock.now() + RETRY_S
             self.check_log = True
             return f"{rid} failed: {exc}; trying again in {RETRY_S:g} s"
-        self.a.took_over(ctx.get("epoch"))
         return f"{rid} done (epoch {ctx.get('epoch')}): {why}"
 
     # -- the duty ------------------------------------------------------------------------------

@@ -207,9 +207,12 @@ class Agent:
         return (f"took the active record for {mine} back (epoch {self.held.epoch}; it last "
                 f"held epoch {last.epoch} and its database still takes writes)")  # fmt: skip
 
-    def took_over(self, epoch: object) -> None:
-        """The controller's runbook made this agent the holder (failover)."""
-        self.held = self.store.active()
+    def took_over(self, record: ActiveRecord) -> None:
+        """A failover runbook running here just took ``record``: renew it from now on (the
+        runbook's later steps may outlast the lease)."""
+        if record.holder != self.node.name:
+            return
+        self.held = record
         self.last_renewal = self.clock.now()
         self.fenced = False
 

@@ -21,7 +21,7 @@ from draas.coordination import CoordinationStore
 from draas.errors import CommandRefused, CoordinationError, DraasError, ReplicationError
 from draas.failover.policy import Decision, View, decide
 from draas.failover.runbook import RunbookRunner
-from draas.failover.runbooks import failover_runbook, switchover_runbook
+from draas.failover.runbooks import OnTaken, failover_runbook, switchover_runbook
 from draas.traffic import TrafficSwitch
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,8 @@ def failover(cfg: Config, store: CoordinationStore | None, *, force: bool) -> st
 
 
 def plan_failover(cfg: Config, store: CoordinationStore | None, *, force: bool,
-                  by: str = OPERATOR, should_stop: Stop = None) -> Plan:  # fmt: skip
+                  by: str = OPERATOR, should_stop: Stop = None,
+                  on_taken: OnTaken = None) -> Plan:  # fmt: skip
     """The checks of ``failover``, done now; the runbook, run when the plan is executed."""
     primary, dr = cfg.site_with_role("primary"), cfg.site_with_role("dr")
     if store is None:
@@ -146,7 +147,7 @@ def plan_failover(cfg: Config, store: CoordinationStore | None, *, force: bool,
     book = failover_runbook(store, by, decision, _databases(cfg, "failover", primary, dr),
                             traffic_switches(cfg, store, dr, _dns(cfg)),
                             client_path_probes(cfg, dr), cfg.timings.lease_ttl_s,
-                            primary, holder=_holder(cfg, dr))  # fmt: skip
+                            primary, holder=_holder(cfg, dr), on_taken=on_taken)  # fmt: skip
 
     def execute() -> str:
         ctx: dict[str, Any] = {}

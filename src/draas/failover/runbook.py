@@ -11,6 +11,7 @@ demotes or moves traffic makes first.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -75,6 +76,17 @@ def guard_epoch(store: CoordinationStore, epoch: int) -> None:
         raise StaleEpoch(f"acting for epoch {epoch} refused: the active record is {current}")
 
 
+def failpoint_pause(step: str) -> float:
+    """Fault injection for tests: ``DRAAS_FAILPOINT_PAUSE=promote:30`` makes a runner wait 30 s
+    after recording that step as started, so a test can kill the agent in the middle of it."""
+    spec = os.environ.get("DRAAS_FAILPOINT_PAUSE", "")
+    name, _, seconds = spec.partition(":")
+    try:
+        return float(seconds) if name == step else 0.0
+    except ValueError:
+        return 0.0
+
+
 class RunbookRunner:
     """``should_stop``: asked before each step; when it says so (the agent is stopping) the
     run ends there, resumable, with ``RunbookInterrupted``."""
@@ -107,6 +119,9 @@ class RunbookRunner:
                                          "resumes there when an agent runs it again")  # fmt: skip
             epoch = ctx.get("epoch")
             self._event(run_id, book, step.name, "started", epoch)
+            if pause := failpoint_pause(step.name):
+                log.warning("failpoint: pausing %g s in step %s", pause, step.name)
+                time.sleep(pause)
             t0 = time.monotonic()
             try:
                 if step.fenced and epoch is not None:

@@ -18,11 +18,11 @@ import asyncio
 import logging
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from draas.coordination import CoordinationStore
+from draas.coordination import ActiveRecord, CoordinationStore
 from draas.errors import ReplicationError, StaleEpoch, TrafficError
 from draas.failover.policy import Decision
 from draas.failover.runbook import Runbook, Step
@@ -61,12 +61,18 @@ def verify_step(target: str, verify: Sequence[HttpProbe], within_s: float = 10.0
     return Step("verify", check)
 
 
+OnTaken = Callable[[ActiveRecord], None] | None
+
+
 def failover_runbook(store: CoordinationStore, node: str, decision: Decision,
                      reps: dict[str, MariaDBReplicator], switches: Switches,
                      verify: Sequence[HttpProbe], ttl_s: float, old_site: str,
-                     holder: str | None = None) -> Runbook:  # fmt: skip
+                     holder: str | None = None,
+                     on_taken: OnTaken = None) -> Runbook:  # fmt: skip
     """``holder``: whose lease the new record is (default ``node``; an operator's forced
-    failover gives it to the DR site's agent, which renews it)."""
+    failover gives it to the DR site's agent, which renews it). ``on_taken``: told the
+    record the moment it is taken, so that its holder renews it while the later steps run
+    (they may outlast the lease)."""
     target = decision.target or ""
     holder = holder or node
 
@@ -74,11 +80,14 @@ def failover_runbook(store: CoordinationStore, node: str, decision: Decision,
         current = store.active()
         if current is not None and current.site == target and current.holder == holder:
             ctx["epoch"] = current.epoch  # already ours (resumed after a crash)
-            return
-        # Only a free record is taken: the old holder has released it or its lease expired,
-        # so it has fenced itself (fence before promote).
-        rec = store.take_active(target, holder, int(decision.expected_epoch or 0), ttl_s)
-        ctx["epoch"] = rec.epoch
+            rec = current
+        else:
+            # Only a free record is taken: the old holder has released it or its lease
+            # expired, so it has fenced itself (fence before promote).
+            rec = store.take_active(target, holder, int(decision.expected_epoch or 0), ttl_s)
+            ctx["epoch"] = rec.epoch
+        if on_taken is not None:
+            on_taken(rec)
 
     def fence_old(ctx: dict[str, Any]) -> None:
         old = reps.get(old_site)

@@ -1,0 +1,68 @@
+"""The DR site's agent is killed (SIGKILL) in the middle of each failover step: restarted, it
+finds the unfinished run in the event log and completes it, each step done exactly once, the
+interrupted one started twice. A failpoint (``DRAAS_FAILPOINT_PAUSE``) holds the agent inside
+the step so the kill lands there."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from support import FAILOVER, active, done_steps, events, served_by, wait_until
+
+from draas.lab.agents import start_agents
+from draas.lab.disasters import PowerOff
+from draas.lab.lab import Lab
+from draas.lab.supervisor import ProcessSpec
+
+pytestmark = pytest.mark.lab
+
+AGENT = "agent-site-dr"
+
+
+@pytest.fixture(scope="module")
+def lab(dns_lab: Lab) -> Iterator[Lab]:
+    start_agents(dns_lab, preset="fast")
+    wait_until("the primary agent takes the record", lambda: active(dns_lab) is not None, 30)
+    yield dns_lab
+
+
+def restart_agent(lab: Lab, env: dict[str, str]) -> None:
+    spec = ProcessSpec.from_dict(lab.sup.record(AGENT)["spec"])
+    if lab.sup.state(AGENT) != "exited":
+        lab.sup.crash(AGENT)  # SIGKILL: no clean-up, no release
+        wait_until("the agent is gone", lambda: lab.sup.state(AGENT) == "exited", 10)
+    spec.env = env
+    lab.sup.start(spec)
+
+
+@pytest.mark.parametrize("step", FAILOVER)
+def test_an_agent_killed_inside_a_step_resumes_the_run_and_completes_it(
+    lab: Lab, step: str
+) -> None:
+    wait_until("the primary active", lambda: (active(lab) or {}).get("site") == "primary", 90)
+    wait_until("the client is served by the primary", lambda: served_by(lab) == "primary", 30)
+    epoch = int(active(lab)["epoch"])  # type: ignore[index]
+    rid = f"failover-dr-from-e{epoch}"
+    restart_agent(lab, {"DRAAS_FAILPOINT_PAUSE": f"{step}:60"})
+    wait_until("the DR agent publishes", lambda: "sees" in lab.sup.log_path(AGENT).read_text(), 20)
+    off = PowerOff(lab, host="primary")
+    off.inject()
+    try:
+
+        def started() -> list[dict[str, object]]:
+            return [e for e in events(lab) if e.get("run") == rid and e.get("step") == step
+                    and e.get("outcome") == "started"]  # fmt: skip
+
+        wait_until(f"{step} started", started, 40)
+        restart_agent(lab, {})  # killed inside the step; back without the failpoint
+        wait_until("the failover completes", lambda: "detach" in done_steps(lab, rid), 60)
+        assert done_steps(lab, rid) == FAILOVER  # every step done once, in order
+        assert len(started()) == 2  # the interrupted step ran again, and only it
+        assert active(lab) == {"site": "dr", "epoch": epoch + 1, "holder": "site-dr"}
+        wait_until("the client is served by dr", lambda: served_by(lab) == "dr", 20)
+    finally:
+        off.revert()
+    lab.sup.wait_ready("mariadb-primary")
+    back = f"failback-primary-from-e{epoch + 1}"
+    wait_until("failback", lambda: "verify" in done_steps(lab, back), 90)
