@@ -226,6 +226,7 @@ PRESETS: dict[str, dict[str, float]] = {
         lease_ttl_s=5.0,
         lease_renew_s=1.0,
         retry_timeout_s=1.0,
+        failback_hold_s=10.0,
     ),
     "normal": dict(
         probe_interval_s=1.0,
@@ -236,6 +237,7 @@ PRESETS: dict[str, dict[str, float]] = {
         lease_ttl_s=10.0,
         lease_renew_s=2.0,
         retry_timeout_s=2.0,
+        failback_hold_s=60.0,
     ),
     "safe": dict(
         probe_interval_s=2.0,
@@ -246,6 +248,7 @@ PRESETS: dict[str, dict[str, float]] = {
         lease_ttl_s=30.0,
         lease_renew_s=5.0,
         retry_timeout_s=5.0,
+        failback_hold_s=300.0,
     ),
 }
 
@@ -262,6 +265,9 @@ class Timings(_Model):
     lease_ttl_s: PositiveFloat
     lease_renew_s: PositiveFloat
     retry_timeout_s: PositiveFloat
+    # Automatic failback waits until the old primary has been up this long without a break:
+    # a flapping site is not given the service back (no ping-pong).
+    failback_hold_s: PositiveFloat
 
     @model_validator(mode="before")
     @classmethod
@@ -357,6 +363,11 @@ def semantic_problems(cfg: Config) -> list[str]:
             f"timings.confirm_window_s: {t.confirm_window_s} is shorter than "
             f"probe_interval_s x fall = {t.probe_interval_s * t.fall:g}; "
             "the window must hold 'fall' failed probes"
+        )
+    if t.failback_hold_s < t.confirm_window_s:
+        problems.append(
+            f"timings.failback_hold_s: {t.failback_hold_s} is shorter than confirm_window_s "
+            f"{t.confirm_window_s}; a returning site must be up at least that long"
         )
     if t.lease_renew_s + 2 * t.retry_timeout_s > t.lease_ttl_s:
         problems.append(

@@ -226,3 +226,30 @@ def test_a_dns_server_down_during_a_dns_failover_is_retried_then_applied(lab: La
     back = f"failback-primary-from-e{epoch + 1}"
     wait_until("failback", lambda: "verify" in done_steps(lab, back), 90)
     assert (active(lab) or {}).get("site") == "primary"
+
+
+def test_a_flapping_primary_fails_over_at_most_once_and_never_ping_pongs(lab: Lab) -> None:
+    """Power off and on every few seconds for a minute: at most one failover, no failback
+    while it flaps (it is never up for the failback hold), and the service ends at home
+    with writes open."""
+    wait_until("the primary active", lambda: (active(lab) or {}).get("site") == "primary", 90)
+    before = {e.get("run") for e in events(lab)}
+    t_end = time.monotonic() + 60
+    cycles = 0
+    while time.monotonic() < t_end:
+        off = PowerOff(lab, host="primary")
+        off.inject()
+        time.sleep(4.5)
+        off.revert()
+        cycles += 1
+        time.sleep(4.5)
+    flapped = {e.get("run") for e in events(lab)} - before
+    failovers = sorted(str(r) for r in flapped if str(r).startswith("failover-"))
+    assert cycles >= 6 and len(failovers) <= 1, failovers
+    assert not [r for r in flapped if str(r).startswith("failback-")]  # no ping-pong
+    lab.sup.wait_ready("mariadb-primary")
+    wait_until("home again", lambda: (active(lab) or {}).get("site") == "primary", 120)
+    wait_until("the client is served by the primary", lambda: served_by(lab) == "primary", 30)
+    assert write_through_service(lab, "flap", 2.0)  # writes are open at home
+    p, d = in_sync_checksums(lab)
+    assert p == d

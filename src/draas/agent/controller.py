@@ -153,7 +153,7 @@ class Controller:
             return self.run(rid, decision.reason)
         if a.cfg.replication.failback == "auto" and view.store_ok:
             primary_nodes = [n.name for n in a.cfg.nodes if n.site == a.primary]
-            back = failback_due(view, primary_nodes)
+            back = failback_due(view, primary_nodes, a.cfg.timings.failback_hold_s)
             if back.action == "failback" and self.came_by_failover(int(back.expected_epoch or 0)):
                 return self.run(run_id("failback", a.primary, int(back.expected_epoch or 0)),
                                 back.reason)  # fmt: skip

@@ -161,7 +161,7 @@ class Agent:
                 self.held = self.store.take_active(mine, self.node.name, 0, t.lease_ttl_s)
                 self.last_renewal = now
                 return f"took the active record for {mine} (epoch {self.held.epoch})"
-            if active is None and self.held is None and not self.fenced:
+            if active is None and self.held is None:
                 back = self._take_back(mine)
                 if back:
                     return back
@@ -178,34 +178,63 @@ class Agent:
                 self.held, self.last_renewal = active, now
                 if new:
                     self.fenced = False  # handed to us: the runbook opens our database
-                    return f"holds the active record for {mine} (epoch {active.epoch})"  # type: ignore[union-attr]
+                    said = f"holds the active record for {mine} (epoch {active.epoch})"  # type: ignore[union-attr]
+                    return said + self._reopen_if_restarted(mine)
         except CoordinationError as exc:
             log.warning("%s: coordination store unreachable: %s", self.node.name, exc)
         return ""
 
+    def _reopen_if_restarted(self, mine: str) -> str:
+        """This agent (re)started holding the live record, but its database came back
+        read-only (a restarted server starts read-only): the lease says this site takes the
+        writes, so open them. A replica is left alone: a switchover's promote step opens it
+        after draining."""
+        rep = self.reps.get(mine)
+        if rep is None:
+            return ""
+        try:
+            if rep.status().role != "read-only":
+                return ""
+            rep.promote(detach=False)
+        except DraasError as exc:
+            return f"; its database is read-only and could not be reopened: {exc}"
+        return "; its database had restarted read-only: reopened for writes"
+
     def _take_back(self, mine: str) -> str:
-        """After this agent restarts (or was stopped), the record it last held has expired or
-        was released: take it again if nothing happened meanwhile (the epoch did not move),
-        this site's database still takes writes, and the quorum does not see the site down."""
+        """The record this agent last held expired or was released (the agent restarted or
+        stopped, its site blinked, the store was out of reach) and nobody took it since (the
+        epoch did not move, so no one was promoted). If this site's database is not a replica
+        and the quorum does not see the site down, take the record again and reopen writes:
+        the site still holds every write. Otherwise a failover decides."""
         last = self.store.last_active()
         if last is None or last.holder != self.node.name or last.site != mine or \
                 self.store.last_epoch() != last.epoch or mine not in self.reps:  # fmt: skip
             return ""
         try:
-            if self.reps[mine].status().role != "primary":
-                return ""
+            role = self.reps[mine].status().role
         except DraasError:
             return ""
-        if decide(self.view()).action in ("failover", "await-release"):
+        if role == "replica" or decide(self.view()).action in ("failover", "await-release"):
             return ""
         try:
-            self.held = self.store.take_active(mine, self.node.name, last.epoch,
-                                               self.cfg.timings.lease_ttl_s)  # fmt: skip
+            rec = self.store.take_active(mine, self.node.name, last.epoch,
+                                         self.cfg.timings.lease_ttl_s)  # fmt: skip
         except StaleEpoch:
             return ""
-        self.last_renewal = self.clock.now()
-        return (f"took the active record for {mine} back (epoch {self.held.epoch}; it last "
-                f"held epoch {last.epoch} and its database still takes writes)")  # fmt: skip
+        self.held, self.last_renewal = rec, self.clock.now()
+        if role != "primary":
+            try:
+                self.reps[mine].promote(detach=False)
+            except DraasError as exc:  # writes stay shut: give the lease up for a failover
+                self.store.release_active(rec)
+                self.held = None
+                return f"could not reopen writes on {mine} ({exc}); released the lease again"
+        self.fenced = False
+        return (
+            f"took the active record for {mine} back (epoch {rec.epoch}; it last held "
+            f"epoch {last.epoch}, nobody took over since, and {mine}'s database "
+            f"{'still took writes' if role == 'primary' else 'was reopened for writes'})"
+        )
 
     def took_over(self, record: ActiveRecord) -> None:
         """A failover runbook running here just took ``record``: renew it from now on (the

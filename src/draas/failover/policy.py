@@ -50,16 +50,18 @@ def needed_votes(voters: Sequence[str]) -> int:
     return max(2, len(voters) // 2 + 1)
 
 
-def votes(view: View, site: str, state: str, voters: Sequence[str] | None = None) -> list[str]:
+def votes(view: View, site: str, state: str, voters: Sequence[str] | None = None,
+          window_s: float | None = None) -> list[str]:  # fmt: skip
     """Voters (the view's, or ``voters``) that have seen ``site`` in ``state`` for at least
-    the confirmation window."""
+    the confirmation window (or ``window_s``)."""
+    window = view.confirm_window_s if window_s is None else window_s
     out = []
     for voter in view.voters if voters is None else voters:
         doc = view.observations.get(voter)
         if doc is None:
             continue  # expired: a silent observer does not vote
         t = doc.get("targets", {}).get(site)
-        if t and t.get("state") == state and view.now - float(t["since"]) >= view.confirm_window_s:
+        if t and t.get("state") == state and view.now - float(t["since"]) >= window:
             out.append(voter)
     return out
 
@@ -101,23 +103,25 @@ def decide(view: View) -> Decision:
                     votes=tally)  # fmt: skip
 
 
-def failback_due(view: View, primary_nodes: Sequence[str]) -> Decision:
+def failback_due(view: View, primary_nodes: Sequence[str], hold_s: float) -> Decision:
     """Whether the old primary is back for long enough to start the failback runbook.
 
-    Only while the DR site is active; the quorum must have seen the primary site up for the
-    confirmation window, and the primary site's own agent must be alive (it holds the lease
-    after the hand-over, so it has to be there to renew it).
+    Only while the DR site is active; the quorum must have seen the primary site up, without
+    a break, for ``hold_s`` (a flapping site does not get the service back), and the primary
+    site's own agent must be alive (it holds the lease after the hand-over, so it has to be
+    there to renew it).
     """
     if view.active is None or view.active.site != view.dr:
         return Decision("none", f"{view.dr} is not active: nothing to fail back")
     need = needed_votes(view.voters)
-    up = votes(view, view.primary, "up")
+    up = votes(view, view.primary, "up", window_s=hold_s)
     if len(up) < need:
-        return Decision("none", f"{view.primary} seen up by {len(up)} of {need} needed")
+        return Decision("none", f"{view.primary} seen up for {hold_s:g} s by {len(up)} of "
+                        f"{need} needed")  # fmt: skip
     alive = [n for n in primary_nodes if n in view.observations]
     if not alive:
         return Decision("none", f"{view.primary} answers but its agent is not running")
-    return Decision("failback", f"{view.primary} up for {view.confirm_window_s:g} s by "
+    return Decision("failback", f"{view.primary} up for {hold_s:g} s by "
                     f"{', '.join(up)}; its agent {alive[0]} is alive", target=view.primary,
                     expected_epoch=view.active.epoch)  # fmt: skip
 
