@@ -94,25 +94,24 @@ def event_line(e: dict[str, Any]) -> str:
 
 
 def cmd_events(args: argparse.Namespace) -> int:
+    """The newest --limit events; with --follow, then every new one as it comes."""
+    if not 1 <= args.limit <= 1000:
+        raise DraasError(f"--limit {args.limit}: must be from 1 to 1000")
     api = client(args)
-    after: str | None = None
     deadline = time.monotonic() + args.for_s if args.for_s else None
-    first = True
+    page = api.get("/v1/events", run=args.run, last=args.limit)
+    after: str | None = None
     while True:
-        page = api.get("/v1/events", run=args.run, limit=1000, after=after)
-        rows = page["events"]
-        if first and not args.follow:
-            rows = rows[-args.limit :]
-        for e in rows:
+        for e in page["events"]:
             print(json.dumps(e) if args.json else event_line(e), flush=True)
-        if rows:
-            after = rows[-1]["id"]
-        first = False
-        if page["next"]:
+            after = e["id"]
+        if page.get("next"):  # more already stored: read on without waiting
+            page = api.get("/v1/events", run=args.run, limit=1000, after=after)
             continue
         if not args.follow or (deadline is not None and time.monotonic() > deadline):
             return 0
         time.sleep(0.5)
+        page = api.get("/v1/events", run=args.run, limit=1000, after=after)
 
 
 def confirm(args: argparse.Namespace, what: str) -> bool:

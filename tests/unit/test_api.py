@@ -205,8 +205,13 @@ def test_events_filter_and_page(api: Served) -> None:
     assert [e["step"] for e in doc2["events"]] == ["s5"] and doc2["next"] is None
     status, doc = api.call("GET", "/v1/events?since=105")
     assert [e["step"] for e in doc["events"]] == ["s5", "s6"]
+    status, doc = api.call("GET", "/v1/events?last=2")
+    assert [e["step"] for e in doc["events"]] == ["s5", "s6"] and doc["next"] is None
+    status, doc = api.call("GET", "/v1/events?run=failover-dr-from-e0&last=1")
+    assert [e["step"] for e in doc["events"]] == ["s6"]
     for bad, said in (("limit=0", "limit='0'"), ("limit=x", "limit='x'"),
-                      ("since=soon", "since='soon'"), ("colour=red", "unknown query")):  # fmt: skip
+                      ("since=soon", "since='soon'"), ("colour=red", "unknown query"),
+                      ("last=0", "last='0'")):  # fmt: skip
         status, doc = api.call("GET", f"/v1/events?{bad}")
         assert status == 400 and said in doc["error"], bad
 
@@ -310,3 +315,24 @@ def test_with_a_certificate_the_api_speaks_tls_and_the_cli_verifies_it(
         assert "as seen by witness" in capsys.readouterr().out
     finally:
         stop()
+
+
+def test_draas_events_prints_the_newest_then_follows(
+    api: Served, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from draas.cli import main
+
+    for i in range(5):
+        api.store.append_event({"ts": 100.0 + i, "run": f"r{i}", "node": "n", "step": "s",
+                                "outcome": "done"})  # fmt: skip
+    assert main(["events", "--config", str(api.config), "--agent", api.url, "--limit", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [ln.split()[2] for ln in lines] == ["r3", "r4"]
+    later = threading.Timer(0.5, lambda: api.store.append_event(
+        {"ts": 200.0, "run": "r-new", "node": "n", "step": "s", "outcome": "done"}))  # fmt: skip
+    later.start()
+    argv = ["events", "--config", str(api.config), "--agent", api.url, "--limit", "1",
+            "--follow", "--for", "1.5", "--json"]  # fmt: skip
+    assert main(argv) == 0
+    runs = [json.loads(ln)["run"] for ln in capsys.readouterr().out.splitlines()]
+    assert runs == ["r4", "r-new"]

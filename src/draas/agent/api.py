@@ -125,10 +125,10 @@ class ControlApi:
 
     async def events(self, request: web.Request) -> web.Response:
         q = request.query
-        unknown = sorted(set(q) - {*EVENT_MATCH, "since", "after", "limit"})
+        allowed = [*EVENT_MATCH, "since", "after", "limit", "last"]
+        unknown = sorted(set(q) - set(allowed))
         if unknown:
-            raise Bad(f"unknown query parameter(s) {unknown}; allowed: "
-                      f"{[*EVENT_MATCH, 'since', 'after', 'limit']}")  # fmt: skip
+            raise Bad(f"unknown query parameter(s) {unknown}; allowed: {allowed}")
         query: dict[str, Any] = {k: q[k] for k in EVENT_MATCH if k in q}
         if "since" in q:
             try:
@@ -143,6 +143,13 @@ class ControlApi:
             limit = 0
         if not 1 <= limit <= 1000:
             raise Bad(f"limit={q.get('limit')!r}: must be an integer from 1 to 1000")
+        if "last" in q:
+            try:
+                query["last"] = int(q["last"])
+            except ValueError:
+                query["last"] = 0
+            if not 1 <= query["last"] <= 1000:
+                raise Bad(f"last={q['last']!r}: must be an integer from 1 to 1000")
         page, nxt = await asyncio.to_thread(self.backend.events, limit=limit, **query)
         return web.json_response({"events": page, "next": nxt})
 

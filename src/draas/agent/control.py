@@ -34,11 +34,12 @@ EVENT_FIELDS = ("run", "node", "step", "outcome", "runbook")
 
 
 def filter_events(events: list[dict[str, Any]], *, after: str | None = None,
-                  since: float | None = None, limit: int = 100,
+                  since: float | None = None, limit: int = 100, last: int | None = None,
                   **match: str | None) -> tuple[list[dict[str, Any]], str | None]:  # fmt: skip
     """Events after the id ``after`` (or at/after time ``since``) whose fields equal the
     given values (``run`` matches a prefix), oldest first, at most ``limit``; and the id to
-    ask ``after`` for the next page (None when this page is the last)."""
+    ask ``after`` for the next page (None when this page is the last). ``last``: only the
+    newest ``last`` of them (still oldest first; no next page)."""
     out = []
     for e in events:
         if after is not None and str(e.get("id", "")) <= after:
@@ -53,6 +54,8 @@ def filter_events(events: list[dict[str, Any]], *, after: str | None = None,
             ok = ok and (got.startswith(want) if key == "run" else got == want)
         if ok:
             out.append(e)
+    if last is not None:
+        return out[-last:], None
     page = out[:limit]
     return page, (str(page[-1]["id"]) if len(out) > limit else None)
 

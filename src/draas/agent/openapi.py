@@ -52,6 +52,9 @@ def document() -> dict[str, Any]:
          "description": "only events at or after this Unix time"},
         {"name": "limit", "in": "query", "required": False,
          "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}},
+        {"name": "last", "in": "query", "required": False,
+         "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+         "description": "only the newest N matching events (no next page)"},
     ]  # fmt: skip
     return {
         "openapi": "3.0.3",
