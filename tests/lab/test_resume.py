@@ -22,7 +22,8 @@ AGENT = "agent-site-dr"
 
 @pytest.fixture(scope="module")
 def lab(dns_lab: Lab) -> Iterator[Lab]:
-    start_agents(dns_lab, preset="fast")
+    # A short failback hold: each case ends with a failback, and flapping is not tested here.
+    start_agents(dns_lab, preset="fast", timings={"failback_hold_s": 2.0})
     wait_until("the primary agent takes the record", lambda: active(dns_lab) is not None, 30)
     yield dns_lab
 
