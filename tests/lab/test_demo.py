@@ -53,6 +53,8 @@ def test_demo_builds_fails_over_fails_back_and_tears_down(lab_name: str, tmp_pat
         lost = next(ln for ln in proc.stdout.splitlines() if ln.startswith("acknowledged"))
         assert lost.split()[-3] == "0", lost
         assert re.search(r"^sites' checksums equal +True$", proc.stdout, re.M)
+        assert re.search(r"^split-brain instants +0$", proc.stdout, re.M)
+        assert "primary active (epoch" in proc.stdout  # draas status after the failback
         assert (tmp_path / "runs" / "hybrid-power-off-1" / "requests.jsonl").stat().st_size > 0
         assert "is down in" in proc.stderr
         assert not [n for n in netns.list_namespaces() if n.startswith(ns_prefix(lab_name))]

@@ -101,6 +101,7 @@ def rto_table(run: dict[str, Any]) -> list[tuple[str, str]]:
         ("served after recovery by", str(run["recovered_site"])),
         ("acknowledged writes lost", f"{run['lost_acked_writes']} of {run['acked_writes']}"),
         ("false failovers", str(run["false_failovers"])),
+        ("split-brain instants", str(run["split_brain_instants"])),
         ("failback (power-on to home)", sec(run["failback_s"])),
         ("sites' checksums equal", str(run["checksums_match"])),
     ]
@@ -133,8 +134,13 @@ def run_demo(name: str, progress: Progress, out: Path | None = None) -> int:
         for k, v in rto_table(run):
             print(f"{k:<30} {v}")
         print(flush=True)
+        progress("the operator's view after the failback (draas status on the client host)")
+        got = lab.exec("client", ["draas", "status"], capture_output=True, text=True,
+                       timeout=30)  # fmt: skip
+        print(got.stdout or got.stderr, flush=True)
         ok = all(passed for _, passed, _ in rows) and run["rto_s"] is not None and \
-            run["lost_acked_writes"] == 0 and run["checksums_match"] is True  # fmt: skip
+            run["lost_acked_writes"] == 0 and run["checksums_match"] is True and \
+            run["split_brain_instants"] == 0  # fmt: skip
     finally:
         lab.down(progress=progress)
     return 0 if ok else 1
