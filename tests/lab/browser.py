@@ -66,7 +66,8 @@ def main() -> int:
             time.sleep(1.5)  # a full refresh: picture, vantage table, events
             out["active_before"] = active_boxes(driver)
             out["vantage_rows"] = len(driver.find_elements(By.CSS_SELECTOR, "#vantage tr")) - 1
-            out["dns_box"] = driver.find_element(By.ID, "dns").text
+            dns = driver.find_elements(By.ID, "dns")
+            out["dns_box"] = dns[0].text if dns else None
             driver.save_screenshot(str(shots / f"{args.name}-before.png"))
             if args.switch_to:
                 token = Path(args.token_file).read_text().strip()
