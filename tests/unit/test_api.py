@@ -336,3 +336,21 @@ def test_draas_events_prints_the_newest_then_follows(
     assert main(argv) == 0
     runs = [json.loads(ln)["run"] for ln in capsys.readouterr().out.splitlines()]
     assert runs == ["r4", "r-new"]
+
+
+def test_a_command_from_the_cli_follows_its_run_and_reports_the_failed_step(
+    api: Served, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Nothing listens at the sites' database addresses: the switchover is accepted, its
+    first step fails, and the CLI says so with a non-zero exit."""
+    from draas.cli import main
+
+    api.store.take_active("primary", "site-a", 0, 3600)
+    argv = ["switchover", "--to", "dr", "--yes", "--config", str(api.config), "--agent", api.url]
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    assert "switchover accepted by http://127.0.0.1" in captured.out
+    assert "switchover-dr-from-e1 catch-up started" in captured.out
+    assert "error: switchover-dr-from-e1 failed at step catch-up: " in captured.err
+    assert "cannot connect to MariaDB" in captured.err
+    assert api.store.active().site == "primary"  # type: ignore[union-attr]
