@@ -56,9 +56,9 @@ def status(lab: Lab) -> dict[str, Any]:
 
 def settled(lab: Lab, site: str) -> bool:
     st = status(lab)
-    return (st["active"] or {}).get("site") == site and \
-        all(f["routes_to"] == site for f in st["frontends"]) and \
-        all(s["database"] is not None for s in st["sites"])  # fmt: skip
+    db = next(s["database"] for s in st["sites"] if s["name"] == site) or {}
+    return (st["active"] or {}).get("site") == site and db.get("role") == "primary" and \
+        all(f["routes_to"] == site for f in st["frontends"])  # fmt: skip
 
 
 def browse(lab: Lab, *args: str) -> dict[str, Any]:
