@@ -24,7 +24,7 @@ from typing import Any
 
 from draas.errors import LabError
 from draas.lab.agents import etcd_get, nodes_for, start_agents
-from draas.lab.components import haproxy, keystone, mariadb, powerdns
+from draas.lab.components import bind9, haproxy, keystone, mariadb, powerdns
 from draas.lab.disasters import (
     Disaster,
     NetworkFailure,
@@ -34,7 +34,7 @@ from draas.lab.disasters import (
     restore_all,
 )
 from draas.lab.lab import Lab, LabSettings
-from draas.lab.services import frontends_for
+from draas.lab.services import frontends_for, resolve
 from draas.measure.meter import read_records
 from draas.measure.rto import summarize
 from draas.measure.writes import account
@@ -164,6 +164,10 @@ def clean_state(lab: Lab, baseline: bool = False) -> None:
         wait("the primary active", lambda: (active(lab) or {}).get("site") == "primary",
              FAILBACK_TIMEOUT_S, 0.5)  # fmt: skip
     wait("the client served by the primary", lambda: served_by(lab) == "primary", 30, 0.3)
+    if lab.settings.scheme == "hybrid":  # a frontend crash moved the name: wait until it is back
+        fe_a = lab.topo.host("fe-a").address
+        on_fe_a = lambda: resolve(lab, bind9.SERVICE_NAME) == [fe_a]  # noqa: E731
+        wait("the client resolving the name to fe-a", on_fe_a, FAILBACK_TIMEOUT_S, 0.5)
     mariadb.wait_in_sync(lab, "dr", "primary")
     time.sleep(3)  # every vantage point has seen everything up for a while
 
