@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from draas.agent.effects import replicators
 from draas.agent.metrics import Metrics
 from draas.agent.status import status_doc
 from draas.errors import CommandRefused, CoordinationError, DraasError
@@ -196,7 +197,8 @@ class Control:
 
             dns = make_provider(a.cfg.dns)
         store = a.store if self._store_answers() else None
-        report = run_drill(a.cfg, store, a.reps or _replicators(a), dns)
+        # A witness or frontend agent has no replicators of its own: the config's will do.
+        report = run_drill(a.cfg, store, a.reps or replicators(a.cfg), dns)
         failed = [c["name"] for c in report["checks"] if c["verdict"] == "FAIL"]
         event = {"ts": a.clock.now(), "node": a.node.name, "runbook": "drill",
                  "run": f"drill-{int(report['started_at'])}", "step": "drill",
@@ -206,11 +208,3 @@ class Control:
             report["event"] = store.append_event(event)
         log.info("drill %s%s", event["outcome"], f": {', '.join(failed)}" if failed else "")
         return report
-
-
-def _replicators(agent: Agent) -> dict[str, Any]:
-    """A witness or frontend agent has no replicators of its own; the drill reads the DR
-    database with the configured credentials."""
-    from draas.agent.effects import replicators
-
-    return dict(replicators(agent.cfg))

@@ -30,6 +30,7 @@ from draas.clock import Clock, SystemClock
 from draas.config import Config, load_config
 from draas.coordination import ActiveRecord, CoordinationStore
 from draas.errors import ConfigError, CoordinationError, DraasError, StaleEpoch
+from draas.failover.manual import snapshot
 from draas.failover.policy import View, decide, must_fence
 from draas.failover.runbook import RunbookRunner
 from draas.health.detector import VantagePoint
@@ -272,11 +273,7 @@ class Agent:
 
     def view(self, active: ActiveRecord | None = None) -> View:
         """The snapshot to decide on (``active`` when the caller has just read it)."""
-        return View(now=self.clock.now(), voters=self.voters,
-                    observations=self.store.observations(),
-                    active=active if active is not None else self.store.active(),
-                    last_epoch=self.store.last_epoch(), primary=self.primary, dr=self.dr,
-                    confirm_window_s=self.cfg.timings.confirm_window_s)  # fmt: skip
+        return snapshot(self.cfg, self.store, self.clock.now(), active)
 
     def view_without_store(self) -> View:
         return View(now=self.clock.now(), voters=self.voters, observations={}, active=None,

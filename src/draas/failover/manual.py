@@ -17,7 +17,7 @@ from typing import Any
 from draas.agent.effects import client_path_probes, replicators, traffic_switches
 from draas.clock import SystemClock
 from draas.config import Config
-from draas.coordination import CoordinationStore
+from draas.coordination import ActiveRecord, CoordinationStore
 from draas.errors import CommandRefused, CoordinationError, DraasError, ReplicationError
 from draas.failover.policy import Decision, View, decide
 from draas.failover.runbook import RunbookRunner
@@ -102,10 +102,18 @@ def _databases(cfg: Config, kind: str, *sites: str) -> dict[str, Any]:
     return reps
 
 
-def _view(cfg: Config, store: CoordinationStore) -> View:
+def snapshot(
+    cfg: Config,
+    store: CoordinationStore,
+    now: float | None = None,
+    active: ActiveRecord | None = None,
+) -> View:
+    """The view the policy decides on, read from the store (``active``: already read)."""
     primary, dr = cfg.site_with_role("primary"), cfg.site_with_role("dr")
-    return View(now=SystemClock().now(), voters=[n.name for n in cfg.nodes if n.site != primary],
-                observations=store.observations(), active=store.active(),
+    return View(now=SystemClock().now() if now is None else now,
+                voters=[n.name for n in cfg.nodes if n.site != primary],
+                observations=store.observations(),
+                active=active if active is not None else store.active(),
                 last_epoch=store.last_epoch(), primary=primary, dr=dr,
                 confirm_window_s=cfg.timings.confirm_window_s)  # fmt: skip
 
@@ -127,7 +135,7 @@ def plan_failover(cfg: Config, store: CoordinationStore | None, *, force: bool,
                              "down, run again with --force")  # fmt: skip
         return Plan("failover", f"failover-{dr}-without-store", dr,
                     lambda: _failover_without_store(cfg, primary, dr))  # fmt: skip
-    view = _view(cfg, store)
+    view = snapshot(cfg, store)
     decision = decide(view)
     if decision.action != "failover":
         active = view.active

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from draas.agent.status import failovers as failover_runs
 from draas.errors import LabError
 from draas.lab.agents import etcd_get, nodes_for, start_agents
 from draas.lab.components import bind9, haproxy, keystone, mariadb, powerdns
@@ -277,8 +278,7 @@ def one_run(lab: Lab, scheme: str, disaster: str, repeat: int, seq: int, out: Pa
     if site == "primary":
         mariadb.wait_in_sync(lab, "dr", "primary")
     wr = account(with_writer, keystone.project_names(lab, site, prefix))
-    failovers = len({e["run"] for e in evs if str(e.get("run", "")).startswith("failover-")
-                     and e.get("step") == "take-lease" and e.get("outcome") == "done"})  # fmt: skip
+    failovers = len(failover_runs(evs))
     expected = 1 if disaster in SITE_DISASTERS else 0
     alarm = first_alarm(lab, "primary" if disaster in SITE_DISASTERS else "fe-a", t0)
     decided = first_event(evs, "failover-", "take-lease", "started") if failovers else None
