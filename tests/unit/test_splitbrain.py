@@ -64,3 +64,43 @@ def test_traffic_to_a_fenced_old_primary_is_not_split_brain() -> None:
     s = sample(3, writes={"primary": "status 403", "dr": "status 403"}, active=None,
                dns=FES["fe-a"], routes={"fe-a": "primary"})  # fmt: skip
     assert violations([s], SITES, FES) == []
+
+
+def test_a_failover_that_happens_while_one_sample_is_taken_is_not_a_violation() -> None:
+    # the lease was free when the sample began and the DR site's when it ended: the DR
+    # database opened and a frontend moved in between (the order of a failover)
+    s = sample(8, writes={"primary": "failed", "dr": "acked"}, active=None,
+               routes={"fe-a": "dr"}, read_only={"primary": None, "dr": True})  # fmt: skip
+    s.update(read_only_after={"primary": None, "dr": False}, active_after="dr")
+    assert violations([s], SITES, FES) == []
+
+
+def test_a_site_holding_the_lease_in_neither_reading_is_a_violation() -> None:
+    s = sample(9, writes={"primary": "failed", "dr": "acked"}, active=None,
+               routes={"fe-a": "dr"}, read_only={"primary": None, "dr": False})  # fmt: skip
+    s.update(active_after="primary")
+    assert violations([s], SITES, FES) == [{"t": 9, "problems": [
+        "fe-a sends traffic to dr, which takes writes but does not hold the lease (held by "
+        "None then primary)"]}]  # fmt: skip
+
+
+def test_an_unreadable_lease_is_not_taken_for_a_free_one() -> None:
+    s = sample(10, writes={"primary": "failed", "dr": "acked"}, active="?",
+               routes={"fe-a": "dr"})  # fmt: skip
+    assert violations([s], SITES, FES) == []
+
+
+def test_a_handover_inside_one_sample_is_not_two_writers() -> None:
+    # failback: the DR database closed after round 1, the primary's opened before round 2
+    s = sample(11, writes={"primary": "status 403", "dr": "status 403"}, active="dr",
+               read_only={"primary": True, "dr": False})  # fmt: skip
+    s.update(read_only_after={"primary": False, "dr": True}, active_after="primary")
+    assert violations([s], SITES, FES) == []
+
+
+def test_a_write_stored_while_the_other_site_stayed_writable_is_two_writers() -> None:
+    # (the primary's database unreachable from the checker, its Keystone still storing)
+    s = sample(12, writes={"primary": "acked", "dr": "status 403"}, active="dr",
+               read_only={"primary": None, "dr": False})  # fmt: skip
+    s.update(read_only_after={"primary": None, "dr": False})
+    assert violations([s], SITES, FES)[0]["problems"] == ["dr and primary accept writes"]

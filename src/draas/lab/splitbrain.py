@@ -26,11 +26,32 @@ ACCEPTS = "acked"  # a write through the site's own Keystone was stored
 
 
 # -- the pure part: samples in, violations out ---------------------------------------------------
+# A sample is taken in order: the lease ("active"), the databases' read_only (round 1), the
+# writes and where traffic goes, the databases again (round 2, "read_only_after"), the lease
+# again ("active_after"). The reads are not one instant, so the rules only use what the order
+# proves: a site writable in both rounds was writable at the instant between them; a site
+# holding the lease in neither lease read did not hold it while the sample was taken.
+UNKNOWN = "?"  # the store could not be read: the lease rule is not judged for that sample
+
+
+def _after(sample: Mapping[str, Any], key: str) -> Any:
+    return sample.get(f"{key}_after", sample.get(key))  # older samples: one reading
+
+
+def writable_throughout(sample: Mapping[str, Any]) -> list[str]:
+    """Sites whose database was writable in both rounds of the sample."""
+    before, after = sample.get("read_only", {}), _after(sample, "read_only")
+    return sorted(s for s in before if before.get(s) is False and after.get(s) is False)
+
+
 def accepting(sample: Mapping[str, Any]) -> list[str]:
-    """Sites that took writes at this instant (a stored write, or a writable database)."""
-    sites = set(sample.get("write", {})) | set(sample.get("read_only", {}))
-    return sorted(s for s in sites if sample.get("write", {}).get(s) == ACCEPTS
-                  or sample.get("read_only", {}).get(s) is False)  # fmt: skip
+    """Sites that took writes at some instant of the sample (a stored write, or a writable
+    database in either round)."""
+    before, after = sample.get("read_only", {}), _after(sample, "read_only")
+    writes = sample.get("write", {})
+    sites = set(writes) | set(before) | set(after)
+    return sorted(s for s in sites if writes.get(s) == ACCEPTS or before.get(s) is False
+                  or after.get(s) is False)  # fmt: skip
 
 
 def traffic_targets(sample: Mapping[str, Any], address_of_site: Mapping[str, str],
@@ -53,19 +74,25 @@ def traffic_targets(sample: Mapping[str, Any], address_of_site: Mapping[str, str
 
 def violations(samples: Iterable[Mapping[str, Any]], address_of_site: Mapping[str, str],
                address_of_frontend: Mapping[str, str]) -> list[dict[str, Any]]:  # fmt: skip
-    """One entry per sample that breaks the rule, with what was wrong."""
+    """One entry per sample that breaks a rule, with what was wrong: a site took writes while
+    another was writable throughout the sample; or traffic went to a site that took writes
+    and held the lease in neither lease read."""
     out = []
     for s in samples:
         wrong = []
-        acc = accepting(s)
-        if len(acc) > 1:
-            wrong.append(f"{' and '.join(acc)} accept writes")
-        holder = s.get("active")
-        for path, site in sorted(traffic_targets(s, address_of_site,
-                                                 address_of_frontend).items()):  # fmt: skip
-            if site != holder and site in acc:
-                wrong.append(f"{path} sends traffic to {site}, which takes writes but does not "
-                             f"hold the lease (held by {holder})")  # fmt: skip
+        acc, steady = accepting(s), writable_throughout(s)
+        both = sorted({x for a in acc for b in steady if a != b for x in (a, b)})
+        if len(both) > 1:
+            wrong.append(f"{' and '.join(both)} accept writes")
+        holders = {s.get("active"), _after(s, "active")}
+        if UNKNOWN not in holders:
+            shown = " then ".join(dict.fromkeys(str(h) for h in (s.get("active"),
+                                                                 _after(s, "active"))))  # fmt: skip
+            for path, site in sorted(traffic_targets(s, address_of_site,
+                                                     address_of_frontend).items()):  # fmt: skip
+                if site not in holders and site in acc:
+                    wrong.append(f"{path} sends traffic to {site}, which takes writes but does "
+                                 f"not hold the lease (held by {shown})")  # fmt: skip
         if wrong:
             out.append({"t": s["t"], "problems": wrong})
     return out
@@ -112,8 +139,8 @@ class Sampler:
     def _active(self) -> str | None:
         try:
             rec = self.store.active()
-        except Exception:  # the store unreachable from here: unknown
-            return None
+        except Exception:  # the store unreachable from here: unknown, not "nobody"
+            return UNKNOWN
         return None if rec is None else rec.site
 
     def _dns(self) -> str | None:
@@ -128,18 +155,24 @@ class Sampler:
         except Exception:  # a crashed HAProxy routes nowhere
             return None
 
+    def _read_only_all(self) -> dict[str, bool | None]:
+        got = {s: self.pool.submit(self._read_only, s) for s in self.cfg.sites}
+        return {s: f.result() for s, f in got.items()}
+
     def sample(self) -> dict[str, Any]:
+        """One sample, in the order the rules rely on (see the pure part above)."""
         t = time.time()
-        sites = list(self.cfg.sites)
-        ro = {s: self.pool.submit(self._read_only, s) for s in sites}
-        wr = {s: self.pool.submit(self._write, s) for s in sites}
-        act = self.pool.submit(self._active)
+        active = self._active()
+        read_only = self._read_only_all()
+        wr = {s: self.pool.submit(self._write, s) for s in self.cfg.sites}
         dns = self.pool.submit(self._dns)
         fes = {f: self.pool.submit(self._route, f) for f in self.frontends}
         routes = {f: x.result() for f, x in fes.items()}
-        return {"t": round(t, 3), "read_only": {s: f.result() for s, f in ro.items()},
-                "write": {s: f.result() for s, f in wr.items()}, "active": act.result(),
-                "dns": dns.result(), "frontends": routes}  # fmt: skip
+        writes = {s: f.result() for s, f in wr.items()}
+        dns_now = dns.result()
+        return {"t": round(t, 3), "active": active, "read_only": read_only, "write": writes,
+                "dns": dns_now, "frontends": routes, "read_only_after": self._read_only_all(),
+                "active_after": self._active()}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
