@@ -222,3 +222,59 @@ def test_route53_unknown_zone_is_a_clear_fatal_error(moto_server: str) -> None:
         p.point_to("192.0.2.10")
     assert not info.value.retryable
     assert p.check().ok is False
+
+
+def answer_with_error(client: Any, operation: str, code: str, status: int, times: int) -> list[str]:
+    """The next ``times`` calls of ``operation`` get AWS's error ``code`` instead of reaching
+    the (moto) server, the way Route 53 answers a client over its rate limit; returns a list
+    that records every call of ``operation``."""
+    from botocore.awsrequest import AWSResponse
+
+    calls: list[str] = []
+
+    def before_call(**_: Any) -> Any:
+        calls.append(operation)
+        if len(calls) > times:
+            return None  # through to the server
+        http = AWSResponse("https://route53.amazonaws.com/", status, {}, None)
+        return http, {"Error": {"Code": code, "Message": f"{code} (injected)"},
+                      "ResponseMetadata": {"HTTPStatusCode": status}}  # fmt: skip
+
+    client.meta.events.register(f"before-call.route-53.{operation}", before_call)
+    return calls
+
+
+def new_zone(client: Any) -> str:
+    zone = client.create_hosted_zone(Name="example.org.", CallerReference=str(time.time_ns()))
+    return str(zone["HostedZone"]["Id"])
+
+
+def test_route53_throttling_is_retried_with_backoff_then_applied(moto_server: str) -> None:
+    client = r53_client(moto_server)
+    p = Route53Provider("route53", hosted_zone_id=new_zone(client), record="keystone.example.org",
+                        ttl_s=5, client=client, backoff_s=0.01)  # fmt: skip
+    calls = answer_with_error(client, "ChangeResourceRecordSets", "Throttling", 400, times=2)
+    r = p.point_to("192.0.2.20")
+    assert r.changed and r.attempts == 3 and len(calls) == 3
+    assert p.current() == "192.0.2.20"
+
+
+def test_route53_refused_credentials_are_not_retried(moto_server: str) -> None:
+    client = r53_client(moto_server)
+    p = Route53Provider("route53", hosted_zone_id=new_zone(client), record="keystone.example.org",
+                        ttl_s=5, client=client, backoff_s=0.01)  # fmt: skip
+    calls = answer_with_error(client, "ChangeResourceRecordSets", "AccessDenied", 403, times=9)
+    with pytest.raises(TrafficError, match="AccessDenied") as info:
+        p.point_to("192.0.2.21")
+    assert not info.value.retryable and len(calls) == 1  # sent once, never again
+    assert p.current() is None  # nothing changed
+
+
+def test_route53_throttled_for_good_gives_up_within_its_retries(moto_server: str) -> None:
+    client = r53_client(moto_server)
+    p = Route53Provider("route53", hosted_zone_id=new_zone(client), record="keystone.example.org",
+                        ttl_s=5, client=client, retries=2, backoff_s=0.01)  # fmt: skip
+    calls = answer_with_error(client, "ChangeResourceRecordSets", "Throttling", 400, times=99)
+    with pytest.raises(TrafficError, match="Throttling") as info:
+        p.point_to("192.0.2.22")
+    assert info.value.retryable and len(calls) == 3  # the first try and two retries
