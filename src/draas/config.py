@@ -176,7 +176,11 @@ class Coordination(_Model):
 
 class Replication(_Model):
     mode: Literal["async", "semi-sync"] = "async"
-    semi_sync_timeout_ms: PositiveInt = 1000
+    # How long a commit waits for the DR site's acknowledgement before the primary falls back
+    # to asynchronous replication. It must outlast the lease: a primary cut off from the DR
+    # site must fence itself (ending the waiting commits unacknowledged) before it would
+    # acknowledge a write the DR site never received. Default: the lease TTL plus 1 s.
+    semi_sync_timeout_ms: PositiveInt | None = None
     databases: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_]+$")]] = Field(
         default_factory=lambda: ["keystone"], min_length=1
     )
@@ -292,6 +296,11 @@ class Config(_Model):
     api: Api = Field(default_factory=Api)
     drill: Drill | None = None
 
+    def semi_sync_timeout_ms(self) -> int:
+        """The semi-sync timeout in force (the configured one, or the lease TTL plus 1 s)."""
+        explicit = self.replication.semi_sync_timeout_ms
+        return explicit if explicit is not None else round(self.timings.lease_ttl_s * 1000) + 1000
+
     def site_with_role(self, role: str) -> str:
         return next(name for name, site in self.sites.items() if site.role == role)
 
@@ -374,6 +383,14 @@ def semantic_problems(cfg: Config) -> list[str]:
             f"timings.lease_ttl_s: {t.lease_ttl_s} is less than lease_renew_s + 2 x retry_timeout_s"
             f" = {t.lease_renew_s + 2 * t.retry_timeout_s:g}; the holder could lose the lease "
             "between two renewals"
+        )
+    wait = cfg.replication.semi_sync_timeout_ms
+    if cfg.replication.mode == "semi-sync" and wait is not None and wait < t.lease_ttl_s * 1000:
+        problems.append(
+            f"replication.semi_sync_timeout_ms: {wait} is shorter than timings.lease_ttl_s "
+            f"({t.lease_ttl_s:g} s): a primary cut off from the DR site would acknowledge writes "
+            f"the DR site never received before it fences itself; use at least "
+            f"{round(t.lease_ttl_s * 1000) + 1000} or leave it out (the lease TTL plus 1 s)"
         )
     return problems
 

@@ -155,6 +155,18 @@ def test_window_must_hold_fall_probes() -> None:
     assert any(m.startswith("timings.confirm_window_s: 4.0 is shorter") for m in msgs)
 
 
+def test_semi_sync_waits_longer_than_the_lease_by_default_and_never_shorter() -> None:
+    data = example()
+    data["timings"] = {"preset": "fast"}
+    assert parse_config(data).semi_sync_timeout_ms() == 6000  # lease TTL 5 s plus 1 s
+    data["replication"]["semi_sync_timeout_ms"] = 1000
+    msgs = problems(data)
+    assert [m for m in msgs if m.startswith("replication.semi_sync_timeout_ms: 1000 is shorter "
+                                            "than timings.lease_ttl_s (5 s)")], msgs  # fmt: skip
+    data["replication"]["mode"] = "async"  # no acknowledgement is waited for: any value goes
+    assert parse_config(data).semi_sync_timeout_ms() == 1000
+
+
 def test_file_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="file not found"):
         load_config(tmp_path / "nope.toml")

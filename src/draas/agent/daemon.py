@@ -34,6 +34,7 @@ from draas.failover.manual import snapshot
 from draas.failover.policy import View, decide, must_fence
 from draas.failover.runbook import RunbookRunner
 from draas.health.detector import VantagePoint
+from draas.replication import ReplicationStatus
 from draas.traffic.frontend.proxy import ProxyEngine
 
 log = logging.getLogger("draas.agent")
@@ -322,6 +323,9 @@ class Agent:
                            "gtid_binlog_pos": st.gtid_binlog_pos}  # fmt: skip
             if st.role != "replica":
                 return ""
+            resumed = self._resume_if_restarted(site, st)
+            if resumed:
+                return resumed
             state = "healthy" if healthy else "broken"
             detail = f"IO {st.io_running}, SQL {st.sql_running}: {st.last_error or 'no error'}"
         if self.held is not None or state == self.replication:
@@ -333,6 +337,31 @@ class Agent:
                                  "run": f"replication-{site}", "step": "replication",
                                  "outcome": state, "detail": detail})  # fmt: skip
         return f"replication of {site} {state}: {detail}"
+
+    def _resume_if_restarted(self, site: str, st: ReplicationStatus) -> str:
+        """A replica of the active site whose threads are both stopped without an error has
+        restarted (servers start with replication stopped): start it again. Anything else
+        (an error, another source, this site active) is left to the runbooks."""
+        if st.io_running != "No" or st.sql_running != "No" or st.last_error:
+            return ""
+        try:
+            active = self.store.active()
+        except CoordinationError:
+            return ""
+        if active is None or active.site == site or active.site not in self.reps or \
+                st.source != self.reps[active.site].endpoint.host:  # fmt: skip
+            return ""
+        try:
+            self.reps[site].resume()
+        except DraasError as exc:
+            return f"could not restart replication of {site} from {active.site}: {exc}"
+        said = f"{site}'s database had restarted with replication stopped: resumed from " \
+            f"{active.site}"  # fmt: skip
+        self.store.append_event({"ts": self.clock.now(), "node": self.node.name,
+                                 "runbook": "monitor", "run": f"replication-{site}",
+                                 "step": "replication", "outcome": "resumed",
+                                 "detail": said})  # fmt: skip
+        return said
 
     # -- a frontend follows the lease ----------------------------------------------------------
     def follow_lease(self) -> str:

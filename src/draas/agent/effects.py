@@ -40,7 +40,7 @@ def replicators(cfg: Config) -> dict[str, MariaDBReplicator]:
             ep,
             r.databases,
             semi_sync=r.mode == "semi-sync",
-            semi_sync_timeout_ms=r.semi_sync_timeout_ms,
+            semi_sync_timeout_ms=cfg.semi_sync_timeout_ms(),
             link_timeout_s=r.link_timeout_s,
         )
     return out

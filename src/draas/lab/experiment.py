@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -25,7 +23,7 @@ from typing import Any
 from draas.agent.status import failovers as failover_runs
 from draas.errors import LabError
 from draas.lab.agents import etcd_get, nodes_for, start_agents
-from draas.lab.components import bind9, haproxy, keystone, mariadb, powerdns
+from draas.lab.components import bind9, haproxy, mariadb, powerdns
 from draas.lab.disasters import (
     Disaster,
     NetworkFailure,
@@ -35,10 +33,8 @@ from draas.lab.disasters import (
     restore_all,
 )
 from draas.lab.lab import Lab, LabSettings
+from draas.lab.meters import WEB, Meters
 from draas.lab.services import frontends_for, resolve
-from draas.measure.meter import read_records
-from draas.measure.rto import summarize
-from draas.measure.writes import account
 
 DISASTERS = ("power-off", "network-failure", "service-crash", "service-hang", "frontend-crash")
 SITE_DISASTERS = {"power-off", "network-failure", "service-crash", "service-hang"}
@@ -61,8 +57,6 @@ SEED_TIMINGS: dict[str, dict[str, float]] = {
     "seed-frontend": {"probe_interval_s": 0.7, "probe_timeout_s": 0.7, "fall": 1, "rise": 1,
                       "confirm_window_s": 0.7},
 }  # fmt: skip
-WEB = "http://keystone.draas.test/"
-API = "http://keystone.draas.test:5000/v3"
 WARMUP_S = 3.0
 HOLD_S = 2.0
 RECOVERY_TIMEOUT_S = 45.0
@@ -173,32 +167,6 @@ def clean_state(lab: Lab, baseline: bool = False) -> None:
     time.sleep(3)  # every vantage point has seen everything up for a while
 
 
-# -- the split-brain checker -------------------------------------------------------------------
-def splitbrain_spec(lab: Lab, seq: int, rundir: Path) -> tuple[Any, Path]:
-    """``draas.lab.splitbrain`` in the client host for one run (baselines have no lease)."""
-    from draas.lab.secrets import secret_file
-
-    out = rundir / "splitbrain.jsonl"
-    argv = [sys.executable, "-m", "draas.lab.splitbrain", "--config",
-            str(lab.run.path / "draas.toml"), "--password-file",
-            str(secret_file(lab.run, "keystone-admin")), "--out", str(out), "--interval",
-            "0.5", "--duration", "900"]  # fmt: skip
-    return lab.spec(f"splitbrain-{seq}", "client", argv), out
-
-
-def split_brain(lab: Lab, samples: Path) -> list[dict[str, Any]]:
-    """The run's split-brain instants (see ``draas.lab.splitbrain``)."""
-    from draas.lab.splitbrain import violations
-
-    rows = [json.loads(x) for x in samples.read_text().splitlines() if x.strip()] \
-        if samples.exists() else []  # fmt: skip
-    if not rows:
-        raise LabError(f"the split-brain checker recorded nothing ({samples})")
-    sites = {h: lab.topo.host(h).address for h in ("primary", "dr")}
-    fes = {fe: lab.topo.host(fe).address for fe in frontends_for(lab.settings.scheme)}
-    return violations(rows, sites, fes)
-
-
 # -- one run -----------------------------------------------------------------------------------
 def one_run(lab: Lab, scheme: str, disaster: str, repeat: int, seq: int, out: Path,
             progress: Progress) -> dict[str, Any]:  # fmt: skip
@@ -208,19 +176,8 @@ def one_run(lab: Lab, scheme: str, disaster: str, repeat: int, seq: int, out: Pa
     baseline = scheme in BASELINES
     clean_state(lab, baseline)
     epoch = int((active(lab) or {}).get("epoch", 0))
-    requests = rundir / "requests.jsonl"
-    meter = lab.spec(f"rto-{seq}", "client", [
-        sys.executable, "-m", "draas.cli", "-q", "rto", WEB, API, "--expect-body", "",
-        "--expect-body", "stable", "--interval", "0.1", "--timeout", "1", "--duration", "600",
-        "--out", str(requests), "--json"])  # fmt: skip
-    prefix = f"x{seq}"
-    writer, writes = keystone.writer_spec(lab, f"writer-{seq}", "http://keystone.draas.test:5000",
-                                          prefix, 600, 0.1)  # fmt: skip
-    checker, samples = splitbrain_spec(lab, seq, rundir) if not baseline else (None, None)
-    lab.sup.launch(meter)
-    lab.sup.launch(writer)
-    if checker is not None:
-        lab.sup.launch(checker)
+    meters = Meters(lab, str(seq), rundir, split_brain=not baseline, duration_s=600)
+    meters.start()
     since = time.time()
     time.sleep(WARMUP_S)
     seed = SEED_TIMINGS.get(scheme, {})
@@ -264,20 +221,16 @@ def one_run(lab: Lab, scheme: str, disaster: str, repeat: int, seq: int, out: Pa
         except LabError:
             progress(f"  {run_id}: failback not done within {FAILBACK_TIMEOUT_S:g} s")
     time.sleep(1.0)
-    measuring = [meter.name, writer.name] + ([checker.name] if checker is not None else [])
-    for name in measuring:
-        lab.sup.send(name, signal.SIGTERM)
-    for name in measuring:
-        wait(f"{name} to stop", lambda n=name: lab.sup.state(n) == "exited", 30, 0.1)  # type: ignore[misc]
-    split = None if samples is None else split_brain(lab, samples)
+    meters.stop()
+    split = meters.split_brain()
     evs = events(lab, since)
     (rundir / "events.json").write_text(json.dumps(evs, indent=1) + "\n")
-    summary = summarize(read_records(requests), t0, k=3)
+    summary = meters.rto(t0)
     site = (active(lab) or {}).get("site", "primary")
-    with_writer = [json.loads(x) for x in writes.read_text().splitlines() if x.strip()]
+    with_writer = meters.write_log()
     if site == "primary":
         mariadb.wait_in_sync(lab, "dr", "primary")
-    wr = account(with_writer, keystone.project_names(lab, site, prefix))
+    wr = meters.writes_report(site)
     failovers = len(failover_runs(evs))
     expected = 1 if disaster in SITE_DISASTERS else 0
     alarm = first_alarm(lab, "primary" if disaster in SITE_DISASTERS else "fe-a", t0)

@@ -4,6 +4,7 @@ rejoin with no silent loss, semi-synchronous mode, table checksums."""
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -177,11 +178,50 @@ class MariaDBReplicator(Replicator):
     def detach(self) -> None:
         self.execute("STOP SLAVE", "RESET SLAVE ALL")
 
-    def demote(self, connect_timeout_s: float = 3.0) -> float:
+    def resume(self) -> None:
+        """Start the replication threads again as configured (a restarted replica: servers
+        start with them stopped, so that a returning old primary never replicates blindly),
+        acknowledging in semi-sync mode, read-only."""
+        statements = ["SET GLOBAL read_only = ON"]
+        if self.semi_sync:
+            statements.append("SET GLOBAL rpl_semi_sync_slave_enabled = ON")
+        self.execute(*statements, "START SLAVE")
+        self.events("replicate", "resumed", site=self.endpoint.site)
+
+    def demote(self, connect_timeout_s: float = 3.0, within_s: float = 10.0) -> float:
+        """Writes stop: ``read_only`` on, the service's sessions ended.
+
+        ``SET GLOBAL read_only`` waits for the commits in flight. In semi-sync mode a commit
+        waiting for the DR site's acknowledgement that never comes (the DR site is cut off)
+        would wait out the semi-sync timeout and then be acknowledged to its client without
+        it: a write the DR site never received. So while ``read_only`` waits, the service's
+        sessions are ended: those commits end unacknowledged (their clients lose the
+        connection), and ``read_only`` takes hold."""
         t0 = time.monotonic()
-        with self.connect(connect_timeout=max(1, round(connect_timeout_s))) as conn, \
-                conn.cursor() as cur:  # fmt: skip
-            cur.execute("SET GLOBAL read_only = ON")
+        failed: list[BaseException] = []
+        with self.connect(connect_timeout=max(1, round(connect_timeout_s))) as conn:
+            done = threading.Event()
+
+            def set_read_only() -> None:
+                try:
+                    with conn.cursor() as cur:
+                        cur.execute("SET GLOBAL read_only = ON")
+                except Exception as exc:  # reported by the caller's thread
+                    failed.append(exc)
+                finally:
+                    done.set()
+
+            threading.Thread(target=set_read_only, name="demote", daemon=True).start()
+            while not done.wait(0.05):
+                with contextlib.suppress(ReplicationError):
+                    self._kill_service_sessions()
+                if time.monotonic() - t0 > within_s:
+                    site = self.endpoint.site
+                    raise ReplicationError(f"site {site}: read_only not in force after "
+                                           f"{within_s:g} s (commits still in flight)")  # fmt: skip
+        if failed:
+            raise ReplicationError(f"site {self.endpoint.site}: SET GLOBAL read_only failed: "
+                                   f"{failed[0]}")  # fmt: skip
         self._kill_service_sessions()
         took = time.monotonic() - t0
         self.events("demote", "done", site=self.endpoint.site, took_s=round(took, 4))

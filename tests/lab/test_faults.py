@@ -1,0 +1,177 @@
+"""The fault matrix, DNS scheme, semi-synchronous replication, real daemons: each fault is
+injected while the RTO meter, the write checker and the split-brain checker run in the
+client's host, and the test asserts what must hold (the right site serves, no acknowledged
+write lost, no split-brain instant, the events expected). Every fault's figures are written to
+``test-artifacts/faults/NAME.json`` (``benchmarks/fault_table.py`` prints them as a table)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import (
+    active,
+    authoritative,
+    events,
+    in_sync_checksums,
+    new_lab_name,
+    served_by,
+    wait_until,
+)
+
+from draas.lab.agents import start_agents
+from draas.lab.components import mariadb
+from draas.lab.disasters import Partition, PowerOff
+from draas.lab.experiment import first_log
+from draas.lab.lab import Lab, LabSettings
+from draas.lab.meters import Meters
+
+pytestmark = pytest.mark.lab
+
+ROOT = Path(__file__).parents[2]
+ARTIFACTS = Path(os.environ.get("DRAAS_TEST_ARTIFACTS", ROOT / "test-artifacts")) / "faults"
+DR, PRIMARY = "198.18.2.10", "198.18.1.10"
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Lab]:
+    lab = Lab(new_lab_name())
+    try:
+        lab.up(LabSettings(scheme="dns"))
+        start_agents(lab, preset="fast", replication="semi-sync")
+        wait_until("the primary active", lambda: (active(lab) or {}).get("site") == "primary", 60)
+        yield lab
+    finally:
+        lab.down()
+
+
+class Run:
+    """One measured fault: ``t0`` is set when it is injected; ``figures`` after the meters
+    stopped."""
+
+    def __init__(self, meters: Meters) -> None:
+        self.meters = meters
+        self.t0 = 0.0
+        self.figures: dict[str, Any] = {}
+
+    def injected(self) -> None:
+        self.t0 = time.time()
+
+
+def failovers_since(lab: Lab, since: float) -> list[str]:
+    return sorted({str(e["run"]) for e in events(lab) if float(e.get("ts", 0)) >= since
+                   and str(e.get("run", "")).startswith("failover-")})  # fmt: skip
+
+
+@contextmanager
+def measured(lab: Lab, fault: str) -> Iterator[Run]:
+    """Meters on for the body (which injects, waits and reverts); afterwards, once the
+    service is home and in sync, the figures are taken and saved."""
+    wait_until("the primary active", lambda: (active(lab) or {}).get("site") == "primary", 120)
+    wait_until("the client served by the primary", lambda: served_by(lab) == "primary", 30)
+    mariadb.wait_in_sync(lab, "dr", "primary")
+    tag = f"{fault[:12]}{int(time.time()) % 100000}"
+    run = Run(Meters(lab, tag, ARTIFACTS / fault, duration_s=600))
+    since = time.time()
+    run.meters.start()
+    time.sleep(3)  # warm up
+    try:
+        yield run
+    finally:
+        run.meters.stop()
+    site = (active(lab) or {}).get("site", "primary")
+    if site == "primary":
+        mariadb.wait_in_sync(lab, "dr", "primary")
+    t0 = run.t0 or since
+    rto = run.meters.rto(t0)
+    wr = run.meters.writes_report(site)
+    split = run.meters.split_brain() or []
+    run.figures = {
+        "fault": fault, "rto_s": rto.rto_s, "downtime_s": round(rto.downtime_s, 3),
+        "write_outage_s": run.meters.write_outage_s(t0), "acked_writes": wr.acked,
+        "lost_acked_writes": wr.lost, "unknown_writes": wr.unknown,
+        "failovers": len(failovers_since(lab, since)), "split_brain_instants": len(split),
+        "split_brain": split[:5], "site_at_end": site,
+    }  # fmt: skip
+    (ARTIFACTS / fault / "figures.json").write_text(json.dumps(run.figures, indent=1) + "\n")
+    print(json.dumps(run.figures))
+
+
+def read_only(lab: Lab, host: str) -> bool:
+    return bool(mariadb.sql(lab, host, "SELECT @@read_only AS ro")[0]["ro"])
+
+
+def back_home(lab: Lab, timeout: float = 120) -> None:
+    lab.sup.wait_ready("mariadb-primary")
+    wait_until("home again", lambda: (active(lab) or {}).get("site") == "primary", timeout)
+    wait_until("the client served by the primary", lambda: served_by(lab) == "primary", 30)
+
+
+def test_a_primary_cut_off_from_dr_and_witness_fences_itself_and_no_acked_write_is_lost(
+    lab: Lab,
+) -> None:
+    """The client still reaches the primary (its DNS answer is cached, the link is up); the
+    primary cannot renew its lease, so it fences itself before the DR site may take over.
+    Commits waiting for the DR site's acknowledgement end unanswered: nothing the primary
+    acknowledged is missing at the DR site."""
+    with measured(lab, "cut-off-primary") as run:
+        cut = Partition(lab, hosts=["primary"], peers=["dr", "witness"])
+        run.injected()
+        cut.inject()
+        try:
+            wait_until("DNS at BIND points at dr", lambda: authoritative(lab) == [DR], 40)
+            wait_until("the client served by dr", lambda: served_by(lab) == "dr", 20)
+            assert read_only(lab, "primary"), "the cut-off primary still takes writes"
+            fenced = first_log(lab, r"fenced primary \(database read-only\)", run.t0,
+                               ["site-primary"])  # fmt: skip
+            took = next(float(e["ts"]) for e in events(lab)
+                        if str(e.get("run", "")).startswith("failover-")
+                        and e.get("step") == "take-lease" and e.get("outcome") == "done"
+                        and float(e["ts"]) >= run.t0)  # fmt: skip
+            assert fenced is not None and fenced < took, (fenced, took)  # fence before promote
+        finally:
+            cut.revert()
+        back_home(lab)
+    f = run.figures
+    assert f["lost_acked_writes"] == 0 and f["acked_writes"] > 0, f
+    assert f["split_brain_instants"] == 0, f["split_brain"]
+    assert f["failovers"] == 1
+    p, d = in_sync_checksums(lab)
+    assert p == d
+
+
+def test_both_sites_down_takes_no_action_and_the_first_back_serves(lab: Lab) -> None:
+    """Nothing can be promoted (the witness alone is no quorum, and there is nothing to
+    promote): nobody acts. The primary comes back first and serves again with every write;
+    the DR site then catches up."""
+    with measured(lab, "both-sites-down") as run:
+        offs = [PowerOff(lab, host="primary"), PowerOff(lab, host="dr")]
+        run.injected()
+        for o in offs:
+            o.inject()
+        try:
+            time.sleep(15)  # three lease lifetimes
+            assert failovers_since(lab, run.t0) == []
+            offs[0].revert()
+            lab.sup.wait_ready("mariadb-primary")
+            wait_until("the primary active again",
+                       lambda: (active(lab) or {}).get("site") == "primary", 60)  # fmt: skip
+            wait_until("the client served by the primary", lambda: served_by(lab) == "primary",
+                       30)  # fmt: skip
+            assert not read_only(lab, "primary")
+        finally:
+            for o in offs:
+                o.revert()
+        lab.sup.wait_ready("mariadb-dr")
+    f = run.figures
+    assert f["failovers"] == 0 and f["site_at_end"] == "primary", f
+    assert f["lost_acked_writes"] == 0 and f["acked_writes"] > 0, f
+    assert f["split_brain_instants"] == 0, f["split_brain"]
+    p, d = in_sync_checksums(lab)
+    assert p == d
