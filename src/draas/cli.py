@@ -84,7 +84,8 @@ def _cmd_rto(args: argparse.Namespace) -> int:
         cfg = load_config(args.config)
         name = cfg.service.dns_name.rstrip(".")
         checks += [meter.Check(c.name, f"http://{name}:{c.port}{c.path}", c.expect_status,
-                               c.expect_body) for c in cfg.service.checks]  # fmt: skip
+                               c.expect_body)
+                   for c in cfg.service.checks if c.kind == "http"]  # fmt: skip
     bodies = args.expect_body or []
     if len(bodies) > len(args.url or []):
         raise DraasError("--expect-body: given more often than URLs (one per URL, in order)")

@@ -78,13 +78,25 @@ class _Model(BaseModel):
 
 
 class Check(_Model):
-    """An HTTP check of the service: the probes and the RTO meter use these."""
+    """A check of the service at each site, by every vantage point. ``http``: one GET of
+    ``path`` (status, and a string the body must contain). ``keystone``: the deep check, an
+    authenticated read through the service's database (``GET /v3/projects`` with a token of
+    ``username``, reused until refused): it fails when the API answers but cannot use its
+    database. ``interval_s``: run it at most this often, in the background (the probe rounds
+    use its last result); ``timeout_s``: its own timeout (default: timings.probe_timeout_s)."""
 
     name: Name
     port: Port
+    kind: Literal["http", "keystone"] = "http"
     path: str = "/"
     expect_status: Annotated[int, Field(ge=100, le=599)] = 200
     expect_body: str | None = None
+    username: str | None = None
+    password_file: Path | None = None
+    project: str = "admin"
+    domain: str = "Default"
+    interval_s: Annotated[float, Field(gt=0, le=300)] | None = None
+    timeout_s: Annotated[float, Field(gt=0, le=60)] | None = None
 
 
 class Service(_Model):
@@ -317,6 +329,14 @@ def semantic_problems(cfg: Config) -> list[str]:
             f"sites: need exactly one site with role 'primary' and one with role 'dr' "
             f"(got roles {roles})"
         )
+    for i, check in enumerate(cfg.service.checks):
+        where = f"service.checks[{i}]"
+        if check.kind == "keystone" and (check.username is None or check.password_file is None):
+            problems.append(f"{where}: a 'keystone' check logs in: give username and "
+                            "password_file")  # fmt: skip
+        if check.kind == "http" and check.username is not None:
+            problems.append(f"{where}.username: only a 'keystone' check logs in; set "
+                            "kind = 'keystone' or leave it out")  # fmt: skip
     seen: set[str] = set()
     for i, node in enumerate(cfg.nodes):
         where = f"nodes[{i}]"
@@ -362,6 +382,14 @@ def semantic_problems(cfg: Config) -> list[str]:
             "api.tls_cert_file, api.tls_key_file: give both (TLS) or neither (plain HTTP)"
         )
     t = cfg.timings
+    for i, check in enumerate(cfg.service.checks):
+        if check.interval_s is not None and check.interval_s >= t.probe_interval_s * t.fall:
+            problems.append(
+                f"service.checks[{i}].interval_s: {check.interval_s} is not shorter than "
+                f"probe_interval_s x fall = {t.probe_interval_s * t.fall:g}; a check's result "
+                "counts in every probe round until its next run, so one failed run would "
+                "count as 'fall' failed rounds"
+            )
     if t.probe_timeout_s > t.probe_interval_s:
         problems.append(
             f"timings.probe_timeout_s: {t.probe_timeout_s} exceeds probe_interval_s "

@@ -167,6 +167,25 @@ def test_semi_sync_waits_longer_than_the_lease_by_default_and_never_shorter() ->
     assert parse_config(data).semi_sync_timeout_ms() == 1000
 
 
+def test_a_keystone_check_needs_its_account_and_a_short_enough_interval() -> None:
+    data = example()
+    data["timings"] = {"preset": "fast"}
+    data["service"]["checks"] = [{"name": "db", "kind": "keystone", "port": 5000,
+                                  "interval_s": 1.5}]  # fmt: skip
+    msgs = problems(data)
+    assert "service.checks[0]: a 'keystone' check logs in: give username and password_file" \
+        in msgs  # fmt: skip
+    assert any(m.startswith("service.checks[0].interval_s: 1.5 is not shorter than "
+                            "probe_interval_s x fall = 1.5") for m in msgs), msgs  # fmt: skip
+    data["service"]["checks"][0].update(username="admin", password_file="/etc/draas/pw",
+                                        interval_s=1.0)  # fmt: skip
+    check = parse_config(data).service.checks[0]
+    assert (check.kind, check.project, check.interval_s) == ("keystone", "admin", 1.0)
+    data["service"]["checks"] = [{"name": "web", "port": 80, "username": "admin"}]
+    assert [m for m in problems(data) if m.startswith("service.checks[0].username: only a "
+                                                      "'keystone' check logs in")]  # fmt: skip
+
+
 def test_file_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="file not found"):
         load_config(tmp_path / "nope.toml")

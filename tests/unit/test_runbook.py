@@ -16,6 +16,7 @@ from draas.failover.runbook import (
     RunbookRunner,
     Step,
     next_step,
+    planned_move_under_way,
     state_of,
 )
 
@@ -123,3 +124,22 @@ def test_a_stopping_agent_ends_the_run_between_steps_and_another_resumes_it(
     assert state_of("r1", store.events()).done == ["confirm", "fence"]
     RunbookRunner(store, "agent-2").run(slow_book(), "r1", {"epoch": 1})
     assert calls == ["confirm", "fence", "promote", "verify"]
+
+
+def ev(run: str, step: str, outcome: str, ts: float, book: str = "failback") -> dict[str, Any]:
+    return {"run": run, "runbook": book, "step": step, "outcome": outcome, "ts": ts}
+
+
+def test_a_planned_move_is_under_way_from_its_pause_until_it_ends() -> None:
+    run = "failback-primary-from-e2"
+    before = [ev(run, "rejoin", "done", 1), ev(run, "catch-up", "done", 2)]
+    assert planned_move_under_way(before, now=3) is None  # writes not paused yet
+    paused = [*before, ev(run, "pause-and-drain", "started", 3)]
+    assert planned_move_under_way(paused, now=4) == run
+    assert planned_move_under_way(paused, now=3 + 121) is None  # abandoned long ago
+    ended = [*paused, ev(run, "pause-and-drain", "done", 4), ev(run, "verify", "done", 6)]
+    assert planned_move_under_way(ended, now=7) is None
+    refused = [*paused, ev(run, "pause-and-drain", "failed", 5)]  # it reopened the source
+    assert planned_move_under_way(refused, now=6) is None
+    failover = [ev("failover-dr-from-e1", "promote", "started", 3, book="failover")]
+    assert planned_move_under_way(failover, now=4) is None

@@ -32,7 +32,7 @@ from draas.coordination import ActiveRecord, CoordinationStore
 from draas.errors import ConfigError, CoordinationError, DraasError, StaleEpoch
 from draas.failover.manual import snapshot
 from draas.failover.policy import View, decide, must_fence
-from draas.failover.runbook import RunbookRunner
+from draas.failover.runbook import RunbookRunner, planned_move_under_way
 from draas.health.detector import VantagePoint
 from draas.replication import ReplicationStatus
 from draas.traffic.frontend.proxy import ProxyEngine
@@ -321,6 +321,8 @@ class Agent:
                            "sql_running": st.sql_running, "semi_sync": st.semi_sync,
                            "healthy": healthy, "last_error": st.last_error,
                            "gtid_binlog_pos": st.gtid_binlog_pos}  # fmt: skip
+            if st.role == "read-only":
+                return self._reopen_if_closed(site)
             if st.role != "replica":
                 return ""
             resumed = self._resume_if_restarted(site, st)
@@ -337,6 +339,38 @@ class Agent:
                                  "run": f"replication-{site}", "step": "replication",
                                  "outcome": state, "detail": detail})  # fmt: skip
         return f"replication of {site} {state}: {detail}"
+
+    def _reopen_if_closed(self, site: str) -> str:
+        """This agent holds the lease for its site, has not fenced it, and no switchover is
+        draining it, yet its database is read-only (closed behind draas's back, or by a
+        restart): the lease says this site takes the writes, so open them again."""
+        held = self.held
+        if held is None or self.fenced or held.site != site:
+            return ""
+        try:
+            current = self.store.active()
+            if current is None or (current.holder, current.epoch) != (self.node.name,
+                                                                      held.epoch):  # fmt: skip
+                return ""  # the lease is no longer ours: the fencing rules act, not this
+            if planned_move_under_way(self.store.events(), self.clock.now()) is not None:
+                return ""
+        except CoordinationError:
+            return ""
+        now = self.clock.now()
+        try:
+            self.reps[site].promote(detach=False)
+        except DraasError as exc:
+            said = f"{site}'s database is read-only and could not be reopened: {exc}"
+            outcome = "failed"
+        else:
+            said = f"{site}'s database was read-only while {site} holds the lease (epoch " \
+                f"{held.epoch}): reopened for writes"  # fmt: skip
+            outcome = "reopened"
+        self.store.append_event({"ts": now, "node": self.node.name, "runbook": "monitor",
+                                 "run": f"database-{site}", "step": "writes",
+                                 "outcome": outcome, "epoch": held.epoch,
+                                 "detail": said})  # fmt: skip
+        return said
 
     def _resume_if_restarted(self, site: str, st: ReplicationStatus) -> str:
         """A replica of the active site whose threads are both stopped without an error has

@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from draas.config import Config, Node
+from draas.config import Check, Config, Node
 from draas.coordination import CoordinationStore
 from draas.errors import ConfigError
-from draas.health.probes import HttpProbe, TcpProbe
+from draas.health.probes import HttpProbe, KeystoneProbe, Periodic, TcpProbe, TokenBox
 from draas.replication import DbEndpoint
 from draas.replication.mariadb import MariaDBReplicator
 from draas.traffic import TrafficSwitch
@@ -46,14 +46,30 @@ def replicators(cfg: Config) -> dict[str, MariaDBReplicator]:
     return out
 
 
-def site_probes(cfg: Config, **kw: Any) -> dict[str, list[HttpProbe]]:
-    """The service's checks, aimed at each site's own address."""
-    return {
-        name: [HttpProbe(f"http://{site.address}:{c.port}{c.path}", c.expect_status,
-                         c.expect_body, timeout_s=cfg.timings.probe_timeout_s, **kw)
-               for c in cfg.service.checks]
-        for name, site in cfg.sites.items()
-    }  # fmt: skip
+def probe_for(cfg: Config, check: Check, address: str, tokens: TokenBox | None = None,
+              min_timeout_s: float = 0.0, periodic: bool = True, **kw: Any) -> Any:  # fmt: skip
+    """One check aimed at ``address`` (a site's or a frontend's); ``periodic=False``: every
+    call runs it (a verification after a switch, not a probe round)."""
+    timeout = max(min_timeout_s, check.timeout_s or cfg.timings.probe_timeout_s)
+    probe: Any
+    if check.kind == "keystone":
+        assert check.username is not None and check.password_file is not None
+        password = read_secret(check.password_file, f"service.checks {check.name}")
+        probe = KeystoneProbe(f"http://{address}:{check.port}", check.username, password,
+                              check.project, check.domain, timeout_s=timeout, tokens=tokens,
+                              login_timeout_s=max(2.0, timeout), **kw)  # fmt: skip
+    else:
+        probe = HttpProbe(f"http://{address}:{check.port}{check.path}", check.expect_status,
+                          check.expect_body, timeout_s=timeout, **kw)  # fmt: skip
+    return Periodic(probe, check.interval_s) if check.interval_s and periodic else probe
+
+
+def site_probes(cfg: Config, **kw: Any) -> dict[str, list[Any]]:
+    """The service's checks, aimed at each site's own address (the deep checks of all sites
+    share one token)."""
+    tokens = TokenBox()
+    return {name: [probe_for(cfg, c, site.address, tokens, **kw) for c in cfg.service.checks]
+            for name, site in cfg.sites.items()}  # fmt: skip
 
 
 def frontend_probes(cfg: Config, **kw: Any) -> dict[str, list[TcpProbe]]:
@@ -76,11 +92,11 @@ def frontend_engine(cfg: Config, node: Node) -> FrontendEngine:
                        target=cfg.site_with_role("primary"))  # fmt: skip
 
 
-def through_frontends(cfg: Config, frontends: list[str], **kw: Any) -> list[HttpProbe]:
+def through_frontends(cfg: Config, frontends: list[str], **kw: Any) -> list[Any]:
     """The service's checks sent to frontends, the way a client's requests go."""
     address = {n.name: n.address for n in cfg.nodes_with_role("frontend")}
-    return [HttpProbe(f"http://{address[fe]}:{c.port}{c.path}", c.expect_status, c.expect_body,
-                      timeout_s=max(2.0, cfg.timings.probe_timeout_s), **kw)
+    tokens = TokenBox()
+    return [probe_for(cfg, c, address[fe], tokens, min_timeout_s=2.0, periodic=False, **kw)
             for fe in frontends for c in cfg.service.checks]  # fmt: skip
 
 
@@ -96,10 +112,12 @@ def traffic_switches(cfg: Config, store: CoordinationStore, site: str,
     return [(FollowingFrontends(store, [n.name for n in cfg.nodes_with_role("frontend")]), site)]
 
 
-def client_path_probes(cfg: Config, site: str, via: list[str] | None = None) -> list[HttpProbe]:
+def client_path_probes(cfg: Config, site: str, via: list[str] | None = None) -> list[Any]:
     """The checks a switch is verified with: the site itself and, in the frontend schemes,
     the frontends a client goes through (``via``; default every frontend)."""
-    probes = site_probes(cfg)[site]
+    tokens = TokenBox()
+    probes = [probe_for(cfg, c, cfg.sites[site].address, tokens, periodic=False)
+              for c in cfg.service.checks]  # fmt: skip
     if cfg.scheme != "dns":
         probes += through_frontends(cfg, via or [n.name for n in cfg.nodes_with_role("frontend")])
     return probes

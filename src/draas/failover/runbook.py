@@ -69,6 +69,24 @@ def next_step(book: Runbook, run_id: str, events: Sequence[dict[str, Any]]) -> S
     return next((s for s in book.steps if s.name not in done), None)
 
 
+def planned_move_under_way(events: Sequence[dict[str, Any]], now: float,
+                           within_s: float = 120.0) -> str | None:  # fmt: skip
+    """The switchover or failback that has paused writes at its source and not finished
+    (its last event within ``within_s``): while it runs, the source holds the lease with its
+    database read-only on purpose. None when there is none."""
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for e in events:
+        if e.get("runbook") in ("switchover", "failback") and e.get("run"):
+            runs.setdefault(str(e["run"]), []).append(e)
+    for run_id, evs in runs.items():
+        paused = any(e.get("step") == "pause-and-drain" for e in evs)
+        ended = any(e.get("outcome") == "failed" or (e.get("step") == "verify"
+                    and e.get("outcome") == "done") for e in evs)  # fmt: skip
+        if paused and not ended and now - max(float(e.get("ts", 0)) for e in evs) <= within_s:
+            return run_id
+    return None
+
+
 def guard_epoch(store: CoordinationStore, epoch: int) -> None:
     """Refuse to act for an epoch that is no longer the active one (a fencing token check)."""
     current = store.active()

@@ -18,6 +18,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 SocketFactory = Callable[[], socket.socket]
@@ -105,51 +106,97 @@ class HttpProbe:
         return ProbeResult(True, took, f"GET {self.url}: {status}")
 
 
+class TokenBox:
+    """A token shared by the deep probes of one agent. Keys are shared between the sites, so
+    a token from one site is valid at the other: a read-only site, whose Keystone cannot
+    record a user's first login of the day, is still read with a token from the other."""
+
+    def __init__(self) -> None:
+        self.token: str | None = None
+
+
 class KeystoneProbe:
     """The deep probe: an authenticated read through Keystone's database, token reused."""
 
     def __init__(self, url: str, username: str, password: str, project: str = "admin",
                  domain: str = "Default", timeout_s: float = 2.0,
-                 socket_factory: SocketFactory | None = None) -> None:  # fmt: skip
+                 socket_factory: SocketFactory | None = None, tokens: TokenBox | None = None,
+                 login_timeout_s: float | None = None) -> None:  # fmt: skip
         self.url = url.rstrip("/")
         self.auth = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
             "name": username, "domain": {"name": domain}, "password": password}}},
             "scope": {"project": {"name": project, "domain": {"name": domain}}}}}  # fmt: skip
         self.timeout_s = timeout_s
+        self.login_timeout_s = max(timeout_s, login_timeout_s or 0.0)
         self.factory = socket_factory
-        self.token: str | None = None
+        self.box = tokens or TokenBox()
         self.logins = 0
+
+    @property
+    def token(self) -> str | None:
+        return self.box.token
 
     async def _login(self) -> str:
         status, hdrs, _ = await http_request(
             f"{self.url}/v3/auth/tokens", "POST", json.dumps(self.auth).encode(),
-            {"Content-Type": "application/json"}, self.timeout_s, self.factory,
+            {"Content-Type": "application/json"}, self.login_timeout_s, self.factory,
         )  # fmt: skip
         if status != 201:
             raise ConnectionError(f"login answered {status}")
         self.logins += 1
-        return hdrs["x-subject-token"]
+        self.box.token = hdrs["x-subject-token"]
+        return self.box.token
+
+    async def _read(self, token: str) -> tuple[int, bytes]:
+        status, _, body = await http_request(
+            f"{self.url}/v3/projects?limit=1", headers={"X-Auth-Token": token},
+            timeout=self.timeout_s, factory=self.factory,
+        )  # fmt: skip
+        return status, body
 
     async def check(self) -> ProbeResult:
         t0 = time.monotonic()
         try:
-            if self.token is None:
-                self.token = await self._login()
-            status, _, body = await http_request(
-                f"{self.url}/v3/projects?limit=1", headers={"X-Auth-Token": self.token},
-                timeout=self.timeout_s, factory=self.factory,
-            )  # fmt: skip
-            if status == 401:  # expired or revoked: log in again once
-                self.token = await self._login()
-                status, _, body = await http_request(
-                    f"{self.url}/v3/projects?limit=1", headers={"X-Auth-Token": self.token},
-                    timeout=self.timeout_s, factory=self.factory,
-                )  # fmt: skip
+            used = self.box.token or await self._login()
+            status, body = await self._read(used)
+            if status == 401:  # expired or revoked (unless another probe renewed it meanwhile)
+                renewed = self.box.token
+                token = renewed if renewed not in (None, used) else await self._login()
+                status, body = await self._read(token)
         except (OSError, TimeoutError, ValueError, KeyError, IndexError) as exc:
             return ProbeResult(False, time.monotonic() - t0, f"keystone {self.url}: {exc!r}")
         took = time.monotonic() - t0
         ok = status == 200 and b'"projects"' in body
         return ProbeResult(ok, took, f"keystone {self.url}: authenticated read {status}")
+
+
+class Periodic:
+    """Runs ``probe`` at most every ``interval_s``, in the background: ``check`` answers at
+    once with the last finished result (the very first is awaited), so a slow deep check
+    never stretches a probe round."""
+
+    def __init__(self, probe: Any, interval_s: float) -> None:
+        self.probe = probe
+        self.interval_s = interval_s
+        self.last: ProbeResult | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.started = float("-inf")
+
+    async def _run(self) -> None:
+        try:
+            self.last = await self.probe.check()
+        finally:
+            self.task = None
+
+    async def check(self) -> ProbeResult:
+        now = time.monotonic()
+        if self.task is None and now - self.started >= self.interval_s:
+            self.started = now
+            self.task = asyncio.ensure_future(self._run())
+        if self.last is None and self.task is not None:
+            await asyncio.shield(self.task)
+        assert self.last is not None
+        return self.last
 
 
 class TcpProbe:

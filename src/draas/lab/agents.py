@@ -36,9 +36,11 @@ def tsig_key_file(lab: Lab) -> Path:
 
 
 def write_config(lab: Lab, preset: str = "fast", scheme: str = "dns",
-                 replication: str = "async",
-                 timings: dict[str, float] | None = None) -> Path:  # fmt: skip
-    """The lab deployment's draas.toml (TOML written by hand: values are ours, all quoted)."""
+                 replication: str = "async", timings: dict[str, float] | None = None,
+                 deep_check: bool = True) -> Path:  # fmt: skip
+    """The lab deployment's draas.toml (TOML written by hand: values are ours, all quoted).
+    ``deep_check``: the Keystone check through the database, beside the web page and the
+    version document (the seed profiles, which reproduce the original system, have none)."""
     db_pw = secret_file(lab.run, "mariadb-draas")
     q = json.dumps  # a JSON string is a valid TOML basic string
     lines = [
@@ -56,6 +58,13 @@ def write_config(lab: Lab, preset: str = "fast", scheme: str = "dns",
         'path = "/v3"',
         'expect_body = "stable"',
     ]
+    if deep_check:
+        lines += [
+            "[[service.checks]]",
+            'name = "db"', 'kind = "keystone"', "port = 5000", 'username = "admin"',
+            f"password_file = {q(str(secret_file(lab.run, 'keystone-admin')))}",
+            "interval_s = 1.0", "timeout_s = 1.5",
+        ]  # fmt: skip
     for site, role in (("primary", "primary"), ("dr", "dr")):
         addr = lab.topo.host(site).address
         lines += [f"[sites.{site}]", f"role = {q(role)}", f"address = {q(addr)}",
@@ -106,12 +115,13 @@ def agent_specs(lab: Lab, config: Path, scheme: str) -> list[ProcessSpec]:
 
 
 def start_agents(lab: Lab, preset: str = "fast", replication: str = "async",
-                 timings: dict[str, float] | None = None) -> Path:  # fmt: skip
+                 timings: dict[str, float] | None = None,
+                 deep_check: bool = True) -> Path:  # fmt: skip
     """Write the lab's draas.toml for the lab's scheme and start every node's agent. With
     ``replication="semi-sync"`` the sites are switched to semi-synchronous replication first
     (the primary waits for the DR site's acknowledgement before it answers a commit)."""
     scheme = lab.settings.scheme
-    config = write_config(lab, preset, scheme, replication, timings)
+    config = write_config(lab, preset, scheme, replication, timings, deep_check)
     etcd.move_leader(lab, "witness")
     if replication == "semi-sync":
         from draas.config import load_config

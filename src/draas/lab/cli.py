@@ -124,13 +124,17 @@ def _cmd_disaster(args: argparse.Namespace) -> int:
         raise LabError(f"--duration {args.duration}: must be more than 0 and at most 3600 s")
     host = args.host or "primary"
     params: dict[str, Any]
-    if args.name in ("service-crash", "service-hang"):
+    if args.name in ("service-crash", "service-hang", "service-slow"):
         procs = lab.host_processes(host)
         proc = args.process or lab.run.load().get("services", {}).get(host)
         if proc is None or proc not in procs:
             known = ", ".join(procs) or "none"
             raise LabError(f"{args.name}: give --process NAME; processes on {host}: {known}")
         params = {"process": proc, "host": host}
+        if args.name == "service-slow":
+            params.update(stop_ms=args.stop_ms, run_ms=args.run_ms)
+    elif args.name in ("api-errors", "db-read-only"):
+        params = {"host": host}
     elif args.name in ("network-failure", "power-off"):
         lab.topo.host(host)
         params = {"host": host}
@@ -265,7 +269,16 @@ def add_lab_parser(sub: Any) -> None:
         "--host", help="target host (comma list for partition/gray-network); default primary"
     )
     dis.add_argument("--peers", help="partition: the other side (default dr,fe-b)")
-    dis.add_argument("--process", help="service-crash/hang: the process to hit")
+    dis.add_argument("--process", help="service-crash/hang/slow: the process to hit")
+    dis.add_argument(
+        "--stop-ms",
+        type=float,
+        default=1900.0,
+        help="service-slow: how long the service is stopped each turn",
+    )
+    dis.add_argument(
+        "--run-ms", type=float, default=100.0, help="service-slow: how long it runs each turn"
+    )
     dis.add_argument("--duration", type=float, help="revert after this many seconds")
     dis.add_argument("--loss-pct", type=float, default=5.0, help="gray-network loss (default 5)")
     dis.add_argument("--jitter-ms", type=float, default=20.0, help="gray-network jitter")

@@ -180,6 +180,84 @@ class GrayNetwork(Disaster):
         )
 
 
+SITES = ("primary", "dr")
+
+
+def _site(params: dict[str, Any], what: str) -> str:
+    site = params.get("host", "primary")
+    if site not in SITES:
+        raise LabError(f"{what}: --host {site!r} is not a site; allowed: {', '.join(SITES)}")
+    return str(site)
+
+
+class ApiErrors(Disaster):
+    name = "api-errors"
+    summary = ("the service's database account locked at a site (not replicated): the API "
+               "answers 500, the web page and the version document stay fine")  # fmt: skip
+
+    def _account(self, lock: str) -> None:
+        from draas.lab.components import mariadb
+
+        site = _site(self.params, self.name)
+        mariadb.sql(self.lab, site, "SET SESSION sql_log_bin = 0",
+                    f"ALTER USER 'keystone'@'198.18.%' ACCOUNT {lock}")  # fmt: skip
+        if lock == "LOCK":  # its open connections end too: Keystone must connect again
+            rows = mariadb.sql(self.lab, site, "SELECT ID FROM information_schema.PROCESSLIST "
+                               "WHERE USER = 'keystone'")  # fmt: skip
+            for r in rows:
+                mariadb.sql(self.lab, site, "KILL CONNECTION %s", args=(int(r["ID"]),))
+
+    def _inject(self) -> None:
+        self._account("LOCK")
+
+    def _revert(self) -> None:
+        self._account("UNLOCK")
+
+
+class DbReadOnly(Disaster):
+    name = "db-read-only"
+    summary = ("a site's database switched read-only behind draas's back; revert does nothing "
+               "(the holder's agent reopens it, or a failover fenced it on purpose)")  # fmt: skip
+
+    def _inject(self) -> None:
+        from draas.lab.components import mariadb
+
+        mariadb.sql(self.lab, _site(self.params, self.name), "SET GLOBAL read_only = ON")
+
+    def _revert(self) -> None:
+        pass  # opening writes here could make a second writer: draas owns the flag
+
+
+class ServiceSlow(Disaster):
+    name = "service-slow"
+    summary = ("a service answers in seconds: its processes stopped and let run in turns "
+               "(--stop-ms / --run-ms) by draas.lab.throttle; revert lets it run")  # fmt: skip
+
+    def _throttler(self) -> str:
+        return f"throttle-{self.params['process']}"
+
+    def _inject(self) -> None:
+        import sys
+
+        proc = self.params["process"]
+        for key in ("stop_ms", "run_ms"):
+            if not 10 <= float(self.params.get(key, 100)) <= 60000:
+                raise LabError(f"service-slow: {key} {self.params[key]} is outside 10..60000 ms")
+        rec = self.lab.sup.record(proc)
+        spec = self.lab.spec(self._throttler(), str(rec["spec"]["host"]), [
+            sys.executable, "-m", "draas.lab.throttle", "--pid", str(rec["pid"]),
+            "--start-time", str(rec["start_time"]), "--run-ms",
+            str(self.params.get("run_ms", 100)), "--stop-ms",
+            str(self.params.get("stop_ms", 1900)), "--duration", "3600"])  # fmt: skip
+        self.lab.sup.launch(spec)
+
+    def _revert(self) -> None:
+        if self.lab.sup.state(self._throttler()) != "exited":
+            self.lab.sup.stop(self._throttler())
+        if self.lab.sup.state(self.params["process"]) != "exited":
+            self.lab.sup.resume(self.params["process"])
+
+
 DISASTERS: dict[str, type[Disaster]] = {
     d.name: d
     for d in (
@@ -190,6 +268,9 @@ DISASTERS: dict[str, type[Disaster]] = {
         Partition,
         ReplicationCut,
         GrayNetwork,
+        ApiErrors,
+        DbReadOnly,
+        ServiceSlow,
     )
 }
 

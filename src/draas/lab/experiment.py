@@ -346,8 +346,9 @@ def bring_up(lab: Lab, scheme: str, preset: str, replication: str) -> None:
         powerdns.replace_bind(lab)
         time.sleep(2)  # its first health checks
     else:
-        start_agents(lab, preset=preset, replication=replication,
-                     timings=SEED_TIMINGS.get(scheme))  # fmt: skip
+        seed = SEED_TIMINGS.get(scheme)
+        start_agents(lab, preset=preset, replication=replication, timings=seed,
+                     deep_check=seed is None)  # fmt: skip
         wait("the active record", lambda: active(lab) is not None, 30, 0.2)
 
 
