@@ -27,7 +27,7 @@ from support import (
 
 from draas.lab.agents import start_agents
 from draas.lab.components import mariadb
-from draas.lab.disasters import Partition, PowerOff
+from draas.lab.disasters import ApiErrors, DbReadOnly, Partition, PowerOff, ServiceSlow
 from draas.lab.experiment import first_log
 from draas.lab.lab import Lab, LabSettings
 from draas.lab.meters import Meters
@@ -94,7 +94,7 @@ def measured(lab: Lab, fault: str) -> Iterator[Run]:
     split = run.meters.split_brain() or []
     run.figures = {
         "fault": fault, "rto_s": rto.rto_s, "downtime_s": round(rto.downtime_s, 3),
-        "write_outage_s": run.meters.write_outage_s(t0), "acked_writes": wr.acked,
+        **run.meters.write_figures(t0), "acked_writes": wr.acked,
         "lost_acked_writes": wr.lost, "unknown_writes": wr.unknown,
         "failovers": len(failovers_since(lab, since)), "split_brain_instants": len(split),
         "split_brain": split[:5], "site_at_end": site,
@@ -172,6 +172,86 @@ def test_both_sites_down_takes_no_action_and_the_first_back_serves(lab: Lab) -> 
     f = run.figures
     assert f["failovers"] == 0 and f["site_at_end"] == "primary", f
     assert f["lost_acked_writes"] == 0 and f["acked_writes"] > 0, f
+    assert f["split_brain_instants"] == 0, f["split_brain"]
+    p, d = in_sync_checksums(lab)
+    assert p == d
+
+
+def status_at(lab: Lab, url: str) -> str:
+    """The HTTP status a client gets from ``url`` (one request, 3 s at most)."""
+    proc = lab.exec("client", ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "3",
+                               url], capture_output=True, text=True)  # fmt: skip
+    return proc.stdout.strip()
+
+
+def failed_over(lab: Lab) -> None:
+    wait_until("DNS at BIND points at dr", lambda: authoritative(lab) == [DR], 40)
+    wait_until("the client served by dr", lambda: served_by(lab) == "dr", 20)
+
+
+def test_an_api_that_cannot_use_its_database_is_failed_over_though_its_pages_answer(
+    lab: Lab,
+) -> None:
+    """Keystone's database account is locked at the primary: the web page and the version
+    document still answer 200, every call that needs the database answers 500. The deep
+    check sees it; the primary steps down and the DR site takes over."""
+    with measured(lab, "api-errors") as run:
+        fault = ApiErrors(lab, host="primary")
+        run.injected()
+        fault.inject()
+        try:
+            assert status_at(lab, f"http://{PRIMARY}/") == "200"
+            assert status_at(lab, f"http://{PRIMARY}:5000/v3") == "200"
+            failed_over(lab)
+            down = first_log(lab, r" sees primary down$", run.t0)
+            assert down is not None
+        finally:
+            fault.revert()
+        back_home(lab)
+    f = run.figures
+    assert f["failovers"] == 1 and f["lost_acked_writes"] == 0 and f["acked_writes"] > 0, f
+    assert f["split_brain_instants"] == 0, f["split_brain"]
+    p, d = in_sync_checksums(lab)
+    assert p == d
+
+
+def test_a_database_closed_behind_draas_back_is_reopened_by_its_holder(lab: Lab) -> None:
+    """Keystone up, its database read-only: the primary's agent holds the lease, so it
+    opens writes again (an event says so). No failover."""
+    with measured(lab, "db-read-only") as run:
+        fault = DbReadOnly(lab, host="primary")
+        run.injected()
+        fault.inject()
+        assert read_only(lab, "primary")
+        took = wait_until("the primary's database reopened",
+                          lambda: not read_only(lab, "primary"), 20)  # fmt: skip
+        print(f"read-only to reopened: {took:.1f} s")
+        fault.revert()
+        time.sleep(3)
+    f = run.figures
+    assert f["failovers"] == 0 and f["site_at_end"] == "primary", f
+    assert f["lost_acked_writes"] == 0 and f["acked_writes"] > 0, f
+    assert f["split_brain_instants"] == 0, f["split_brain"]
+    reopened = [e for e in events(lab) if e.get("run") == "database-primary"
+                and e.get("outcome") == "reopened" and float(e["ts"]) >= run.t0]  # fmt: skip
+    assert len(reopened) == 1, reopened
+    assert "reopened for writes" in reopened[0]["detail"]
+
+
+def test_a_service_slowed_to_seconds_is_failed_over(lab: Lab) -> None:
+    """The primary's Keystone runs 0.1 s in every 2 s (answers take up to 2 s): the probes
+    time out, the quorum sees the primary down, the DR site takes over."""
+    with measured(lab, "service-slow") as run:
+        fault = ServiceSlow(lab, process="keystone-primary", stop_ms=1900, run_ms=100)
+        run.injected()
+        fault.inject()
+        try:
+            failed_over(lab)
+        finally:
+            fault.revert()
+        back_home(lab)
+    f = run.figures
+    assert f["failovers"] == 1 and f["lost_acked_writes"] == 0 and f["acked_writes"] > 0, f
     assert f["split_brain_instants"] == 0, f["split_brain"]
     p, d = in_sync_checksums(lab)
     assert p == d

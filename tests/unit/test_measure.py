@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from draas.measure.rto import rto, samples, summarize, windows
-from draas.measure.writes import account
+from draas.measure.writes import account, write_figures, write_outages
 
 
 def log(pattern: str, t0: float = 100.0, step: float = 0.1, **kw: Any) -> list[dict[str, Any]]:
@@ -89,3 +89,22 @@ def test_lost_writes_are_the_acknowledged_ones_the_database_lacks() -> None:
 def test_nothing_lost_when_everything_acknowledged_is_held() -> None:
     r = account([w(1, "acked", 1.0)], held={"p-000001", "p-000099"})
     assert r.lost == 0 and r.lost_span_s == 0.0 and r.lost_first_t is None
+
+
+def wr(t: float, outcome: str) -> dict[str, Any]:
+    return {"t_start": t, "outcome": outcome, "name": f"p{t}"}
+
+
+def test_write_outages_from_the_first_unacknowledged_write_to_the_next_acknowledged() -> None:
+    log = [wr(0, "acked"), wr(1, "failed"), wr(2, "unknown"), wr(3, "acked"), wr(4, "acked"),
+           wr(5, "failed"), wr(6, "acked"), wr(7, "failed"), wr(8, "failed")]  # fmt: skip
+    assert write_outages(log, since=0.5) == [(1, 3, True), (5, 6, True), (7, 8, False)]
+    assert write_figures(log, since=0.5) == {"write_rto_s": 2.5, "write_downtime_s": 4.0}
+    assert write_figures(log[:5], since=0) == {"write_rto_s": 3.0, "write_downtime_s": 2.0}
+
+
+def test_writes_that_never_recover_have_no_write_rto() -> None:
+    assert write_figures([wr(1, "acked"), wr(2, "failed"), wr(3, "failed")], 1.5) == {
+        "write_rto_s": None, "write_downtime_s": 1.0}  # fmt: skip
+    clean = [wr(1, "acked"), wr(2, "acked")]
+    assert write_figures(clean, 0) == {"write_rto_s": 0.0, "write_downtime_s": 0.0}

@@ -7,6 +7,7 @@ revert them. Used as context managers, they revert on exit whatever happened ins
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 from abc import ABC, abstractmethod
@@ -205,7 +206,8 @@ class ApiErrors(Disaster):
             rows = mariadb.sql(self.lab, site, "SELECT ID FROM information_schema.PROCESSLIST "
                                "WHERE USER = 'keystone'")  # fmt: skip
             for r in rows:
-                mariadb.sql(self.lab, site, "KILL CONNECTION %s", args=(int(r["ID"]),))
+                with contextlib.suppress(Exception):  # it may have ended meanwhile
+                    mariadb.sql(self.lab, site, "KILL CONNECTION %s", args=(int(r["ID"]),))
 
     def _inject(self) -> None:
         self._account("LOCK")

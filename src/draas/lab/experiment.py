@@ -261,7 +261,7 @@ def one_run(lab: Lab, scheme: str, disaster: str, repeat: int, seq: int, out: Pa
         else round(summary.rto_s - (switched - t0), 3),
         "failovers": failovers, "false_failovers": max(0, failovers - expected),
         "lost_acked_writes": wr.lost, "lost_writes_span_s": round(wr.lost_span_s, 3),
-        "acked_writes": wr.acked, "unknown_writes": wr.unknown,
+        "acked_writes": wr.acked, "unknown_writes": wr.unknown, **meters.write_figures(t0),
         "acked_writes_after_disaster": sum(1 for w in with_writer if w["outcome"] == "acked"
                                            and float(w["t_start"]) > t0),
         "unknown_writes_stored": wr.unknown_stored,

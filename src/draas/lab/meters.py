@@ -19,7 +19,7 @@ from draas.lab.lab import Lab
 from draas.lab.services import frontends_for
 from draas.measure.meter import read_records
 from draas.measure.rto import Summary, summarize
-from draas.measure.writes import WriteReport, account
+from draas.measure.writes import WriteReport, account, write_figures
 
 WEB = "http://keystone.draas.test/"
 API = "http://keystone.draas.test:5000/v3"
@@ -89,17 +89,9 @@ class Meters:
         """The writes accounted against what ``site``'s database holds."""
         return account(self.write_log(), keystone.project_names(self.lab, site, self.prefix))
 
-    def write_outage_s(self, t0: float) -> float | None:
-        """From ``t0`` to the first acknowledged write after the last write that was not
-        (0 when every write after ``t0`` was acknowledged; None if none was after the last
-        failure)."""
-        after = sorted((float(w["t_start"]), w["outcome"]) for w in self.write_log()
-                       if float(w["t_start"]) >= t0)  # fmt: skip
-        bad = [t for t, o in after if o != "acked"]
-        if not bad:
-            return 0.0
-        ok = [t for t, o in after if o == "acked" and t > bad[-1]]
-        return round(ok[0] - t0, 3) if ok else None
+    def write_figures(self, t0: float) -> dict[str, float | None]:
+        """``write_rto_s`` and ``write_downtime_s`` from ``t0`` (see ``write_figures``)."""
+        return write_figures(self.write_log(), t0)
 
     def split_brain(self) -> list[dict[str, Any]] | None:
         """The split-brain instants (see ``draas.lab.splitbrain``); None without a checker."""

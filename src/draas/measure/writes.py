@@ -43,3 +43,35 @@ def account(log: Iterable[Mapping[str, Any]], held: set[str]) -> WriteReport:
         lost_first_t=float(lost[0]["t_start"]) if lost else None,
         lost_last_t=float(lost[-1]["t_start"]) if lost else None,
     )  # fmt: skip
+
+
+def write_outages(log: Iterable[Mapping[str, Any]],
+                  since: float) -> list[tuple[float, float, bool]]:  # fmt: skip
+    """Windows ``(start, end, closed)`` in which writes started at or after ``since`` were not
+    acknowledged: from the first such write to the next acknowledged one (``closed``); a
+    window still open when the log ends ends at its last write, not closed."""
+    rows = sorted((float(r["t_start"]), r["outcome"] == "acked") for r in log
+                  if float(r["t_start"]) >= since)  # fmt: skip
+    out: list[tuple[float, float, bool]] = []
+    start: float | None = None
+    for t, acked in rows:
+        if not acked and start is None:
+            start = t
+        elif acked and start is not None:
+            out.append((start, t, True))
+            start = None
+    if start is not None:
+        out.append((start, rows[-1][0], False))
+    return out
+
+
+def write_figures(log: Iterable[Mapping[str, Any]], since: float) -> dict[str, float | None]:
+    """``write_rto_s``: from ``since`` to the end of the first window of unacknowledged
+    writes (0 without one, None if it never closed); ``write_downtime_s``: every window
+    from ``since`` on (a failback's pause included)."""
+    windows = write_outages(log, since)
+    rto: float | None = 0.0
+    if windows:
+        _, end, closed = windows[0]
+        rto = round(end - since, 3) if closed else None
+    return {"write_rto_s": rto, "write_downtime_s": round(sum(b - a for a, b, _ in windows), 3)}
