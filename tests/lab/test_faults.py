@@ -27,7 +27,7 @@ from support import (
 
 from draas.lab.agents import start_agents
 from draas.lab.components import mariadb
-from draas.lab.disasters import ApiErrors, DbReadOnly, Partition, PowerOff, ServiceSlow
+from draas.lab.disasters import ApiErrors, DbReadOnly, DiskFull, Partition, PowerOff, ServiceSlow
 from draas.lab.experiment import first_log
 from draas.lab.lab import Lab, LabSettings
 from draas.lab.meters import Meters
@@ -252,6 +252,49 @@ def test_a_service_slowed_to_seconds_is_failed_over(lab: Lab) -> None:
         back_home(lab)
     f = run.figures
     assert f["failovers"] == 1 and f["lost_acked_writes"] == 0 and f["acked_writes"] > 0, f
+    assert f["split_brain_instants"] == 0, f["split_brain"]
+    p, d = in_sync_checksums(lab)
+    assert p == d
+
+
+def test_a_dr_site_with_a_full_disk_is_reported_and_never_failed_over_to(lab: Lab) -> None:
+    """The DR site's database filesystem fills up: replication stalls (the DR site lacks what
+    the primary acknowledges from then on, asynchronously once semi-sync gives up). Its agent
+    reports it; when the primary then goes down, nobody promotes the DR site. The primary
+    comes back and serves with every write; with space again the replica catches up."""
+    with measured(lab, "dr-disk-full") as run:
+        full = DiskFull(lab, host="dr")
+        run.injected()
+        full.inject()
+        off = PowerOff(lab, host="primary")
+        try:
+            wait_until("the DR agent reports the full disk", lambda: any(
+                e.get("run") == "replication-dr" and e.get("outcome") == "broken"
+                and "disk full" in str(e.get("detail")) and float(e["ts"]) >= run.t0
+                for e in events(lab)), 30)  # fmt: skip
+            time.sleep(2)  # writes go on at the primary, no longer reaching the DR site
+            off.inject()
+            time.sleep(12)  # the window, the lease's expiry and more
+            assert failovers_since(lab, run.t0) == []
+            refused = first_log(lab, r"replica is not fit to take over: disk full", run.t0,
+                                ["site-dr"])  # fmt: skip
+            assert refused is not None
+            off.revert()
+            lab.sup.wait_ready("mariadb-primary")
+            wait_until("the primary active again",
+                       lambda: (active(lab) or {}).get("site") == "primary", 60)  # fmt: skip
+            wait_until("the client served by the primary", lambda: served_by(lab) == "primary",
+                       30)  # fmt: skip
+        finally:
+            off.revert()
+            full.revert()
+        dr_db = mariadb.replicator(lab, "dr")
+        took = wait_until("the DR replica healthy again",
+                          lambda: dr_db.status().healthy_replica, 90)  # fmt: skip
+        print(f"space freed to replication running: {took:.1f} s")
+    f = run.figures
+    assert f["failovers"] == 0 and f["site_at_end"] == "primary", f
+    assert f["lost_acked_writes"] == 0 and f["acked_writes"] > 0, f
     assert f["split_brain_instants"] == 0, f["split_brain"]
     p, d = in_sync_checksums(lab)
     assert p == d

@@ -127,3 +127,18 @@ def test_a_skipped_check_does_not_fail_the_drill_and_the_report_says_it() -> Non
     md = markdown(report)
     assert md.startswith("# DR drill for k.example.: FAILED")
     assert "| dr-replica-in-sync | FAIL | IO No \\| SQL No |" in md
+
+
+@pytest.mark.parametrize(("kw", "unfit"), [
+    ({}, None),
+    ({"io_running": "Connecting", "last_error": "error reconnecting to master"}, None),
+    ({"io_running": "No", "sql_running": "No"}, None),  # restarted: stopped, no error
+    ({"sql_running": "No", "last_error": "Duplicate entry"}, "the SQL thread stopped"),
+    ({"io_running": "No", "last_error": "Could not find GTID"}, "the IO thread stopped"),
+    ({"io_running": "Stalled", "last_error": "disk full at site dr"}, "disk full at site dr"),
+])  # fmt: skip
+def test_a_replica_is_unfit_only_when_it_cannot_get_what_its_source_acknowledged(
+    kw: dict[str, Any], unfit: str | None
+) -> None:
+    got = replica(**kw).unfit
+    assert got == unfit if unfit is None else (got or "").startswith(unfit)

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import threading
 
 from draas.agent.api import ControlApi
 from draas.agent.control import Control
@@ -84,6 +85,10 @@ class Agent:
         self.replication_read = -REPLICATION_CHECK_S
         self.db_doc: dict[str, object] | None = None
         self.last_said = ""
+        self.last_db_said = ""
+        # Fencing and reopening the site's database never interleave (they run on the cycle,
+        # the watchdog and the database watch).
+        self.db_lock = threading.Lock()
         self.control = Control(self)
         self.api = ControlApi(cfg, self.control, api_token(cfg)) if serve_api else None
 
@@ -287,6 +292,10 @@ class Agent:
             decide(self.view(active)).action == "await-release"  # fmt: skip
 
     def fence(self, why: str) -> str:
+        with self.db_lock:
+            return self._fence(why)
+
+    def _fence(self, why: str) -> str:
         site = self.node.site or ""
         rep = self.reps.get(site)
         try:
@@ -306,7 +315,7 @@ class Agent:
         now = self.clock.now()
         site = self.node.site
         if site is None or site not in self.reps or now - self.replication_read < \
-                REPLICATION_CHECK_S:  # fmt: skip
+                REPLICATION_CHECK_S / 2:  # fmt: skip
             return ""
         self.replication_read = now
         try:
@@ -320,7 +329,7 @@ class Agent:
                            "lag_trx": st.lag_trx, "io_running": st.io_running,
                            "sql_running": st.sql_running, "semi_sync": st.semi_sync,
                            "healthy": healthy, "last_error": st.last_error,
-                           "gtid_binlog_pos": st.gtid_binlog_pos}  # fmt: skip
+                           "unfit": st.unfit, "gtid_binlog_pos": st.gtid_binlog_pos}  # fmt: skip
             if st.role == "read-only":
                 return self._reopen_if_closed(site)
             if st.role != "replica":
@@ -344,6 +353,10 @@ class Agent:
         """This agent holds the lease for its site, has not fenced it, and no switchover is
         draining it, yet its database is read-only (closed behind draas's back, or by a
         restart): the lease says this site takes the writes, so open them again."""
+        with self.db_lock:
+            return self._reopen_locked(site)
+
+    def _reopen_locked(self, site: str) -> str:
         held = self.held
         if held is None or self.fenced or held.site != site:
             return ""
@@ -423,7 +436,7 @@ class Agent:
 
     # -- the loop ------------------------------------------------------------------------------
     def cycle_sync(self) -> str:
-        duties = [self.lease_duty, self.replication_duty, self.control.lag_duty]
+        duties = [self.lease_duty, self.control.lag_duty]
         if self.controller is not None:
             duties.append(self.controller.duty)
         said = [s for s in (d() for d in duties) if s]
@@ -444,6 +457,9 @@ class Agent:
         if self.api is not None:
             await self.api.start(self.node.address, self.node.api_port)
         watchdog = asyncio.create_task(self._watchdog(stop))
+        # The site's database is read on a task of its own: a server that hangs (a full disk
+        # blocks SHOW SLAVE STATUS) must never hold up the probes and the lease.
+        db_watch = asyncio.create_task(self._db_watch(stop))
         n = 0
         while not stop.is_set() and (cycles is None or n < cycles):
             n += 1
@@ -463,18 +479,19 @@ class Agent:
             pause = max(0.0, self.cfg.timings.probe_interval_s - (loop.time() - started))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), pause)
-        await self._shut_down(watchdog)
+        await self._shut_down(watchdog, db_watch)
 
     def _on_sighup(self) -> None:
         said = self.reload()
         log.log(logging.ERROR if "REFUSED" in said else logging.INFO, "%s", said)
 
-    async def _shut_down(self, watchdog: asyncio.Task[None]) -> None:
+    async def _shut_down(self, watchdog: asyncio.Task[None], db_watch: asyncio.Task[None]) -> None:
         """SIGTERM: the current step finishes (a runbook stops before its next step and can
         be resumed), then this agent releases the lease it holds and stops serving."""
         log.info("agent %s stopping: finishing the current step", self.node.name)
         self.stopping = True
         watchdog.cancel()
+        db_watch.cancel()
         if not await asyncio.to_thread(self.control.wait_idle, 60.0):
             log.warning("a command is still running after 60 s; stopping anyway (it resumes "
                         "when an agent runs it again)")  # fmt: skip
@@ -493,6 +510,21 @@ class Agent:
         if isinstance(self.engine, ProxyEngine):
             await self.engine.stop()
         log.info("agent %s stopped", self.node.name)
+
+    async def _db_watch(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                said = await asyncio.to_thread(self.replication_duty)
+            except DraasError as exc:
+                said = f"replication check failed: {exc}"
+            except Exception:  # a bug must not stop the watch: say it, go on
+                log.exception("replication check failed unexpectedly")
+                said = ""
+            if said and said != self.last_db_said:
+                log.info("%s", said)
+            self.last_db_said = said
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), REPLICATION_CHECK_S)
 
     async def _watchdog(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

@@ -110,12 +110,16 @@ def snapshot(
 ) -> View:
     """The view the policy decides on, read from the store (``active``: already read)."""
     primary, dr = cfg.site_with_role("primary"), cfg.site_with_role("dr")
+    observations = store.observations()
+    dr_agents = [n.name for n in cfg.nodes if n.role == "site" and n.site == dr]
+    docs = [observations.get(a, {}).get("replication") for a in dr_agents]
+    replica = next((d for d in docs if isinstance(d, dict)), None)
     return View(now=SystemClock().now() if now is None else now,
                 voters=[n.name for n in cfg.nodes if n.site != primary],
-                observations=store.observations(),
+                observations=observations,
                 active=active if active is not None else store.active(),
                 last_epoch=store.last_epoch(), primary=primary, dr=dr,
-                confirm_window_s=cfg.timings.confirm_window_s)  # fmt: skip
+                confirm_window_s=cfg.timings.confirm_window_s, dr_replica=replica)  # fmt: skip
 
 
 def failover(cfg: Config, store: CoordinationStore | None, *, force: bool) -> str:

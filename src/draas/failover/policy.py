@@ -6,7 +6,8 @@ Rules (DESIGN.md's invariants):
 - a site is confirmed down when at least ``need`` vantage points (a majority of those
   configured, and never fewer than two) have each seen it down for the whole confirmation
   window; observers whose publications expired do not vote;
-- failover goes to the DR site only if the same quorum sees it up;
+- failover goes to the DR site only if the same quorum sees it up, and never automatically
+  to a replica its agent reports unfit (stopped by an error, or stalled on a full disk);
 - without a coordination store there is no automatic decision (manual failover only);
 - fence before promote: while the failed site still holds the ``active`` lease the answer is
   ``await-release``: its agent, seeing the same quorum, demotes its database and releases the
@@ -34,6 +35,9 @@ class View:
     dr: str
     confirm_window_s: float
     store_ok: bool = True
+    # What the DR site's agent last published about its database (its "replication" doc),
+    # None when it publishes nothing: an unfit replica is never promoted automatically.
+    dr_replica: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,12 @@ def decide(view: View) -> Decision:
         return Decision("wait", f"{view.primary} is down ({', '.join(down)}) but {view.dr} is "
                         f"seen up by only {len(up_dr)} of {need}: no healthy target",
                         votes=tally)  # fmt: skip
+    unfit = (view.dr_replica or {}).get("unfit")
+    if unfit:
+        return Decision("wait", f"{view.primary} is down ({', '.join(down)}) but {view.dr}'s "
+                        f"replica is not fit to take over: {unfit}. No automatic failover (it "
+                        "would lose what the primary acknowledged since); fix the replica, or "
+                        "accept the loss with a forced failover", votes=tally)  # fmt: skip
     why = (
         f"{view.primary} down for {view.confirm_window_s:g} s by {', '.join(down)}; "
         f"{view.dr} up by {', '.join(up_dr)}"

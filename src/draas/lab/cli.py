@@ -133,7 +133,7 @@ def _cmd_disaster(args: argparse.Namespace) -> int:
         params = {"process": proc, "host": host}
         if args.name == "service-slow":
             params.update(stop_ms=args.stop_ms, run_ms=args.run_ms)
-    elif args.name in ("api-errors", "db-read-only"):
+    elif args.name in ("api-errors", "db-read-only", "disk-full"):
         params = {"host": host}
     elif args.name in ("network-failure", "power-off"):
         lab.topo.host(host)

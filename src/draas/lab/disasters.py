@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import time
 from abc import ABC, abstractmethod
+from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar
 
@@ -182,6 +184,7 @@ class GrayNetwork(Disaster):
 
 
 SITES = ("primary", "dr")
+FILLER = "draas-disk-full.filler"
 
 
 def _site(params: dict[str, Any], what: str) -> str:
@@ -230,6 +233,37 @@ class DbReadOnly(Disaster):
         pass  # opening writes here could make a second writer: draas owns the flag
 
 
+class DiskFull(Disaster):
+    name = "disk-full"
+    summary = ("a site's database filesystem full (a filler file takes its free space); revert "
+               "removes it (MariaDB retries a full disk once a minute)")  # fmt: skip
+
+    def _filler(self) -> Path:
+        from draas.lab.components import mariadb
+
+        return mariadb.base(self.lab, _site(self.params, self.name)) / "data" / FILLER
+
+    def _inject(self) -> None:
+        from draas.lab.netns import run
+
+        path = self._filler()
+        st = os.statvfs(path.parent)
+        free = st.f_bavail * st.f_frsize
+        if free > 2**20:  # most of it at once, then the last pages one by one
+            run(["fallocate", "-l", str(free - 2**20), str(path)])
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            for _ in range(2**20 // 4096 + 64):  # bounded: at most a little over 1 MiB
+                os.write(fd, b"\0" * 4096)
+        except OSError:  # ENOSPC: full
+            pass
+        finally:
+            os.close(fd)
+
+    def _revert(self) -> None:
+        self._filler().unlink(missing_ok=True)
+
+
 class ServiceSlow(Disaster):
     name = "service-slow"
     summary = ("a service answers in seconds: its processes stopped and let run in turns "
@@ -272,6 +306,7 @@ DISASTERS: dict[str, type[Disaster]] = {
         GrayNetwork,
         ApiErrors,
         DbReadOnly,
+        DiskFull,
         ServiceSlow,
     )
 }

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from draas.errors import LabError, NeedRootError
@@ -45,6 +46,20 @@ class LabSettings:
 
     def topology(self) -> Topology:
         return default_topology(self.delay_ms, self.jitter_ms)
+
+
+def mounts_under(path: Path) -> list[Path]:
+    """Mount points at or below ``path``, outermost first (from /proc/self/mountinfo)."""
+    root = path.resolve()
+    found = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        if len(fields) < 5:
+            continue
+        point = Path(fields[4].replace("\\040", " "))
+        if point == root or root in point.parents:
+            found.append(point)
+    return sorted(set(found), key=lambda p: len(p.parts))
 
 
 def require_root(action: str) -> None:
@@ -168,7 +183,11 @@ class Lab:
         }
 
     def _remove_run_dir(self) -> None:
-        """Remove the run directory; a leftover would leak old data into the next ``up``."""
+        """Unmount what the lab mounted under its run directory (the databases' own
+        filesystems), then remove the directory; a leftover would leak old data into the next
+        ``up``."""
+        for mount in reversed(mounts_under(self.run.path)):
+            netns.run(["umount", "-l", str(mount)], check=False)
         for _ in range(3):
             shutil.rmtree(self.run.path, ignore_errors=True)
             if not self.run.path.exists():

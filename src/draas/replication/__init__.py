@@ -40,6 +40,10 @@ class DbEndpoint:
     unix_socket: str | None = None
 
 
+# A replication thread waiting for something that will not come by itself (free disk space).
+STALLED = "Stalled"
+
+
 @dataclass(frozen=True)
 class ReplicationStatus:
     site: str
@@ -58,6 +62,21 @@ class ReplicationStatus:
     @property
     def healthy_replica(self) -> bool:
         return self.role == "replica" and self.io_running == "Yes" and self.sql_running == "Yes"
+
+    @property
+    def unfit(self) -> str | None:
+        """Why this replica must not be promoted automatically (it is missing what its
+        source acknowledged and cannot get it), or None. A lost connection to the source is
+        not a reason: that is what a disaster at the source looks like."""
+        if self.role != "replica":
+            return None
+        if STALLED in (self.io_running, self.sql_running):
+            return self.last_error or "replication stalled"
+        if self.sql_running == "No" and self.last_error:
+            return f"the SQL thread stopped: {self.last_error}"
+        if self.io_running == "No" and self.last_error:
+            return f"the IO thread stopped: {self.last_error}"
+        return None
 
 
 @dataclass(frozen=True)

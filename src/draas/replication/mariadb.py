@@ -15,6 +15,7 @@ import pymysql.cursors
 
 from draas.errors import ErrantTransactions, ReplicationError
 from draas.replication import (
+    STALLED,
     DbEndpoint,
     EventSink,
     RejoinReport,
@@ -100,9 +101,23 @@ class MariaDBReplicator(Replicator):
 
     # -- status ----------------------------------------------------------------------------
     def status(self, source: Replicator | None = None) -> ReplicationStatus:
-        with self.connect() as conn, conn.cursor() as cur:
+        with self.connect(read_timeout=10) as conn, conn.cursor() as cur:
             cur.execute("SELECT @@read_only AS ro, @@gtid_binlog_pos AS bp, @@gtid_slave_pos AS sp")
             v = cur.fetchone() or {}
+            # A thread waiting for disk space holds the lock SHOW SLAVE STATUS needs: read the
+            # threads' states first (the process list never blocks) and do not ask then.
+            cur.execute("SELECT COMMAND AS c, STATE AS s FROM information_schema.PROCESSLIST "
+                        "WHERE COMMAND IN ('Slave_IO', 'Slave_SQL')")  # fmt: skip
+            threads = {r["c"]: r["s"] or "" for r in cur.fetchall()}
+            waiting = {c: st for c, st in threads.items() if "free space" in st.lower()}
+            if waiting:
+                return ReplicationStatus(
+                    site=self.endpoint.site, role="replica", read_only=bool(v.get("ro")),
+                    gtid_binlog_pos=v.get("bp") or "", gtid_slave_pos=v.get("sp") or "",
+                    io_running=STALLED if "Slave_IO" in waiting else "Yes",
+                    sql_running=STALLED if "Slave_SQL" in waiting else "Yes",
+                    last_error=f"disk full at site {self.endpoint.site}: replication waits "
+                               f"for free space ({', '.join(sorted(waiting))})")  # fmt: skip
             cur.execute("SHOW SLAVE STATUS")
             s = cur.fetchone()
             cur.execute("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_status'")
