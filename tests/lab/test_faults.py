@@ -164,7 +164,7 @@ def test_both_sites_down_takes_no_action_and_the_first_back_serves(lab: Lab) -> 
                        lambda: (active(lab) or {}).get("site") == "primary", 60)  # fmt: skip
             wait_until("the client served by the primary", lambda: served_by(lab) == "primary",
                        30)  # fmt: skip
-            assert not read_only(lab, "primary")
+            wait_until("writes open at the primary", lambda: not read_only(lab, "primary"), 10)
         finally:
             for o in offs:
                 o.revert()

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import signal
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from draas.agent.api import ControlApi
 from draas.agent.control import Control
@@ -457,6 +458,7 @@ class Agent:
         if self.api is not None:
             await self.api.start(self.node.address, self.node.api_port)
         watchdog = asyncio.create_task(self._watchdog(stop))
+        fence_watch = asyncio.create_task(self._fence_watch(stop))
         # The site's database is read on a task of its own: a server that hangs (a full disk
         # blocks SHOW SLAVE STATUS) must never hold up the probes and the lease.
         db_watch = asyncio.create_task(self._db_watch(stop))
@@ -480,6 +482,7 @@ class Agent:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), pause)
         await self._shut_down(watchdog, db_watch)
+        fence_watch.cancel()
 
     def _on_sighup(self) -> None:
         said = self.reload()
@@ -526,9 +529,25 @@ class Agent:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), REPLICATION_CHECK_S)
 
+    async def _fence_watch(self, stop: asyncio.Event) -> None:
+        """The self-fencing rule on a thread of its own: no store call (each may take a
+        timeout per etcd member when this site is cut off) ever delays it past the lease."""
+        loop = asyncio.get_running_loop()
+        own = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fence")  # never queued
+        while not stop.is_set():
+            try:
+                said = await loop.run_in_executor(own, self.fence_check)
+            except DraasError as exc:
+                said = f"fence check failed: {exc}"
+            if said:
+                log.warning("%s", said)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), FOLLOW_S / 2)
+        own.shutdown(wait=False)
+
     async def _watchdog(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            for duty in (self.renew_duty, self.fence_check, self.follow_lease):
+            for duty in (self.renew_duty, self.follow_lease):
                 try:
                     said = await asyncio.to_thread(duty)
                 except DraasError as exc:
