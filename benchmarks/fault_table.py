@@ -26,9 +26,9 @@ def cell(v: Any) -> str:
     return f"{v:.2f}" if isinstance(v, float) else str(v)
 
 
-def rows(artifacts: Path) -> list[dict[str, Any]]:
+def rows(artifacts: Path, soak: Path | None = None) -> list[dict[str, Any]]:
     out = [json.loads(p.read_text()) for p in sorted((artifacts / "faults").glob("*/figures.json"))]
-    soak = artifacts / "soak" / "soak.json"
+    soak = soak or artifacts / "soak" / "soak.json"
     if soak.exists():
         s = json.loads(soak.read_text())
         out.append({**s, "fault": f"soak {s['seconds'] / 60:g} min, {s['loss_pct']:g} % loss, "
@@ -46,9 +46,10 @@ def table(found: list[dict[str, Any]]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--artifacts", type=Path, default=Path("test-artifacts"))
+    ap.add_argument("--soak", type=Path, help="a soak.json (default: the CI soak's artifacts)")
     ap.add_argument("--out", type=Path, default=Path("results/faults.md"))
     args = ap.parse_args()
-    found = rows(args.artifacts)
+    found = rows(args.artifacts, args.soak)
     if not found:
         ap.error(f"no figures under {args.artifacts}/faults: run tests/lab/test_faults.py first")
     text = table(found)

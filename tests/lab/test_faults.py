@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,8 +18,10 @@ from typing import Any
 
 import pytest
 from support import (
+    FAILOVER,
     active,
     authoritative,
+    done_steps,
     events,
     in_sync_checksums,
     new_lab_name,
@@ -27,7 +31,15 @@ from support import (
 
 from draas.lab.agents import start_agents
 from draas.lab.components import mariadb
-from draas.lab.disasters import ApiErrors, DbReadOnly, DiskFull, Partition, PowerOff, ServiceSlow
+from draas.lab.disasters import (
+    ApiErrors,
+    DbReadOnly,
+    DiskFull,
+    Partition,
+    PowerOff,
+    ServiceCrash,
+    ServiceSlow,
+)
 from draas.lab.experiment import first_log
 from draas.lab.lab import Lab, LabSettings
 from draas.lab.meters import Meters
@@ -298,3 +310,134 @@ def test_a_dr_site_with_a_full_disk_is_reported_and_never_failed_over_to(lab: La
     assert f["split_brain_instants"] == 0, f["split_brain"]
     p, d = in_sync_checksums(lab)
     assert p == d
+
+
+def test_a_partition_the_witness_does_not_share_causes_no_failover(lab: Lab) -> None:
+    """Asymmetric: the DR site cannot see the primary, the witness can."""
+    with measured(lab, "asymmetric-partition") as run:
+        before = active(lab)
+        run.injected()
+        with Partition(lab, hosts=["dr"], peers=["primary"]):
+            time.sleep(8)  # well past fall x interval + the confirmation window of the preset
+            assert active(lab) == before
+        assert authoritative(lab) == [PRIMARY]
+        assert first_log(lab, r"site-dr sees primary down$", run.t0, ["site-dr"]) is not None
+    f = run.figures
+    assert f["failovers"] == 0 and f["lost_acked_writes"] == 0, f
+    assert f["split_brain_instants"] == 0, f["split_brain"]
+
+
+def test_without_the_witness_only_a_forced_failover_moves_the_service(lab: Lab) -> None:
+    """The witness's agent is down, then the primary: no quorum, no automatic failover, a
+    plain failover command is refused with the reason, a forced one works."""
+    with measured(lab, "witness-then-primary-down") as run:
+        epoch = int(active(lab)["epoch"])  # type: ignore[index]
+        witness = ServiceCrash(lab, process="agent-witness")
+        off = PowerOff(lab, host="primary")
+        witness.inject()
+        run.injected()
+        off.inject()
+        try:
+            time.sleep(3 * 0.5 + 2.0 + 5.0 + 2)  # detection, window, the lease's expiry, margin
+            assert active(lab) is None  # the primary's lease ran out; nobody may take it
+            assert failovers_since(lab, run.t0) == []
+            refused = draas(lab, "failover", "--yes")
+            assert refused.returncode == 1
+            assert "quorum does not confirm" in refused.stderr and "--force" in refused.stderr
+            forced = draas(lab, "failover", "--force", "--yes")
+            assert forced.returncode == 0, forced.stderr
+            assert active(lab) == {"site": "dr", "epoch": epoch + 1, "holder": "site-dr"}
+            assert done_steps(lab, f"failover-dr-from-e{epoch}") == FAILOVER
+            wait_until("the client is served by dr", lambda: served_by(lab) == "dr", 15)
+        finally:
+            off.revert()
+            witness.revert()
+        back_home(lab)
+    f = run.figures
+    assert f["failovers"] == 1 and f["lost_acked_writes"] == 0 and f["acked_writes"] > 0, f
+    assert f["split_brain_instants"] == 0, f["split_brain"]
+
+
+def test_losing_one_etcd_member_changes_nothing(lab: Lab) -> None:
+    """The witness's etcd member (the leader) dies: two members keep the quorum, the lease is
+    renewed, nobody fails over, and the member rejoins when it returns."""
+    with measured(lab, "etcd-member-lost") as run:
+        before = active(lab)
+        member = ServiceCrash(lab, process="etcd-witness")
+        run.injected()
+        member.inject()
+        try:
+            time.sleep(10)  # two lease lifetimes: renewals go to the two members left
+            assert active(lab) == before
+            assert served_by(lab) == "primary"
+        finally:
+            member.revert()
+        lab.sup.wait_ready("etcd-witness")
+        time.sleep(3)
+        assert active(lab) == before
+    f = run.figures
+    assert f["failovers"] == 0 and f["lost_acked_writes"] == 0, f
+    assert f["split_brain_instants"] == 0, f["split_brain"]
+
+
+def test_a_dns_server_down_during_a_dns_failover_is_retried_then_applied(lab: Lab) -> None:
+    with measured(lab, "dns-down-during-failover") as run:
+        epoch = int(active(lab)["epoch"])  # type: ignore[index]
+        rid = f"failover-dr-from-e{epoch}"
+        named = ServiceCrash(lab, process="named")
+        off = PowerOff(lab, host="primary")
+        named.inject()
+        run.injected()
+        off.inject()
+        try:
+            wait_until("the DNS switch fails", lambda: any(
+                e.get("run") == rid and e.get("step") == "switch-traffic" and
+                e.get("outcome") == "failed" for e in events(lab)), 40)  # fmt: skip
+            failed = next(e for e in events(lab) if e.get("run") == rid
+                          and e.get("outcome") == "failed")  # fmt: skip
+            assert "198.18.0.53" in failed["error"] or "DNS" in failed["error"], failed
+            named.revert()
+            wait_until("the failover completes", lambda: "detach" in done_steps(lab, rid), 60)
+            assert done_steps(lab, rid) == FAILOVER  # resumed at switch-traffic, each step once
+            assert authoritative(lab) == [DR]
+            wait_until("the client is served by dr", lambda: served_by(lab) == "dr", 20)
+        finally:
+            off.revert()
+            named.revert()
+        back_home(lab)
+    f = run.figures
+    assert f["failovers"] == 1 and f["lost_acked_writes"] == 0 and f["acked_writes"] > 0, f
+    assert f["split_brain_instants"] == 0, f["split_brain"]
+
+
+def test_a_flapping_primary_fails_over_at_most_once_and_never_ping_pongs(lab: Lab) -> None:
+    """Power off and on every few seconds for a minute: at most one failover, no failback
+    while it flaps (it is never up for the failback hold), and the service ends at home
+    with writes open."""
+    with measured(lab, "flapping-primary") as run:
+        run.injected()
+        t_end = time.monotonic() + 60
+        cycles = 0
+        while time.monotonic() < t_end:
+            off = PowerOff(lab, host="primary")
+            off.inject()
+            time.sleep(4.5)
+            off.revert()
+            cycles += 1
+            time.sleep(4.5)
+        flapped = {str(e.get("run")) for e in events(lab) if float(e.get("ts", 0)) >= run.t0}
+        assert cycles >= 6 and len(failovers_since(lab, run.t0)) <= 1
+        assert not [r for r in flapped if r.startswith("failback-")]  # no ping-pong while it flaps
+        back_home(lab)
+    f = run.figures
+    assert f["failovers"] <= 1 and f["lost_acked_writes"] == 0 and f["acked_writes"] > 0, f
+    assert f["split_brain_instants"] == 0, f["split_brain"]
+    p, d = in_sync_checksums(lab)
+    assert p == d
+
+
+def draas(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
+    """The draas command line, run on the DR site's host against the lab's draas.toml."""
+    cmd = [sys.executable, "-m", "draas.cli", args[0], "--config",
+           str(lab.run.path / "draas.toml"), *args[1:]]  # fmt: skip
+    return lab.exec("dr", cmd, capture_output=True, text=True, timeout=120)
