@@ -284,6 +284,8 @@ def test_a_dr_site_with_a_full_disk_is_reported_and_never_failed_over_to(lab: La
                 e.get("run") == "replication-dr" and e.get("outcome") == "broken"
                 and "disk full" in str(e.get("detail")) and float(e["ts"]) >= run.t0
                 for e in events(lab)), 30)  # fmt: skip
+            status = draas(lab, "status")
+            assert "replica UNFIT to take over" in status.stdout and "disk full" in status.stdout
             time.sleep(2)  # writes go on at the primary, no longer reaching the DR site
             off.inject()
             time.sleep(12)  # the window, the lease's expiry and more

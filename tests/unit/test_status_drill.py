@@ -80,6 +80,11 @@ def test_status_says_when_the_replica_is_broken_or_the_store_is_gone(cfg: Config
                     last_epoch=1, observations=obs, events=[], dns_points_at=None)  # fmt: skip
     assert "dr replication BROKEN: Got fatal error 1236" in st["summary"]
     assert "BROKEN" in render_status(st)
+    obs["site-b"]["replication"]["unfit"] = "the IO thread stopped: Got fatal error 1236"
+    st = status_doc(cfg, node="witness", now=1.0, active=ActiveRecord("primary", 1, "site-a"),
+                    last_epoch=1, observations=obs, events=[], dns_points_at=None)  # fmt: skip
+    assert "dr replica UNFIT to take over (no automatic failover): the IO thread stopped" \
+        in st["summary"]  # fmt: skip
     gone = status_doc(cfg, node="witness", now=1.0, active=None, last_epoch=0,
                       observations={}, events=[], dns_points_at=None, store_ok=False)  # fmt: skip
     assert "coordination store unreachable" in gone["summary"]

@@ -112,6 +112,9 @@ def summary(active: ActiveRecord | None, sites: list[dict[str, Any]], store_ok: 
         rep = f"{standby[0]['name']} replicating" + ("" if lag is None else f", lag {lag} s")
         if not db.get("healthy", True):
             rep = f"{standby[0]['name']} replication BROKEN: {db.get('last_error') or '?'}"
+        if db.get("unfit"):
+            rep = f"{standby[0]['name']} replica UNFIT to take over (no automatic failover): " \
+                f"{db['unfit']}"  # fmt: skip
     elif standby and db:
         rep = f"{standby[0]['name']} is {db.get('role')}, not replicating"
     return f"{active.site} active (epoch {active.epoch}, held by {active.holder}); {rep}"
