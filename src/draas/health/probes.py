@@ -183,8 +183,11 @@ class Periodic:
         self.started = float("-inf")
 
     async def _run(self) -> None:
+        t0 = time.monotonic()
         try:
             self.last = await self.probe.check()
+        except Exception as exc:  # a probe's bug must not silence the check: it fails
+            self.last = ProbeResult(False, time.monotonic() - t0, f"check raised {exc!r}")
         finally:
             self.task = None
 
@@ -195,8 +198,7 @@ class Periodic:
             self.task = asyncio.ensure_future(self._run())
         if self.last is None and self.task is not None:
             await asyncio.shield(self.task)
-        assert self.last is not None
-        return self.last
+        return self.last or ProbeResult(False, 0.0, "no result yet")
 
 
 class TcpProbe:
