@@ -74,6 +74,10 @@ def render_status(st: dict[str, Any]) -> str:
         e = st["last_step"]
         lines.append(f"last step: {e.get('run')} {e.get('step')} {e.get('outcome')} "
                      f"({_ago(e.get('ts'), now)}, {e.get('node')})")  # fmt: skip
+    auto = st.get("automatic")
+    if auto:
+        alert = "ALERT: " if auto["action"] in ("wait", "manual-only") else ""
+        lines.append(f"{alert}automatic failover: {auto['action']}: {auto['reason']}")
     if not st["store_ok"]:
         lines.append("WARNING: the coordination store is unreachable from this agent")
     return "\n".join(lines)

@@ -343,6 +343,8 @@ def test_without_the_witness_only_a_forced_failover_moves_the_service(lab: Lab) 
             time.sleep(3 * 0.5 + 2.0 + 5.0 + 2)  # detection, window, the lease's expiry, margin
             assert active(lab) is None  # the primary's lease ran out; nobody may take it
             assert failovers_since(lab, run.t0) == []
+            status = draas(lab, "status")
+            assert "ALERT: automatic failover: wait: only" in status.stdout, status.stdout
             refused = draas(lab, "failover", "--yes")
             assert refused.returncode == 1
             assert "quorum does not confirm" in refused.stderr and "--force" in refused.stderr

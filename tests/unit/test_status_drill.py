@@ -147,3 +147,18 @@ def test_a_replica_is_unfit_only_when_it_cannot_get_what_its_source_acknowledged
 ) -> None:
     got = replica(**kw).unfit
     assert got == unfit if unfit is None else (got or "").startswith(unfit)
+
+
+def test_status_shows_why_nothing_fails_over_as_an_alert(cfg: Config) -> None:
+    from draas.failover.policy import Decision
+
+    why = Decision("wait", "only 1 of 3 vantage points alive, 2 needed: no automatic failover")
+    st = status_doc(cfg, node="site-b", now=1.0, active=None, last_epoch=1, observations={},
+                    events=[], dns_points_at=None, decision=why)  # fmt: skip
+    assert st["automatic"] == {"action": "wait", "reason": why.reason}
+    assert "ALERT: automatic failover: wait: only 1 of 3 vantage points alive" \
+        in render_status(st)  # fmt: skip
+    calm = status_doc(cfg, node="site-b", now=1.0, active=None, last_epoch=1, observations={},
+                      events=[], dns_points_at=None,
+                      decision=Decision("none", "primary confirmed down by 0 of 2"))  # fmt: skip
+    assert "ALERT" not in render_status(calm)

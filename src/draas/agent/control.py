@@ -22,6 +22,8 @@ from draas.agent.status import status_doc
 from draas.errors import CommandRefused, CoordinationError, DraasError
 from draas.failover import manual
 from draas.failover.drill import run_drill
+from draas.failover.manual import view_of
+from draas.failover.policy import decide
 
 if TYPE_CHECKING:
     from draas.agent.daemon import Agent
@@ -97,9 +99,11 @@ class Control:
             events, ok = a.store.events(), True
         except CoordinationError:
             active, last, obs, events, ok = None, 0, {}, [], False
-        doc = status_doc(a.cfg, node=a.node.name, now=a.clock.now(), active=active,
-                         last_epoch=last, observations=obs, events=events,
-                         dns_points_at=self.dns_points_at(), store_ok=ok)  # fmt: skip
+        now = a.clock.now()
+        decision = decide(view_of(a.cfg, now, obs, active, last)) if ok else None
+        doc = status_doc(a.cfg, node=a.node.name, now=now, active=active, last_epoch=last,
+                         observations=obs, events=events, dns_points_at=self.dns_points_at(),
+                         store_ok=ok, decision=decision)  # fmt: skip
         doc["command_running"] = self.running
         doc["lag_history"] = [list(x) for x in self.lag]
         return doc

@@ -112,7 +112,9 @@ def document() -> dict[str, Any]:
                     "sites": {"type": "array", "items": {"type": "object"}},
                     "frontends": {"type": "array", "items": {"type": "object"}},
                     "vantage_points": {"type": "array", "items": {"type": "object"}},
-                    "summary": {"type": "string"}}},
+                    "summary": {"type": "string"},
+                    "automatic": {"type": "object", "nullable": True, "properties": {
+                        "action": {"type": "string"}, "reason": {"type": "string"}}}}},
                 "Drill": {"type": "object", "required": ["passed", "checks"], "properties": {
                     "passed": {"type": "boolean"},
                     "checks": {"type": "array", "items": {"type": "object", "properties": {

@@ -11,6 +11,7 @@ from typing import Any
 
 from draas.config import Config
 from draas.coordination import ActiveRecord
+from draas.failover.policy import Decision
 
 RUNBOOKS = ("failover", "failback", "switchover", "frontend-dns", "drill", "command")
 
@@ -58,7 +59,10 @@ def failovers(events: Sequence[Mapping[str, Any]]) -> list[tuple[str, float]]:
 def status_doc(cfg: Config, *, node: str, now: float, active: ActiveRecord | None,
                last_epoch: int, observations: Mapping[str, Mapping[str, Any]],
                events: Sequence[Mapping[str, Any]], dns_points_at: str | None,
-               store_ok: bool = True) -> dict[str, Any]:  # fmt: skip
+               store_ok: bool = True,
+               decision: Decision | None = None) -> dict[str, Any]:  # fmt: skip
+    """``decision``: what the failover policy says on this same view (shown so that an
+    operator sees why nothing moves, e.g. a lost quorum or an unfit replica)."""
     sites = []
     for name, site in cfg.sites.items():
         sites.append({
@@ -96,6 +100,8 @@ def status_doc(cfg: Config, *, node: str, now: float, active: ActiveRecord | Non
         "last_step": last_step(events),
         "failovers_total": len(runs), "last_failover_at": runs[-1][1] if runs else None,
         "summary": summary(active, sites, store_ok),
+        "automatic": None if decision is None else {"action": decision.action,
+                                                    "reason": decision.reason},
     }  # fmt: skip
 
 

@@ -10,7 +10,7 @@ primary as well as it can, promotes, moves DNS, and says what it could not do.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,17 +109,23 @@ def snapshot(
     active: ActiveRecord | None = None,
 ) -> View:
     """The view the policy decides on, read from the store (``active``: already read)."""
+    when = SystemClock().now() if now is None else now
+    current = active if active is not None else store.active()
+    return view_of(cfg, when, store.observations(), current, store.last_epoch())
+
+
+def view_of(cfg: Config, now: float, observations: Mapping[str, Mapping[str, Any]],
+            active: ActiveRecord | None, last_epoch: int) -> View:  # fmt: skip
+    """The view from what was already read (the DR site's agent's database doc included: an
+    unfit replica is never promoted automatically)."""
     primary, dr = cfg.site_with_role("primary"), cfg.site_with_role("dr")
-    observations = store.observations()
     dr_agents = [n.name for n in cfg.nodes if n.role == "site" and n.site == dr]
     docs = [observations.get(a, {}).get("replication") for a in dr_agents]
-    replica = next((d for d in docs if isinstance(d, dict)), None)
-    return View(now=SystemClock().now() if now is None else now,
-                voters=[n.name for n in cfg.nodes if n.site != primary],
-                observations=observations,
-                active=active if active is not None else store.active(),
-                last_epoch=store.last_epoch(), primary=primary, dr=dr,
-                confirm_window_s=cfg.timings.confirm_window_s, dr_replica=replica)  # fmt: skip
+    replica = next((d for d in docs if isinstance(d, Mapping)), None)
+    return View(now=now, voters=[n.name for n in cfg.nodes if n.site != primary],
+                observations=observations, active=active, last_epoch=last_epoch,
+                primary=primary, dr=dr, confirm_window_s=cfg.timings.confirm_window_s,
+                dr_replica=replica)  # fmt: skip
 
 
 def failover(cfg: Config, store: CoordinationStore | None, *, force: bool) -> str:
