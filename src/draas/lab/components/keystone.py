@@ -122,7 +122,9 @@ def spec(lab: Lab, host: str) -> ProcessSpec:
     argv = [
         str(VENV_BIN / "uwsgi"), "--http-socket", f"{addr}:{API_PORT}",
         "--home", sys.prefix, "--module", "keystone.wsgi.api:application",
-        "--master", "--processes", "2", "--threads", "2", "--need-app", "--die-on-term",
+        # 16 requests at once: a few writes waiting on the DR site's acknowledgement (semi-sync)
+        # must not leave the probes and readers without a worker, as in production.
+        "--master", "--processes", "2", "--threads", "8", "--need-app", "--die-on-term",
         "--buffer-size", "65535", "--disable-logging", "--log-4xx", "--log-5xx",
         # uWSGI's plain http-socket closes every connection after the response; saying so
         # keeps clients from reusing a closed connection (seen: "connection reset by peer").
