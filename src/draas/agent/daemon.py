@@ -84,6 +84,7 @@ class Agent:
         self.fenced = False
         self.replication: str | None = None
         self.replication_read = -REPLICATION_CHECK_S
+        self.replica_ran_since: float | None = None  # server start of the run seen replicating
         self.db_doc: dict[str, object] | None = None
         self.last_said = ""
         self.last_db_said = ""
@@ -387,11 +388,19 @@ class Agent:
         return said
 
     def _resume_if_restarted(self, site: str, st: ReplicationStatus) -> str:
-        """A replica of the active site whose threads are both stopped without an error has
-        restarted (servers start with replication stopped): start it again. Anything else
+        """A replica of the active site whose threads are both stopped without an error,
+        and that this agent has not seen replicating since the server started, has
+        restarted (servers start with replication stopped): start it again. A replica seen
+        running in this same server run was stopped by hand: left alone, like anything else
         (an error, another source, this site active) is left to the runbooks."""
+        running = st.io_running == "Yes" and st.sql_running == "Yes"
+        if running and st.started_at is not None:
+            self.replica_ran_since = st.started_at
         if st.io_running != "No" or st.sql_running != "No" or st.last_error:
             return ""
+        seen = self.replica_ran_since
+        if seen is not None and st.started_at is not None and abs(seen - st.started_at) < 10:
+            return ""  # stopped by hand during this server run
         try:
             active = self.store.active()
         except CoordinationError:

@@ -58,6 +58,7 @@ class ReplicationStatus:
     lag_s: float | None = None
     lag_trx: int | None = None
     semi_sync: str = "off"  # "off", "on" (acknowledged by the standby), "fell back to async"
+    started_at: float | None = None  # when the server started (epoch seconds), if known
 
     @property
     def healthy_replica(self) -> bool:

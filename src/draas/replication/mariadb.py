@@ -104,6 +104,9 @@ class MariaDBReplicator(Replicator):
         with self.connect(read_timeout=10) as conn, conn.cursor() as cur:
             cur.execute("SELECT @@read_only AS ro, @@gtid_binlog_pos AS bp, @@gtid_slave_pos AS sp")
             v = cur.fetchone() or {}
+            cur.execute("SHOW GLOBAL STATUS LIKE 'Uptime'")
+            up = cur.fetchone()
+            started = None if up is None else round(time.time() - float(up["Value"]), 1)
             # A thread waiting for disk space holds the lock SHOW SLAVE STATUS needs: read the
             # threads' states first (the process list never blocks) and do not ask then.
             cur.execute("SELECT COMMAND AS c, STATE AS s FROM information_schema.PROCESSLIST "
@@ -114,7 +117,7 @@ class MariaDBReplicator(Replicator):
                 return ReplicationStatus(
                     site=self.endpoint.site, role="replica", read_only=bool(v.get("ro")),
                     gtid_binlog_pos=v.get("bp") or "", gtid_slave_pos=v.get("sp") or "",
-                    io_running=STALLED if "Slave_IO" in waiting else "Yes",
+                    started_at=started, io_running=STALLED if "Slave_IO" in waiting else "Yes",
                     sql_running=STALLED if "Slave_SQL" in waiting else "Yes",
                     last_error=f"disk full at site {self.endpoint.site}: replication waits "
                                f"for free space ({', '.join(sorted(waiting))})")  # fmt: skip
@@ -131,7 +134,7 @@ class MariaDBReplicator(Replicator):
                 "fell back to async"  # fmt: skip
         common = dict(site=self.endpoint.site, read_only=read_only,
                       gtid_binlog_pos=v.get("bp") or "", gtid_slave_pos=v.get("sp") or "",
-                      semi_sync=semi_state)  # fmt: skip
+                      semi_sync=semi_state, started_at=started)  # fmt: skip
         if s is None:
             return ReplicationStatus(role="read-only" if read_only else "primary", **common)
         lag_trx = None
