@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -97,6 +98,9 @@ def measured(lab: Lab, fault: str) -> Iterator[Run]:
         yield run
     finally:
         run.meters.stop()
+        for name in lab.sup.names():  # the agents' logs, to read after a failure
+            if name.startswith("agent-") and lab.sup.log_path(name).exists():
+                shutil.copyfile(lab.sup.log_path(name), ARTIFACTS / fault / f"{name}.log")
     site = (active(lab) or {}).get("site", "primary")
     if site == "primary":
         mariadb.wait_in_sync(lab, "dr", "primary")
@@ -140,16 +144,22 @@ def test_a_primary_cut_off_from_dr_and_witness_fences_itself_and_no_acked_write_
             wait_until("DNS at BIND points at dr", lambda: authoritative(lab) == [DR], 40)
             wait_until("the client served by dr", lambda: served_by(lab) == "dr", 20)
             assert read_only(lab, "primary"), "the cut-off primary still takes writes"
-            fenced = first_log(lab, r"fenced primary \(database read-only\)", run.t0,
-                               ["site-primary"])  # fmt: skip
+            fencing = first_log(lab, r"fencing primary: could not renew the lease", run.t0,
+                                ["site-primary"])  # fmt: skip
             took = next(float(e["ts"]) for e in events(lab)
                         if str(e.get("run", "")).startswith("failover-")
                         and e.get("step") == "take-lease" and e.get("outcome") == "done"
                         and float(e["ts"]) >= run.t0)  # fmt: skip
-            assert fenced is not None and fenced < took, (fenced, took)  # fence before promote
+            assert fencing is not None and fencing < took, (fencing, took)
         finally:
             cut.revert()
         back_home(lab)
+    # Fence before promote, as the checker saw it: once the lease was no longer the primary's
+    # (first lease read of a sample), the primary's database was read-only in both rounds.
+    samples = [json.loads(x) for x in (run.meters.samples).read_text().splitlines() if x]
+    after = [x for x in samples if x["active"] not in ("primary", "?") and x["t"] >= run.t0]
+    assert after and all(x["read_only"]["primary"] is not False and
+                         x["read_only_after"]["primary"] is not False for x in after)  # fmt: skip
     f = run.figures
     assert f["lost_acked_writes"] == 0 and f["acked_writes"] > 0, f
     assert f["split_brain_instants"] == 0, f["split_brain"]

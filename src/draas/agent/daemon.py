@@ -300,6 +300,7 @@ class Agent:
     def _fence(self, why: str) -> str:
         site = self.node.site or ""
         rep = self.reps.get(site)
+        log.warning("fencing %s: %s", site, why)
         try:
             if rep is not None:
                 rep.demote()

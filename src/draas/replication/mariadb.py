@@ -247,14 +247,13 @@ class MariaDBReplicator(Replicator):
 
     def _kill_service_sessions(self) -> None:
         """End open sessions of the service's users so no transaction of theirs commits late."""
-        rows = self.query(
-            "SELECT ID FROM information_schema.PROCESSLIST WHERE DB IN %s AND "
-            "USER NOT IN ('system user', %s) AND ID <> CONNECTION_ID()",
-            (tuple(self.databases), self.endpoint.user),
-        )
-        for r in rows:
-            with contextlib.suppress(ReplicationError):
-                self.execute(("KILL CONNECTION %s", (int(r["ID"]),)))
+        with self.connect(connect_timeout=2) as conn, conn.cursor() as cur:  # one connection
+            cur.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE DB IN %s AND "
+                        "USER NOT IN ('system user', %s) AND ID <> CONNECTION_ID()",
+                        (tuple(self.databases), self.endpoint.user))  # fmt: skip
+            for r in list(cur.fetchall()):
+                with contextlib.suppress(pymysql.err.MySQLError):  # it ended meanwhile
+                    cur.execute("KILL CONNECTION %s", (int(r["ID"]),))
 
     def replicate_from(self, source: Replicator, *, seed: bool) -> None:
         if not isinstance(source, MariaDBReplicator):
