@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import active, new_lab_name, served_by, wait_until
+from support import active, done_steps, new_lab_name, served_by, wait_until
 
 from draas.lab.agents import start_agents
 from draas.lab.components import mariadb
@@ -154,6 +154,9 @@ def test_the_dashboard_shows_the_lab_and_its_switchover_button_moves_the_service
     assert (shots / "dashboard-before.png").stat().st_size > 10_000
     assert (shots / "dashboard-after.png").stat().st_size > 10_000
     wait_until("the client is served by dr", lambda: served_by(lab) == "dr", 30)
+    # Traffic moves before the run's last step (verify); a second move is refused until then.
+    run = seen["result"].split("run ", 1)[1].split()[0]
+    wait_until(f"{run} done", lambda: "verify" in done_steps(lab, run), 30)
     back = draas(lab, "switchover", "--to", "primary", "--yes")
     assert back.returncode == 0, back.stdout + back.stderr
     assert "switchover done: switchover-primary-from-e" in back.stdout
