@@ -98,9 +98,12 @@ def measured(lab: Lab, fault: str) -> Iterator[Run]:
         yield run
     finally:
         run.meters.stop()
-        for name in lab.sup.names():  # the agents' logs, to read after a failure
-            if name.startswith("agent-") and lab.sup.log_path(name).exists():
-                shutil.copyfile(lab.sup.log_path(name), ARTIFACTS / fault / f"{name}.log")
+        keep = {f"{n}.log": lab.sup.log_path(n) for n in lab.sup.names() if n.startswith("agent-")}
+        keep |= {f"mariadb-{h}.log": mariadb.base(lab, h) / "error.log" for h in ("primary", "dr")}
+        keep |= {p.name: p for p in (lab.run.path / "recovery").glob("*.sql")}  # errant ones
+        for name, path in keep.items():  # to read after a failure
+            if path.exists():
+                shutil.copyfile(path, ARTIFACTS / fault / name)
     site = (active(lab) or {}).get("site", "primary")
     if site == "primary":
         mariadb.wait_in_sync(lab, "dr", "primary")
@@ -111,7 +114,8 @@ def measured(lab: Lab, fault: str) -> Iterator[Run]:
     run.figures = {
         "fault": fault, "rto_s": rto.rto_s, "downtime_s": round(rto.downtime_s, 3),
         **run.meters.write_figures(t0), "acked_writes": wr.acked,
-        "lost_acked_writes": wr.lost, "unknown_writes": wr.unknown,
+        "lost_acked_writes": wr.lost, "lost_names": wr.lost_names[:5],
+        "unknown_writes": wr.unknown,
         "failovers": len(failovers_since(lab, since)), "split_brain_instants": len(split),
         "split_brain": split[:5], "site_at_end": site,
     }  # fmt: skip

@@ -6,10 +6,16 @@ The tests share one lab and run in order; each starts by putting the primary bac
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import random
 import re
+import secrets
+import threading
 import time
 from pathlib import Path
 
+import pymysql
 import pytest
 
 from draas.errors import ErrantTransactions, ReplicationError
@@ -178,11 +184,15 @@ def semi_sync_pair(lab: Lab) -> tuple[MariaDBReplicator, MariaDBReplicator]:
     p, d = reps(lab, semi=True)
     p.promote()
     d.replicate_from(p, seed=False)
+    wait_semi_sync_on(p)
+    return p, d
+
+
+def wait_semi_sync_on(p: MariaDBReplicator) -> None:
     deadline = time.monotonic() + 10
     while p.status().semi_sync != "on":
         assert time.monotonic() < deadline, p.status()
         time.sleep(0.1)
-    return p, d
 
 
 def test_semi_sync_loses_no_acknowledged_write(lab: Lab) -> None:
@@ -216,6 +226,82 @@ def test_semi_sync_fall_back_to_async_is_reported(lab: Lab) -> None:
     print(f"the commit waited {waited:.2f} s for the standby before falling back")
     assert 1.5 <= waited <= 5  # the configured 2 s timeout
     d.wait_caught_up(p, timeout_s=20)
+
+
+def test_a_fence_under_semi_sync_acknowledges_no_commit_the_standby_lacks(lab: Lab) -> None:
+    """Commits queue behind the one waiting for the standby's acknowledgement (binary log
+    group commit). Ending that one lets those queued behind it finish, and MariaDB answers OK
+    to those still connected: writes the standby never got. Many writers on connections of
+    their own, the standby cut off, then the fence: no commit may be acknowledged after the
+    cut (nothing can acknowledge it)."""
+    primary_in_charge(lab)
+    p = mariadb.replicator(lab, "primary", semi_sync=True, timeout_ms=60_000)
+    d = mariadb.replicator(lab, "dr", semi_sync=True, timeout_ms=60_000)
+    p.promote()
+    d.replicate_from(p, seed=False)
+    wait_semi_sync_on(p)
+    password = secrets.token_hex(12)
+    p.execute("CREATE TABLE IF NOT EXISTS keystone.fence_probe (id INT PRIMARY KEY)",
+              ("CREATE USER IF NOT EXISTS 'fence_w'@'localhost' IDENTIFIED BY %s", (password,)),
+              "GRANT INSERT ON keystone.fence_probe TO 'fence_w'@'localhost'")  # fmt: skip
+    d.wait_caught_up(p)
+    sock = str(mariadb.socket_path(lab, "primary"))
+    acks: list[tuple[int, float]] = []
+    stop = threading.Event()
+    ids = itertools.count(1)
+
+    def writer() -> None:
+        """One long-lived connection, as a service's pool holds them: which session leads a
+        commit group is then unrelated to the order of their ids."""
+        deadline = time.monotonic() + 30  # bounded, whatever happens
+        conn = None
+        while not stop.is_set() and time.monotonic() < deadline:
+            try:
+                if conn is None:
+                    conn = pymysql.connect(unix_socket=sock, user="fence_w", password=password,
+                                           database="keystone", autocommit=True,
+                                           read_timeout=40)  # fmt: skip
+                with conn.cursor() as cur:
+                    i = next(ids)
+                    cur.execute("INSERT INTO fence_probe VALUES (%s)", (i,))
+                acks.append((i, time.time()))
+            except pymysql.err.MySQLError:
+                conn = None  # ended by the fence, or refused: read-only
+                time.sleep(0.05)
+            time.sleep(0.005 * random.random())
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
+
+    threads = [threading.Thread(target=writer, daemon=True) for _ in range(16)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    cut = Partition(lab, hosts=["primary"], peers=["dr"])
+    try:
+        cut.inject()
+        t_cut = time.time()
+        time.sleep(1.5)  # every writer is now waiting for the standby
+        waiting = p.query("SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST "
+                          "WHERE USER = 'fence_w'")[0]["n"]  # fmt: skip
+        took = p.demote()
+        time.sleep(0.5)
+        stop.set()
+        for t in threads:
+            t.join(timeout=45)
+    finally:
+        stop.set()
+        cut.revert()
+    before = [i for i, t in acks if t < t_cut]
+    late = [(i, round(t - t_cut, 3)) for i, t in acks if t > t_cut + 0.5]
+    print(f"fence: {waiting} writer sessions waiting, {len(before)} acknowledged before the "
+          f"cut, fenced in {took:.3f} s, {len(late)} acknowledged after the cut")  # fmt: skip
+    assert len(before) >= 20 and waiting >= 8
+    assert late == [], "acknowledged without the standby (seconds after the cut)"
+    d.wait_caught_up(p, timeout_s=30)
+    reps(lab, semi=True)[0].promote()  # writes open again, the 2 s timeout back
+    p.execute("DROP TABLE keystone.fence_probe", "DROP USER 'fence_w'@'localhost'")
+    d.wait_caught_up(p)
 
 
 def test_bad_credentials_and_unreachable_peer_change_nothing(lab: Lab) -> None:

@@ -29,6 +29,8 @@ from draas.replication.seed import copy_databases
 
 # MySQL error codes that a retry can fix (server gone, lost connection, too many connections).
 RETRYABLE = {1040, 1205, 1213, 2002, 2003, 2006, 2013}
+# A session's state while its commit waits for the standby (semi-sync), in PROCESSLIST.
+WAITING_FOR_ACK = "Waiting for semi-sync ACK from slave"
 
 
 def errant_between(mine: dict[str, Any], theirs: dict[str, Any]) -> list[gtid.ErrantRange]:
@@ -213,7 +215,8 @@ class MariaDBReplicator(Replicator):
         waiting for the DR site's acknowledgement that never comes (the DR site is cut off)
         would wait out the semi-sync timeout and then be acknowledged to its client without
         it: a write the DR site never received. So while ``read_only`` waits, the service's
-        sessions are ended: those commits end unacknowledged (their clients lose the
+        sessions are ended (the one waiting for the acknowledgement last, see
+        ``_kill_service_sessions``): those commits end unacknowledged (their clients lose the
         connection), and ``read_only`` takes hold."""
         t0 = time.monotonic()
         failed: list[BaseException] = []
@@ -245,15 +248,27 @@ class MariaDBReplicator(Replicator):
         self.events("demote", "done", site=self.endpoint.site, took_s=round(took, 4))
         return took
 
-    def _kill_service_sessions(self) -> None:
-        """End open sessions of the service's users so no transaction of theirs commits late."""
+    def _kill_service_sessions(self, looks: int = 20) -> None:
+        """End open sessions of the service's users so no transaction of theirs commits late.
+
+        In semi-sync mode one commit waits for the standby's acknowledgement and the commits
+        queued behind it (binary log group commit) wait for that one. Ending the waiting one
+        lets them finish, and MariaDB answers OK to those still connected: writes the standby
+        never received. So the waiting sessions are ended last, once a fresh look finds no
+        other session of the service that is not already ended."""
         with self.connect(connect_timeout=2) as conn, conn.cursor() as cur:  # one connection
-            cur.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE DB IN %s AND "
-                        "USER NOT IN ('system user', %s) AND ID <> CONNECTION_ID()",
-                        (tuple(self.databases), self.endpoint.user))  # fmt: skip
-            for r in list(cur.fetchall()):
-                with contextlib.suppress(pymysql.err.MySQLError):  # it ended meanwhile
-                    cur.execute("KILL CONNECTION %s", (int(r["ID"]),))
+            for _ in range(looks):
+                cur.execute("SELECT ID, COMMAND, STATE FROM information_schema.PROCESSLIST "
+                            "WHERE DB IN %s AND USER NOT IN ('system user', %s) AND "
+                            "ID <> CONNECTION_ID() AND COMMAND <> 'Killed'",
+                            (tuple(self.databases), self.endpoint.user))  # fmt: skip
+                rows = list(cur.fetchall())
+                others = [r for r in rows if r["STATE"] != WAITING_FOR_ACK]
+                for r in others or rows:
+                    with contextlib.suppress(pymysql.err.MySQLError):  # it ended meanwhile
+                        cur.execute("KILL CONNECTION %s", (int(r["ID"]),))
+                if not others:
+                    return
 
     def replicate_from(self, source: Replicator, *, seed: bool) -> None:
         if not isinstance(source, MariaDBReplicator):
