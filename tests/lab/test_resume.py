@@ -1,7 +1,8 @@
-"""The DR site's agent is killed (SIGKILL) in the middle of each failover step: restarted, it
-finds the unfinished run in the event log and completes it, each step done exactly once, the
-interrupted one started twice. A failpoint (``DRAAS_FAILPOINT_PAUSE``) holds the agent inside
-the step so the kill lands there."""
+"""The DR site's agent is killed (SIGKILL) in the middle of each failover step, one after the
+other in one run: restarted, it finds the unfinished run in the event log and resumes it at
+the interrupted step; the run completes with each step done exactly once, each started twice.
+A failpoint (``DRAAS_FAILPOINT_PAUSE``) holds the agent inside the step so the kill lands
+there."""
 
 from __future__ import annotations
 
@@ -37,29 +38,35 @@ def restart_agent(lab: Lab, env: dict[str, str]) -> None:
     lab.sup.start(spec)
 
 
-@pytest.mark.parametrize("step", FAILOVER)
-def test_an_agent_killed_inside_a_step_resumes_the_run_and_completes_it(
-    lab: Lab, step: str
-) -> None:
+def test_an_agent_killed_inside_each_step_resumes_the_run_and_completes_it(lab: Lab) -> None:
+    """One failover; the agent is killed inside each of its steps in turn. Each restart
+    resumes the run at the interrupted step and is held inside the next one by the failpoint,
+    where the next kill lands; the last restart runs without a failpoint."""
     wait_until("the primary active", lambda: (active(lab) or {}).get("site") == "primary", 90)
     wait_until("the client is served by the primary", lambda: served_by(lab) == "primary", 30)
     epoch = int(active(lab)["epoch"])  # type: ignore[index]
     rid = f"failover-dr-from-e{epoch}"
-    restart_agent(lab, {"DRAAS_FAILPOINT_PAUSE": f"{step}:60"})
+
+    def started(step: str) -> list[dict[str, object]]:
+        return [e for e in events(lab) if e.get("run") == rid and e.get("step") == step
+                and e.get("outcome") == "started"]  # fmt: skip
+
+    def hold_in(step: str | None) -> dict[str, str]:
+        return {"DRAAS_FAILPOINT_PAUSE": f"{step}:60"} if step else {}
+
+    restart_agent(lab, hold_in(FAILOVER[0]))
     wait_until("the DR agent publishes", lambda: "sees" in lab.sup.log_path(AGENT).read_text(), 20)
     off = PowerOff(lab, host="primary")
     off.inject()
     try:
-
-        def started() -> list[dict[str, object]]:
-            return [e for e in events(lab) if e.get("run") == rid and e.get("step") == step
-                    and e.get("outcome") == "started"]  # fmt: skip
-
-        wait_until(f"{step} started", started, 40)
-        restart_agent(lab, {})  # killed inside the step; back without the failpoint
+        for i, step in enumerate(FAILOVER):
+            wait_until(f"{step} started", lambda s=step: started(s), 40)
+            assert step not in done_steps(lab, rid)  # held inside it
+            restart_agent(lab, hold_in(FAILOVER[i + 1] if i + 1 < len(FAILOVER) else None))
         wait_until("the failover completes", lambda: "detach" in done_steps(lab, rid), 60)
         assert done_steps(lab, rid) == FAILOVER  # every step done once, in order
-        assert len(started()) == 2  # the interrupted step ran again, and only it
+        # Each step was started by the killed agent and again by the restarted one, no more.
+        assert {s: len(started(s)) for s in FAILOVER} == dict.fromkeys(FAILOVER, 2)
         assert active(lab) == {"site": "dr", "epoch": epoch + 1, "holder": "site-dr"}
         wait_until("the client is served by dr", lambda: served_by(lab) == "dr", 20)
     finally:
