@@ -31,6 +31,8 @@ from draas.replication.seed import copy_databases
 RETRYABLE = {1040, 1205, 1213, 2002, 2003, 2006, 2013}
 # A session's state while its commit waits for the standby (semi-sync), in PROCESSLIST.
 WAITING_FOR_ACK = "Waiting for semi-sync ACK from slave"
+# ... and while ``SET GLOBAL read_only`` holds it back (before it wrote anything).
+BLOCKED_BY_READ_ONLY = "Waiting for backup lock"
 
 
 def errant_between(mine: dict[str, Any], theirs: dict[str, Any]) -> list[gtid.ErrantRange]:
@@ -254,8 +256,8 @@ class MariaDBReplicator(Replicator):
         In semi-sync mode one commit waits for the standby's acknowledgement and the commits
         queued behind it (binary log group commit) wait for that one. Ending the waiting one
         lets them finish, and MariaDB answers OK to those still connected: writes the standby
-        never received. So the waiting sessions are ended last, once a fresh look finds no
-        other session of the service that is not already ended."""
+        never received. So the waiting sessions are ended last: once a look finds every other
+        session of the service ended or held back by ``read_only`` before it wrote."""
         with self.connect(connect_timeout=2) as conn, conn.cursor() as cur:  # one connection
             for _ in range(looks):
                 cur.execute("SELECT ID, COMMAND, STATE FROM information_schema.PROCESSLIST "
@@ -263,12 +265,19 @@ class MariaDBReplicator(Replicator):
                             "ID <> CONNECTION_ID() AND COMMAND <> 'Killed'",
                             (tuple(self.databases), self.endpoint.user))  # fmt: skip
                 rows = list(cur.fetchall())
+                waiting = [r for r in rows if r["STATE"] == WAITING_FOR_ACK]
                 others = [r for r in rows if r["STATE"] != WAITING_FOR_ACK]
-                for r in others or rows:
-                    with contextlib.suppress(pymysql.err.MySQLError):  # it ended meanwhile
-                        cur.execute("KILL CONNECTION %s", (int(r["ID"]),))
-                if not others:
+                self._kill(cur, others)
+                # Held by read_only's lock before they wrote, they cannot be queued to commit.
+                if all(r["STATE"] == BLOCKED_BY_READ_ONLY for r in others):
+                    self._kill(cur, waiting)
                     return
+
+    @staticmethod
+    def _kill(cur: Any, rows: list[dict[str, Any]]) -> None:
+        for r in rows:
+            with contextlib.suppress(pymysql.err.MySQLError):  # it ended meanwhile
+                cur.execute("KILL CONNECTION %s", (int(r["ID"]),))
 
     def replicate_from(self, source: Replicator, *, seed: bool) -> None:
         if not isinstance(source, MariaDBReplicator):
