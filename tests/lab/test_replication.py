@@ -39,9 +39,10 @@ def lab(dns_lab: Lab) -> Lab:
     return dns_lab
 
 
-def reps(lab: Lab, semi: bool = False) -> tuple[MariaDBReplicator, MariaDBReplicator]:
-    return (mariadb.replicator(lab, "primary", semi_sync=semi, timeout_ms=2000),
-            mariadb.replicator(lab, "dr", semi_sync=semi, timeout_ms=2000))  # fmt: skip
+def reps(lab: Lab, semi: bool = False,
+         timeout_ms: int = 2000) -> tuple[MariaDBReplicator, MariaDBReplicator]:  # fmt: skip
+    return (mariadb.replicator(lab, "primary", semi_sync=semi, timeout_ms=timeout_ms),
+            mariadb.replicator(lab, "dr", semi_sync=semi, timeout_ms=timeout_ms))  # fmt: skip
 
 
 def primary_in_charge(lab: Lab) -> tuple[MariaDBReplicator, MariaDBReplicator]:
@@ -178,21 +179,20 @@ def test_async_loss_is_exactly_what_the_recovery_file_holds(lab: Lab) -> None:
     assert acked(after) <= keystone.project_names(lab, "primary", "after")
 
 
-def semi_sync_pair(lab: Lab) -> tuple[MariaDBReplicator, MariaDBReplicator]:
+Pair = tuple[MariaDBReplicator, MariaDBReplicator]
+
+
+def semi_sync_pair(lab: Lab, timeout_ms: int = 2000) -> Pair:
     """Primary in charge, both sides switched to semi-sync, the standby acknowledging."""
     primary_in_charge(lab)
-    p, d = reps(lab, semi=True)
+    p, d = reps(lab, semi=True, timeout_ms=timeout_ms)
     p.promote()
     d.replicate_from(p, seed=False)
-    wait_semi_sync_on(p)
-    return p, d
-
-
-def wait_semi_sync_on(p: MariaDBReplicator) -> None:
     deadline = time.monotonic() + 10
     while p.status().semi_sync != "on":
         assert time.monotonic() < deadline, p.status()
         time.sleep(0.1)
+    return p, d
 
 
 def test_semi_sync_loses_no_acknowledged_write(lab: Lab) -> None:
@@ -234,12 +234,7 @@ def test_a_fence_under_semi_sync_acknowledges_no_commit_the_standby_lacks(lab: L
     to those still connected: writes the standby never got. Many writers on connections of
     their own, the standby cut off, then the fence: no commit may be acknowledged after the
     cut (nothing can acknowledge it)."""
-    primary_in_charge(lab)
-    p = mariadb.replicator(lab, "primary", semi_sync=True, timeout_ms=60_000)
-    d = mariadb.replicator(lab, "dr", semi_sync=True, timeout_ms=60_000)
-    p.promote()
-    d.replicate_from(p, seed=False)
-    wait_semi_sync_on(p)
+    p, d = semi_sync_pair(lab, timeout_ms=60_000)
     password = secrets.token_hex(12)
     p.execute("CREATE TABLE IF NOT EXISTS keystone.fence_probe (id INT PRIMARY KEY)",
               ("CREATE USER IF NOT EXISTS 'fence_w'@'localhost' IDENTIFIED BY %s", (password,)),

@@ -59,10 +59,10 @@ def test_an_agent_killed_inside_each_step_resumes_the_run_and_completes_it(lab: 
     off = PowerOff(lab, host="primary")
     off.inject()
     try:
-        for i, step in enumerate(FAILOVER):
+        for step, following in zip(FAILOVER, [*FAILOVER[1:], None], strict=True):
             wait_until(f"{step} started", lambda s=step: started(s), 40)
             assert step not in done_steps(lab, rid)  # held inside it
-            restart_agent(lab, hold_in(FAILOVER[i + 1] if i + 1 < len(FAILOVER) else None))
+            restart_agent(lab, hold_in(following))
         wait_until("the failover completes", lambda: "detach" in done_steps(lab, rid), 60)
         assert done_steps(lab, rid) == FAILOVER  # every step done once, in order
         # Each step was started by the killed agent and again by the restarted one, no more.

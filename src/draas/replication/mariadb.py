@@ -260,7 +260,7 @@ class MariaDBReplicator(Replicator):
         session of the service ended or held back by ``read_only`` before it wrote."""
         with self.connect(connect_timeout=2) as conn, conn.cursor() as cur:  # one connection
             for _ in range(looks):
-                cur.execute("SELECT ID, COMMAND, STATE FROM information_schema.PROCESSLIST "
+                cur.execute("SELECT ID, STATE FROM information_schema.PROCESSLIST "
                             "WHERE DB IN %s AND USER NOT IN ('system user', %s) AND "
                             "ID <> CONNECTION_ID() AND COMMAND <> 'Killed'",
                             (tuple(self.databases), self.endpoint.user))  # fmt: skip
