@@ -54,8 +54,11 @@ def main() -> None:
         while not etcd_get(lab, "active") and time.monotonic() < deadline:
             time.sleep(0.2)
         time.sleep(5)  # past start-up
-        names = [n for n in lab.sup.names() if n.startswith(("agent-", "keystone-", "web-",
-                                                              "haproxy-", "etcd-"))]  # fmt: skip
+        names = [
+            n
+            for n in lab.sup.names()
+            if n.startswith(("agent-", "keystone-", "web-", "haproxy-", "etcd-"))
+        ]
         pids = {n: int(lab.sup.record(n)["pid"]) for n in names}
         before = {n: tree_cpu_s(p) for n, p in pids.items()}
         time.sleep(args.seconds)
@@ -65,12 +68,14 @@ def main() -> None:
     pct = {n: round(100 * (after[n] - before[n]) / args.seconds, 2) for n in names}
     agents = {n: v for n, v in pct.items() if n.startswith("agent-")}
     result: dict[str, object] = {
-        "seconds": args.seconds, "preset": "fast", "scheme": "hybrid",
+        "seconds": args.seconds,
+        "preset": "fast",
+        "scheme": "hybrid",
         "agents": len(agents),
         "agent_cpu_pct_max": max(agents.values()),
         "agent_cpu_pct_total": round(sum(agents.values()), 2),
         **{f"{n}_cpu_pct": v for n, v in sorted(pct.items())},
-    }  # fmt: skip
+    }
     report(result, args.out)
 
 

@@ -41,8 +41,12 @@ def wait(what: str, check: Any, timeout: float = TIMEOUT_S, every: float = 0.05)
 
 def step_time(lab: Lab, run_prefix: str, step: str, after: float) -> float | None:
     for e in experiment.events(lab, 0):
-        if str(e.get("run", "")).startswith(run_prefix) and e["step"] == step and \
-                e["outcome"] == "done" and e["ts"] >= after:  # fmt: skip
+        if (
+            str(e.get("run", "")).startswith(run_prefix)
+            and e["step"] == step
+            and e["outcome"] == "done"
+            and e["ts"] >= after
+        ):
             return float(e["ts"]) - after
     return None
 
@@ -57,8 +61,10 @@ def one_run(lab: Lab, n: int) -> dict[str, float]:
     try:
         wait("the DR site serving", lambda: experiment.served_by(lab) == "dr")
         served = time.monotonic() - t0
-        wait("the failover runbook", lambda: step_time(lab, f"failover-dr-from-e{epoch}",
-                                                       "verify", t0_wall) is not None)  # fmt: skip
+        wait(
+            "the failover runbook",
+            lambda: step_time(lab, f"failover-dr-from-e{epoch}", "verify", t0_wall) is not None,
+        )
         promoted = step_time(lab, f"failover-dr-from-e{epoch}", "promote", t0_wall)
         switched = step_time(lab, f"failover-dr-from-e{epoch}", "switch-traffic", t0_wall)
     finally:
@@ -69,12 +75,17 @@ def one_run(lab: Lab, n: int) -> dict[str, float]:
     wait("failback", lambda: step_time(lab, run, "verify", t1_wall) is not None, every=0.2)
     failback = step_time(lab, run, "verify", t1_wall) or 0.0
     mariadb.wait_in_sync(lab, "dr", "primary")
-    same = mariadb.replicator(lab, "primary").checksums() == \
-        mariadb.replicator(lab, "dr").checksums()  # fmt: skip
+    same = (
+        mariadb.replicator(lab, "primary").checksums() == mariadb.replicator(lab, "dr").checksums()
+    )
     if not same:
         raise SystemExit(f"run {n}: checksums differ after failback")
-    return {"served_s": served, "promoted_s": promoted or 0.0, "switched_s": switched or 0.0,
-            "failback_s": failback}  # fmt: skip
+    return {
+        "served_s": served,
+        "promoted_s": promoted or 0.0,
+        "switched_s": switched or 0.0,
+        "failback_s": failback,
+    }
 
 
 def main() -> None:
@@ -89,8 +100,12 @@ def main() -> None:
         parser.error(f"--schemes: unknown {bad}; allowed: dns, frontend, hybrid")
     if not 1 <= args.repeat <= 20:
         parser.error(f"--repeat {args.repeat}: must be 1..20")
-    result: dict[str, Any] = {"disaster": "primary power-off", "preset": "fast",
-                              "dns_ttl_s": 5, "repeat": args.repeat}  # fmt: skip
+    result: dict[str, Any] = {
+        "disaster": "primary power-off",
+        "preset": "fast",
+        "dns_ttl_s": 5,
+        "repeat": args.repeat,
+    }
     for scheme in schemes:
         lab = Lab("b" + secrets.token_hex(3))
         runs = []
@@ -101,9 +116,12 @@ def main() -> None:
             for n in range(args.repeat):
                 runs.append(one_run(lab, n))
                 r = runs[-1]
-                print(f"[{scheme} {n + 1}/{args.repeat}] served by dr {r['served_s']:.2f} s, "
-                      f"promoted {r['promoted_s']:.2f} s, failback {r['failback_s']:.2f} s",
-                      file=sys.stderr, flush=True)  # fmt: skip
+                print(
+                    f"[{scheme} {n + 1}/{args.repeat}] served by dr {r['served_s']:.2f} s, "
+                    f"promoted {r['promoted_s']:.2f} s, failback {r['failback_s']:.2f} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
         finally:
             lab.down()
         for key in ("served_s", "promoted_s", "switched_s", "failback_s"):

@@ -13,11 +13,16 @@ from pathlib import Path
 from typing import Any
 
 COLUMNS = [
-    ("fault", "fault"), ("failovers", "failovers"), ("rto_s", "read RTO s"),
-    ("write_rto_s", "write RTO s"), ("write_downtime_s", "write downtime s"),
-    ("acked_writes", "acked writes"), ("lost_acked_writes", "lost acked"),
-    ("split_brain_instants", "split-brain instants"), ("site_at_end", "site at end"),
-]  # fmt: skip
+    ("fault", "fault"),
+    ("failovers", "failovers"),
+    ("rto_s", "read RTO s"),
+    ("write_rto_s", "write RTO s"),
+    ("write_downtime_s", "write downtime s"),
+    ("acked_writes", "acked writes"),
+    ("lost_acked_writes", "lost acked"),
+    ("split_brain_instants", "split-brain instants"),
+    ("site_at_end", "site at end"),
+]
 
 
 def cell(v: Any) -> str:

@@ -49,13 +49,24 @@ def static_backend(lab: Lab, site: str) -> None:
         f"frontend static\n    bind {lab.topo.host(site).address}:{STATIC_PORT}\n"
         f'    http-request return status 200 content-type text/plain string "{site}\\n"\n'
     )
-    lab.sup.start(lab.spec(f"static-{site}", site, ["haproxy", "-db", "-f", str(cfg)],
-                           ready=TcpReady(lab.topo.host(site).address, STATIC_PORT)))  # fmt: skip
+    lab.sup.start(
+        lab.spec(
+            f"static-{site}",
+            site,
+            ["haproxy", "-db", "-f", str(cfg)],
+            ready=TcpReady(lab.topo.host(site).address, STATIC_PORT),
+        )
+    )
 
 
 def wrk(lab: Lab, url: str, seconds: float, conns: int = 10) -> dict[str, float]:
-    proc = lab.exec("client", ["wrk", "-t1", f"-c{conns}", f"-d{seconds:g}s", "--latency", url],
-                    capture_output=True, text=True, timeout=seconds + 30)  # fmt: skip
+    proc = lab.exec(
+        "client",
+        ["wrk", "-t1", f"-c{conns}", f"-d{seconds:g}s", "--latency", url],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 30,
+    )
     out = proc.stdout
 
     def ms(label: str) -> float:
@@ -113,9 +124,18 @@ def main() -> None:
             static_backend(lab, site)
         sites = {s: lab.topo.host(s).address for s in ("primary", "dr")}
         fe = lab.topo.host("fe-a").address
-        proxy_argv = [sys.executable, "-m", "draas.traffic.frontend.proxy", "--bind", fe,
-                      "--port", f"{PROXY_PORT}:{STATIC_PORT}", "--target", "primary",
-                      *[f"--site={k}={v}" for k, v in sites.items()]]  # fmt: skip
+        proxy_argv = [
+            sys.executable,
+            "-m",
+            "draas.traffic.frontend.proxy",
+            "--bind",
+            fe,
+            "--port",
+            f"{PROXY_PORT}:{STATIC_PORT}",
+            "--target",
+            "primary",
+            *[f"--site={k}={v}" for k, v in sites.items()],
+        ]
         lab.sup.start(lab.spec("bench-proxy", "fe-a", proxy_argv, ready=TcpReady(fe, PROXY_PORT)))
         hsock = lab.run.path / "bench-haproxy.sock"
         hcfg = lab.run.path / "bench-haproxy.cfg"
@@ -128,8 +148,14 @@ def main() -> None:
             listen={"web": HAPROXY_PORT},
         )
         hcfg.write_text(text)
-        lab.sup.start(lab.spec("bench-haproxy", "fe-a", ["haproxy", "-W", "-db", "-f", str(hcfg)],
-                               ready=UnixReady(str(hsock), "show info", "HAProxy")))  # fmt: skip
+        lab.sup.start(
+            lab.spec(
+                "bench-haproxy",
+                "fe-a",
+                ["haproxy", "-W", "-db", "-f", str(hcfg)],
+                ready=UnixReady(str(hsock), "show info", "HAProxy"),
+            )
+        )
         time.sleep(1.5)  # health checks settle
         primary = sites["primary"]
         urls = {
@@ -146,11 +172,16 @@ def main() -> None:
         hap_switch = switch_time(lab, "fe-a", HAPROXY_PORT, lambda: engine.point_to("dr"))
         proxy_switch = embedded_switch_time(lab, sites)
         provider = Rfc2136Provider(
-            "rfc2136", zone=bind9.ZONE, record=f"bench.{bind9.ZONE}", ttl_s=5,
-            server=lab.topo.host("dns").address, key_name=bind9.TSIG_NAME,
-            key_algorithm="hmac-sha256", key_secret=secret(lab.run, "tsig", kind="tsig"),
+            "rfc2136",
+            zone=bind9.ZONE,
+            record=f"bench.{bind9.ZONE}",
+            ttl_s=5,
+            server=lab.topo.host("dns").address,
+            key_name=bind9.TSIG_NAME,
+            key_algorithm="hmac-sha256",
+            key_secret=secret(lab.run, "tsig", kind="tsig"),
             socket_factory=lambda: netns.socket_in(lab.ns("witness"), kind=socket.SOCK_DGRAM),
-        )  # fmt: skip
+        )
         dns_ms = []
         for i in range(20):
             t0 = time.monotonic()

@@ -45,10 +45,13 @@ def main() -> None:
         if args.semi_sync:
             p.promote()
             d.replicate_from(p, seed=False)
-        p.execute("CREATE TABLE IF NOT EXISTS keystone.draas_heartbeat "
-                  "(id INT AUTO_INCREMENT PRIMARY KEY, t DOUBLE)")  # fmt: skip
-        spec, out = keystone.writer_spec(lab, "bench-load", "http://198.18.1.10:5000", "bench",
-                                         args.seconds, 0.02)  # fmt: skip
+        p.execute(
+            "CREATE TABLE IF NOT EXISTS keystone.draas_heartbeat "
+            "(id INT AUTO_INCREMENT PRIMARY KEY, t DOUBLE)"
+        )
+        spec, out = keystone.writer_spec(
+            lab, "bench-load", "http://198.18.1.10:5000", "bench", args.seconds, 0.02
+        )
         lab.sup.launch(spec)
         lags = []
         t_end = time.monotonic() + args.seconds
@@ -77,9 +80,13 @@ def main() -> None:
         t0 = time.monotonic()
         p.replicate_from(d, seed=True)
         reseed_s = time.monotonic() - t0
-        rows = sum(int(r["n"]) for r in p.query(
-            "SELECT SUM(TABLE_ROWS) AS n FROM information_schema.TABLES "
-            "WHERE TABLE_SCHEMA = 'keystone'"))  # fmt: skip
+        rows = sum(
+            int(r["n"])
+            for r in p.query(
+                "SELECT SUM(TABLE_ROWS) AS n FROM information_schema.TABLES "
+                "WHERE TABLE_SCHEMA = 'keystone'"
+            )
+        )
     finally:
         lab.down()
     result = {

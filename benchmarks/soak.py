@@ -33,14 +33,16 @@ def main() -> None:
         parser.error(f"--minutes {args.minutes}: must be 0.5..240")
     lab = Lab("s" + secrets.token_hex(3))
     try:
-        result = soak(lab, args.minutes * 60, args.out, print, args.loss_pct, args.jitter_ms,
-                      args.preset)  # fmt: skip
+        result = soak(
+            lab, args.minutes * 60, args.out, print, args.loss_pct, args.jitter_ms, args.preset
+        )
     finally:
         lab.down(print)
     flat = {k: v for k, v in result.items() if k not in ("memory", "split_brain")}
     for agent, mem in result["memory"].items():
-        flat[f"{agent} memory MiB first/last/peak"] = \
-            f"{mem['first_mib']}/{mem['last_mib']}/{mem['peak_mib']}"  # fmt: skip
+        flat[f"{agent} memory MiB first/last/peak"] = (
+            f"{mem['first_mib']}/{mem['last_mib']}/{mem['peak_mib']}"
+        )
         flat[f"{agent} memory slope MiB/h"] = mem["slope_mib_per_h"]
     report(flat, args.out / "summary.json")
 

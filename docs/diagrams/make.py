@@ -20,8 +20,10 @@ GREEN, RED, GREY, BLUE = "#2a7a3a", "#b00020", "#9a9a9a", "#3060a0"
 
 
 def node(name: str, label: str, color: str, shape: str = "box") -> str:
-    return (f'  "{name}" [label="{label}", shape={shape}, color="{color}", '
-            f'fontcolor="{color}", penwidth=2];')  # fmt: skip
+    return (
+        f'  "{name}" [label="{label}", shape={shape}, color="{color}", '
+        f'fontcolor="{color}", penwidth=2];'
+    )
 
 
 def edge(a: str, b: str, label: str = "", color: str = "#333333", style: str = "solid") -> str:
@@ -34,17 +36,26 @@ def scene(scheme: str, state: str) -> str:
     dr_active = state != "normal"
     p_color = RED if down else (GREY if dr_active else GREEN)
     d_color = GREEN if dr_active else GREY
-    p_label = {"normal": "primary site\\nKeystone + MariaDB (writes)",
-               "disaster": "primary site\\nDOWN (fenced: lease lost)",
-               "recovered": "primary site\\nback: rejoined as replica"}[state]  # fmt: skip
-    d_label = ("DR site\\nKeystone + MariaDB (writes)" if dr_active
-               else "DR site\\nreplica (GTID, semi-sync)")  # fmt: skip
-    lines = [f'digraph "{scheme}-{state}" {{', "  rankdir=TB; nodesep=0.6; ranksep=0.55;",
-             '  node [fontname="sans-serif", fontsize=11];',
-             '  edge [fontname="sans-serif", fontsize=9];',
-             node("clients", "clients", "#333333", "ellipse"),
-             node("primary", p_label, p_color), node("dr", d_label, d_color),
-             node("etcd", "etcd + witness\\nquorum, active lease", BLUE, "cylinder")]  # fmt: skip
+    p_label = {
+        "normal": "primary site\\nKeystone + MariaDB (writes)",
+        "disaster": "primary site\\nDOWN (fenced: lease lost)",
+        "recovered": "primary site\\nback: rejoined as replica",
+    }[state]
+    d_label = (
+        "DR site\\nKeystone + MariaDB (writes)"
+        if dr_active
+        else "DR site\\nreplica (GTID, semi-sync)"
+    )
+    lines = [
+        f'digraph "{scheme}-{state}" {{',
+        "  rankdir=TB; nodesep=0.6; ranksep=0.55;",
+        '  node [fontname="sans-serif", fontsize=11];',
+        '  edge [fontname="sans-serif", fontsize=9];',
+        node("clients", "clients", "#333333", "ellipse"),
+        node("primary", p_label, p_color),
+        node("dr", d_label, d_color),
+        node("etcd", "etcd + witness\\nquorum, active lease", BLUE, "cylinder"),
+    ]
     live = "dr" if dr_active else "primary"
     replica_edge = ("primary", "dr") if not dr_active else ("dr", "primary")
     if state != "disaster":
@@ -57,19 +68,22 @@ def scene(scheme: str, state: str) -> str:
         lines.append(node("fe", f"frontend (HAProxy)\\nroutes to {live}", BLUE))
         lines += [edge("clients", "fe"), edge("fe", live, "routes", GREEN)]
     else:
-        lines += [node("dns", "DNS name\\n-> fe-a", BLUE, "note"),
-                  node("fe-a", f"frontend fe-a\\nroutes to {live}", BLUE),
-                  node("fe-b", f"frontend fe-b (standby)\\nroutes to {live}", GREY)]  # fmt: skip
+        lines += [
+            node("dns", "DNS name\\n-> fe-a", BLUE, "note"),
+            node("fe-a", f"frontend fe-a\\nroutes to {live}", BLUE),
+            node("fe-b", f"frontend fe-b (standby)\\nroutes to {live}", GREY),
+        ]
         lines += [
             edge("clients", "dns", "resolve"),
             edge("dns", "fe-a", "A record", GREEN),
             edge("fe-a", live, "routes", GREEN),
             edge("fe-b", live, "", GREY, "dashed"),
         ]
-    caption = {"normal": "normal: the primary holds the lease and takes the traffic",
-               "disaster": "disaster: quorum confirms, lease expires, DR promoted, traffic moved",
-               "recovered": "recovered: primary resynced from DR; failback is a planned "
-                            "switchover"}[state]  # fmt: skip
+    caption = {
+        "normal": "normal: the primary holds the lease and takes the traffic",
+        "disaster": "disaster: quorum confirms, lease expires, DR promoted, traffic moved",
+        "recovered": "recovered: primary resynced from DR; failback is a planned switchover",
+    }[state]
     lines += [f'  label="{scheme} scheme, {caption}"; labelloc=b; fontname="sans-serif";', "}"]
     return "\n".join(lines) + "\n"
 

@@ -42,24 +42,34 @@ class ApiClient:
             raise ApiError("commands need the API token: set api.token_file in the config")
         return read_secret(self.cfg.api.token_file, "api.token_file")
 
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None,
-              query: dict[str, Any] | None = None,
-              timeout_s: float | None = None) -> Any:  # fmt: skip
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        query: dict[str, Any] | None = None,
+        timeout_s: float | None = None,
+    ) -> Any:
         headers = {"Accept": "application/json"}
         data = None
         if method == "POST":
             headers["Authorization"] = f"Bearer {self._token()}"
             headers["Content-Type"] = "application/json"
             data = json.dumps(body or {}).encode()
-        qs = "?" + urllib.parse.urlencode({k: v for k, v in (query or {}).items()
-                                           if v is not None}) if query else ""  # fmt: skip
+        qs = (
+            "?" + urllib.parse.urlencode({k: v for k, v in (query or {}).items() if v is not None})
+            if query
+            else ""
+        )
         unreachable = []
         for base in self.urls:
-            req = urllib.request.Request(base + path + qs, data=data, headers=headers,
-                                         method=method)  # fmt: skip
+            req = urllib.request.Request(
+                base + path + qs, data=data, headers=headers, method=method
+            )
             try:
-                with urllib.request.urlopen(req, timeout=timeout_s or self.timeout_s,
-                                            context=self.ctx) as resp:  # fmt: skip
+                with urllib.request.urlopen(
+                    req, timeout=timeout_s or self.timeout_s, context=self.ctx
+                ) as resp:
                     self.used = base
                     raw = resp.read()
                     return raw.decode() if path == "/metrics" else json.loads(raw)
@@ -79,6 +89,7 @@ class ApiClient:
     def get(self, path: str, **query: Any) -> Any:
         return self._call("GET", path, query=query or None)
 
-    def post(self, path: str, body: dict[str, Any] | None = None,
-             timeout_s: float | None = None) -> Any:  # fmt: skip
+    def post(
+        self, path: str, body: dict[str, Any] | None = None, timeout_s: float | None = None
+    ) -> Any:
         return self._call("POST", path, body, timeout_s=timeout_s)

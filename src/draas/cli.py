@@ -83,9 +83,11 @@ def _cmd_rto(args: argparse.Namespace) -> int:
     if args.config:
         cfg = load_config(args.config)
         name = cfg.service.dns_name.rstrip(".")
-        checks += [meter.Check(c.name, f"http://{name}:{c.port}{c.path}", c.expect_status,
-                               c.expect_body)
-                   for c in cfg.service.checks if c.kind == "http"]  # fmt: skip
+        checks += [
+            meter.Check(c.name, f"http://{name}:{c.port}{c.path}", c.expect_status, c.expect_body)
+            for c in cfg.service.checks
+            if c.kind == "http"
+        ]
     bodies = args.expect_body or []
     if len(bodies) > len(args.url or []):
         raise DraasError("--expect-body: given more often than URLs (one per URL, in order)")
@@ -94,15 +96,19 @@ def _cmd_rto(args: argparse.Namespace) -> int:
         checks.append(meter.Check(f"url{i + 1}", url, args.expect_status, body or None))
     if not checks:
         raise DraasError("nothing to measure: give one or more URLs, or --config FILE")
-    for flag, value, lo, hi in (("--interval", args.interval, 0.01, 10.0),
-                                ("--timeout", args.timeout, 0.05, 30.0),
-                                ("--duration", args.duration, 1.0, 3600.0),
-                                ("--consecutive", args.consecutive, 1, 100)):  # fmt: skip
+    for flag, value, lo, hi in (
+        ("--interval", args.interval, 0.01, 10.0),
+        ("--timeout", args.timeout, 0.05, 30.0),
+        ("--duration", args.duration, 1.0, 3600.0),
+        ("--consecutive", args.consecutive, 1, 100),
+    ):
         if not lo <= value <= hi:
             raise DraasError(f"{flag} {value}: must be between {lo:g} and {hi:g}")
     out = Path(args.out or time.strftime("rto-%Y%m%dT%H%M%S.jsonl"))
-    meter.to_stderr(f"measuring {', '.join(c.url for c in checks)} every {args.interval:g} s "
-                    f"for {args.duration:g} s; requests to {out}")  # fmt: skip
+    meter.to_stderr(
+        f"measuring {', '.join(c.url for c in checks)} every {args.interval:g} s "
+        f"for {args.duration:g} s; requests to {out}"
+    )
 
     async def measure(f: TextIO) -> list[dict[str, Any]]:
         import signal
@@ -110,10 +116,16 @@ def _cmd_rto(args: argparse.Namespace) -> int:
         stop = asyncio.Event()  # SIGTERM or Ctrl-C ends the measurement, not the report
         for sig in (signal.SIGTERM, signal.SIGINT):
             asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-        return await meter.run(checks, interval_s=args.interval, timeout_s=args.timeout,
-                               duration_s=args.duration, out=f, site_pattern=args.site_pattern,
-                               progress=None if args.quiet else meter.to_stderr,
-                               stop=stop)  # fmt: skip
+        return await meter.run(
+            checks,
+            interval_s=args.interval,
+            timeout_s=args.timeout,
+            duration_s=args.duration,
+            out=f,
+            site_pattern=args.site_pattern,
+            progress=None if args.quiet else meter.to_stderr,
+            stop=stop,
+        )
 
     with out.open("w") as f:
         records = asyncio.run(measure(f))
@@ -121,8 +133,11 @@ def _cmd_rto(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary.to_dict(), indent=2))
         return 0
-    rto = "n/a" if args.disaster_at is None else (
-        "never recovered" if summary.rto_s is None else f"{summary.rto_s:.3f} s")  # fmt: skip
+    rto = (
+        "n/a"
+        if args.disaster_at is None
+        else ("never recovered" if summary.rto_s is None else f"{summary.rto_s:.3f} s")
+    )
     rows = [
         ("samples", summary.samples),
         ("failed", summary.failed),
@@ -144,12 +159,18 @@ def _cmd_rto(args: argparse.Namespace) -> int:
 def _cmd_disaster(args: argparse.Namespace) -> int:
     from draas import gameday
 
-    p = gameday.plan(args.name, pid=args.pid, pidfile=args.pidfile, interface=args.interface,
-                     duration_s=args.duration)  # fmt: skip
+    p = gameday.plan(
+        args.name,
+        pid=args.pid,
+        pidfile=args.pidfile,
+        interface=args.interface,
+        duration_s=args.duration,
+    )
     print(f"draas disaster {p.name}: will {p.says}", file=sys.stderr)
     if not args.yes:
-        print("error: refused without --yes (this disrupts the machine it runs on)",
-              file=sys.stderr)  # fmt: skip
+        print(
+            "error: refused without --yes (this disrupts the machine it runs on)", file=sys.stderr
+        )
         return 1
     p.act()
     print(f"done at {time.time():.3f}: {p.says}", file=sys.stderr)
@@ -182,11 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=_cmd_config_check)
 
     agent = sub.add_parser(
-        "agent", help="run the agent of one node (probes, lease, controller)",
+        "agent",
+        help="run the agent of one node (probes, lease, controller)",
         description="The draas agent: probes the sites from this node, publishes what it sees, "
         "renews the active lease when its site holds it (and fences itself when it cannot), "
         "and on the DR site decides and runs the failover.",
-    )  # fmt: skip
+    )
     agent.add_argument("--config", required=True, metavar="FILE")
     agent.add_argument("--node", required=True, metavar="NAME", help="this node's name in FILE")
     agent.add_argument("--no-api", action="store_true", help="do not serve the control API")
@@ -198,39 +220,51 @@ def build_parser() -> argparse.ArgumentParser:
         "this machine instead, which must then reach the databases, the coordination store "
         "and the DNS provider. Every step is recorded as an event."
     )
-    sw = sub.add_parser("switchover", help="planned, zero-loss move of the service to a site",
-                        description="Planned switchover: the target catches up, writes pause, "
-                        "the lease moves, roles swap, traffic moves. " + where)  # fmt: skip
+    sw = sub.add_parser(
+        "switchover",
+        help="planned, zero-loss move of the service to a site",
+        description="Planned switchover: the target catches up, writes pause, "
+        "the lease moves, roles swap, traffic moves. " + where,
+    )
     sw.add_argument("--to", required=True, metavar="SITE", help="the site to move to")
-    fb = sub.add_parser("failback", help="bring the service home after a failover",
-                        description="The old primary rejoins as a replica (its errant "
-                        "transactions are saved to the recovery directory), catches up, then "
-                        "a planned switchover home. " + where)  # fmt: skip
-    fo = sub.add_parser("failover", help="fail over to the DR site now",
-                        description="Fail over to the DR site. Refused unless the quorum "
-                        "confirms the disaster; --force overrides that when the quorum itself "
-                        "is gone (never while the primary renews its lease). " + where)  # fmt: skip
-    fo.add_argument("--force", action="store_true",
-                    help="fail over without the quorum's confirmation")  # fmt: skip
+    fb = sub.add_parser(
+        "failback",
+        help="bring the service home after a failover",
+        description="The old primary rejoins as a replica (its errant "
+        "transactions are saved to the recovery directory), catches up, then "
+        "a planned switchover home. " + where,
+    )
+    fo = sub.add_parser(
+        "failover",
+        help="fail over to the DR site now",
+        description="Fail over to the DR site. Refused unless the quorum "
+        "confirms the disaster; --force overrides that when the quorum itself "
+        "is gone (never while the primary renews its lease). " + where,
+    )
+    fo.add_argument(
+        "--force", action="store_true", help="fail over without the quorum's confirmation"
+    )
     from draas.opscli import add_parsers, cmd_move, common
 
     for p in (sw, fb, fo):
         common(p)
         p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
         p.add_argument("--no-wait", action="store_true", help="do not follow the run's steps")
-        p.add_argument("--direct", action="store_true",
-                       help="run the runbook here, without an agent")  # fmt: skip
+        p.add_argument(
+            "--direct", action="store_true", help="run the runbook here, without an agent"
+        )
         p.set_defaults(func=cmd_move)
     add_parsers(sub)
 
     rto = sub.add_parser(
-        "rto", help="measure the service's downtime and RTO from a client's side",
+        "rto",
+        help="measure the service's downtime and RTO from a client's side",
         description="The RTO meter: every --interval it requests each URL as a real client "
         "does (the name resolved through the system resolver for every connection), writes "
         "every request as a JSON line to --out, prints progress, then the downtime windows, "
         "the RTO (from --disaster-at to the first of --consecutive passing samples), the "
         "availability and the latency outside the outage.",
-    )  # fmt: skip
+    )
     rto.add_argument("url", nargs="*", metavar="URL", help="http URL(s) to check")
     rto.add_argument(
         "--expect-body",
@@ -243,8 +277,12 @@ def build_parser() -> argparse.ArgumentParser:
     rto.add_argument("--interval", type=float, default=0.1, metavar="S")
     rto.add_argument("--timeout", type=float, default=1.0, metavar="S", help="per request")
     rto.add_argument("--duration", type=float, required=True, metavar="S", help="at most 3600")
-    rto.add_argument("--disaster-at", type=float, metavar="EPOCH_S",
-                     help="when the disaster happened (Unix time), for the RTO")  # fmt: skip
+    rto.add_argument(
+        "--disaster-at",
+        type=float,
+        metavar="EPOCH_S",
+        help="when the disaster happened (Unix time), for the RTO",
+    )
     rto.add_argument(
         "--consecutive",
         type=int,
@@ -265,11 +303,12 @@ def build_parser() -> argparse.ArgumentParser:
     from draas.gameday import NAMES
 
     dis = sub.add_parser(
-        "disaster", help="game day: disrupt THIS machine (kill, freeze, link down, power off)",
+        "disaster",
+        help="game day: disrupt THIS machine (kill, freeze, link down, power off)",
         description="Run on the machine to disrupt. Prints what it will do, refuses without "
         "--yes. process-kill/process-hang --pid N|--pidfile F; network-failure --interface IF "
         "--duration S (restores itself, even if this command dies); power-off.",
-    )  # fmt: skip
+    )
     dis.add_argument("name", choices=NAMES, metavar="NAME", help=", ".join(NAMES))
     dis.add_argument("--pid", type=int)
     dis.add_argument("--pidfile")

@@ -332,11 +332,12 @@ def semantic_problems(cfg: Config) -> list[str]:
     for i, check in enumerate(cfg.service.checks):
         where = f"service.checks[{i}]"
         if check.kind == "keystone" and (check.username is None or check.password_file is None):
-            problems.append(f"{where}: a 'keystone' check logs in: give username and "
-                            "password_file")  # fmt: skip
+            problems.append(f"{where}: a 'keystone' check logs in: give username and password_file")
         if check.kind == "http" and check.username is not None:
-            problems.append(f"{where}.username: only a 'keystone' check logs in; set "
-                            "kind = 'keystone' or leave it out")  # fmt: skip
+            problems.append(
+                f"{where}.username: only a 'keystone' check logs in; set "
+                "kind = 'keystone' or leave it out"
+            )
     seen: set[str] = set()
     for i, node in enumerate(cfg.nodes):
         where = f"nodes[{i}]"

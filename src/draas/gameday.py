@@ -52,30 +52,45 @@ def _interface(name: str | None) -> str:
         have = ", ".join(sorted(p.name for p in Path("/sys/class/net").iterdir()))
         raise DraasError(f"--interface {name!r}: no such interface; have: {have}")
     if name == "lo":
-        raise DraasError("--interface lo: taking loopback down breaks the machine itself, not "
-                         "its service; choose the service's interface")  # fmt: skip
+        raise DraasError(
+            "--interface lo: taking loopback down breaks the machine itself, not "
+            "its service; choose the service's interface"
+        )
     return name
 
 
-def plan(name: str, *, pid: int | None = None, pidfile: str | None = None,
-         interface: str | None = None, duration_s: float | None = None) -> Plan:  # fmt: skip
+def plan(
+    name: str,
+    *,
+    pid: int | None = None,
+    pidfile: str | None = None,
+    interface: str | None = None,
+    duration_s: float | None = None,
+) -> Plan:
     if name in ("process-kill", "process-hang"):
         target = _pid(pid, pidfile)
         sig = signal.SIGKILL if name == "process-kill" else signal.SIGSTOP
         how = "kill" if name == "process-kill" else "freeze (SIGSTOP; undo with kill -CONT)"
-        return Plan(name, f"{how} process {target} ({_comm(target)})",
-                    lambda: os.kill(target, sig))  # fmt: skip
+        return Plan(name, f"{how} process {target} ({_comm(target)})", lambda: os.kill(target, sig))
     if name == "network-failure":
         ifname = _interface(interface)
         if duration_s is None or not 1 <= duration_s <= 3600:
-            raise DraasError(f"--duration {duration_s}: network-failure needs a duration of 1 to "
-                             "3600 s (the link always comes back by itself)")  # fmt: skip
-        return Plan(name, f"take interface {ifname} down for {duration_s:g} s; a detached "
-                    "restorer brings it up again even if this command is killed",
-                    lambda: _link_down_for(ifname, duration_s))  # fmt: skip
+            raise DraasError(
+                f"--duration {duration_s}: network-failure needs a duration of 1 to "
+                "3600 s (the link always comes back by itself)"
+            )
+        return Plan(
+            name,
+            f"take interface {ifname} down for {duration_s:g} s; a detached "
+            "restorer brings it up again even if this command is killed",
+            lambda: _link_down_for(ifname, duration_s),
+        )
     if name == "power-off":
-        return Plan(name, "power this machine off at once (systemctl poweroff --force --force)",
-                    lambda: _run(["systemctl", "poweroff", "--force", "--force"]))  # fmt: skip
+        return Plan(
+            name,
+            "power this machine off at once (systemctl poweroff --force --force)",
+            lambda: _run(["systemctl", "poweroff", "--force", "--force"]),
+        )
     raise DraasError(f"unknown disaster {name!r}; allowed: {', '.join(NAMES)}")
 
 
@@ -94,9 +109,13 @@ def _run(argv: list[str]) -> None:
 
 def _link_down_for(ifname: str, duration_s: float) -> None:
     # The restorer first: once the link is down nothing may depend on this process living.
-    subprocess.Popen([sys.executable, "-m", "draas.gameday", "restore-link", ifname,
-                      str(duration_s)], start_new_session=True, stdin=subprocess.DEVNULL,
-                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    subprocess.Popen(
+        [sys.executable, "-m", "draas.gameday", "restore-link", ifname, str(duration_s)],
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     _run(["ip", "link", "set", "dev", ifname, "down"])
 
 

@@ -39,25 +39,34 @@ def render_status(st: dict[str, Any]) -> str:
     """The status document as the operator's table."""
     now = float(st["time"])
     act = st["active"]
-    lines = [f"{st['service']} ({st['scheme']} scheme), as seen by {st['node']}",
-             f"  {st['summary']}", ""]  # fmt: skip
-    lines.append(f"{'SITE':<10} {'ROLE':<8} {'ACTIVE':<7} {'DATABASE':<10} {'LAG':<8} "
-                 f"{'REPLICATION':<12} SEEN UP BY")  # fmt: skip
+    lines = [
+        f"{st['service']} ({st['scheme']} scheme), as seen by {st['node']}",
+        f"  {st['summary']}",
+        "",
+    ]
+    lines.append(
+        f"{'SITE':<10} {'ROLE':<8} {'ACTIVE':<7} {'DATABASE':<10} {'LAG':<8} "
+        f"{'REPLICATION':<12} SEEN UP BY"
+    )
     for s in st["sites"]:
         db = s["database"] or {}
         lag = "-" if db.get("lag_s") is None else f"{db['lag_s']} s"
         rep = "-" if db.get("role") != "replica" else ("ok" if db.get("healthy") else "BROKEN")
         ups = [o for o, v in s["seen"].items() if v == "up"]
-        lines.append(f"{s['name']:<10} {s['role']:<8} {'yes' if s['active'] else '':<7} "
-                     f"{db.get('role', '?'):<10} {lag:<8} {rep:<12} "
-                     f"{len(ups)}/{len(s['seen'])} {','.join(ups)}")  # fmt: skip
+        lines.append(
+            f"{s['name']:<10} {s['role']:<8} {'yes' if s['active'] else '':<7} "
+            f"{db.get('role', '?'):<10} {lag:<8} {rep:<12} "
+            f"{len(ups)}/{len(s['seen'])} {','.join(ups)}"
+        )
     if st["frontends"]:
         lines += ["", f"{'FRONTEND':<10} {'ROUTES TO':<10} {'AGENT':<7} SEEN UP BY"]
         for f in st["frontends"]:
             ups = [o for o, v in f["seen"].items() if v == "up"]
-            lines.append(f"{f['name']:<10} {f['routes_to'] or '?':<10} "
-                         f"{'alive' if f['agent_alive'] else 'DOWN':<7} "
-                         f"{len(ups)}/{len(f['seen'])} {','.join(ups)}")  # fmt: skip
+            lines.append(
+                f"{f['name']:<10} {f['routes_to'] or '?':<10} "
+                f"{'alive' if f['agent_alive'] else 'DOWN':<7} "
+                f"{len(ups)}/{len(f['seen'])} {','.join(ups)}"
+            )
     if st["dns"]:
         d = st["dns"]
         lines += ["", f"DNS {d['name']} -> {d['points_at'] or '?'} ({d['target'] or 'unknown'})"]
@@ -66,14 +75,22 @@ def render_status(st: dict[str, Any]) -> str:
         sees = ", ".join(f"{t} {s}" for t, s in sorted(v["sees"].items()))
         lines.append(f"{v['name']:<10} {v['role']:<9} {'yes' if v['alive'] else 'NO':<6} {sees}")
     lines.append("")
-    lines.append("active: " + ("none" if act is None else
-                 f"{act['site']} epoch {act['epoch']} (holder {act['holder']})") +
-                 f"; failovers {st['failovers_total']}, last "
-                 f"{_ago(st['last_failover_at'], now)}")  # fmt: skip
+    lines.append(
+        "active: "
+        + (
+            "none"
+            if act is None
+            else f"{act['site']} epoch {act['epoch']} (holder {act['holder']})"
+        )
+        + f"; failovers {st['failovers_total']}, last "
+        f"{_ago(st['last_failover_at'], now)}"
+    )
     if st.get("last_step"):
         e = st["last_step"]
-        lines.append(f"last step: {e.get('run')} {e.get('step')} {e.get('outcome')} "
-                     f"({_ago(e.get('ts'), now)}, {e.get('node')})")  # fmt: skip
+        lines.append(
+            f"last step: {e.get('run')} {e.get('step')} {e.get('outcome')} "
+            f"({_ago(e.get('ts'), now)}, {e.get('node')})"
+        )
     auto = st.get("automatic")
     if auto:
         alert = "ALERT: " if auto["action"] in ("wait", "manual-only") else ""
@@ -91,10 +108,13 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def event_line(e: dict[str, Any]) -> str:
     when = time.strftime("%H:%M:%S", time.localtime(float(e.get("ts", 0))))
-    extra = "".join(f" {k}={e[k]}" for k in ("error", "detail", "duration_s", "by")
-                    if e.get(k) is not None)  # fmt: skip
-    return (f"{when} {e.get('node', '-'):<16} {e.get('run', '-')} {e.get('step', '-')} "
-            f"{e.get('outcome', '-')}{extra}")  # fmt: skip
+    extra = "".join(
+        f" {k}={e[k]}" for k in ("error", "detail", "duration_s", "by") if e.get(k) is not None
+    )
+    return (
+        f"{when} {e.get('node', '-'):<16} {e.get('run', '-')} {e.get('step', '-')} "
+        f"{e.get('outcome', '-')}{extra}"
+    )
 
 
 def cmd_events(args: argparse.Namespace) -> int:
@@ -139,15 +159,19 @@ def follow_run(api: ApiClient, run: str, kind: str, timeout_s: float = WAIT_S) -
                 continue
             print(event_line(e), flush=True)
             if e.get("outcome") == "failed":
-                print(f"error: {run} failed at step {e.get('step')}: {e.get('error')}",
-                      file=sys.stderr)  # fmt: skip
+                print(
+                    f"error: {run} failed at step {e.get('step')}: {e.get('error')}",
+                    file=sys.stderr,
+                )
                 return 1
             if e.get("step") == LAST_STEP.get(kind) and e.get("outcome") == "done":
                 print(f"{kind} done: {run}")
                 return 0
         time.sleep(0.5)
-    print(f"error: {run} did not finish within {timeout_s:g} s; see 'draas events --run {run}'",
-          file=sys.stderr)  # fmt: skip
+    print(
+        f"error: {run} did not finish within {timeout_s:g} s; see 'draas events --run {run}'",
+        file=sys.stderr,
+    )
     return 1
 
 
@@ -165,8 +189,7 @@ def cmd_move(args: argparse.Namespace) -> int:
     elif kind == "failback":
         what, body = f"fail back to site {cfg.site_with_role('primary')}", {}
     else:
-        what = f"fail over to site {cfg.site_with_role('dr')}" + (" (FORCED)" if args.force
-                                                                   else "")  # fmt: skip
+        what = f"fail over to site {cfg.site_with_role('dr')}" + (" (FORCED)" if args.force else "")
         body = {"force": True} if args.force else {}
     if not confirm(args, what):
         return 1
@@ -207,29 +230,38 @@ def cmd_drill(args: argparse.Namespace) -> int:
 def add_parsers(sub: Any) -> None:
     """``status``, ``events``, ``drill``, and the API options of the traffic-moving commands
     (their parsers are made in ``cli.py``)."""
-    st = sub.add_parser("status", help="the deployment's state: sites, lease, traffic, lag",
-                        description="Asks an agent's control API (the DR site's first) for "
-                        "the sites and their databases, what each vantage point sees, the "
-                        "active site and epoch, and where DNS and the frontends "
-                        "point.")  # fmt: skip
+    st = sub.add_parser(
+        "status",
+        help="the deployment's state: sites, lease, traffic, lag",
+        description="Asks an agent's control API (the DR site's first) for "
+        "the sites and their databases, what each vantage point sees, the "
+        "active site and epoch, and where DNS and the frontends "
+        "point.",
+    )
     st.add_argument("--json", action="store_true", help="the status document as JSON")
     st.set_defaults(func=cmd_status)
-    ev = sub.add_parser("events", help="the event log (runbook steps, commands, alarms)",
-                        description="Prints the last --limit events; --follow keeps printing "
-                        "new ones.")  # fmt: skip
+    ev = sub.add_parser(
+        "events",
+        help="the event log (runbook steps, commands, alarms)",
+        description="Prints the last --limit events; --follow keeps printing new ones.",
+    )
     ev.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
     ev.add_argument("--run", metavar="PREFIX", help="only runs whose id starts with PREFIX")
     ev.add_argument("--limit", type=int, default=50, help="how many of the last events")
-    ev.add_argument("--for", dest="for_s", type=float, metavar="S",
-                    help="with --follow: stop after S seconds")  # fmt: skip
+    ev.add_argument(
+        "--for", dest="for_s", type=float, metavar="S", help="with --follow: stop after S seconds"
+    )
     ev.add_argument("--json", action="store_true", help="one JSON object per line")
     ev.set_defaults(func=cmd_events)
-    dr = sub.add_parser("drill", help="prove a failover would work now (moves no traffic)",
-                        description="Checks the quorum, the DR replica's lag against the RPO, "
-                        "the DR service and a token issued from its database, the DNS "
-                        "provider's credentials and each frontend's path to the DR site. "
-                        "Writes drill-<time>.md and .json to --out; exit 1 if a check "
-                        "fails.")  # fmt: skip
+    dr = sub.add_parser(
+        "drill",
+        help="prove a failover would work now (moves no traffic)",
+        description="Checks the quorum, the DR replica's lag against the RPO, "
+        "the DR service and a token issued from its database, the DNS "
+        "provider's credentials and each frontend's path to the DR site. "
+        "Writes drill-<time>.md and .json to --out; exit 1 if a check "
+        "fails.",
+    )
     dr.add_argument("--out", default=".", metavar="DIR", help="where the report goes")
     dr.add_argument("--json", action="store_true", help="print the report as JSON")
     dr.set_defaults(func=cmd_drill)
@@ -239,5 +271,6 @@ def add_parsers(sub: Any) -> None:
 
 def common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help="draas.toml (default: $DRAAS_CONFIG)")
-    p.add_argument("--agent", metavar="URL", help="ask this agent's API instead of the "
-                   "config's agents")  # fmt: skip
+    p.add_argument(
+        "--agent", metavar="URL", help="ask this agent's API instead of the config's agents"
+    )

@@ -20,9 +20,18 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
-FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--window-size=1100,1200"]  # fmt: skip
+FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1100,1200",
+]
 
 
 def summary(driver: webdriver.Chrome) -> str:
@@ -35,8 +44,10 @@ def wait_text(driver: webdriver.Chrome, starts: str, timeout: float) -> str:
 
 
 def active_boxes(driver: webdriver.Chrome) -> list[str]:
-    return [str(g.get_attribute("id")) for g in
-            driver.find_elements(By.CSS_SELECTOR, "#picture g[data-active='true']")]  # fmt: skip
+    return [
+        str(g.get_attribute("id"))
+        for g in driver.find_elements(By.CSS_SELECTOR, "#picture g[data-active='true']")
+    ]
 
 
 def main() -> int:
@@ -76,8 +87,11 @@ def main() -> int:
                 WebDriverWait(driver, 5).until(expected_conditions.alert_is_present())
                 driver.switch_to.alert.accept()
                 WebDriverWait(driver, 10, 0.2).until(
-                    lambda d: "started" in d.find_element(By.ID, "result").text
-                    or "refused" in d.find_element(By.ID, "result").text)  # fmt: skip
+                    lambda d: (
+                        "started" in d.find_element(By.ID, "result").text
+                        or "refused" in d.find_element(By.ID, "result").text
+                    )
+                )
                 out["result"] = driver.find_element(By.ID, "result").text
                 out["after"] = wait_text(driver, f"{args.switch_to} active", 60)
                 time.sleep(1.5)

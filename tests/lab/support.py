@@ -16,8 +16,16 @@ from draas.lab.writer import read_log
 
 # The runbooks' steps, in order, as the event log must show them done.
 FAILOVER = ["take-lease", "fence-old", "promote", "switch-traffic", "verify", "detach"]
-FAILBACK = ["rejoin", "catch-up", "pause-and-drain", "hand-over", "promote",
-            "reverse-replication", "switch-traffic", "verify"]  # fmt: skip
+FAILBACK = [
+    "rejoin",
+    "catch-up",
+    "pause-and-drain",
+    "hand-over",
+    "promote",
+    "reverse-replication",
+    "switch-traffic",
+    "verify",
+]
 
 
 def new_lab_name() -> str:
@@ -35,8 +43,11 @@ def events(lab: Lab) -> list[dict[str, Any]]:
 
 def done_steps(lab: Lab, run_prefix: str) -> list[str]:
     """Steps done, in order, by the runs whose id starts with ``run_prefix``."""
-    return [e["step"] for e in events(lab)
-            if str(e.get("run", "")).startswith(run_prefix) and e["outcome"] == "done"]  # fmt: skip
+    return [
+        e["step"]
+        for e in events(lab)
+        if str(e.get("run", "")).startswith(run_prefix) and e["outcome"] == "done"
+    ]
 
 
 def wait_until(what: str, check: Callable[[], object], timeout: float) -> float:
@@ -50,8 +61,12 @@ def wait_until(what: str, check: Callable[[], object], timeout: float) -> float:
 
 def served_by(lab: Lab) -> str | None:
     """The site whose web page a client gets through the service name (None: no answer)."""
-    proc = lab.exec("client", ["curl", "-s", "-m", "2", "http://keystone.draas.test/"],
-                    capture_output=True, text=True)  # fmt: skip
+    proc = lab.exec(
+        "client",
+        ["curl", "-s", "-m", "2", "http://keystone.draas.test/"],
+        capture_output=True,
+        text=True,
+    )
     for site in ("primary", "dr"):
         if f"site={site}<" in proc.stdout:
             return site
@@ -60,15 +75,20 @@ def served_by(lab: Lab) -> str | None:
 
 def authoritative(lab: Lab) -> list[str]:
     """What BIND itself answers for the service name (no cache in between)."""
-    proc = lab.exec("witness", ["dig", "+short", "+time=1", "+tries=1", "@198.18.0.53",
-                                "keystone.draas.test"], capture_output=True, text=True)  # fmt: skip
+    proc = lab.exec(
+        "witness",
+        ["dig", "+short", "+time=1", "+tries=1", "@198.18.0.53", "keystone.draas.test"],
+        capture_output=True,
+        text=True,
+    )
     return proc.stdout.split()
 
 
 def write_through_service(lab: Lab, name: str, seconds: float) -> set[str]:
     """Create projects through the service name for ``seconds``; return the acknowledged."""
-    spec, out = keystone.writer_spec(lab, name, "http://keystone.draas.test:5000", name,
-                                     seconds, 0.1)  # fmt: skip
+    spec, out = keystone.writer_spec(
+        lab, name, "http://keystone.draas.test:5000", name, seconds, 0.1
+    )
     lab.sup.launch(spec)
     wait_until(f"writer {name} to finish", lambda: lab.sup.state(name) == "exited", seconds + 60)
     return {r["name"] for r in read_log(out) if r["outcome"] == "acked"}

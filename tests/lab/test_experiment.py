@@ -23,11 +23,33 @@ def test_a_small_matrix_reports_consistent_finite_figures(tmp_path: Path) -> Non
     md = (tmp_path / "results.md").read_text()
     page = (tmp_path / "index.html").read_text()
     for run in saved["runs"]:
-        print({k: run[k] for k in ("run", "rto_s", "downtime_s", "detection_s", "decision_s",
-                                   "switch_s", "client_catch_up_s", "failback_s")})  # fmt: skip
-        for field in ("scheme", "disaster", "repeat", "rto_s", "downtime_s", "lost_acked_writes",
-                      "unknown_writes", "false_failovers", "split_brain_instants",
-                      "failback_s"):  # fmt: skip
+        print(
+            {
+                k: run[k]
+                for k in (
+                    "run",
+                    "rto_s",
+                    "downtime_s",
+                    "detection_s",
+                    "decision_s",
+                    "switch_s",
+                    "client_catch_up_s",
+                    "failback_s",
+                )
+            }
+        )
+        for field in (
+            "scheme",
+            "disaster",
+            "repeat",
+            "rto_s",
+            "downtime_s",
+            "lost_acked_writes",
+            "unknown_writes",
+            "false_failovers",
+            "split_brain_instants",
+            "failback_s",
+        ):
             assert field in run
         assert run["rto_s"] is not None and 0 < run["rto_s"] < 45, run
         assert run["recovered_site"] == "dr"
@@ -45,8 +67,11 @@ def test_a_small_matrix_reports_consistent_finite_figures(tmp_path: Path) -> Non
         line = next(ln for ln in md.splitlines() if ln.startswith(f"| {row['scheme']} | "))
         cells = [c.strip() for c in line.strip("|").split("|")]
         assert cells[1] == "power-off" and float(cells[3]) == row["rto_s"]["median"]
-        assert re.search(rf"<td>{row['scheme']}</td><td>power-off</td><td>1</td>"
-                         rf"<td>{row['rto_s']['median']}</td>", page)  # fmt: skip
+        assert re.search(
+            rf"<td>{row['scheme']}</td><td>power-off</td><td>1</td>"
+            rf"<td>{row['rto_s']['median']}</td>",
+            page,
+        )
     assert (tmp_path / "rto.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -55,8 +80,19 @@ def test_baselines_recover_reads_but_take_no_writes_at_the_dr_site(tmp_path: Pat
     site by themselves, but nothing promotes its database: the write checker shows it."""
     doc = run_matrix(["autonomous", "powerdns"], ["power-off"], 1, tmp_path, print)
     for run in doc["runs"]:
-        print({k: run[k] for k in ("run", "rto_s", "downtime_s", "acked_writes",
-                                   "acked_writes_after_disaster", "failback_s")})  # fmt: skip
+        print(
+            {
+                k: run[k]
+                for k in (
+                    "run",
+                    "rto_s",
+                    "downtime_s",
+                    "acked_writes",
+                    "acked_writes_after_disaster",
+                    "failback_s",
+                )
+            }
+        )
         assert run["rto_s"] is not None and run["recovered_site"] == "dr", run
         assert run["failovers"] == 0 and run["acked_writes"] > 0
         assert run["acked_writes_after_disaster"] == 0

@@ -51,15 +51,24 @@ def test_the_primary_agent_takes_the_active_lease(lab: Lab) -> None:
 
 def test_a_broken_replication_link_alone_is_an_event_not_a_failover(lab: Lab) -> None:
     with ReplicationCut(lab):
-        wait_until("the replication-broken event", lambda: any(
-            e.get("run") == "replication-dr" and e["outcome"] == "broken"
-            for e in events(lab)), 30)  # fmt: skip
+        wait_until(
+            "the replication-broken event",
+            lambda: any(
+                e.get("run") == "replication-dr" and e["outcome"] == "broken" for e in events(lab)
+            ),
+            30,
+        )
         time.sleep(3)  # past the confirmation window: nothing else may happen
         assert active(lab) == {"site": "primary", "epoch": 1, "holder": "site-primary"}
         assert authoritative(lab) == ["198.18.1.10"]
-    wait_until("the replication-healthy event", lambda: [
-        e["outcome"] for e in events(lab) if e.get("run") == "replication-dr"][-1:] ==
-        ["healthy"], 30)  # fmt: skip
+    wait_until(
+        "the replication-healthy event",
+        lambda: (
+            [e["outcome"] for e in events(lab) if e.get("run") == "replication-dr"][-1:]
+            == ["healthy"]
+        ),
+        30,
+    )
     mariadb.wait_in_sync(lab, "dr", "primary")
     assert not [e for e in events(lab) if e.get("runbook") == "failover"]
 
@@ -117,14 +126,20 @@ def test_the_returning_primary_rejoins_and_failback_brings_the_service_home(lab:
 
 def draas(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
     """The draas command line, run on the DR site's host against the lab's draas.toml."""
-    cmd = [sys.executable, "-m", "draas.cli", args[0], "--config",
-           str(lab.run.path / "draas.toml"), *args[1:]]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "draas.cli",
+        args[0],
+        "--config",
+        str(lab.run.path / "draas.toml"),
+        *args[1:],
+    ]
     return lab.exec("dr", cmd, capture_output=True, text=True, timeout=120)
 
 
 def test_a_planned_switchover_there_and_back_keeps_every_write(lab: Lab) -> None:
-    spec, out = keystone.writer_spec(lab, "wsw", "http://keystone.draas.test:5000", "wsw", 8.0,
-                                     0.1)  # fmt: skip
+    spec, out = keystone.writer_spec(lab, "wsw", "http://keystone.draas.test:5000", "wsw", 8.0, 0.1)
     lab.sup.launch(spec)
     there = draas(lab, "switchover", "--to", "dr", "--yes")
     assert there.returncode == 0, there.stderr

@@ -78,8 +78,13 @@ class Run:
 
 
 def failovers_since(lab: Lab, since: float) -> list[str]:
-    return sorted({str(e["run"]) for e in events(lab) if float(e.get("ts", 0)) >= since
-                   and str(e.get("run", "")).startswith("failover-")})  # fmt: skip
+    return sorted(
+        {
+            str(e["run"])
+            for e in events(lab)
+            if float(e.get("ts", 0)) >= since and str(e.get("run", "")).startswith("failover-")
+        }
+    )
 
 
 @contextmanager
@@ -112,13 +117,19 @@ def measured(lab: Lab, fault: str) -> Iterator[Run]:
     wr = run.meters.writes_report(site)
     split = run.meters.split_brain() or []
     run.figures = {
-        "fault": fault, "rto_s": rto.rto_s, "downtime_s": round(rto.downtime_s, 3),
-        **run.meters.write_figures(t0), "acked_writes": wr.acked,
-        "lost_acked_writes": wr.lost, "lost_names": wr.lost_names[:5],
+        "fault": fault,
+        "rto_s": rto.rto_s,
+        "downtime_s": round(rto.downtime_s, 3),
+        **run.meters.write_figures(t0),
+        "acked_writes": wr.acked,
+        "lost_acked_writes": wr.lost,
+        "lost_names": wr.lost_names[:5],
         "unknown_writes": wr.unknown,
-        "failovers": len(failovers_since(lab, since)), "split_brain_instants": len(split),
-        "split_brain": split[:5], "site_at_end": site,
-    }  # fmt: skip
+        "failovers": len(failovers_since(lab, since)),
+        "split_brain_instants": len(split),
+        "split_brain": split[:5],
+        "site_at_end": site,
+    }
     (ARTIFACTS / fault / "figures.json").write_text(json.dumps(run.figures, indent=1) + "\n")
     print(json.dumps(run.figures))
 
@@ -158,12 +169,17 @@ def test_a_primary_cut_off_from_dr_and_witness_fences_itself_and_no_acked_write_
             wait_until("DNS at BIND points at dr", lambda: authoritative(lab) == [DR], 40)
             wait_until("the client served by dr", lambda: served_by(lab) == "dr", 20)
             assert read_only(lab, "primary"), "the cut-off primary still takes writes"
-            fencing = first_log(lab, r"fencing primary: could not renew the lease", run.t0,
-                                ["site-primary"])  # fmt: skip
-            took = next(float(e["ts"]) for e in events(lab)
-                        if str(e.get("run", "")).startswith("failover-")
-                        and e.get("step") == "take-lease" and e.get("outcome") == "done"
-                        and float(e["ts"]) >= run.t0)  # fmt: skip
+            fencing = first_log(
+                lab, r"fencing primary: could not renew the lease", run.t0, ["site-primary"]
+            )
+            took = next(
+                float(e["ts"])
+                for e in events(lab)
+                if str(e.get("run", "")).startswith("failover-")
+                and e.get("step") == "take-lease"
+                and e.get("outcome") == "done"
+                and float(e["ts"]) >= run.t0
+            )
             assert fencing is not None and fencing < took, (fencing, took)
         finally:
             cut.revert()
@@ -172,8 +188,10 @@ def test_a_primary_cut_off_from_dr_and_witness_fences_itself_and_no_acked_write_
     # (first lease read of a sample), the primary's database was read-only in both rounds.
     samples = [json.loads(x) for x in (run.meters.samples).read_text().splitlines() if x]
     after = [x for x in samples if x["active"] not in ("primary", "?") and x["t"] >= run.t0]
-    assert after and all(x["read_only"]["primary"] is not False and
-                         x["read_only_after"]["primary"] is not False for x in after)  # fmt: skip
+    assert after and all(
+        x["read_only"]["primary"] is not False and x["read_only_after"]["primary"] is not False
+        for x in after
+    )
     f = run.figures
     assert f["lost_acked_writes"] == 0 and f["acked_writes"] > 0, f
     assert f["split_brain_instants"] == 0, f["split_brain"]
@@ -196,10 +214,10 @@ def test_both_sites_down_takes_no_action_and_the_first_back_serves(lab: Lab) -> 
             assert failovers_since(lab, run.t0) == []
             offs[0].revert()
             lab.sup.wait_ready("mariadb-primary")
-            wait_until("the primary active again",
-                       lambda: (active(lab) or {}).get("site") == "primary", 60)  # fmt: skip
-            wait_until("the client served by the primary", lambda: served_by(lab) == "primary",
-                       30)  # fmt: skip
+            wait_until(
+                "the primary active again", lambda: (active(lab) or {}).get("site") == "primary", 60
+            )
+            wait_until("the client served by the primary", lambda: served_by(lab) == "primary", 30)
             wait_until("writes open at the primary", lambda: not read_only(lab, "primary"), 10)
         finally:
             for o in offs:
@@ -215,8 +233,12 @@ def test_both_sites_down_takes_no_action_and_the_first_back_serves(lab: Lab) -> 
 
 def status_at(lab: Lab, url: str) -> str:
     """The HTTP status a client gets from ``url`` (one request, 3 s at most)."""
-    proc = lab.exec("client", ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "3",
-                               url], capture_output=True, text=True)  # fmt: skip
+    proc = lab.exec(
+        "client",
+        ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "3", url],
+        capture_output=True,
+        text=True,
+    )
     return proc.stdout.strip()
 
 
@@ -255,8 +277,9 @@ def test_a_database_closed_behind_draas_back_is_reopened_by_its_holder(lab: Lab)
         run.injected()
         fault.inject()
         assert read_only(lab, "primary")
-        took = wait_until("the primary's database reopened",
-                          lambda: not read_only(lab, "primary"), 20)  # fmt: skip
+        took = wait_until(
+            "the primary's database reopened", lambda: not read_only(lab, "primary"), 20
+        )
         print(f"read-only to reopened: {took:.1f} s")
         fault.revert()
         time.sleep(3)
@@ -264,8 +287,13 @@ def test_a_database_closed_behind_draas_back_is_reopened_by_its_holder(lab: Lab)
     assert f["failovers"] == 0 and f["site_at_end"] == "primary", f
     assert f["lost_acked_writes"] == 0 and f["acked_writes"] > 0, f
     assert f["split_brain_instants"] == 0, f["split_brain"]
-    reopened = [e for e in events(lab) if e.get("run") == "database-primary"
-                and e.get("outcome") == "reopened" and float(e["ts"]) >= run.t0]  # fmt: skip
+    reopened = [
+        e
+        for e in events(lab)
+        if e.get("run") == "database-primary"
+        and e.get("outcome") == "reopened"
+        and float(e["ts"]) >= run.t0
+    ]
     assert len(reopened) == 1, reopened
     assert "reopened for writes" in reopened[0]["detail"]
 
@@ -296,25 +324,33 @@ def test_a_dr_site_with_a_full_disk_is_reported_and_never_failed_over_to(lab: La
         full.inject()
         off = PowerOff(lab, host="primary")
         try:
-            wait_until("the DR agent reports the full disk", lambda: any(
-                e.get("run") == "replication-dr" and e.get("outcome") == "broken"
-                and "disk full" in str(e.get("detail")) and float(e["ts"]) >= run.t0
-                for e in events(lab)), 30)  # fmt: skip
+            wait_until(
+                "the DR agent reports the full disk",
+                lambda: any(
+                    e.get("run") == "replication-dr"
+                    and e.get("outcome") == "broken"
+                    and "disk full" in str(e.get("detail"))
+                    and float(e["ts"]) >= run.t0
+                    for e in events(lab)
+                ),
+                30,
+            )
             status = draas(lab, "status")
             assert "replica UNFIT to take over" in status.stdout and "disk full" in status.stdout
             time.sleep(2)  # writes go on at the primary, no longer reaching the DR site
             off.inject()
             time.sleep(12)  # the window, the lease's expiry and more
             assert failovers_since(lab, run.t0) == []
-            refused = first_log(lab, r"replica is not fit to take over: disk full", run.t0,
-                                ["site-dr"])  # fmt: skip
+            refused = first_log(
+                lab, r"replica is not fit to take over: disk full", run.t0, ["site-dr"]
+            )
             assert refused is not None
             off.revert()
             lab.sup.wait_ready("mariadb-primary")
-            wait_until("the primary active again",
-                       lambda: (active(lab) or {}).get("site") == "primary", 60)  # fmt: skip
-            wait_until("the client served by the primary", lambda: served_by(lab) == "primary",
-                       30)  # fmt: skip
+            wait_until(
+                "the primary active again", lambda: (active(lab) or {}).get("site") == "primary", 60
+            )
+            wait_until("the client served by the primary", lambda: served_by(lab) == "primary", 30)
         finally:
             off.revert()
             full.revert()
@@ -419,11 +455,19 @@ def test_a_dns_server_down_during_a_dns_failover_is_retried_then_applied(lab: La
         run.injected()
         off.inject()
         try:
-            wait_until("the DNS switch fails", lambda: any(
-                e.get("run") == rid and e.get("step") == "switch-traffic" and
-                e.get("outcome") == "failed" for e in events(lab)), 40)  # fmt: skip
-            failed = next(e for e in events(lab) if e.get("run") == rid
-                          and e.get("outcome") == "failed")  # fmt: skip
+            wait_until(
+                "the DNS switch fails",
+                lambda: any(
+                    e.get("run") == rid
+                    and e.get("step") == "switch-traffic"
+                    and e.get("outcome") == "failed"
+                    for e in events(lab)
+                ),
+                40,
+            )
+            failed = next(
+                e for e in events(lab) if e.get("run") == rid and e.get("outcome") == "failed"
+            )
             assert "198.18.0.53" in failed["error"] or "DNS" in failed["error"], failed
             named.revert()
             wait_until("the failover completes", lambda: "detach" in done_steps(lab, rid), 60)
@@ -467,6 +511,13 @@ def test_a_flapping_primary_fails_over_at_most_once_and_never_ping_pongs(lab: La
 
 def draas(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
     """The draas command line, run on the DR site's host against the lab's draas.toml."""
-    cmd = [sys.executable, "-m", "draas.cli", args[0], "--config",
-           str(lab.run.path / "draas.toml"), *args[1:]]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "draas.cli",
+        args[0],
+        "--config",
+        str(lab.run.path / "draas.toml"),
+        *args[1:],
+    ]
     return lab.exec("dr", cmd, capture_output=True, text=True, timeout=120)

@@ -24,13 +24,17 @@ def eth0(lab: Lab, host: str) -> str:
 
 
 def disaster(lab: Lab, host: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return lab.exec(host, [sys.executable, "-m", "draas.cli", "disaster", *args],
-                    capture_output=True, text=True, timeout=30)  # fmt: skip
+    return lab.exec(
+        host,
+        [sys.executable, "-m", "draas.cli", "disaster", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
 
 
 def test_refused_without_yes_and_nothing_changes(bare_lab: Lab) -> None:
-    got = disaster(bare_lab, "primary", "network-failure", "--interface", "eth0",
-                   "--duration", "2")  # fmt: skip
+    got = disaster(bare_lab, "primary", "network-failure", "--interface", "eth0", "--duration", "2")
     assert got.returncode == 1
     assert "will take interface eth0 down for 2 s" in got.stderr and "--yes" in got.stderr
     assert eth0(bare_lab, "primary") == "up"
@@ -39,8 +43,9 @@ def test_refused_without_yes_and_nothing_changes(bare_lab: Lab) -> None:
 
 
 def test_bad_input_names_the_field(bare_lab: Lab) -> None:
-    got = disaster(bare_lab, "primary", "network-failure", "--interface", "wlan9",
-                   "--duration", "2", "--yes")  # fmt: skip
+    got = disaster(
+        bare_lab, "primary", "network-failure", "--interface", "wlan9", "--duration", "2", "--yes"
+    )
     assert got.returncode == 1 and "--interface 'wlan9': no such interface; have:" in got.stderr
     got = disaster(bare_lab, "primary", "network-failure", "--interface", "eth0", "--yes")
     assert got.returncode == 1 and "--duration None" in got.stderr
@@ -49,9 +54,22 @@ def test_bad_input_names_the_field(bare_lab: Lab) -> None:
 
 
 def test_network_failure_restores_itself_even_if_the_command_is_killed(bare_lab: Lab) -> None:
-    cmd = netns.in_ns(bare_lab.ns("primary"), [sys.executable, "-m", "draas.cli", "disaster",
-                      "network-failure", "--interface", "eth0", "--duration", "2", "--yes",
-                      "--wait"])  # fmt: skip
+    cmd = netns.in_ns(
+        bare_lab.ns("primary"),
+        [
+            sys.executable,
+            "-m",
+            "draas.cli",
+            "disaster",
+            "network-failure",
+            "--interface",
+            "eth0",
+            "--duration",
+            "2",
+            "--yes",
+            "--wait",
+        ],
+    )
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         wait_until("eth0 down", lambda: eth0(bare_lab, "primary") == "down", 10)
@@ -64,8 +82,9 @@ def test_network_failure_restores_itself_even_if_the_command_is_killed(bare_lab:
     t0 = time.monotonic()
     wait_until("eth0 back up", lambda: eth0(bare_lab, "primary") == "up", 10)
     assert time.monotonic() - t0 < 5
-    ping = bare_lab.exec("primary", ["ping", "-c", "1", "-W", "2", "198.18.2.10"],
-                         capture_output=True, text=True)  # fmt: skip
+    ping = bare_lab.exec(
+        "primary", ["ping", "-c", "1", "-W", "2", "198.18.2.10"], capture_output=True, text=True
+    )
     assert ping.returncode == 0
 
 

@@ -26,8 +26,9 @@ from draas.lab.lab import Lab, LabSettings
 
 pytestmark = pytest.mark.lab
 
-ARTIFACTS = Path(os.environ.get("DRAAS_TEST_ARTIFACTS",
-                                Path(__file__).parents[2] / "test-artifacts"))  # fmt: skip
+ARTIFACTS = Path(
+    os.environ.get("DRAAS_TEST_ARTIFACTS", Path(__file__).parents[2] / "test-artifacts")
+)
 DR_API = "http://198.18.2.10:8780"
 
 
@@ -57,17 +58,32 @@ def status(lab: Lab) -> dict[str, Any]:
 def settled(lab: Lab, site: str) -> bool:
     st = status(lab)
     db = next(s["database"] for s in st["sites"] if s["name"] == site) or {}
-    return (st["active"] or {}).get("site") == site and db.get("role") == "primary" and \
-        all(f["routes_to"] == site for f in st["frontends"])  # fmt: skip
+    return (
+        (st["active"] or {}).get("site") == site
+        and db.get("role") == "primary"
+        and all(f["routes_to"] == site for f in st["frontends"])
+    )
 
 
 def browse(lab: Lab, *args: str) -> dict[str, Any]:
     """tests/lab/browser.py in headless chromium on the client host, at the DR agent's page."""
     token = lab.run.path / "secrets" / "api-token"
-    got = lab.exec("client", [sys.executable, str(Path(__file__).parent / "browser.py"),
-                              f"{DR_API}/", "--token-file", str(token), "--shots",
-                              str(ARTIFACTS / "dashboard"), *args],
-                   capture_output=True, text=True, timeout=180)  # fmt: skip
+    got = lab.exec(
+        "client",
+        [
+            sys.executable,
+            str(Path(__file__).parent / "browser.py"),
+            f"{DR_API}/",
+            "--token-file",
+            str(token),
+            "--shots",
+            str(ARTIFACTS / "dashboard"),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert got.returncode == 0, got.stderr[-3000:]
     return dict(json.loads(got.stdout))
 
@@ -82,9 +98,24 @@ def test_status_and_dashboard_show_the_real_state_before_and_after_a_failover(la
     assert all(v["alive"] for v in st["vantage_points"])
     table = draas(lab, "status")
     assert table.returncode == 0 and "primary active (epoch" in table.stdout
-    via_cli = subprocess.run([sys.executable, "-m", "draas.cli", "lab", "--lab", lab.name, "exec",
-                              "client", "--", "draas", "status"],
-                             capture_output=True, text=True, timeout=60)  # fmt: skip
+    via_cli = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "draas.cli",
+            "lab",
+            "--lab",
+            lab.name,
+            "exec",
+            "client",
+            "--",
+            "draas",
+            "status",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert via_cli.returncode == 0 and "primary active (epoch" in via_cli.stdout, via_cli.stderr
     assert "DNS keystone.draas.test. -> 198.18.1.20 (fe-a)" in table.stdout
     off = PowerOff(lab, host="primary")
@@ -99,8 +130,9 @@ def test_status_and_dashboard_show_the_real_state_before_and_after_a_failover(la
         assert not site_a["alive"]
         text = draas(lab, "status").stdout
         assert "dr active (epoch" in text and "site-primary" in text and " NO " in text
-        metrics = lab.exec("client", ["curl", "-s", "-m", "5", f"{DR_API}/metrics"],
-                           capture_output=True, text=True).stdout  # fmt: skip
+        metrics = lab.exec(
+            "client", ["curl", "-s", "-m", "5", f"{DR_API}/metrics"], capture_output=True, text=True
+        ).stdout
         assert 'draas_site_active{site="dr"} 1.0' in metrics
         assert 'draas_site_up{observer="witness",site="primary"} 0.0' in metrics
         page = browse(lab, "--expect-active", "dr", "--name", "failover")
@@ -122,11 +154,19 @@ def test_a_drill_passes_when_healthy_and_names_the_check_when_the_replica_stops(
     assert "drill PASSED" in ok.stdout
     report = json.loads(next((tmp_path / "ok").glob("drill-*.json")).read_text())
     verdicts = {c["name"]: c["verdict"] for c in report["checks"]}
-    assert verdicts == {"quorum": "pass", "dr-replica-in-sync": "pass",
-                        "dr-service-answers": "pass", "dr-issues-token": "pass",
-                        "dns-credentials": "pass", "frontends-reach-dr": "pass"}  # fmt: skip
-    assert next((tmp_path / "ok").glob("drill-*.md")).read_text().startswith(
-        "# DR drill for keystone.draas.test.: PASSED")  # fmt: skip
+    assert verdicts == {
+        "quorum": "pass",
+        "dr-replica-in-sync": "pass",
+        "dr-service-answers": "pass",
+        "dr-issues-token": "pass",
+        "dns-credentials": "pass",
+        "frontends-reach-dr": "pass",
+    }
+    assert (
+        next((tmp_path / "ok").glob("drill-*.md"))
+        .read_text()
+        .startswith("# DR drill for keystone.draas.test.: PASSED")
+    )
     mariadb.sql(lab, "dr", "STOP SLAVE")
     try:
         bad = draas(lab, "drill", "--out", str(tmp_path / "bad"))
@@ -186,24 +226,37 @@ def test_no_generated_secret_appears_in_logs_events_status_or_reports(
 ) -> None:
     """Runs after the module's other tests: failover, failback, drills, a dashboard
     switchover and an agent restart have all written their logs, events and reports."""
-    secrets = {p.name: p.read_text().strip() for p in (lab.run.path / "secrets").iterdir()
-               if p.is_file()}  # fmt: skip
+    secrets = {
+        p.name: p.read_text().strip() for p in (lab.run.path / "secrets").iterdir() if p.is_file()
+    }
     assert {"api-token", "keystone-admin", "mariadb-draas", "tsig"} <= set(secrets)
     drill = draas(lab, "drill", "--json", "--out", str(tmp_path))
     outputs = {
         "status": draas(lab, "status", "--json").stdout + draas(lab, "status").stdout,
         "events": draas(lab, "events", "--json", "--limit", "1000").stdout,
         "drill": drill.stdout + "".join(p.read_text() for p in tmp_path.iterdir()),
-        "metrics": lab.exec("client", ["curl", "-s", "-m", "5", f"{DR_API}/metrics"],
-                            capture_output=True, text=True).stdout,
-        "openapi": lab.exec("client", ["curl", "-s", "-m", "5", f"{DR_API}/v1/openapi.json"],
-                            capture_output=True, text=True).stdout,
-    }  # fmt: skip
-    files = [*sorted((lab.run.path / "logs").glob("*.log")), lab.run.path / "state.json",
-             *sorted(lab.run.path.glob("*.jsonl"))]  # fmt: skip
+        "metrics": lab.exec(
+            "client", ["curl", "-s", "-m", "5", f"{DR_API}/metrics"], capture_output=True, text=True
+        ).stdout,
+        "openapi": lab.exec(
+            "client",
+            ["curl", "-s", "-m", "5", f"{DR_API}/v1/openapi.json"],
+            capture_output=True,
+            text=True,
+        ).stdout,
+    }
+    files = [
+        *sorted((lab.run.path / "logs").glob("*.log")),
+        lab.run.path / "state.json",
+        *sorted(lab.run.path.glob("*.jsonl")),
+    ]
     for f in files:
         outputs[str(f.relative_to(lab.run.path))] = f.read_text(errors="replace")
     assert len(outputs["events"]) > 1000 and any("agent-site-dr" in k for k in outputs)
-    leaks = [f"{name} in {where}" for where, text in outputs.items()
-             for name, value in secrets.items() if value and value in text]  # fmt: skip
+    leaks = [
+        f"{name} in {where}"
+        for where, text in outputs.items()
+        for name, value in secrets.items()
+        if value and value in text
+    ]
     assert leaks == []

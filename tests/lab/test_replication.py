@@ -39,10 +39,13 @@ def lab(dns_lab: Lab) -> Lab:
     return dns_lab
 
 
-def reps(lab: Lab, semi: bool = False,
-         timeout_ms: int = 2000) -> tuple[MariaDBReplicator, MariaDBReplicator]:  # fmt: skip
-    return (mariadb.replicator(lab, "primary", semi_sync=semi, timeout_ms=timeout_ms),
-            mariadb.replicator(lab, "dr", semi_sync=semi, timeout_ms=timeout_ms))  # fmt: skip
+def reps(
+    lab: Lab, semi: bool = False, timeout_ms: int = 2000
+) -> tuple[MariaDBReplicator, MariaDBReplicator]:
+    return (
+        mariadb.replicator(lab, "primary", semi_sync=semi, timeout_ms=timeout_ms),
+        mariadb.replicator(lab, "dr", semi_sync=semi, timeout_ms=timeout_ms),
+    )
 
 
 def primary_in_charge(lab: Lab) -> tuple[MariaDBReplicator, MariaDBReplicator]:
@@ -59,8 +62,7 @@ def primary_in_charge(lab: Lab) -> tuple[MariaDBReplicator, MariaDBReplicator]:
     return p, d
 
 
-def write_load(lab: Lab, name: str, url: str, seconds: float,
-               interval: float = 0.05) -> Path:  # fmt: skip
+def write_load(lab: Lab, name: str, url: str, seconds: float, interval: float = 0.05) -> Path:
     spec, out = keystone.writer_spec(lab, name, url, name, seconds, interval)
     lab.sup.launch(spec)
     return out
@@ -126,8 +128,9 @@ def test_token_issued_at_primary_validates_at_dr_after_failover(lab: Lab) -> Non
     # Twice: after one rotation the new primary key is the old staged key, which the DR
     # site already has; after two, tokens are signed with a key only the primary knows.
     for _ in range(2):
-        keystone.manage(lab, "primary", "fernet_rotate", "--keystone-user", "root",
-                        "--keystone-group", "root")  # fmt: skip
+        keystone.manage(
+            lab, "primary", "fernet_rotate", "--keystone-user", "root", "--keystone-group", "root"
+        )
     src, dst = (keystone.key_dirs(lab, h)["fernet"] for h in ("primary", "dr"))
     assert snapshot(src).checksum != snapshot(dst).checksum
     token = issue_token(lab, PRIMARY_URL)
@@ -236,9 +239,11 @@ def test_a_fence_under_semi_sync_acknowledges_no_commit_the_standby_lacks(lab: L
     cut (nothing can acknowledge it)."""
     p, d = semi_sync_pair(lab, timeout_ms=60_000)
     password = secrets.token_hex(12)
-    p.execute("CREATE TABLE IF NOT EXISTS keystone.fence_probe (id INT PRIMARY KEY)",
-              ("CREATE USER IF NOT EXISTS 'fence_w'@'localhost' IDENTIFIED BY %s", (password,)),
-              "GRANT INSERT ON keystone.fence_probe TO 'fence_w'@'localhost'")  # fmt: skip
+    p.execute(
+        "CREATE TABLE IF NOT EXISTS keystone.fence_probe (id INT PRIMARY KEY)",
+        ("CREATE USER IF NOT EXISTS 'fence_w'@'localhost' IDENTIFIED BY %s", (password,)),
+        "GRANT INSERT ON keystone.fence_probe TO 'fence_w'@'localhost'",
+    )
     d.wait_caught_up(p)
     sock = str(mariadb.socket_path(lab, "primary"))
     acks: list[tuple[int, float]] = []
@@ -253,9 +258,14 @@ def test_a_fence_under_semi_sync_acknowledges_no_commit_the_standby_lacks(lab: L
         while not stop.is_set() and time.monotonic() < deadline:
             try:
                 if conn is None:
-                    conn = pymysql.connect(unix_socket=sock, user="fence_w", password=password,
-                                           database="keystone", autocommit=True,
-                                           read_timeout=40)  # fmt: skip
+                    conn = pymysql.connect(
+                        unix_socket=sock,
+                        user="fence_w",
+                        password=password,
+                        database="keystone",
+                        autocommit=True,
+                        read_timeout=40,
+                    )
                 with conn.cursor() as cur:
                     i = next(ids)
                     cur.execute("INSERT INTO fence_probe VALUES (%s)", (i,))
@@ -277,8 +287,9 @@ def test_a_fence_under_semi_sync_acknowledges_no_commit_the_standby_lacks(lab: L
         cut.inject()
         t_cut = time.time()
         time.sleep(1.5)  # every writer is now waiting for the standby
-        waiting = p.query("SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST "
-                          "WHERE USER = 'fence_w'")[0]["n"]  # fmt: skip
+        waiting = p.query(
+            "SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE USER = 'fence_w'"
+        )[0]["n"]
         took = p.demote()
         time.sleep(0.5)
         stop.set()
@@ -289,8 +300,10 @@ def test_a_fence_under_semi_sync_acknowledges_no_commit_the_standby_lacks(lab: L
         cut.revert()
     before = [i for i, t in acks if t < t_cut]
     late = [(i, round(t - t_cut, 3)) for i, t in acks if t > t_cut + 0.5]
-    print(f"fence: {waiting} writer sessions waiting, {len(before)} acknowledged before the "
-          f"cut, fenced in {took:.3f} s, {len(late)} acknowledged after the cut")  # fmt: skip
+    print(
+        f"fence: {waiting} writer sessions waiting, {len(before)} acknowledged before the "
+        f"cut, fenced in {took:.3f} s, {len(late)} acknowledged after the cut"
+    )
     assert len(before) >= 20 and waiting >= 8
     assert late == [], "acknowledged without the standby (seconds after the cut)"
     d.wait_caught_up(p, timeout_s=30)
@@ -302,8 +315,9 @@ def test_a_fence_under_semi_sync_acknowledges_no_commit_the_standby_lacks(lab: L
 def test_bad_credentials_and_unreachable_peer_change_nothing(lab: Lab) -> None:
     p, d = primary_in_charge(lab)
     ep = p.endpoint
-    wrong = MariaDBReplicator(DbEndpoint(ep.site, ep.host, ep.port, ep.user, "wrong",
-                                         ep.unix_socket))  # fmt: skip
+    wrong = MariaDBReplicator(
+        DbEndpoint(ep.site, ep.host, ep.port, ep.user, "wrong", ep.unix_socket)
+    )
     with pytest.raises(ReplicationError, match="cannot connect to MariaDB of site primary"):
         wrong.promote()
     gone = MariaDBReplicator(DbEndpoint("nowhere", "198.18.3.1", 3306, "draas", "x"))

@@ -48,8 +48,11 @@ def test_an_agent_killed_inside_each_step_resumes_the_run_and_completes_it(lab: 
     rid = f"failover-dr-from-e{epoch}"
 
     def started(step: str) -> list[dict[str, object]]:
-        return [e for e in events(lab) if e.get("run") == rid and e.get("step") == step
-                and e.get("outcome") == "started"]  # fmt: skip
+        return [
+            e
+            for e in events(lab)
+            if e.get("run") == rid and e.get("step") == step and e.get("outcome") == "started"
+        ]
 
     def hold_in(step: str | None) -> dict[str, str]:
         return {"DRAAS_FAILPOINT_PAUSE": f"{step}:60"} if step else {}

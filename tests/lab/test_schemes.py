@@ -50,8 +50,9 @@ def routes(lab: Lab, fe: str) -> set[str]:
     """The sites HAProxy on ``fe`` routes to (servers not in maintenance)."""
     from draas.traffic.frontend.haproxy import admin_ready
 
-    return {s["srv_name"] for s in haproxy.servers_state(lab, fe)
-            if admin_ready(s["srv_admin_state"])}  # fmt: skip
+    return {
+        s["srv_name"] for s in haproxy.servers_state(lab, fe) if admin_ready(s["srv_admin_state"])
+    }
 
 
 def test_power_off_moves_the_service_to_dr_through_the_frontends(lab: Lab) -> None:
@@ -101,8 +102,10 @@ def test_hybrid_a_crashed_frontend_loses_the_dns_name_and_gets_it_back(lab: Lab)
     try:
         moved = wait_until("DNS on fe-b", lambda: authoritative(lab) == [fe_b], 30)
         wait_until("the client served again", lambda: served_by(lab) == "primary", 20)
-        print(f"fe-a crash: DNS moved to fe-b after {moved:.1f} s; the client served again "
-              f"after {time.monotonic() - t0:.1f} s")  # fmt: skip
+        print(
+            f"fe-a crash: DNS moved to fe-b after {moved:.1f} s; the client served again "
+            f"after {time.monotonic() - t0:.1f} s"
+        )
         assert done_steps(lab, "frontend-dns-fe-b-") == ["move-dns"]
         assert active(lab) == {"site": "primary", "epoch": 3, "holder": "site-primary"}
     finally:

@@ -18,8 +18,10 @@ from draas.lab.soak import soak
 
 pytestmark = pytest.mark.lab
 
-OUT = Path(os.environ.get("DRAAS_TEST_ARTIFACTS",
-                          Path(__file__).parents[2] / "test-artifacts")) / "soak"  # fmt: skip
+OUT = (
+    Path(os.environ.get("DRAAS_TEST_ARTIFACTS", Path(__file__).parents[2] / "test-artifacts"))
+    / "soak"
+)
 
 
 @pytest.fixture

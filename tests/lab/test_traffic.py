@@ -20,12 +20,18 @@ pytestmark = pytest.mark.lab
 
 def provider(lab: Lab, key: str | None = None, **kw: object) -> Rfc2136Provider:
     return Rfc2136Provider(
-        "rfc2136", zone=bind9.ZONE, record=bind9.SERVICE_NAME, ttl_s=5,
-        server=lab.topo.host("dns").address, key_name=bind9.TSIG_NAME,
-        key_algorithm="hmac-sha256", key_secret=key or secret(lab.run, "tsig", kind="tsig"),
+        "rfc2136",
+        zone=bind9.ZONE,
+        record=bind9.SERVICE_NAME,
+        ttl_s=5,
+        server=lab.topo.host("dns").address,
+        key_name=bind9.TSIG_NAME,
+        key_algorithm="hmac-sha256",
+        key_secret=key or secret(lab.run, "tsig", kind="tsig"),
         socket_factory=lambda: netns.socket_in(lab.ns("witness"), kind=socket.SOCK_DGRAM),
-        backoff_s=0.05, **kw,
-    )  # fmt: skip
+        backoff_s=0.05,
+        **kw,
+    )
 
 
 def site_served(lab: Lab, url: str) -> str:
@@ -60,12 +66,19 @@ def test_rfc2136_wrong_key_is_refused_clearly_and_changes_nothing(full_lab: Lab)
 
 def test_rfc2136_timeout_is_retryable_and_bounded(full_lab: Lab) -> None:
     p = Rfc2136Provider(
-        "rfc2136", zone=bind9.ZONE, record=bind9.SERVICE_NAME, ttl_s=5, server="198.18.0.99",
-        key_name=bind9.TSIG_NAME, key_algorithm="hmac-sha256",
-        key_secret=secret(full_lab.run, "tsig", kind="tsig"), timeout_s=0.2, retries=1,
+        "rfc2136",
+        zone=bind9.ZONE,
+        record=bind9.SERVICE_NAME,
+        ttl_s=5,
+        server="198.18.0.99",
+        key_name=bind9.TSIG_NAME,
+        key_algorithm="hmac-sha256",
+        key_secret=secret(full_lab.run, "tsig", kind="tsig"),
+        timeout_s=0.2,
+        retries=1,
         backoff_s=0.01,
         socket_factory=lambda: netns.socket_in(full_lab.ns("witness"), kind=socket.SOCK_DGRAM),
-    )  # fmt: skip
+    )
     with pytest.raises(TrafficError, match="no answer from server 198.18.0.99") as info:
         p.point_to("198.18.2.20")
     assert info.value.retryable
@@ -74,8 +87,9 @@ def test_rfc2136_timeout_is_retryable_and_bounded(full_lab: Lab) -> None:
 def test_tsig_key_file_formats(tmp_path: Path, full_lab: Lab) -> None:
     key = secret(full_lab.run, "tsig", kind="tsig")
     bind_file = tmp_path / "k.key"
-    bind_file.write_text(f'key "{bind9.TSIG_NAME}" {{\n\talgorithm hmac-sha256;\n'
-                         f'\tsecret "{key}";\n}};\n')  # fmt: skip
+    bind_file.write_text(
+        f'key "{bind9.TSIG_NAME}" {{\n\talgorithm hmac-sha256;\n\tsecret "{key}";\n}};\n'
+    )
     assert read_tsig_key(bind_file) == (bind9.TSIG_NAME, "hmac-sha256", key)
     short = tmp_path / "k.txt"
     short.write_text(f"{bind9.TSIG_NAME}:hmac-sha256:{key}\n")
@@ -132,13 +146,31 @@ def test_embedded_proxy_in_a_frontend_routes_real_traffic(full_lab: Lab) -> None
         # A Keystone token through the proxy: a POST body one way, headers back. (At the
         # primary: a read-only standby Keystone cannot issue a user's first token of the day,
         # it writes last_active_at.)
-        body = ('{"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": '
-                f'"admin", "domain": {{"name": "Default"}}, "password": '
-                f'"{secret(full_lab.run, "keystone-admin")}"}}}}}}}}}}')  # fmt: skip
-        proc = full_lab.exec("client", ["curl", "-sv", "-o", "/dev/null", "-w", "%{http_code}",
-                                        "-m", "10", "-H", "Content-Type: application/json",
-                                        "-d", body, "http://fe-b.draas.test:8500/v3/auth/tokens"],
-                             capture_output=True, text=True)  # fmt: skip
+        body = (
+            '{"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": '
+            f'"admin", "domain": {{"name": "Default"}}, "password": '
+            f'"{secret(full_lab.run, "keystone-admin")}"}}}}}}}}}}'
+        )
+        proc = full_lab.exec(
+            "client",
+            [
+                "curl",
+                "-sv",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-m",
+                "10",
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+                body,
+                "http://fe-b.draas.test:8500/v3/auth/tokens",
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert proc.stdout == "201", proc.stderr
         engine.point_to("dr")
         assert site_served(full_lab, "http://fe-b.draas.test:8080/") == "dr"
@@ -252,18 +284,40 @@ def test_designate_through_openstacksdk_with_the_labs_keystone(
     )
     assert reg.returncode == 0, reg.stderr
     server = Path(__file__).parent / "fake_designate.py"
-    full_lab.sup.start(full_lab.spec(
-        "designate", "client",
-        [sys.executable, str(server), "--bind", "198.18.0.10", "--port", "9001",
-         "--keystone", "http://keystone.draas.test:5000", "--zone", "draas.test.",
-         "--record", "keystone.draas.test.", "--address", "198.18.1.20"],
-        ready=TcpReady("198.18.0.10", 9001)))  # fmt: skip
+    full_lab.sup.start(
+        full_lab.spec(
+            "designate",
+            "client",
+            [
+                sys.executable,
+                str(server),
+                "--bind",
+                "198.18.0.10",
+                "--port",
+                "9001",
+                "--keystone",
+                "http://keystone.draas.test:5000",
+                "--zone",
+                "draas.test.",
+                "--record",
+                "keystone.draas.test.",
+                "--address",
+                "198.18.1.20",
+            ],
+            ready=TcpReady("198.18.0.10", 9001),
+        )
+    )
     clouds = full_lab.run.path / "clouds.yaml"
 
     def use(clouds_file: Path) -> dict[str, object]:
-        proc = full_lab.exec("client", [sys.executable, "-c", USE_DESIGNATE, "198.18.2.20"],
-                             env={"OS_CLIENT_CONFIG_FILE": str(clouds_file)},
-                             capture_output=True, text=True, timeout=120)  # fmt: skip
+        proc = full_lab.exec(
+            "client",
+            [sys.executable, "-c", USE_DESIGNATE, "198.18.2.20"],
+            env={"OS_CLIENT_CONFIG_FILE": str(clouds_file)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert proc.returncode == 0, proc.stderr
         return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 

@@ -73,14 +73,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def write_config(tmp: Path, networks: str = '["127.0.0.0/8"]', token: str = "t" * 24,
-                 mode: int = 0o600, port: int | None = None) -> Path:  # fmt: skip
+def write_config(
+    tmp: Path,
+    networks: str = '["127.0.0.0/8"]',
+    token: str = "t" * 24,
+    mode: int = 0o600,
+    port: int | None = None,
+) -> Path:
     token_file = tmp / "api-token"
     token_file.write_text(token + "\n")
     token_file.chmod(mode)
     path = tmp / "draas.toml"
-    path.write_text(CONFIG.format(port=port or free_port(), token_file=token_file,
-                                  networks=networks))  # fmt: skip
+    path.write_text(
+        CONFIG.format(port=port or free_port(), token_file=token_file, networks=networks)
+    )
     return path
 
 
@@ -92,13 +98,17 @@ class Served:
     agent: Agent
     config: Path
 
-    def call(self, method: str, path: str, body: Any = None,
-             token: str | None = None) -> tuple[int, Any]:  # fmt: skip
+    def call(
+        self, method: str, path: str, body: Any = None, token: str | None = None
+    ) -> tuple[int, Any]:
         headers = {"Content-Type": "application/json"}
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
-        data = None if body is None else (body if isinstance(body, bytes) else
-                                          json.dumps(body).encode())  # fmt: skip
+        data = (
+            None
+            if body is None
+            else (body if isinstance(body, bytes) else json.dumps(body).encode())
+        )
         req = urllib.request.Request(self.url + path, data=data, headers=headers, method=method)
         try:
             with urllib.request.urlopen(req, timeout=10) as resp:
@@ -120,8 +130,7 @@ def serve(config: Path, store: MemoryStore) -> tuple[Served, Any]:
     thread.start()
     node = agent.node
     assert agent.api is not None
-    asyncio.run_coroutine_threadsafe(agent.api.start(node.address, node.api_port),
-                                     loop).result(10)  # fmt: skip
+    asyncio.run_coroutine_threadsafe(agent.api.start(node.address, node.api_port), loop).result(10)
 
     def stop() -> None:
         assert agent.api is not None
@@ -142,8 +151,13 @@ def api(tmp_path: Path) -> Iterator[Served]:
     stop()
 
 
-COMMANDS = [("/v1/switchover", {"to": "dr"}), ("/v1/failover", {}), ("/v1/failback", {}),
-            ("/v1/failover", {"force": True}), ("/v1/drill", {})]  # fmt: skip
+COMMANDS = [
+    ("/v1/switchover", {"to": "dr"}),
+    ("/v1/failover", {}),
+    ("/v1/failback", {}),
+    ("/v1/failover", {"force": True}),
+    ("/v1/drill", {}),
+]
 
 
 @pytest.mark.parametrize(("path", "body"), COMMANDS)
@@ -173,10 +187,14 @@ def test_commands_the_state_does_not_allow_are_refused_with_the_reason(api: Serv
 
 
 def test_bad_command_input_names_the_field_and_what_is_allowed(api: Served) -> None:
-    cases = [({"to": "moon"}, "field 'to': 'moon' is not a site; allowed: ['dr', 'primary']"),
-             ({}, "field 'to': None is not a site"), ({"to": 3}, "field 'to': 3 is not a str"),
-             ({"to": "dr", "x": 1}, "unknown field 'x'"), (b"{", "not JSON"),
-             (b"[1]", "must be a JSON object")]  # fmt: skip
+    cases = [
+        ({"to": "moon"}, "field 'to': 'moon' is not a site; allowed: ['dr', 'primary']"),
+        ({}, "field 'to': None is not a site"),
+        ({"to": 3}, "field 'to': 3 is not a str"),
+        ({"to": "dr", "x": 1}, "unknown field 'x'"),
+        (b"{", "not JSON"),
+        (b"[1]", "must be a JSON object"),
+    ]
     for body, said in cases:
         status, doc = api.call("POST", "/v1/switchover", body, token=api.token)
         assert status == 400 and said in doc["error"], (body, doc)
@@ -197,8 +215,15 @@ def test_an_accepted_command_answers_with_its_event_and_run(api: Served) -> None
 
 def test_events_filter_and_page(api: Served) -> None:
     for i in range(7):
-        api.store.append_event({"ts": 100.0 + i, "run": f"failover-dr-from-e{i % 2}",
-                                "node": "site-b", "step": f"s{i}", "outcome": "done"})  # fmt: skip
+        api.store.append_event(
+            {
+                "ts": 100.0 + i,
+                "run": f"failover-dr-from-e{i % 2}",
+                "node": "site-b",
+                "step": f"s{i}",
+                "outcome": "done",
+            }
+        )
     status, doc = api.call("GET", "/v1/events?run=failover-dr-from-e1&limit=2")
     assert status == 200 and [e["step"] for e in doc["events"]] == ["s1", "s3"]
     status, doc2 = api.call("GET", f"/v1/events?run=failover-dr-from-e1&after={doc['next']}")
@@ -209,18 +234,27 @@ def test_events_filter_and_page(api: Served) -> None:
     assert [e["step"] for e in doc["events"]] == ["s5", "s6"] and doc["next"] is None
     status, doc = api.call("GET", "/v1/events?run=failover-dr-from-e0&last=1")
     assert [e["step"] for e in doc["events"]] == ["s6"]
-    for bad, said in (("limit=0", "limit='0'"), ("limit=x", "limit='x'"),
-                      ("since=soon", "since='soon'"), ("colour=red", "unknown query"),
-                      ("last=0", "last='0'")):  # fmt: skip
+    for bad, said in (
+        ("limit=0", "limit='0'"),
+        ("limit=x", "limit='x'"),
+        ("since=soon", "since='soon'"),
+        ("colour=red", "unknown query"),
+        ("last=0", "last='0'"),
+    ):
         status, doc = api.call("GET", f"/v1/events?{bad}")
         assert status == 400 and said in doc["error"], bad
 
 
 def test_status_metrics_dashboard_and_openapi_are_served(api: Served) -> None:
     api.store.take_active("primary", "site-a", 0, 30)
-    api.store.publish("site-b", {"targets": {"primary": {"state": "up", "since": 0}},
-                                 "replication": {"role": "replica", "lag_s": 0.4,
-                                                 "healthy": True}}, 30)  # fmt: skip
+    api.store.publish(
+        "site-b",
+        {
+            "targets": {"primary": {"state": "up", "since": 0}},
+            "replication": {"role": "replica", "lag_s": 0.4, "healthy": True},
+        },
+        30,
+    )
     api.agent.control.lag_duty()  # the agent's loop samples the lag every few seconds
     status, st = api.call("GET", "/v1/status")
     assert status == 200 and st["active"] == {"site": "primary", "epoch": 1, "holder": "site-a"}
@@ -286,8 +320,11 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 @SCHEMA.parametrize()
 def test_no_request_the_document_allows_makes_the_server_fail(case: Any, fuzzed: Served) -> None:
     os.environ.setdefault("NO_PROXY", "127.0.0.1")
-    case.call_and_validate(base_url=fuzzed.url, checks=[not_a_server_error],
-                           headers={"Authorization": f"Bearer {fuzzed.token}"})  # fmt: skip
+    case.call_and_validate(
+        base_url=fuzzed.url,
+        checks=[not_a_server_error],
+        headers={"Authorization": f"Bearer {fuzzed.token}"},
+    )
 
 
 def test_with_a_certificate_the_api_speaks_tls_and_the_cli_verifies_it(
@@ -298,20 +335,52 @@ def test_with_a_certificate_the_api_speaks_tls_and_the_cli_verifies_it(
     from draas.cli import main
 
     cert, key = tmp_path / "agent.pem", tmp_path / "agent.key"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj",
-                    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout",
-                    str(key), "-out", str(cert)], check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
     key.chmod(0o600)
     config = write_config(tmp_path)
-    config.write_text(config.read_text() + f'tls_cert_file = "{cert}"\ntls_key_file = "{key}"\n'
-                      f'tls_ca_file = "{cert}"\n')  # fmt: skip
+    config.write_text(
+        config.read_text() + f'tls_cert_file = "{cert}"\ntls_key_file = "{key}"\n'
+        f'tls_ca_file = "{cert}"\n'
+    )
     served, stop = serve(config, MemoryStore())
     try:
         with pytest.raises(OSError):  # plain HTTP gets no answer (the connection is dropped)
             urllib.request.urlopen(served.url + "/v1/health", timeout=5).read()
-        assert main(["status", "--config", str(config), "--agent",
-                     served.url.replace("http:", "https:")]) == 0  # fmt: skip
+        assert (
+            main(
+                [
+                    "status",
+                    "--config",
+                    str(config),
+                    "--agent",
+                    served.url.replace("http:", "https:"),
+                ]
+            )
+            == 0
+        )
         assert "as seen by witness" in capsys.readouterr().out
     finally:
         stop()
@@ -323,16 +392,32 @@ def test_draas_events_prints_the_newest_then_follows(
     from draas.cli import main
 
     for i in range(5):
-        api.store.append_event({"ts": 100.0 + i, "run": f"r{i}", "node": "n", "step": "s",
-                                "outcome": "done"})  # fmt: skip
+        api.store.append_event(
+            {"ts": 100.0 + i, "run": f"r{i}", "node": "n", "step": "s", "outcome": "done"}
+        )
     assert main(["events", "--config", str(api.config), "--agent", api.url, "--limit", "2"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [ln.split()[2] for ln in lines] == ["r3", "r4"]
-    later = threading.Timer(0.5, lambda: api.store.append_event(
-        {"ts": 200.0, "run": "r-new", "node": "n", "step": "s", "outcome": "done"}))  # fmt: skip
+    later = threading.Timer(
+        0.5,
+        lambda: api.store.append_event(
+            {"ts": 200.0, "run": "r-new", "node": "n", "step": "s", "outcome": "done"}
+        ),
+    )
     later.start()
-    argv = ["events", "--config", str(api.config), "--agent", api.url, "--limit", "1",
-            "--follow", "--for", "1.5", "--json"]  # fmt: skip
+    argv = [
+        "events",
+        "--config",
+        str(api.config),
+        "--agent",
+        api.url,
+        "--limit",
+        "1",
+        "--follow",
+        "--for",
+        "1.5",
+        "--json",
+    ]
     assert main(argv) == 0
     runs = [json.loads(ln)["run"] for ln in capsys.readouterr().out.splitlines()]
     assert runs == ["r4", "r-new"]

@@ -161,8 +161,13 @@ def test_semi_sync_waits_longer_than_the_lease_by_default_and_never_shorter() ->
     assert parse_config(data).semi_sync_timeout_ms() == 6000  # lease TTL 5 s plus 1 s
     data["replication"]["semi_sync_timeout_ms"] = 1000
     msgs = problems(data)
-    assert [m for m in msgs if m.startswith("replication.semi_sync_timeout_ms: 1000 is shorter "
-                                            "than timings.lease_ttl_s (5 s)")], msgs  # fmt: skip
+    assert [
+        m
+        for m in msgs
+        if m.startswith(
+            "replication.semi_sync_timeout_ms: 1000 is shorter than timings.lease_ttl_s (5 s)"
+        )
+    ], msgs
     data["replication"]["mode"] = "async"  # no acknowledgement is waited for: any value goes
     assert parse_config(data).semi_sync_timeout_ms() == 1000
 
@@ -170,20 +175,28 @@ def test_semi_sync_waits_longer_than_the_lease_by_default_and_never_shorter() ->
 def test_a_keystone_check_needs_its_account_and_a_short_enough_interval() -> None:
     data = example()
     data["timings"] = {"preset": "fast"}
-    data["service"]["checks"] = [{"name": "db", "kind": "keystone", "port": 5000,
-                                  "interval_s": 1.5}]  # fmt: skip
+    data["service"]["checks"] = [
+        {"name": "db", "kind": "keystone", "port": 5000, "interval_s": 1.5}
+    ]
     msgs = problems(data)
-    assert "service.checks[0]: a 'keystone' check logs in: give username and password_file" \
-        in msgs  # fmt: skip
-    assert any(m.startswith("service.checks[0].interval_s: 1.5 is not shorter than "
-                            "probe_interval_s x fall = 1.5") for m in msgs), msgs  # fmt: skip
-    data["service"]["checks"][0].update(username="admin", password_file="/etc/draas/pw",
-                                        interval_s=1.0)  # fmt: skip
+    assert "service.checks[0]: a 'keystone' check logs in: give username and password_file" in msgs
+    assert any(
+        m.startswith(
+            "service.checks[0].interval_s: 1.5 is not shorter than probe_interval_s x fall = 1.5"
+        )
+        for m in msgs
+    ), msgs
+    data["service"]["checks"][0].update(
+        username="admin", password_file="/etc/draas/pw", interval_s=1.0
+    )
     check = parse_config(data).service.checks[0]
     assert (check.kind, check.project, check.interval_s) == ("keystone", "admin", 1.0)
     data["service"]["checks"] = [{"name": "web", "port": 80, "username": "admin"}]
-    assert [m for m in problems(data) if m.startswith("service.checks[0].username: only a "
-                                                      "'keystone' check logs in")]  # fmt: skip
+    assert [
+        m
+        for m in problems(data)
+        if m.startswith("service.checks[0].username: only a 'keystone' check logs in")
+    ]
 
 
 def test_file_errors(tmp_path: Path) -> None:

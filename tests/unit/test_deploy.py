@@ -36,15 +36,22 @@ def exported() -> set[str]:
         },
         "fe-a": {"targets": {"fe-b": {"state": "up", "since": 0}}, "routes_to": "primary"},
     }
-    st = status_doc(cfg, node="witness", now=1.0, active=ActiveRecord("primary", 1, "site-a"),
-                    last_epoch=1, observations=obs, events=[{"run": "failover-dr-from-e0",
-                    "step": "take-lease", "outcome": "done", "ts": 0.5}],
-                    dns_points_at=None)  # fmt: skip
+    st = status_doc(
+        cfg,
+        node="witness",
+        now=1.0,
+        active=ActiveRecord("primary", 1, "site-a"),
+        last_epoch=1,
+        observations=obs,
+        events=[{"run": "failover-dr-from-e0", "step": "take-lease", "outcome": "done", "ts": 0.5}],
+        dns_points_at=None,
+    )
     m = Metrics(lambda: st, "witness", "witness")
     m.observe_probe("primary", True, 0.01)
     text = m.render().decode()
-    return {line.split("{")[0].split(" ")[0] for line in text.splitlines()
-            if line.startswith("draas_")}  # fmt: skip
+    return {
+        line.split("{")[0].split(" ")[0] for line in text.splitlines() if line.startswith("draas_")
+    }
 
 
 def test_alerts_and_dashboard_use_only_exported_metrics() -> None:
@@ -82,8 +89,11 @@ def test_scheme_diagrams_are_generated_from_their_sources(tmp_path: Path) -> Non
         if os.environ.get("CI"):
             pytest.fail("Graphviz's dot is missing on CI: scripts/setup installs graphviz")
         pytest.skip("Graphviz's dot is not installed here (scripts/setup installs it)")
-    subprocess.run([sys.executable, str(ROOT / "docs" / "diagrams" / "make.py"), "--out",
-                    str(tmp_path)], check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [sys.executable, str(ROOT / "docs" / "diagrams" / "make.py"), "--out", str(tmp_path)],
+        check=True,
+        capture_output=True,
+    )
     committed = sorted((ROOT / "docs" / "diagrams").glob("*.svg"))
     assert len(committed) == 9
     for svg in committed:

@@ -237,8 +237,10 @@ def answer_with_error(client: Any, operation: str, code: str, status: int, times
         if len(calls) > times:
             return None  # through to the server
         http = AWSResponse("https://route53.amazonaws.com/", status, {}, None)
-        return http, {"Error": {"Code": code, "Message": f"{code} (injected)"},
-                      "ResponseMetadata": {"HTTPStatusCode": status}}  # fmt: skip
+        return http, {
+            "Error": {"Code": code, "Message": f"{code} (injected)"},
+            "ResponseMetadata": {"HTTPStatusCode": status},
+        }
 
     client.meta.events.register(f"before-call.route-53.{operation}", before_call)
     return calls
@@ -251,8 +253,14 @@ def new_zone(client: Any) -> str:
 
 def test_route53_throttling_is_retried_with_backoff_then_applied(moto_server: str) -> None:
     client = r53_client(moto_server)
-    p = Route53Provider("route53", hosted_zone_id=new_zone(client), record="keystone.example.org",
-                        ttl_s=5, client=client, backoff_s=0.01)  # fmt: skip
+    p = Route53Provider(
+        "route53",
+        hosted_zone_id=new_zone(client),
+        record="keystone.example.org",
+        ttl_s=5,
+        client=client,
+        backoff_s=0.01,
+    )
     calls = answer_with_error(client, "ChangeResourceRecordSets", "Throttling", 400, times=2)
     r = p.point_to("192.0.2.20")
     assert r.changed and r.attempts == 3 and len(calls) == 3
@@ -261,8 +269,14 @@ def test_route53_throttling_is_retried_with_backoff_then_applied(moto_server: st
 
 def test_route53_refused_credentials_are_not_retried(moto_server: str) -> None:
     client = r53_client(moto_server)
-    p = Route53Provider("route53", hosted_zone_id=new_zone(client), record="keystone.example.org",
-                        ttl_s=5, client=client, backoff_s=0.01)  # fmt: skip
+    p = Route53Provider(
+        "route53",
+        hosted_zone_id=new_zone(client),
+        record="keystone.example.org",
+        ttl_s=5,
+        client=client,
+        backoff_s=0.01,
+    )
     calls = answer_with_error(client, "ChangeResourceRecordSets", "AccessDenied", 403, times=9)
     with pytest.raises(TrafficError, match="AccessDenied") as info:
         p.point_to("192.0.2.21")
@@ -272,8 +286,15 @@ def test_route53_refused_credentials_are_not_retried(moto_server: str) -> None:
 
 def test_route53_throttled_for_good_gives_up_within_its_retries(moto_server: str) -> None:
     client = r53_client(moto_server)
-    p = Route53Provider("route53", hosted_zone_id=new_zone(client), record="keystone.example.org",
-                        ttl_s=5, client=client, retries=2, backoff_s=0.01)  # fmt: skip
+    p = Route53Provider(
+        "route53",
+        hosted_zone_id=new_zone(client),
+        record="keystone.example.org",
+        ttl_s=5,
+        client=client,
+        retries=2,
+        backoff_s=0.01,
+    )
     calls = answer_with_error(client, "ChangeResourceRecordSets", "Throttling", 400, times=99)
     with pytest.raises(TrafficError, match="Throttling") as info:
         p.point_to("192.0.2.22")

@@ -26,9 +26,16 @@ def obs(**targets: tuple[str, float]) -> dict[str, Any]:
 
 
 def view(observations: dict[str, dict[str, Any]], active: ActiveRecord | None = None) -> View:
-    return View(now=NOW, voters=["site-dr", "witness", "fe-a", "fe-b"], observations=observations,
-                active=active, last_epoch=active.epoch if active else 1, primary="primary",
-                dr="dr", confirm_window_s=2.0)  # fmt: skip
+    return View(
+        now=NOW,
+        voters=["site-dr", "witness", "fe-a", "fe-b"],
+        observations=observations,
+        active=active,
+        last_epoch=active.epoch if active else 1,
+        primary="primary",
+        dr="dr",
+        confirm_window_s=2.0,
+    )
 
 
 def everyone(**targets: tuple[str, float]) -> dict[str, dict[str, Any]]:
@@ -109,8 +116,11 @@ def ev(run: str, step: str, outcome: str) -> dict[str, Any]:
 def test_unfinished_finds_the_run_to_resume() -> None:
     fo = run_id("failover", "dr", 1)
     assert fo == "failover-dr-from-e1"
-    started = [ev(fo, "take-lease", "started"), ev(fo, "take-lease", "done"),
-               ev(fo, "promote", "started")]  # fmt: skip
+    started = [
+        ev(fo, "take-lease", "started"),
+        ev(fo, "take-lease", "done"),
+        ev(fo, "promote", "started"),
+    ]
     assert unfinished(started) == fo
     assert unfinished([*started, ev(fo, "verify", "done")]) == fo  # detach is the last step
     assert unfinished([*started, ev(fo, "detach", "done")]) is None
@@ -118,8 +128,17 @@ def test_unfinished_finds_the_run_to_resume() -> None:
     assert unfinished([ev(fo, "take-lease", "started"), ev(fo, "take-lease", "failed")]) is None
     assert unfinished([*started, ev(fo, "-", "abandoned")]) is None
     # monitor events and hybrid DNS moves are not runbooks to resume
-    assert unfinished([*started, ev(fo, "detach", "done"), ev("replication-dr", "r", "broken"),
-                       ev("frontend-dns-fe-b-1.0", "move-dns", "started")]) is None  # fmt: skip
+    assert (
+        unfinished(
+            [
+                *started,
+                ev(fo, "detach", "done"),
+                ev("replication-dr", "r", "broken"),
+                ev("frontend-dns-fe-b-1.0", "move-dns", "started"),
+            ]
+        )
+        is None
+    )
 
 
 def test_frontends_switch_waits_for_every_live_frontend_agent() -> None:

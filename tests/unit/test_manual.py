@@ -58,7 +58,12 @@ def test_moving_traffic_without_a_terminal_needs_yes() -> None:
     import subprocess
     import sys
 
-    got = subprocess.run([sys.executable, "-m", "draas.cli", "failover", "--config",
-                          str(EXAMPLE)], stdin=subprocess.DEVNULL, capture_output=True,
-                         text=True, timeout=60, check=False)  # fmt: skip
+    got = subprocess.run(
+        [sys.executable, "-m", "draas.cli", "failover", "--config", str(EXAMPLE)],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert got.returncode == 1 and "confirm with --yes" in got.stderr

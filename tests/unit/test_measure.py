@@ -13,8 +13,10 @@ from draas.measure.writes import account, write_figures, write_outages
 
 def log(pattern: str, t0: float = 100.0, step: float = 0.1, **kw: Any) -> list[dict[str, Any]]:
     """One record per character: '+' passed, '-' failed; latency 10 ms; site from kw."""
-    return [{"t": t0 + i * step, "ok": c == "+", "latency_s": 0.010, "site": kw.get("site", "a")}
-            for i, c in enumerate(pattern)]  # fmt: skip
+    return [
+        {"t": t0 + i * step, "ok": c == "+", "latency_s": 0.010, "site": kw.get("site", "a")}
+        for i, c in enumerate(pattern)
+    ]
 
 
 def test_no_outage() -> None:
@@ -57,17 +59,22 @@ def test_rto_names_the_site_that_answered_after_recovery() -> None:
 
 
 def test_checks_of_one_tick_pass_only_together() -> None:
-    records = [{"t": 1.0, "tick": 0, "ok": True, "check": "web"},
-               {"t": 1.001, "tick": 0, "ok": False, "check": "api"},
-               {"t": 1.1, "tick": 1, "ok": True, "check": "web"},
-               {"t": 1.101, "tick": 1, "ok": True, "check": "api"}]  # fmt: skip
+    records = [
+        {"t": 1.0, "tick": 0, "ok": True, "check": "web"},
+        {"t": 1.001, "tick": 0, "ok": False, "check": "api"},
+        {"t": 1.1, "tick": 1, "ok": True, "check": "web"},
+        {"t": 1.101, "tick": 1, "ok": True, "check": "api"},
+    ]
     s = summarize(records)
     assert (s.samples, s.failed) == (2, 1)
 
 
 def test_latency_percentiles_leave_out_the_outage() -> None:
-    records = [*log("++++"), {"t": 100.4, "ok": False, "latency_s": 5.0},
-               {"t": 100.5, "ok": True, "latency_s": 3.0}]  # fmt: skip
+    records = [
+        *log("++++"),
+        {"t": 100.4, "ok": False, "latency_s": 5.0},
+        {"t": 100.5, "ok": True, "latency_s": 3.0},
+    ]
     s = summarize(records)
     # the first pass after the window closes it (it is at the window's end): excluded
     assert s.latency_p99_ms == pytest.approx(10.0)
@@ -78,8 +85,14 @@ def w(seq: int, outcome: str, t: float) -> dict[str, Any]:
 
 
 def test_lost_writes_are_the_acknowledged_ones_the_database_lacks() -> None:
-    rows = [w(1, "acked", 1.0), w(2, "acked", 2.0), w(3, "unknown", 3.0), w(4, "acked", 4.0),
-            w(5, "failed", 5.0), w(6, "unknown", 6.0)]  # fmt: skip
+    rows = [
+        w(1, "acked", 1.0),
+        w(2, "acked", 2.0),
+        w(3, "unknown", 3.0),
+        w(4, "acked", 4.0),
+        w(5, "failed", 5.0),
+        w(6, "unknown", 6.0),
+    ]
     r = account(rows, held={"p-000001", "p-000003"})
     assert (r.attempted, r.acked, r.failed, r.unknown) == (6, 3, 1, 2)
     assert (r.lost, r.lost_names, r.unknown_stored) == (2, ["p-000002", "p-000004"], 1)
@@ -96,8 +109,17 @@ def wr(t: float, outcome: str) -> dict[str, Any]:
 
 
 def test_write_outages_from_the_first_unacknowledged_write_to_the_next_acknowledged() -> None:
-    log = [wr(0, "acked"), wr(1, "failed"), wr(2, "unknown"), wr(3, "acked"), wr(4, "acked"),
-           wr(5, "failed"), wr(6, "acked"), wr(7, "failed"), wr(8, "failed")]  # fmt: skip
+    log = [
+        wr(0, "acked"),
+        wr(1, "failed"),
+        wr(2, "unknown"),
+        wr(3, "acked"),
+        wr(4, "acked"),
+        wr(5, "failed"),
+        wr(6, "acked"),
+        wr(7, "failed"),
+        wr(8, "failed"),
+    ]
     assert write_outages(log, since=0.5) == [(1, 3, True), (5, 6, True), (7, 8, False)]
     assert write_figures(log, since=0.5) == {"write_rto_s": 2.5, "write_downtime_s": 4.0}
     assert write_figures(log[:5], since=0) == {"write_rto_s": 3.0, "write_downtime_s": 2.0}
@@ -105,6 +127,8 @@ def test_write_outages_from_the_first_unacknowledged_write_to_the_next_acknowled
 
 def test_writes_that_never_recover_have_no_write_rto() -> None:
     assert write_figures([wr(1, "acked"), wr(2, "failed"), wr(3, "failed")], 1.5) == {
-        "write_rto_s": None, "write_downtime_s": 1.0}  # fmt: skip
+        "write_rto_s": None,
+        "write_downtime_s": 1.0,
+    }
     clean = [wr(1, "acked"), wr(2, "acked")]
     assert write_figures(clean, 0) == {"write_rto_s": 0.0, "write_downtime_s": 0.0}

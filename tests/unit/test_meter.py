@@ -79,14 +79,16 @@ def test_meter_records_every_request_and_the_outage() -> None:
 
 def test_refused_and_timed_out_requests_are_failures() -> None:
     async def go() -> list[dict[str, object]]:
-        refused = await meter.request(meter.Check("x", "http://127.0.0.1:9/"), 0.5,
-                                      meter.re.compile(meter.SITE_PATTERN))  # fmt: skip
+        refused = await meter.request(
+            meter.Check("x", "http://127.0.0.1:9/"), 0.5, meter.re.compile(meter.SITE_PATTERN)
+        )
         srv = Server()
         srv.silent = True
         server = await asyncio.start_server(srv.handle, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
-        slow = await meter.request(meter.Check("y", f"http://127.0.0.1:{port}/"), 0.2,
-                                   meter.re.compile(meter.SITE_PATTERN))  # fmt: skip
+        slow = await meter.request(
+            meter.Check("y", f"http://127.0.0.1:{port}/"), 0.2, meter.re.compile(meter.SITE_PATTERN)
+        )
         await asyncio.sleep(0.2)  # let the silent handler finish and close its socket
         server.close()
         await server.wait_closed()
@@ -104,8 +106,11 @@ def test_an_answer_in_several_segments_is_read_to_its_end() -> None:
         srv.split = True
         server = await asyncio.start_server(srv.handle, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
-        rec = await meter.request(meter.Check("s", f"http://127.0.0.1:{port}/", expect_body="ok"),
-                                  1.0, meter.re.compile(meter.SITE_PATTERN))  # fmt: skip
+        rec = await meter.request(
+            meter.Check("s", f"http://127.0.0.1:{port}/", expect_body="ok"),
+            1.0,
+            meter.re.compile(meter.SITE_PATTERN),
+        )
         server.close()
         await server.wait_closed()
         return rec

@@ -200,8 +200,11 @@ def test_vantage_point_publishes_one_document() -> None:
 
 
 def test_an_unfit_dr_replica_is_never_promoted_nor_is_the_primary_asked_to_step_down() -> None:
-    obs = {"dr-agent": seen("down", NOW - 6), "witness": seen("down", NOW - 5),
-           "fe-b": seen("up", 0)}  # fmt: skip
+    obs = {
+        "dr-agent": seen("down", NOW - 6),
+        "witness": seen("down", NOW - 5),
+        "fe-b": seen("up", 0),
+    }
     full = {"role": "replica", "unfit": "disk full at site dr: replication waits for free space"}
     for active in (None, PRIMARY):  # expired lease, or a holder that could step down
         d = decide(view(obs, active=active, dr_replica=full))

@@ -10,17 +10,36 @@ from typing import Any
 from draas.lab.experiment import table
 from draas.lab.report import markdown, write_report
 
-SETTINGS = {"preset": "fast", "replication": "semi-sync", "dns_ttl_s": 5,
-            "meter_interval_s": 0.1, "meter_timeout_s": 1.0, "consecutive": 3}  # fmt: skip
+SETTINGS = {
+    "preset": "fast",
+    "replication": "semi-sync",
+    "dns_ttl_s": 5,
+    "meter_interval_s": 0.1,
+    "meter_timeout_s": 1.0,
+    "consecutive": 3,
+}
 
 
 def run(scheme: str, rto: float | None, repeat: int = 1, lost: int = 0) -> dict[str, Any]:
-    return {"scheme": scheme, "disaster": "power-off", "repeat": repeat,
-            "run": f"{scheme}-power-off-{repeat}", "disaster_at": 1000.0, "reverted_at": 1010.0,
-            "rto_s": rto, "downtime_s": rto or 30.0, "detection_s": 1.0, "decision_s": 5.0,
-            "switch_s": 5.2, "client_catch_up_s": 0.1, "lost_acked_writes": lost,
-            "unknown_writes": 1, "false_failovers": 0, "failback_s": 6.0,
-            "checksums_match": True}  # fmt: skip
+    return {
+        "scheme": scheme,
+        "disaster": "power-off",
+        "repeat": repeat,
+        "run": f"{scheme}-power-off-{repeat}",
+        "disaster_at": 1000.0,
+        "reverted_at": 1010.0,
+        "rto_s": rto,
+        "downtime_s": rto or 30.0,
+        "detection_s": 1.0,
+        "decision_s": 5.0,
+        "switch_s": 5.2,
+        "client_catch_up_s": 0.1,
+        "lost_acked_writes": lost,
+        "unknown_writes": 1,
+        "false_failovers": 0,
+        "failback_s": 6.0,
+        "checksums_match": True,
+    }
 
 
 def test_table_statistics_per_scheme_and_disaster() -> None:
@@ -39,8 +58,11 @@ def test_report_files_agree(tmp_path: Path) -> None:
     for r in runs:
         d = tmp_path / "runs" / r["run"]
         d.mkdir(parents=True)
-        reqs = [{"t": 990.0 + i * 0.5, "ok": not 1000 <= 990 + i * 0.5 < 1005, "check": c}
-                for i in range(60) for c in ("web", "api")]  # fmt: skip
+        reqs = [
+            {"t": 990.0 + i * 0.5, "ok": not 1000 <= 990 + i * 0.5 < 1005, "check": c}
+            for i in range(60)
+            for c in ("web", "api")
+        ]
         (d / "requests.jsonl").write_text("".join(json.dumps(x) + "\n" for x in reqs))
         (d / "events.json").write_text(
             json.dumps([{"ts": 1005.0, "node": "site-dr", "step": "take-lease", "outcome": "done"}])
@@ -72,9 +94,11 @@ def test_a_failed_run_is_counted_apart_and_reported_with_its_reason(tmp_path: Pa
 
 
 def test_split_brain_instants_add_up_and_unknown_stays_unknown() -> None:
-    runs = [{**run("hybrid", 5.0, 1), "split_brain_instants": 0},
-            {**run("hybrid", 5.1, 2), "split_brain_instants": 2},
-            run("dns", 9.0)]  # fmt: skip
+    runs = [
+        {**run("hybrid", 5.0, 1), "split_brain_instants": 0},
+        {**run("hybrid", 5.1, 2), "split_brain_instants": 2},
+        run("dns", 9.0),
+    ]
     rows = {r["scheme"]: r for r in table(runs)}
     assert rows["hybrid"]["split_brain_instants"] == 2
     assert rows["dns"]["split_brain_instants"] is None  # not measured is not zero

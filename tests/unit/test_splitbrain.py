@@ -12,28 +12,63 @@ SITES = {"primary": "198.18.1.10", "dr": "198.18.2.10"}
 FES = {"fe-a": "198.18.1.20", "fe-b": "198.18.2.20"}
 
 
-def sample(t: float, *, writes: dict[str, str], active: str | None, dns: str | None = None,
-           routes: dict[str, str | None] | None = None,
-           read_only: dict[str, bool | None] | None = None) -> dict[str, Any]:  # fmt: skip
-    return {"t": t, "write": writes, "active": active, "dns": dns,
-            "read_only": read_only or {s: w != "acked" for s, w in writes.items()},
-            "frontends": routes or {}}  # fmt: skip
+def sample(
+    t: float,
+    *,
+    writes: dict[str, str],
+    active: str | None,
+    dns: str | None = None,
+    routes: dict[str, str | None] | None = None,
+    read_only: dict[str, bool | None] | None = None,
+) -> dict[str, Any]:
+    return {
+        "t": t,
+        "write": writes,
+        "active": active,
+        "dns": dns,
+        "read_only": read_only or {s: w != "acked" for s, w in writes.items()},
+        "frontends": routes or {},
+    }
 
 
 def test_an_orderly_dns_failover_has_no_violation() -> None:
     run = [
-        sample(0, writes={"primary": "acked", "dr": "status 403"}, active="primary",
-               dns=SITES["primary"]),
+        sample(
+            0,
+            writes={"primary": "acked", "dr": "status 403"},
+            active="primary",
+            dns=SITES["primary"],
+        ),
         # power-off: primary unreachable, lease expiring, nobody writable, DNS still old
-        sample(1, writes={"primary": "failed", "dr": "status 403"}, active="primary",
-               dns=SITES["primary"], read_only={"primary": None, "dr": True}),
-        sample(2, writes={"primary": "failed", "dr": "status 403"}, active=None,
-               dns=SITES["primary"], read_only={"primary": None, "dr": True}),
-        sample(3, writes={"primary": "failed", "dr": "acked"}, active="dr",
-               dns=SITES["primary"], read_only={"primary": None, "dr": False}),
-        sample(4, writes={"primary": "failed", "dr": "acked"}, active="dr", dns=SITES["dr"],
-               read_only={"primary": None, "dr": False}),
-    ]  # fmt: skip
+        sample(
+            1,
+            writes={"primary": "failed", "dr": "status 403"},
+            active="primary",
+            dns=SITES["primary"],
+            read_only={"primary": None, "dr": True},
+        ),
+        sample(
+            2,
+            writes={"primary": "failed", "dr": "status 403"},
+            active=None,
+            dns=SITES["primary"],
+            read_only={"primary": None, "dr": True},
+        ),
+        sample(
+            3,
+            writes={"primary": "failed", "dr": "acked"},
+            active="dr",
+            dns=SITES["primary"],
+            read_only={"primary": None, "dr": False},
+        ),
+        sample(
+            4,
+            writes={"primary": "failed", "dr": "acked"},
+            active="dr",
+            dns=SITES["dr"],
+            read_only={"primary": None, "dr": False},
+        ),
+    ]
     assert violations(run, SITES, FES) == []
 
 
@@ -43,14 +78,23 @@ def test_two_writable_sites_are_a_violation_even_without_traffic() -> None:
 
 
 def test_a_writable_database_alone_counts_as_accepting_writes() -> None:
-    s = sample(1, writes={"primary": "failed", "dr": "failed"}, active="primary",
-               read_only={"primary": False, "dr": False})  # fmt: skip
+    s = sample(
+        1,
+        writes={"primary": "failed", "dr": "failed"},
+        active="primary",
+        read_only={"primary": False, "dr": False},
+    )
     assert accepting(s) == ["dr", "primary"]
 
 
 def test_a_frontend_routing_to_a_writable_site_that_lost_the_lease_is_a_violation() -> None:
-    s = sample(7, writes={"primary": "acked", "dr": "status 403"}, active="dr",
-               dns=FES["fe-a"], routes={"fe-a": "primary", "fe-b": "dr"})  # fmt: skip
+    s = sample(
+        7,
+        writes={"primary": "acked", "dr": "status 403"},
+        active="dr",
+        dns=FES["fe-a"],
+        routes={"fe-a": "primary", "fe-b": "dr"},
+    )
     assert traffic_targets(s, SITES, FES) == {"dns": "primary", "fe-a": "primary", "fe-b": "dr"}
     problems = violations([s], SITES, FES)[0]["problems"]
     assert problems == [
@@ -61,46 +105,74 @@ def test_a_frontend_routing_to_a_writable_site_that_lost_the_lease_is_a_violatio
 
 
 def test_traffic_to_a_fenced_old_primary_is_not_split_brain() -> None:
-    s = sample(3, writes={"primary": "status 403", "dr": "status 403"}, active=None,
-               dns=FES["fe-a"], routes={"fe-a": "primary"})  # fmt: skip
+    s = sample(
+        3,
+        writes={"primary": "status 403", "dr": "status 403"},
+        active=None,
+        dns=FES["fe-a"],
+        routes={"fe-a": "primary"},
+    )
     assert violations([s], SITES, FES) == []
 
 
 def test_a_failover_that_happens_while_one_sample_is_taken_is_not_a_violation() -> None:
     # the lease was free when the sample began and the DR site's when it ended: the DR
     # database opened and a frontend moved in between (the order of a failover)
-    s = sample(8, writes={"primary": "failed", "dr": "acked"}, active=None,
-               routes={"fe-a": "dr"}, read_only={"primary": None, "dr": True})  # fmt: skip
+    s = sample(
+        8,
+        writes={"primary": "failed", "dr": "acked"},
+        active=None,
+        routes={"fe-a": "dr"},
+        read_only={"primary": None, "dr": True},
+    )
     s.update(read_only_after={"primary": None, "dr": False}, active_after="dr")
     assert violations([s], SITES, FES) == []
 
 
 def test_a_site_holding_the_lease_in_neither_reading_is_a_violation() -> None:
-    s = sample(9, writes={"primary": "failed", "dr": "acked"}, active=None,
-               routes={"fe-a": "dr"}, read_only={"primary": None, "dr": False})  # fmt: skip
+    s = sample(
+        9,
+        writes={"primary": "failed", "dr": "acked"},
+        active=None,
+        routes={"fe-a": "dr"},
+        read_only={"primary": None, "dr": False},
+    )
     s.update(active_after="primary")
-    assert violations([s], SITES, FES) == [{"t": 9, "problems": [
-        "fe-a sends traffic to dr, which takes writes but does not hold the lease (held by "
-        "None then primary)"]}]  # fmt: skip
+    assert violations([s], SITES, FES) == [
+        {
+            "t": 9,
+            "problems": [
+                "fe-a sends traffic to dr, which takes writes but does not hold the lease (held by "
+                "None then primary)"
+            ],
+        }
+    ]
 
 
 def test_an_unreadable_lease_is_not_taken_for_a_free_one() -> None:
-    s = sample(10, writes={"primary": "failed", "dr": "acked"}, active="?",
-               routes={"fe-a": "dr"})  # fmt: skip
+    s = sample(10, writes={"primary": "failed", "dr": "acked"}, active="?", routes={"fe-a": "dr"})
     assert violations([s], SITES, FES) == []
 
 
 def test_a_handover_inside_one_sample_is_not_two_writers() -> None:
     # failback: the DR database closed after round 1, the primary's opened before round 2
-    s = sample(11, writes={"primary": "status 403", "dr": "status 403"}, active="dr",
-               read_only={"primary": True, "dr": False})  # fmt: skip
+    s = sample(
+        11,
+        writes={"primary": "status 403", "dr": "status 403"},
+        active="dr",
+        read_only={"primary": True, "dr": False},
+    )
     s.update(read_only_after={"primary": False, "dr": True}, active_after="primary")
     assert violations([s], SITES, FES) == []
 
 
 def test_a_write_stored_while_the_other_site_stayed_writable_is_two_writers() -> None:
     # (the primary's database unreachable from the checker, its Keystone still storing)
-    s = sample(12, writes={"primary": "acked", "dr": "status 403"}, active="dr",
-               read_only={"primary": None, "dr": False})  # fmt: skip
+    s = sample(
+        12,
+        writes={"primary": "acked", "dr": "status 403"},
+        active="dr",
+        read_only={"primary": None, "dr": False},
+    )
     s.update(read_only_after={"primary": None, "dr": False})
     assert violations([s], SITES, FES)[0]["problems"] == ["dr and primary accept writes"]

@@ -36,24 +36,50 @@ def seen(**targets: str) -> dict[str, Any]:
 
 def test_status_after_a_failover_names_the_new_active_site_and_the_traffic(cfg: Config) -> None:
     obs = {
-        "site-b": {**seen(primary="down", dr="up", **{"fe-a": "up", "fe-b": "up"}),
-                   "replication": {"role": "primary", "read_only": False}},
+        "site-b": {
+            **seen(primary="down", dr="up", **{"fe-a": "up", "fe-b": "up"}),
+            "replication": {"role": "primary", "read_only": False},
+        },
         "witness": seen(primary="down", dr="up"),
         "fe-a": {**seen(primary="down", dr="up"), "routes_to": "dr"},
-    }  # fmt: skip
-    events = [{"id": "1", "ts": 90.0, "run": "failover-dr-from-e1", "step": "take-lease",
-               "outcome": "done", "node": "site-b"},
-              {"id": "2", "ts": 95.0, "run": "failover-dr-from-e1", "step": "detach",
-               "outcome": "done", "node": "site-b"}]  # fmt: skip
-    st = status_doc(cfg, node="witness", now=100.0, active=ActiveRecord("dr", 2, "site-b"),
-                    last_epoch=2, observations=obs, events=events,
-                    dns_points_at="192.0.2.20")  # fmt: skip
+    }
+    events = [
+        {
+            "id": "1",
+            "ts": 90.0,
+            "run": "failover-dr-from-e1",
+            "step": "take-lease",
+            "outcome": "done",
+            "node": "site-b",
+        },
+        {
+            "id": "2",
+            "ts": 95.0,
+            "run": "failover-dr-from-e1",
+            "step": "detach",
+            "outcome": "done",
+            "node": "site-b",
+        },
+    ]
+    st = status_doc(
+        cfg,
+        node="witness",
+        now=100.0,
+        active=ActiveRecord("dr", 2, "site-b"),
+        last_epoch=2,
+        observations=obs,
+        events=events,
+        dns_points_at="192.0.2.20",
+    )
     assert st["active"] == {"site": "dr", "epoch": 2, "holder": "site-b"}
     assert [s["active"] for s in st["sites"]] == [False, True]
     assert st["sites"][0]["seen"] == {"site-b": "down", "witness": "down", "fe-a": "down"}
     assert st["frontends"][0]["routes_to"] == "dr" and not st["frontends"][1]["agent_alive"]
-    assert st["dns"] == {"name": "keystone.example.org.", "points_at": "192.0.2.20",
-                         "target": "fe-a"}  # fmt: skip
+    assert st["dns"] == {
+        "name": "keystone.example.org.",
+        "points_at": "192.0.2.20",
+        "target": "fe-a",
+    }
     assert st["failovers_total"] == 1 and st["last_failover_at"] == 90.0
     assert st["last_step"]["step"] == "detach"
     assert st["summary"].startswith("dr active (epoch 2, held by site-b)")
@@ -76,26 +102,61 @@ def test_status_says_when_the_replica_is_broken_or_the_store_is_gone(cfg: Config
             },
         }
     }
-    st = status_doc(cfg, node="witness", now=1.0, active=ActiveRecord("primary", 1, "site-a"),
-                    last_epoch=1, observations=obs, events=[], dns_points_at=None)  # fmt: skip
+    st = status_doc(
+        cfg,
+        node="witness",
+        now=1.0,
+        active=ActiveRecord("primary", 1, "site-a"),
+        last_epoch=1,
+        observations=obs,
+        events=[],
+        dns_points_at=None,
+    )
     assert "dr replication BROKEN: Got fatal error 1236" in st["summary"]
     assert "BROKEN" in render_status(st)
     obs["site-b"]["replication"]["unfit"] = "the IO thread stopped: Got fatal error 1236"
-    st = status_doc(cfg, node="witness", now=1.0, active=ActiveRecord("primary", 1, "site-a"),
-                    last_epoch=1, observations=obs, events=[], dns_points_at=None)  # fmt: skip
-    assert "dr replica UNFIT to take over (no automatic failover): the IO thread stopped" \
-        in st["summary"]  # fmt: skip
-    gone = status_doc(cfg, node="witness", now=1.0, active=None, last_epoch=0,
-                      observations={}, events=[], dns_points_at=None, store_ok=False)  # fmt: skip
+    st = status_doc(
+        cfg,
+        node="witness",
+        now=1.0,
+        active=ActiveRecord("primary", 1, "site-a"),
+        last_epoch=1,
+        observations=obs,
+        events=[],
+        dns_points_at=None,
+    )
+    assert (
+        "dr replica UNFIT to take over (no automatic failover): the IO thread stopped"
+        in st["summary"]
+    )
+    gone = status_doc(
+        cfg,
+        node="witness",
+        now=1.0,
+        active=None,
+        last_epoch=0,
+        observations={},
+        events=[],
+        dns_points_at=None,
+        store_ok=False,
+    )
     assert "coordination store unreachable" in gone["summary"]
     assert "WARNING: the coordination store is unreachable" in render_status(gone)
 
 
 def replica(**kw: Any) -> ReplicationStatus:
-    base: dict[str, Any] = {"site": "dr", "role": "replica", "read_only": True,
-                            "gtid_binlog_pos": "", "gtid_slave_pos": "0-1-10",
-                            "source": "primary", "io_running": "Yes", "sql_running": "Yes",
-                            "lag_s": 0.0, "lag_trx": 0}  # fmt: skip
+    base: dict[str, Any] = {
+        "site": "dr",
+        "role": "replica",
+        "read_only": True,
+        "gtid_binlog_pos": "",
+        "gtid_slave_pos": "0-1-10",
+        "source": "primary",
+        "io_running": "Yes",
+        "sql_running": "Yes",
+        "lag_s": 0.0,
+        "lag_trx": 0,
+    }
     return ReplicationStatus(**{**base, **kw})
 
 
@@ -126,22 +187,30 @@ def test_a_skipped_check_does_not_fail_the_drill_and_the_report_says_it() -> Non
     checks = [DrillCheck("quorum", True, "all"), DrillCheck("dns-credentials", None, "no dns")]
     assert verdict(checks) is True
     assert verdict([*checks, DrillCheck("dr-replica-in-sync", False, "IO No")]) is False
-    report = {"passed": False, "started_at": 0.0, "took_s": 1.2, "service": "k.example.",
-              "dr_site": "dr", "checks": [{"name": "dr-replica-in-sync", "verdict": "FAIL",
-                                            "detail": "IO No | SQL No"}]}  # fmt: skip
+    report = {
+        "passed": False,
+        "started_at": 0.0,
+        "took_s": 1.2,
+        "service": "k.example.",
+        "dr_site": "dr",
+        "checks": [{"name": "dr-replica-in-sync", "verdict": "FAIL", "detail": "IO No | SQL No"}],
+    }
     md = markdown(report)
     assert md.startswith("# DR drill for k.example.: FAILED")
     assert "| dr-replica-in-sync | FAIL | IO No \\| SQL No |" in md
 
 
-@pytest.mark.parametrize(("kw", "unfit"), [
-    ({}, None),
-    ({"io_running": "Connecting", "last_error": "error reconnecting to master"}, None),
-    ({"io_running": "No", "sql_running": "No"}, None),  # restarted: stopped, no error
-    ({"sql_running": "No", "last_error": "Duplicate entry"}, "the SQL thread stopped"),
-    ({"io_running": "No", "last_error": "Could not find GTID"}, "the IO thread stopped"),
-    ({"io_running": "Stalled", "last_error": "disk full at site dr"}, "disk full at site dr"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("kw", "unfit"),
+    [
+        ({}, None),
+        ({"io_running": "Connecting", "last_error": "error reconnecting to master"}, None),
+        ({"io_running": "No", "sql_running": "No"}, None),  # restarted: stopped, no error
+        ({"sql_running": "No", "last_error": "Duplicate entry"}, "the SQL thread stopped"),
+        ({"io_running": "No", "last_error": "Could not find GTID"}, "the IO thread stopped"),
+        ({"io_running": "Stalled", "last_error": "disk full at site dr"}, "disk full at site dr"),
+    ],
+)
 def test_a_replica_is_unfit_only_when_it_cannot_get_what_its_source_acknowledged(
     kw: dict[str, Any], unfit: str | None
 ) -> None:
@@ -153,12 +222,28 @@ def test_status_shows_why_nothing_fails_over_as_an_alert(cfg: Config) -> None:
     from draas.failover.policy import Decision
 
     why = Decision("wait", "only 1 of 3 vantage points alive, 2 needed: no automatic failover")
-    st = status_doc(cfg, node="site-b", now=1.0, active=None, last_epoch=1, observations={},
-                    events=[], dns_points_at=None, decision=why)  # fmt: skip
+    st = status_doc(
+        cfg,
+        node="site-b",
+        now=1.0,
+        active=None,
+        last_epoch=1,
+        observations={},
+        events=[],
+        dns_points_at=None,
+        decision=why,
+    )
     assert st["automatic"] == {"action": "wait", "reason": why.reason}
-    assert "ALERT: automatic failover: wait: only 1 of 3 vantage points alive" \
-        in render_status(st)  # fmt: skip
-    calm = status_doc(cfg, node="site-b", now=1.0, active=None, last_epoch=1, observations={},
-                      events=[], dns_points_at=None,
-                      decision=Decision("none", "primary confirmed down by 0 of 2"))  # fmt: skip
+    assert "ALERT: automatic failover: wait: only 1 of 3 vantage points alive" in render_status(st)
+    calm = status_doc(
+        cfg,
+        node="site-b",
+        now=1.0,
+        active=None,
+        last_epoch=1,
+        observations={},
+        events=[],
+        dns_points_at=None,
+        decision=Decision("none", "primary confirmed down by 0 of 2"),
+    )
     assert "ALERT" not in render_status(calm)

@@ -33,8 +33,9 @@ MAX_BODY = 4096
 class Backend(Protocol):
     def status(self) -> dict[str, Any]: ...
     def events(self, **query: Any) -> tuple[list[dict[str, Any]], str | None]: ...
-    def command(self, kind: str, *, to: str | None = None, force: bool = False,
-                by: str = "api") -> dict[str, Any]: ...  # fmt: skip
+    def command(
+        self, kind: str, *, to: str | None = None, force: bool = False, by: str = "api"
+    ) -> dict[str, Any]: ...
     def drill(self, by: str = "api") -> dict[str, Any]: ...
 
     @property
@@ -72,13 +73,17 @@ class ControlApi:
 
     def _authorized(self, request: web.Request) -> web.Response | None:
         if self.token is None:
-            return _error(403, "commands are disabled on this agent: no api.token_file is "
-                          "configured")  # fmt: skip
+            return _error(
+                403, "commands are disabled on this agent: no api.token_file is configured"
+            )
         got = request.headers.get("Authorization", "")
         scheme, _, value = got.partition(" ")
         if scheme.lower() != "bearer" or not value:
-            return _error(401, "a command needs 'Authorization: Bearer <token>' (the token "
-                          "in api.token_file)", **{"WWW-Authenticate": "Bearer"})  # fmt: skip
+            return _error(
+                401,
+                "a command needs 'Authorization: Bearer <token>' (the token in api.token_file)",
+                **{"WWW-Authenticate": "Bearer"},
+            )
         if not hmac.compare_digest(value.strip().encode(), self.token.encode()):
             return _error(401, "wrong token", **{"WWW-Authenticate": "Bearer"})
         return None
@@ -88,8 +93,13 @@ class ControlApi:
         if request.method == "POST":
             refused = self._authorized(request)
             if refused is not None:
-                log.warning("refused %s %s from %s: %s", request.method, request.path,
-                            request.remote, refused.text)  # fmt: skip
+                log.warning(
+                    "refused %s %s from %s: %s",
+                    request.method,
+                    request.path,
+                    request.remote,
+                    refused.text,
+                )
                 return refused
         elif not self._may_read(request):
             return _error(403, f"{request.remote} is not in api.read_networks")
@@ -204,13 +214,20 @@ class ControlApi:
     # -- serving -------------------------------------------------------------------------------
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self.guard], client_max_size=MAX_BODY)
-        app.add_routes([
-            web.get("/", self.dashboard), web.get("/v1/openapi.json", self.openapi),
-            web.get("/v1/health", self.health), web.get("/v1/status", self.status),
-            web.get("/v1/events", self.events), web.get("/metrics", self.metrics),
-            web.post("/v1/switchover", self.switchover), web.post("/v1/failover", self.failover),
-            web.post("/v1/failback", self.failback), web.post("/v1/drill", self.drill),
-        ])  # fmt: skip
+        app.add_routes(
+            [
+                web.get("/", self.dashboard),
+                web.get("/v1/openapi.json", self.openapi),
+                web.get("/v1/health", self.health),
+                web.get("/v1/status", self.status),
+                web.get("/v1/events", self.events),
+                web.get("/metrics", self.metrics),
+                web.post("/v1/switchover", self.switchover),
+                web.post("/v1/failover", self.failover),
+                web.post("/v1/failback", self.failback),
+                web.post("/v1/drill", self.drill),
+            ]
+        )
         return app
 
     async def start(self, host: str, port: int) -> None:
@@ -223,8 +240,13 @@ class ControlApi:
         await self.runner.setup()
         await web.TCPSite(self.runner, host, port, ssl_context=ctx).start()
         commands = "need the token" if self.token else "disabled: no api.token_file"
-        log.info("control API on %s://%s:%d/ (commands %s)", "https" if ctx else "http", host,
-                 port, commands)  # fmt: skip
+        log.info(
+            "control API on %s://%s:%d/ (commands %s)",
+            "https" if ctx else "http",
+            host,
+            port,
+            commands,
+        )
 
     async def stop(self) -> None:
         if self.runner is not None:

@@ -36,9 +36,15 @@ LAG_SAMPLES = 900  # 30 minutes at one sample every 2 s
 EVENT_FIELDS = ("run", "node", "step", "outcome", "runbook")
 
 
-def filter_events(events: list[dict[str, Any]], *, after: str | None = None,
-                  since: float | None = None, limit: int = 100, last: int | None = None,
-                  **match: str | None) -> tuple[list[dict[str, Any]], str | None]:  # fmt: skip
+def filter_events(
+    events: list[dict[str, Any]],
+    *,
+    after: str | None = None,
+    since: float | None = None,
+    limit: int = 100,
+    last: int | None = None,
+    **match: str | None,
+) -> tuple[list[dict[str, Any]], str | None]:
     """Events after the id ``after`` (or at/after time ``since``) whose fields equal the
     given values (``run`` matches a prefix), oldest first, at most ``limit``; and the id to
     ask ``after`` for the next page (None when this page is the last). ``last``: only the
@@ -101,9 +107,18 @@ class Control:
             active, last, obs, events, ok = None, 0, {}, [], False
         now = a.clock.now()
         decision = decide(view_of(a.cfg, now, obs, active, last)) if ok else None
-        doc = status_doc(a.cfg, node=a.node.name, now=now, active=active, last_epoch=last,
-                         observations=obs, events=events, dns_points_at=self.dns_points_at(),
-                         store_ok=ok, decision=decision)  # fmt: skip
+        doc = status_doc(
+            a.cfg,
+            node=a.node.name,
+            now=now,
+            active=active,
+            last_epoch=last,
+            observations=obs,
+            events=events,
+            dns_points_at=self.dns_points_at(),
+            store_ok=ok,
+            decision=decision,
+        )
         doc["command_running"] = self.running
         doc["lag_history"] = [list(x) for x in self.lag]
         return doc
@@ -129,38 +144,64 @@ class Control:
         return filter_events(self.a.store.events(), **query)
 
     # -- commands ------------------------------------------------------------------------------
-    def command(self, kind: str, *, to: str | None = None, force: bool = False,
-                by: str = "api") -> dict[str, Any]:  # fmt: skip
+    def command(
+        self, kind: str, *, to: str | None = None, force: bool = False, by: str = "api"
+    ) -> dict[str, Any]:
         """Check ``kind`` now (``CommandRefused`` changes nothing), then run it in the
         background. Returns the event id and the run id."""
         a = self.a
         if not self.runbook_lock.acquire(blocking=False):
-            raise CommandRefused(f"{kind} refused: a runbook is already running on "
-                                 f"{a.node.name} ({self.running or 'the controller'})")  # fmt: skip
+            raise CommandRefused(
+                f"{kind} refused: a runbook is already running on "
+                f"{a.node.name} ({self.running or 'the controller'})"
+            )
         try:
             who = f"{a.node.name}:{by}"
             if kind == "failover":
                 store = a.store if self._store_answers() else None
-                plan = manual.plan_failover(a.cfg, store, force=force, by=who,
-                                            should_stop=self.stopping,
-                                            on_taken=a.took_over)  # fmt: skip
+                plan = manual.plan_failover(
+                    a.cfg,
+                    store,
+                    force=force,
+                    by=who,
+                    should_stop=self.stopping,
+                    on_taken=a.took_over,
+                )
             elif kind in ("switchover", "failback"):
                 target = a.primary if kind == "failback" else str(to)
-                plan = manual.plan_switchover(a.cfg, a.store, target,
-                                              failback=kind == "failback", by=who,
-                                              should_stop=self.stopping)  # fmt: skip
+                plan = manual.plan_switchover(
+                    a.cfg,
+                    a.store,
+                    target,
+                    failback=kind == "failback",
+                    by=who,
+                    should_stop=self.stopping,
+                )
             else:
                 raise CommandRefused(f"unknown command {kind!r}")
-            eid = a.store.append_event({"ts": a.clock.now(), "node": a.node.name,
-                                        "runbook": "command", "run": plan.run_id,
-                                        "step": kind, "outcome": "accepted", "by": by,
-                                        "target": plan.target, "force": force})  # fmt: skip
+            eid = a.store.append_event(
+                {
+                    "ts": a.clock.now(),
+                    "node": a.node.name,
+                    "runbook": "command",
+                    "run": plan.run_id,
+                    "step": kind,
+                    "outcome": "accepted",
+                    "by": by,
+                    "target": plan.target,
+                    "force": force,
+                }
+            )
         except BaseException:
             self.runbook_lock.release()
             raise
         self.running = plan.run_id
-        threading.Thread(target=self._execute, args=(plan.run_id, plan.execute),
-                         name=f"command-{plan.run_id}", daemon=True).start()  # fmt: skip
+        threading.Thread(
+            target=self._execute,
+            args=(plan.run_id, plan.execute),
+            name=f"command-{plan.run_id}",
+            daemon=True,
+        ).start()
         log.info("%s accepted (%s, target %s): running %s", kind, by, plan.target, plan.run_id)
         return {"event": eid, "run": plan.run_id, "kind": kind, "target": plan.target}
 
@@ -204,10 +245,16 @@ class Control:
         # A witness or frontend agent has no replicators of its own: the config's will do.
         report = run_drill(a.cfg, store, a.reps or replicators(a.cfg), dns)
         failed = [c["name"] for c in report["checks"] if c["verdict"] == "FAIL"]
-        event = {"ts": a.clock.now(), "node": a.node.name, "runbook": "drill",
-                 "run": f"drill-{int(report['started_at'])}", "step": "drill",
-                 "outcome": "passed" if report["passed"] else "failed", "by": by,
-                 "failed_checks": failed}  # fmt: skip
+        event = {
+            "ts": a.clock.now(),
+            "node": a.node.name,
+            "runbook": "drill",
+            "run": f"drill-{int(report['started_at'])}",
+            "step": "drill",
+            "outcome": "passed" if report["passed"] else "failed",
+            "by": by,
+            "failed_checks": failed,
+        }
         if store is not None:
             report["event"] = store.append_event(event)
         log.info("drill %s%s", event["outcome"], f": {', '.join(failed)}" if failed else "")

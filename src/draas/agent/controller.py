@@ -89,15 +89,30 @@ class Controller:
         ttl = a.cfg.timings.lease_ttl_s
         if kind == "failover":
             decision = Decision("failover", "resumed", target=target, expected_epoch=epoch)
-            return failover_runbook(a.store, a.node.name, decision, a.reps,
-                                    self.switches(target), self.verify_probes(target), ttl,
-                                    source, on_taken=a.took_over)  # fmt: skip
+            return failover_runbook(
+                a.store,
+                a.node.name,
+                decision,
+                a.reps,
+                self.switches(target),
+                self.verify_probes(target),
+                ttl,
+                source,
+                on_taken=a.took_over,
+            )
         holder = next(n.name for n in a.cfg.nodes if n.site == target and n.role == "site")
         rejoin = a.cfg.replication.recovery_dir if kind == "failback" else None
-        return switchover_runbook(a.store, source=source, target=target, holder=holder,
-                                  reps=a.reps, switches=self.switches(target),
-                                  verify=self.verify_probes(target), ttl_s=ttl,
-                                  rejoin_dir=rejoin)  # fmt: skip
+        return switchover_runbook(
+            a.store,
+            source=source,
+            target=target,
+            holder=holder,
+            reps=a.reps,
+            switches=self.switches(target),
+            verify=self.verify_probes(target),
+            ttl_s=ttl,
+            rejoin_dir=rejoin,
+        )
 
     def run(self, rid: str, why: str) -> str:
         lock = self.a.control.runbook_lock
@@ -115,9 +130,16 @@ class Controller:
         try:
             self.a.runner.run(self.book(rid), rid, ctx)
         except StaleEpoch as exc:
-            self.a.store.append_event({"ts": self.a.clock.now(), "node": self.a.node.name,
-                                       "run": rid, "step": "-", "outcome": "abandoned",
-                                       "error": str(exc)})  # fmt: skip
+            self.a.store.append_event(
+                {
+                    "ts": self.a.clock.now(),
+                    "node": self.a.node.name,
+                    "run": rid,
+                    "step": "-",
+                    "outcome": "abandoned",
+                    "error": str(exc),
+                }
+            )
             return f"{rid} abandoned: {exc}"
         except DraasError as exc:
             self.retry_at = self.a.clock.now() + RETRY_S
@@ -155,17 +177,22 @@ class Controller:
             primary_nodes = [n.name for n in a.cfg.nodes if n.site == a.primary]
             back = failback_due(view, primary_nodes, a.cfg.timings.failback_hold_s)
             if back.action == "failback" and self.came_by_failover(int(back.expected_epoch or 0)):
-                return self.run(run_id("failback", a.primary, int(back.expected_epoch or 0)),
-                                back.reason)  # fmt: skip
+                return self.run(
+                    run_id("failback", a.primary, int(back.expected_epoch or 0)), back.reason
+                )
         return f"decision: {decision.action}: {decision.reason}"
 
     def came_by_failover(self, epoch: int) -> bool:
         """Whether the DR site became active at ``epoch`` by a failover (failback follows) and
         not by a planned switchover (it stays until the operator moves it)."""
         if epoch not in self.origin:
-            runs = [str(e.get("run", "")) for e in self.a.store.events()
-                    if e.get("epoch") == epoch and e.get("outcome") == "done"
-                    and e.get("step") in ("take-lease", "hand-over")]  # fmt: skip
+            runs = [
+                str(e.get("run", ""))
+                for e in self.a.store.events()
+                if e.get("epoch") == epoch
+                and e.get("outcome") == "done"
+                and e.get("step") in ("take-lease", "hand-over")
+            ]
             self.origin[epoch] = bool(runs) and runs[-1].startswith("failover")
         return self.origin[epoch]
 

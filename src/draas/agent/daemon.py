@@ -62,9 +62,15 @@ class Agent:
     """``config_path``: where SIGHUP reloads the config from; ``serve_api``: run the control
     API on the node's address and ``api_port``."""
 
-    def __init__(self, cfg: Config, node: str, store: CoordinationStore,
-                 clock: Clock | None = None, config_path: str | None = None,
-                 serve_api: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self,
+        cfg: Config,
+        node: str,
+        store: CoordinationStore,
+        clock: Clock | None = None,
+        config_path: str | None = None,
+        serve_api: bool = False,
+    ) -> None:
         matches = [n for n in cfg.nodes if n.name == node]
         if not matches:
             known = ", ".join(n.name for n in cfg.nodes)
@@ -119,15 +125,22 @@ class Agent:
             return f"reload REFUSED, still running the previous config: {exc}"
         mine = [n for n in new.nodes if n.name == self.node.name]
         if not mine:
-            return (f"reload REFUSED: node {self.node.name!r} is no longer in "
-                    f"{self.config_path}; still running the previous config")  # fmt: skip
+            return (
+                f"reload REFUSED: node {self.node.name!r} is no longer in "
+                f"{self.config_path}; still running the previous config"
+            )
         fixed = ("role", "site", "address", "api_port")
-        if any(getattr(mine[0], k) != getattr(self.node, k) for k in fixed) or \
-                new.scheme != self.cfg.scheme or new.frontend != self.cfg.frontend or \
-                new.coordination != self.cfg.coordination:  # fmt: skip
-            return ("reload REFUSED: the node's role, site, address or api_port, the scheme, "
-                    "the frontend or the coordination settings changed; those need a restart "
-                    "(still running the previous config)")  # fmt: skip
+        if (
+            any(getattr(mine[0], k) != getattr(self.node, k) for k in fixed)
+            or new.scheme != self.cfg.scheme
+            or new.frontend != self.cfg.frontend
+            or new.coordination != self.cfg.coordination
+        ):
+            return (
+                "reload REFUSED: the node's role, site, address or api_port, the scheme, "
+                "the frontend or the coordination settings changed; those need a restart "
+                "(still running the previous config)"
+            )
         self.node = mine[0]
         self._configure(new)
         if self.api is not None:
@@ -139,14 +152,16 @@ class Agent:
         now = self.clock.now()
         targets = list(self.probes)
         # Every probe of every target at once: a cycle lasts one probe timeout at most.
-        results = await asyncio.gather(*(asyncio.gather(*(p.check() for p in self.probes[s]))
-                                         for s in targets))  # fmt: skip
+        results = await asyncio.gather(
+            *(asyncio.gather(*(p.check() for p in self.probes[s])) for s in targets)
+        )
         for target, res in zip(targets, results, strict=True):
             for r in res:
                 self.control.metrics.observe_probe(target, r.ok, r.latency_s)
             if self.vantage.feed(target, all(r.ok for r in res), now):
-                log.info("%s sees %s %s", self.node.name, target,
-                         self.vantage.detectors[target].state)  # fmt: skip
+                log.info(
+                    "%s sees %s %s", self.node.name, target, self.vantage.detectors[target].state
+                )
         self.publish()
 
     def publish(self) -> None:
@@ -176,8 +191,9 @@ class Agent:
                     return back
             held_by_me = active is not None and active.holder == self.node.name
             if self.held is not None and active is not None and not held_by_me:
-                return self.fence(f"the active record moved to {active.holder} "
-                                  f"(epoch {active.epoch})")  # fmt: skip
+                return self.fence(
+                    f"the active record moved to {active.holder} (epoch {active.epoch})"
+                )
             if held_by_me and self._quorum_says_my_site_is_down(active):  # type: ignore[arg-type]
                 said = self.fence("a quorum of vantage points sees this site down")
                 self.store.release_active(active)  # type: ignore[arg-type]
@@ -216,8 +232,13 @@ class Agent:
         and the quorum does not see the site down, take the record again and reopen writes:
         the site still holds every write. Otherwise a failover decides."""
         last = self.store.last_active()
-        if last is None or last.holder != self.node.name or last.site != mine or \
-                self.store.last_epoch() != last.epoch or mine not in self.reps:  # fmt: skip
+        if (
+            last is None
+            or last.holder != self.node.name
+            or last.site != mine
+            or self.store.last_epoch() != last.epoch
+            or mine not in self.reps
+        ):
             return ""
         try:
             role = self.reps[mine].status().role
@@ -226,8 +247,9 @@ class Agent:
         if role == "replica" or decide(self.view()).action in ("failover", "await-release"):
             return ""
         try:
-            rec = self.store.take_active(mine, self.node.name, last.epoch,
-                                         self.cfg.timings.lease_ttl_s)  # fmt: skip
+            rec = self.store.take_active(
+                mine, self.node.name, last.epoch, self.cfg.timings.lease_ttl_s
+            )
         except StaleEpoch:
             return ""
         self.held, self.last_renewal = rec, self.clock.now()
@@ -284,14 +306,23 @@ class Agent:
         return snapshot(self.cfg, self.store, self.clock.now(), active)
 
     def view_without_store(self) -> View:
-        return View(now=self.clock.now(), voters=self.voters, observations={}, active=None,
-                    last_epoch=0, primary=self.primary, dr=self.dr, store_ok=False,
-                    confirm_window_s=self.cfg.timings.confirm_window_s)  # fmt: skip
+        return View(
+            now=self.clock.now(),
+            voters=self.voters,
+            observations={},
+            active=None,
+            last_epoch=0,
+            primary=self.primary,
+            dr=self.dr,
+            store_ok=False,
+            confirm_window_s=self.cfg.timings.confirm_window_s,
+        )
 
     def _quorum_says_my_site_is_down(self, active: ActiveRecord) -> bool:
         """The holder steps down when the quorum would fail it over (it fences first)."""
-        return self.node.site == self.primary and \
-            decide(self.view(active)).action == "await-release"  # fmt: skip
+        return (
+            self.node.site == self.primary and decide(self.view(active)).action == "await-release"
+        )
 
     def fence(self, why: str) -> str:
         with self.db_lock:
@@ -317,8 +348,11 @@ class Agent:
         as an event; this alone never fails anything over."""
         now = self.clock.now()
         site = self.node.site
-        if site is None or site not in self.reps or now - self.replication_read < \
-                REPLICATION_CHECK_S / 2:  # fmt: skip
+        if (
+            site is None
+            or site not in self.reps
+            or now - self.replication_read < REPLICATION_CHECK_S / 2
+        ):
             return ""
         self.replication_read = now
         try:
@@ -328,11 +362,19 @@ class Agent:
             state, detail = "unknown", str(exc)
         else:
             healthy = st.role != "replica" or (st.healthy_replica and st.io_running == "Yes")
-            self.db_doc = {"role": st.role, "read_only": st.read_only, "lag_s": st.lag_s,
-                           "lag_trx": st.lag_trx, "io_running": st.io_running,
-                           "sql_running": st.sql_running, "semi_sync": st.semi_sync,
-                           "healthy": healthy, "last_error": st.last_error,
-                           "unfit": st.unfit, "gtid_binlog_pos": st.gtid_binlog_pos}  # fmt: skip
+            self.db_doc = {
+                "role": st.role,
+                "read_only": st.read_only,
+                "lag_s": st.lag_s,
+                "lag_trx": st.lag_trx,
+                "io_running": st.io_running,
+                "sql_running": st.sql_running,
+                "semi_sync": st.semi_sync,
+                "healthy": healthy,
+                "last_error": st.last_error,
+                "unfit": st.unfit,
+                "gtid_binlog_pos": st.gtid_binlog_pos,
+            }
             if st.role == "read-only":
                 return self._reopen_if_closed(site)
             if st.role != "replica":
@@ -347,9 +389,17 @@ class Agent:
         before, self.replication = self.replication, state
         if before is None and state == "healthy":
             return ""
-        self.store.append_event({"ts": now, "node": self.node.name, "runbook": "monitor",
-                                 "run": f"replication-{site}", "step": "replication",
-                                 "outcome": state, "detail": detail})  # fmt: skip
+        self.store.append_event(
+            {
+                "ts": now,
+                "node": self.node.name,
+                "runbook": "monitor",
+                "run": f"replication-{site}",
+                "step": "replication",
+                "outcome": state,
+                "detail": detail,
+            }
+        )
         return f"replication of {site} {state}: {detail}"
 
     def _reopen_if_closed(self, site: str) -> str:
@@ -365,8 +415,7 @@ class Agent:
             return ""
         try:
             current = self.store.active()
-            if current is None or (current.holder, current.epoch) != (self.node.name,
-                                                                      held.epoch):  # fmt: skip
+            if current is None or (current.holder, current.epoch) != (self.node.name, held.epoch):
                 return ""  # the lease is no longer ours: the fencing rules act, not this
             if planned_move_under_way(self.store.events(), self.clock.now()) is not None:
                 return ""
@@ -379,13 +428,23 @@ class Agent:
             said = f"{site}'s database is read-only and could not be reopened: {exc}"
             outcome = "failed"
         else:
-            said = f"{site}'s database was read-only while {site} holds the lease (epoch " \
-                f"{held.epoch}): reopened for writes"  # fmt: skip
+            said = (
+                f"{site}'s database was read-only while {site} holds the lease (epoch "
+                f"{held.epoch}): reopened for writes"
+            )
             outcome = "reopened"
-        self.store.append_event({"ts": now, "node": self.node.name, "runbook": "monitor",
-                                 "run": f"database-{site}", "step": "writes",
-                                 "outcome": outcome, "epoch": held.epoch,
-                                 "detail": said})  # fmt: skip
+        self.store.append_event(
+            {
+                "ts": now,
+                "node": self.node.name,
+                "runbook": "monitor",
+                "run": f"database-{site}",
+                "step": "writes",
+                "outcome": outcome,
+                "epoch": held.epoch,
+                "detail": said,
+            }
+        )
         return said
 
     def _resume_if_restarted(self, site: str, st: ReplicationStatus) -> str:
@@ -406,19 +465,31 @@ class Agent:
             active = self.store.active()
         except CoordinationError:
             return ""
-        if active is None or active.site == site or active.site not in self.reps or \
-                st.source != self.reps[active.site].endpoint.host:  # fmt: skip
+        if (
+            active is None
+            or active.site == site
+            or active.site not in self.reps
+            or st.source != self.reps[active.site].endpoint.host
+        ):
             return ""
         try:
             self.reps[site].resume()
         except DraasError as exc:
             return f"could not restart replication of {site} from {active.site}: {exc}"
-        said = f"{site}'s database had restarted with replication stopped: resumed from " \
-            f"{active.site}"  # fmt: skip
-        self.store.append_event({"ts": self.clock.now(), "node": self.node.name,
-                                 "runbook": "monitor", "run": f"replication-{site}",
-                                 "step": "replication", "outcome": "resumed",
-                                 "detail": said})  # fmt: skip
+        said = (
+            f"{site}'s database had restarted with replication stopped: resumed from {active.site}"
+        )
+        self.store.append_event(
+            {
+                "ts": self.clock.now(),
+                "node": self.node.name,
+                "runbook": "monitor",
+                "run": f"replication-{site}",
+                "step": "replication",
+                "outcome": "resumed",
+                "detail": said,
+            }
+        )
         return said
 
     # -- a frontend follows the lease ----------------------------------------------------------
@@ -459,8 +530,13 @@ class Agent:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
-        log.info("agent %s (%s, site %s) starting; voters %s", self.node.name, self.node.role,
-                 self.node.site, self.voters)  # fmt: skip
+        log.info(
+            "agent %s (%s, site %s) starting; voters %s",
+            self.node.name,
+            self.node.role,
+            self.node.site,
+            self.voters,
+        )
         if isinstance(self.engine, ProxyEngine):
             await self.engine.start()
         if self.engine is not None:
@@ -506,17 +582,25 @@ class Agent:
         watchdog.cancel()
         db_watch.cancel()
         if not await asyncio.to_thread(self.control.wait_idle, 60.0):
-            log.warning("a command is still running after 60 s; stopping anyway (it resumes "
-                        "when an agent runs it again)")  # fmt: skip
+            log.warning(
+                "a command is still running after 60 s; stopping anyway (it resumes "
+                "when an agent runs it again)"
+            )
         if self.held is not None and not self.fenced:
             try:
                 self.store.release_active(self.held)
-                log.warning("released the active lease of %s (epoch %s); its database still "
-                            "takes writes, but nothing fences it until the agent runs again",
-                            self.node.site, self.held.epoch)  # fmt: skip
+                log.warning(
+                    "released the active lease of %s (epoch %s); its database still "
+                    "takes writes, but nothing fences it until the agent runs again",
+                    self.node.site,
+                    self.held.epoch,
+                )
             except CoordinationError as exc:
-                log.warning("could not release the active lease (%s); it expires in %g s",
-                            exc, self.cfg.timings.lease_ttl_s)  # fmt: skip
+                log.warning(
+                    "could not release the active lease (%s); it expires in %g s",
+                    exc,
+                    self.cfg.timings.lease_ttl_s,
+                )
             self.held = None
         if self.api is not None:
             await self.api.stop()
@@ -563,7 +647,8 @@ class Agent:
                 except DraasError as exc:
                     said = f"{duty.__name__} failed: {exc}"
                 if said:  # fencing is a warning; a frontend following the lease is news
-                    log.log(logging.INFO if duty == self.follow_lease else logging.WARNING,
-                            "%s", said)  # fmt: skip
+                    log.log(
+                        logging.INFO if duty == self.follow_lease else logging.WARNING, "%s", said
+                    )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), FOLLOW_S)

@@ -46,8 +46,15 @@ def replicators(cfg: Config) -> dict[str, MariaDBReplicator]:
     return out
 
 
-def probe_for(cfg: Config, check: Check, address: str, tokens: TokenBox | None = None,
-              min_timeout_s: float = 0.0, periodic: bool = True, **kw: Any) -> Any:  # fmt: skip
+def probe_for(
+    cfg: Config,
+    check: Check,
+    address: str,
+    tokens: TokenBox | None = None,
+    min_timeout_s: float = 0.0,
+    periodic: bool = True,
+    **kw: Any,
+) -> Any:
     """One check aimed at ``address`` (a site's or a frontend's); ``periodic=False``: every
     call runs it (a verification after a switch, not a probe round)."""
     timeout = max(min_timeout_s, check.timeout_s or cfg.timings.probe_timeout_s)
@@ -55,12 +62,25 @@ def probe_for(cfg: Config, check: Check, address: str, tokens: TokenBox | None =
     if check.kind == "keystone":
         assert check.username is not None and check.password_file is not None
         password = read_secret(check.password_file, f"service.checks {check.name}")
-        probe = KeystoneProbe(f"http://{address}:{check.port}", check.username, password,
-                              check.project, check.domain, timeout_s=timeout, tokens=tokens,
-                              login_timeout_s=max(2.0, timeout), **kw)  # fmt: skip
+        probe = KeystoneProbe(
+            f"http://{address}:{check.port}",
+            check.username,
+            password,
+            check.project,
+            check.domain,
+            timeout_s=timeout,
+            tokens=tokens,
+            login_timeout_s=max(2.0, timeout),
+            **kw,
+        )
     else:
-        probe = HttpProbe(f"http://{address}:{check.port}{check.path}", check.expect_status,
-                          check.expect_body, timeout_s=timeout, **kw)  # fmt: skip
+        probe = HttpProbe(
+            f"http://{address}:{check.port}{check.path}",
+            check.expect_status,
+            check.expect_body,
+            timeout_s=timeout,
+            **kw,
+        )
     return Periodic(probe, check.interval_s) if check.interval_s and periodic else probe
 
 
@@ -68,16 +88,20 @@ def site_probes(cfg: Config, **kw: Any) -> dict[str, list[Any]]:
     """The service's checks, aimed at each site's own address (the deep checks of all sites
     share one token)."""
     tokens = TokenBox()
-    return {name: [probe_for(cfg, c, site.address, tokens, **kw) for c in cfg.service.checks]
-            for name, site in cfg.sites.items()}  # fmt: skip
+    return {
+        name: [probe_for(cfg, c, site.address, tokens, **kw) for c in cfg.service.checks]
+        for name, site in cfg.sites.items()
+    }
 
 
 def frontend_probes(cfg: Config, **kw: Any) -> dict[str, list[TcpProbe]]:
     """Each frontend's listener (a TCP connect to the service's first port): whether the
     frontend itself is alive, whatever the sites behind it are doing."""
     port = cfg.service.checks[0].port
-    return {n.name: [TcpProbe(n.address, port, timeout_s=cfg.timings.probe_timeout_s, **kw)]
-            for n in cfg.nodes_with_role("frontend")}  # fmt: skip
+    return {
+        n.name: [TcpProbe(n.address, port, timeout_s=cfg.timings.probe_timeout_s, **kw)]
+        for n in cfg.nodes_with_role("frontend")
+    }
 
 
 def frontend_engine(cfg: Config, node: Node) -> FrontendEngine:
@@ -85,23 +109,29 @@ def frontend_engine(cfg: Config, node: Node) -> FrontendEngine:
     sites = {name: site.address for name, site in cfg.sites.items()}
     kind = cfg.frontend.engine
     if kind == "haproxy":
-        return make_engine(kind, node.name, sites, admin_socket=str(node.admin_socket),
-                           retries=2, deadline_s=5.0)  # fmt: skip
+        return make_engine(
+            kind, node.name, sites, admin_socket=str(node.admin_socket), retries=2, deadline_s=5.0
+        )
     ports = {c.port: c.port for c in cfg.service.checks}
-    return make_engine(kind, node.name, sites, ports=ports, bind=node.address,
-                       target=cfg.site_with_role("primary"))  # fmt: skip
+    return make_engine(
+        kind, node.name, sites, ports=ports, bind=node.address, target=cfg.site_with_role("primary")
+    )
 
 
 def through_frontends(cfg: Config, frontends: list[str], **kw: Any) -> list[Any]:
     """The service's checks sent to frontends, the way a client's requests go."""
     address = {n.name: n.address for n in cfg.nodes_with_role("frontend")}
     tokens = TokenBox()
-    return [probe_for(cfg, c, address[fe], tokens, min_timeout_s=2.0, periodic=False, **kw)
-            for fe in frontends for c in cfg.service.checks]  # fmt: skip
+    return [
+        probe_for(cfg, c, address[fe], tokens, min_timeout_s=2.0, periodic=False, **kw)
+        for fe in frontends
+        for c in cfg.service.checks
+    ]
 
 
-def traffic_switches(cfg: Config, store: CoordinationStore, site: str,
-                     dns: TrafficSwitch | None) -> list[tuple[TrafficSwitch, str]]:  # fmt: skip
+def traffic_switches(
+    cfg: Config, store: CoordinationStore, site: str, dns: TrafficSwitch | None
+) -> list[tuple[TrafficSwitch, str]]:
     """What moves traffic to ``site``: in the DNS scheme the record; in the frontend and
     hybrid schemes the frontends, whose agents follow the lease (the switch waits until they
     all route to the site)."""
@@ -116,8 +146,10 @@ def client_path_probes(cfg: Config, site: str, via: list[str] | None = None) -> 
     """The checks a switch is verified with: the site itself and, in the frontend schemes,
     the frontends a client goes through (``via``; default every frontend)."""
     tokens = TokenBox()
-    probes = [probe_for(cfg, c, cfg.sites[site].address, tokens, periodic=False)
-              for c in cfg.service.checks]  # fmt: skip
+    probes = [
+        probe_for(cfg, c, cfg.sites[site].address, tokens, periodic=False)
+        for c in cfg.service.checks
+    ]
     if cfg.scheme != "dns":
         probes += through_frontends(cfg, via or [n.name for n in cfg.nodes_with_role("frontend")])
     return probes

@@ -30,18 +30,27 @@ class _StatusCollector(Collector):
         store = GaugeMetricFamily("draas_store_up", "1 if the coordination store answered")
         store.add_metric([], 1.0 if st["store_ok"] else 0.0)
         yield store
-        up = GaugeMetricFamily("draas_site_up", "1 if the observer sees the site up",
-                               labels=["site", "observer"])  # fmt: skip
-        fe_up = GaugeMetricFamily("draas_frontend_up", "1 if the observer sees the frontend up",
-                                  labels=["frontend", "observer"])  # fmt: skip
-        active = GaugeMetricFamily("draas_site_active", "1 for the site holding the lease",
-                                   labels=["site"])  # fmt: skip
-        lag = GaugeMetricFamily("draas_replication_lag_seconds",
-                                "Seconds the site's replica is behind its source",
-                                labels=["site"])  # fmt: skip
-        healthy = GaugeMetricFamily("draas_replication_healthy",
-                                    "1 if the site's replication threads run without error",
-                                    labels=["site"])  # fmt: skip
+        up = GaugeMetricFamily(
+            "draas_site_up", "1 if the observer sees the site up", labels=["site", "observer"]
+        )
+        fe_up = GaugeMetricFamily(
+            "draas_frontend_up",
+            "1 if the observer sees the frontend up",
+            labels=["frontend", "observer"],
+        )
+        active = GaugeMetricFamily(
+            "draas_site_active", "1 for the site holding the lease", labels=["site"]
+        )
+        lag = GaugeMetricFamily(
+            "draas_replication_lag_seconds",
+            "Seconds the site's replica is behind its source",
+            labels=["site"],
+        )
+        healthy = GaugeMetricFamily(
+            "draas_replication_healthy",
+            "1 if the site's replication threads run without error",
+            labels=["site"],
+        )
         for s in st["sites"]:
             active.add_metric([s["name"]], 1.0 if s["active"] else 0.0)
             for observer, state in s["seen"].items():
@@ -51,9 +60,11 @@ class _StatusCollector(Collector):
                 lag.add_metric([s["name"]], float(db["lag_s"]))
             if db.get("role") == "replica":
                 healthy.add_metric([s["name"]], 1.0 if db.get("healthy") else 0.0)
-        routes = GaugeMetricFamily("draas_frontend_routes_to",
-                                   "1 for the site each frontend routes to",
-                                   labels=["frontend", "site"])  # fmt: skip
+        routes = GaugeMetricFamily(
+            "draas_frontend_routes_to",
+            "1 for the site each frontend routes to",
+            labels=["frontend", "site"],
+        )
         for fe in st["frontends"]:
             for observer, state in fe["seen"].items():
                 fe_up.add_metric([fe["name"], observer], 1.0 if state == "up" else 0.0)
@@ -66,8 +77,10 @@ class _StatusCollector(Collector):
         total = CounterMetricFamily("draas_failovers", "Failovers that took the lease")
         total.add_metric([], float(st["failovers_total"]))
         yield total
-        last = GaugeMetricFamily("draas_last_failover_timestamp_seconds",
-                                 "When the last failover took the lease (Unix time)")  # fmt: skip
+        last = GaugeMetricFamily(
+            "draas_last_failover_timestamp_seconds",
+            "When the last failover took the lease (Unix time)",
+        )
         if st["last_failover_at"] is not None:
             last.add_metric([], float(st["last_failover_at"]))
         yield last
@@ -80,9 +93,12 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.registry.register(_StatusCollector(status, node, role))
         self.probe_seconds = Histogram(
-            "draas_probe_duration_seconds", "How long this agent's probes took",
-            ["target", "result"], buckets=PROBE_BUCKETS, registry=self.registry,
-        )  # fmt: skip
+            "draas_probe_duration_seconds",
+            "How long this agent's probes took",
+            ["target", "result"],
+            buckets=PROBE_BUCKETS,
+            registry=self.registry,
+        )
 
     def observe_probe(self, target: str, ok: bool, seconds: float) -> None:
         self.probe_seconds.labels(target, "ok" if ok else "failed").observe(seconds)

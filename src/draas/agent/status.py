@@ -26,8 +26,9 @@ def _seen(observations: Mapping[str, Mapping[str, Any]], target: str) -> dict[st
     return out
 
 
-def _database(cfg: Config, site: str, observations: Mapping[str, Mapping[str, Any]]
-              ) -> dict[str, Any] | None:  # fmt: skip
+def _database(
+    cfg: Config, site: str, observations: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any] | None:
     """The site's database as its own agent last published it."""
     for node in cfg.nodes:
         if node.site == site and node.role == "site":
@@ -40,8 +41,11 @@ def _database(cfg: Config, site: str, observations: Mapping[str, Mapping[str, An
 def last_step(events: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
     for e in reversed(events):
         if e.get("runbook") in RUNBOOKS or str(e.get("run", "")).startswith(RUNBOOKS):
-            return {k: e.get(k) for k in ("id", "ts", "node", "run", "step", "outcome", "error")
-                    if e.get(k) is not None}  # fmt: skip
+            return {
+                k: e.get(k)
+                for k in ("id", "ts", "node", "run", "step", "outcome", "error")
+                if e.get(k) is not None
+            }
     return None
 
 
@@ -50,59 +54,100 @@ def failovers(events: Sequence[Mapping[str, Any]]) -> list[tuple[str, float]]:
     seen: dict[str, float] = {}
     for e in events:
         run = str(e.get("run", ""))
-        if run.startswith("failover-") and e.get("step") == "take-lease" and \
-                e.get("outcome") == "done" and run not in seen:  # fmt: skip
+        if (
+            run.startswith("failover-")
+            and e.get("step") == "take-lease"
+            and e.get("outcome") == "done"
+            and run not in seen
+        ):
             seen[run] = float(e.get("ts", 0))
     return list(seen.items())
 
 
-def status_doc(cfg: Config, *, node: str, now: float, active: ActiveRecord | None,
-               last_epoch: int, observations: Mapping[str, Mapping[str, Any]],
-               events: Sequence[Mapping[str, Any]], dns_points_at: str | None,
-               store_ok: bool = True,
-               decision: Decision | None = None) -> dict[str, Any]:  # fmt: skip
+def status_doc(
+    cfg: Config,
+    *,
+    node: str,
+    now: float,
+    active: ActiveRecord | None,
+    last_epoch: int,
+    observations: Mapping[str, Mapping[str, Any]],
+    events: Sequence[Mapping[str, Any]],
+    dns_points_at: str | None,
+    store_ok: bool = True,
+    decision: Decision | None = None,
+) -> dict[str, Any]:
     """``decision``: what the failover policy says on this same view (shown so that an
     operator sees why nothing moves, e.g. a lost quorum or an unfit replica)."""
     sites = []
     for name, site in cfg.sites.items():
-        sites.append({
-            "name": name, "role": site.role, "address": site.address,
-            "active": active is not None and active.site == name,
-            "database": _database(cfg, name, observations),
-            "seen": _seen(observations, name),
-        })  # fmt: skip
+        sites.append(
+            {
+                "name": name,
+                "role": site.role,
+                "address": site.address,
+                "active": active is not None and active.site == name,
+                "database": _database(cfg, name, observations),
+                "seen": _seen(observations, name),
+            }
+        )
     frontends = []
     for fe in cfg.nodes_with_role("frontend"):
         doc = observations.get(fe.name)
-        frontends.append({"name": fe.name, "address": fe.address,
-                          "routes_to": None if doc is None else doc.get("routes_to"),
-                          "agent_alive": doc is not None,
-                          "seen": _seen(observations, fe.name)})  # fmt: skip
-    vantage = [{"name": n.name, "role": n.role, "site": n.site,
-                "alive": n.name in observations,
-                "sees": {t: v.get("state") for t, v in
-                         observations.get(n.name, {}).get("targets", {}).items()}}
-               for n in cfg.nodes]  # fmt: skip
+        frontends.append(
+            {
+                "name": fe.name,
+                "address": fe.address,
+                "routes_to": None if doc is None else doc.get("routes_to"),
+                "agent_alive": doc is not None,
+                "seen": _seen(observations, fe.name),
+            }
+        )
+    vantage = [
+        {
+            "name": n.name,
+            "role": n.role,
+            "site": n.site,
+            "alive": n.name in observations,
+            "sees": {
+                t: v.get("state")
+                for t, v in observations.get(n.name, {}).get("targets", {}).items()
+            },
+        }
+        for n in cfg.nodes
+    ]
     by_address = {s.address: s_name for s_name, s in cfg.sites.items()}
     by_address.update({fe.address: fe.name for fe in cfg.nodes_with_role("frontend")})
     dns = None
     if cfg.dns is not None:
-        dns = {"name": cfg.service.dns_name, "points_at": dns_points_at,
-               "target": by_address.get(dns_points_at or "")}  # fmt: skip
+        dns = {
+            "name": cfg.service.dns_name,
+            "points_at": dns_points_at,
+            "target": by_address.get(dns_points_at or ""),
+        }
     runs = failovers(events)
     return {
-        "node": node, "time": round(now, 3), "scheme": cfg.scheme,
-        "service": cfg.service.dns_name, "store_ok": store_ok,
-        "active": None if active is None else {"site": active.site, "epoch": active.epoch,
-                                               "holder": active.holder},
+        "node": node,
+        "time": round(now, 3),
+        "scheme": cfg.scheme,
+        "service": cfg.service.dns_name,
+        "store_ok": store_ok,
+        "active": None
+        if active is None
+        else {"site": active.site, "epoch": active.epoch, "holder": active.holder},
         "last_epoch": last_epoch,
-        "sites": sites, "frontends": frontends, "vantage_points": vantage, "dns": dns,
+        "sites": sites,
+        "frontends": frontends,
+        "vantage_points": vantage,
+        "dns": dns,
         "last_step": last_step(events),
-        "failovers_total": len(runs), "last_failover_at": runs[-1][1] if runs else None,
+        "failovers_total": len(runs),
+        "last_failover_at": runs[-1][1] if runs else None,
         "summary": summary(active, sites, store_ok),
-        "automatic": None if decision is None else {"action": decision.action,
-                                                    "reason": decision.reason},
-    }  # fmt: skip
+        "automatic": None
+        if decision is None
+        else {"action": decision.action, "reason": decision.reason},
+    }
 
 
 def summary(active: ActiveRecord | None, sites: list[dict[str, Any]], store_ok: bool) -> str:
@@ -119,8 +164,10 @@ def summary(active: ActiveRecord | None, sites: list[dict[str, Any]], store_ok: 
         if not db.get("healthy", True):
             rep = f"{standby[0]['name']} replication BROKEN: {db.get('last_error') or '?'}"
         if db.get("unfit"):
-            rep = f"{standby[0]['name']} replica UNFIT to take over (no automatic failover): " \
-                f"{db['unfit']}"  # fmt: skip
+            rep = (
+                f"{standby[0]['name']} replica UNFIT to take over (no automatic failover): "
+                f"{db['unfit']}"
+            )
     elif standby and db:
         rep = f"{standby[0]['name']} is {db.get('role')}, not replicating"
     return f"{active.site} active (epoch {active.epoch}, held by {active.holder}); {rep}"

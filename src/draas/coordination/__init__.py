@@ -24,8 +24,9 @@ class ActiveRecord:
     lease: str = ""  # the store's handle of the lease the record lives under
 
     def to_json(self) -> str:
-        return json.dumps({"site": self.site, "epoch": self.epoch, "holder": self.holder},
-                          sort_keys=True)  # fmt: skip
+        return json.dumps(
+            {"site": self.site, "epoch": self.epoch, "holder": self.holder}, sort_keys=True
+        )
 
     @classmethod
     def from_json(cls, text: str | bytes, lease: str = "") -> ActiveRecord:
@@ -54,14 +55,16 @@ class CoordinationStore(ABC):
         held the highest epoch. None before the first grant."""
 
     @abstractmethod
-    def take_active(self, site: str, holder: str, expected_epoch: int,
-                    ttl_s: float) -> ActiveRecord:  # fmt: skip
+    def take_active(
+        self, site: str, holder: str, expected_epoch: int, ttl_s: float
+    ) -> ActiveRecord:
         """Become active with epoch ``expected_epoch + 1``, if no one holds the record and the
         epoch is still ``expected_epoch``; else raise ``StaleEpoch`` and change nothing."""
 
     @abstractmethod
-    def hand_over(self, current: ActiveRecord, site: str, holder: str,
-                  ttl_s: float) -> ActiveRecord:  # fmt: skip
+    def hand_over(
+        self, current: ActiveRecord, site: str, holder: str, ttl_s: float
+    ) -> ActiveRecord:
         """Planned switchover: replace exactly ``current`` with a record for ``site`` under
         epoch + 1, atomically; ``StaleEpoch`` if ``current`` is no longer the record."""
 

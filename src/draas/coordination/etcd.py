@@ -41,8 +41,9 @@ def _b64(text: str) -> str:
 
 
 class EtcdStore(CoordinationStore):
-    def __init__(self, endpoints: Sequence[str], prefix: str = "/draas/",
-                 timeout_s: float = 2.0) -> None:  # fmt: skip
+    def __init__(
+        self, endpoints: Sequence[str], prefix: str = "/draas/", timeout_s: float = 2.0
+    ) -> None:
         if not endpoints:
             raise CoordinationError("etcd store: no endpoint configured", retryable=False)
         self.endpoints = list(endpoints)
@@ -56,9 +57,12 @@ class EtcdStore(CoordinationStore):
     def _client(self, url: str) -> Any:
         if url not in self._clients:
             u = urlsplit(url)
-            self._clients[url] = etcd3gw.client(host=u.hostname or "localhost",
-                                                port=u.port or 2379, protocol=u.scheme or "http",
-                                                timeout=self.timeout_s)  # fmt: skip
+            self._clients[url] = etcd3gw.client(
+                host=u.hostname or "localhost",
+                port=u.port or 2379,
+                protocol=u.scheme or "http",
+                timeout=self.timeout_s,
+            )
         return self._clients[url]
 
     def _do(self, what: str, fn: Callable[[Any], T]) -> T:
@@ -80,8 +84,9 @@ class EtcdStore(CoordinationStore):
     def _key(self, name: str) -> str:
         return self.prefix + name
 
-    def _txn(self, client: Any, compare: list[dict[str, Any]],
-             success: list[dict[str, Any]]) -> bool:  # fmt: skip
+    def _txn(
+        self, client: Any, compare: list[dict[str, Any]], success: list[dict[str, Any]]
+    ) -> bool:
         result = client.transaction({"compare": compare, "success": success, "failure": []})
         return bool(result.get("succeeded", False))
 
@@ -109,41 +114,66 @@ class EtcdStore(CoordinationStore):
 
     def _epoch_is(self, epoch: int) -> dict[str, Any]:
         if epoch == 0:
-            return {"key": _b64(self._key("epoch")), "result": "EQUAL", "target": "CREATE",
-                    "create_revision": 0}  # fmt: skip
-        return {"key": _b64(self._key("epoch")), "result": "EQUAL", "target": "VALUE",
-                "value": _b64(str(epoch))}  # fmt: skip
+            return {
+                "key": _b64(self._key("epoch")),
+                "result": "EQUAL",
+                "target": "CREATE",
+                "create_revision": 0,
+            }
+        return {
+            "key": _b64(self._key("epoch")),
+            "result": "EQUAL",
+            "target": "VALUE",
+            "value": _b64(str(epoch)),
+        }
 
     def _writes(self, record: ActiveRecord, lease: int) -> list[dict[str, Any]]:
         return [
             {"request_put": {"key": _b64(self._key("epoch")), "value": _b64(str(record.epoch))}},
-            {"request_put": {"key": _b64(self._key("active")), "value": _b64(record.to_json()),
-                             "lease": lease}},
+            {
+                "request_put": {
+                    "key": _b64(self._key("active")),
+                    "value": _b64(record.to_json()),
+                    "lease": lease,
+                }
+            },
             {"request_put": {"key": _b64(self._key("last")), "value": _b64(record.to_json())}},
-        ]  # fmt: skip
+        ]
 
-    def take_active(self, site: str, holder: str, expected_epoch: int,
-                    ttl_s: float) -> ActiveRecord:  # fmt: skip
+    def take_active(
+        self, site: str, holder: str, expected_epoch: int, ttl_s: float
+    ) -> ActiveRecord:
         def attempt(c: Any) -> ActiveRecord:
             lease = self._grant(c, ttl_s)
             record = ActiveRecord(site, expected_epoch + 1, holder, str(lease))
-            absent = {"key": _b64(self._key("active")), "result": "EQUAL", "target": "CREATE",
-                      "create_revision": 0}  # fmt: skip
+            absent = {
+                "key": _b64(self._key("active")),
+                "result": "EQUAL",
+                "target": "CREATE",
+                "create_revision": 0,
+            }
             if self._txn(c, [absent, self._epoch_is(expected_epoch)], self._writes(record, lease)):
                 return record
             Lease(lease, c).revoke()
-            raise StaleEpoch(f"cannot take the active record with epoch {expected_epoch}: "
-                             f"it is held ({self._read_active(c)}) or the epoch moved")  # fmt: skip
+            raise StaleEpoch(
+                f"cannot take the active record with epoch {expected_epoch}: "
+                f"it is held ({self._read_active(c)}) or the epoch moved"
+            )
 
         return self._do("take active", attempt)
 
-    def hand_over(self, current: ActiveRecord, site: str, holder: str,
-                  ttl_s: float) -> ActiveRecord:  # fmt: skip
+    def hand_over(
+        self, current: ActiveRecord, site: str, holder: str, ttl_s: float
+    ) -> ActiveRecord:
         def attempt(c: Any) -> ActiveRecord:
             lease = self._grant(c, ttl_s)
             record = ActiveRecord(site, current.epoch + 1, holder, str(lease))
-            same = {"key": _b64(self._key("active")), "result": "EQUAL", "target": "VALUE",
-                    "value": _b64(current.to_json())}  # fmt: skip
+            same = {
+                "key": _b64(self._key("active")),
+                "result": "EQUAL",
+                "target": "VALUE",
+                "value": _b64(current.to_json()),
+            }
             if self._txn(c, [same, self._epoch_is(current.epoch)], self._writes(record, lease)):
                 if current.lease:
                     Lease(int(current.lease), c).revoke()
@@ -202,9 +232,10 @@ class EtcdStore(CoordinationStore):
         return eid
 
     def events(self) -> list[dict[str, Any]]:
-        rows = self._do("read events", lambda c: c.get_prefix(self._key("events/"),
-                                                               sort_order="ascend",
-                                                               sort_target="key"))  # fmt: skip
+        rows = self._do(
+            "read events",
+            lambda c: c.get_prefix(self._key("events/"), sort_order="ascend", sort_target="key"),
+        )
         out = []
         for value, meta in rows:
             doc = json.loads(value)

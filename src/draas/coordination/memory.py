@@ -42,13 +42,16 @@ class MemoryStore(CoordinationStore):
         with self._lock:
             return self._epoch
 
-    def take_active(self, site: str, holder: str, expected_epoch: int,
-                    ttl_s: float) -> ActiveRecord:  # fmt: skip
+    def take_active(
+        self, site: str, holder: str, expected_epoch: int, ttl_s: float
+    ) -> ActiveRecord:
         with self._lock:
             current = self._live_active()
             if current is not None:
-                raise StaleEpoch(f"site {current.site} holds the active record (epoch "
-                                 f"{current.epoch}, holder {current.holder})")  # fmt: skip
+                raise StaleEpoch(
+                    f"site {current.site} holds the active record (epoch "
+                    f"{current.epoch}, holder {current.holder})"
+                )
             if self._epoch != expected_epoch:
                 raise StaleEpoch(f"epoch is {self._epoch}, not {expected_epoch}")
             self._epoch += 1
@@ -57,12 +60,16 @@ class MemoryStore(CoordinationStore):
             self._active_expires = self.clock.now() + ttl_s
             return self._active
 
-    def hand_over(self, current: ActiveRecord, site: str, holder: str,
-                  ttl_s: float) -> ActiveRecord:  # fmt: skip
+    def hand_over(
+        self, current: ActiveRecord, site: str, holder: str, ttl_s: float
+    ) -> ActiveRecord:
         with self._lock:
             live = self._live_active()
-            if live is None or (live.site, live.epoch, live.holder) != \
-                    (current.site, current.epoch, current.holder):  # fmt: skip
+            if live is None or (live.site, live.epoch, live.holder) != (
+                current.site,
+                current.epoch,
+                current.holder,
+            ):
                 raise StaleEpoch(f"the active record is {live}, not {current}")
             self._epoch += 1
             self._active = ActiveRecord(site, self._epoch, holder, str(next(self._leases)))

@@ -53,13 +53,22 @@ def replica_check(dr: str, st: ReplicationStatus | None, error: str, rpo_s: floa
     if st.role != "replica":
         return DrillCheck(name, False, f"{dr}'s database is {st.role}, not a replica")
     if st.io_running != "Yes" or st.sql_running != "Yes" or st.last_error:
-        return DrillCheck(name, False, f"replication on {dr} is broken: IO {st.io_running}, "
-                          f"SQL {st.sql_running}: {st.last_error or 'no error'}")  # fmt: skip
+        return DrillCheck(
+            name,
+            False,
+            f"replication on {dr} is broken: IO {st.io_running}, "
+            f"SQL {st.sql_running}: {st.last_error or 'no error'}",
+        )
     if st.lag_s is None or st.lag_s > rpo_s:
-        return DrillCheck(name, False, f"{dr} lags {st.lag_s} s behind its source; the RPO "
-                          f"allows {rpo_s:g} s")  # fmt: skip
-    return DrillCheck(name, True, f"{dr} replicating from {st.source}, lag {st.lag_s} s "
-                      f"(RPO {rpo_s:g} s), {st.lag_trx or 0} transaction(s) behind")  # fmt: skip
+        return DrillCheck(
+            name, False, f"{dr} lags {st.lag_s} s behind its source; the RPO allows {rpo_s:g} s"
+        )
+    return DrillCheck(
+        name,
+        True,
+        f"{dr} replicating from {st.source}, lag {st.lag_s} s "
+        f"(RPO {rpo_s:g} s), {st.lag_trx or 0} transaction(s) behind",
+    )
 
 
 def frontends_check(cfg: Config, observations: Mapping[str, Any] | None) -> DrillCheck:
@@ -84,8 +93,9 @@ def verdict(checks: list[DrillCheck]) -> bool:
 
 
 # -- the effects ----------------------------------------------------------------------------------
-def run_drill(cfg: Config, store: CoordinationStore | None, reps: Mapping[str, Any],
-              dns: TrafficSwitch | None) -> dict[str, Any]:  # fmt: skip
+def run_drill(
+    cfg: Config, store: CoordinationStore | None, reps: Mapping[str, Any], dns: TrafficSwitch | None
+) -> dict[str, Any]:
     """Every check, then the report (a dict: ``passed``, ``checks``, ...)."""
     from draas.agent.effects import read_secret, site_probes
 
@@ -132,9 +142,14 @@ def run_drill(cfg: Config, store: CoordinationStore | None, reps: Mapping[str, A
         checks.append(DrillCheck("dns-credentials", res_dns.ok, res_dns.detail))
     checks.append(frontends_check(cfg, observations))
     rows = [{**asdict(c), "verdict": c.verdict} for c in checks]
-    return {"passed": verdict(checks), "started_at": round(t0, 3),
-            "took_s": round(time.time() - t0, 3), "service": cfg.service.dns_name,
-            "dr_site": dr, "checks": rows}  # fmt: skip
+    return {
+        "passed": verdict(checks),
+        "started_at": round(t0, 3),
+        "took_s": round(time.time() - t0, 3),
+        "service": cfg.service.dns_name,
+        "dr_site": dr,
+        "checks": rows,
+    }
 
 
 def token_check(cfg: Config, dr: str, password: str) -> DrillCheck:
@@ -148,8 +163,14 @@ def token_check(cfg: Config, dr: str, password: str) -> DrillCheck:
     primary = next(n for n in cfg.sites if n != dr)
 
     def probe(site: str) -> KeystoneProbe:
-        return KeystoneProbe(f"http://{cfg.sites[site].address}:{d.port}", d.username,
-                             password, d.project, d.domain, timeout_s=5.0)  # fmt: skip
+        return KeystoneProbe(
+            f"http://{cfg.sites[site].address}:{d.port}",
+            d.username,
+            password,
+            d.project,
+            d.domain,
+            timeout_s=5.0,
+        )
 
     first = asyncio.run(probe(primary).check())
     res, kp = first, probe(dr)
@@ -160,17 +181,25 @@ def token_check(cfg: Config, dr: str, password: str) -> DrillCheck:
             break
         time.sleep(0.5)
     why = "" if first.ok else f" (the login at {primary} failed too: {first.detail})"
-    return DrillCheck("dr-issues-token", res.ok and kp.logins == 1,
-                      f"{res.detail} as {d.username}/{d.project}{why}")  # fmt: skip
+    return DrillCheck(
+        "dr-issues-token",
+        res.ok and kp.logins == 1,
+        f"{res.detail} as {d.username}/{d.project}{why}",
+    )
 
 
 def markdown(report: Mapping[str, Any]) -> str:
     when = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(report["started_at"]))
     result = "PASSED" if report["passed"] else "FAILED"
-    lines = [f"# DR drill for {report['service']}: {result}", "",
-             f"At {when}, towards the DR site `{report['dr_site']}`, in {report['took_s']} s. "
-             "No traffic was moved.", "",
-             "| check | result | detail |", "|---|---|---|"]  # fmt: skip
+    lines = [
+        f"# DR drill for {report['service']}: {result}",
+        "",
+        f"At {when}, towards the DR site `{report['dr_site']}`, in {report['took_s']} s. "
+        "No traffic was moved.",
+        "",
+        "| check | result | detail |",
+        "|---|---|---|",
+    ]
     for c in report["checks"]:
         detail = str(c["detail"]).replace("|", "\\|")
         lines.append(f"| {c['name']} | {c['verdict']} | {detail} |")

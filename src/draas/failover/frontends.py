@@ -19,8 +19,9 @@ def voters_for(frontend: str, nodes: Sequence[str]) -> list[str]:
     return [n for n in nodes if n != frontend]
 
 
-def pick_frontend(view: View, nodes: Sequence[str], frontends: Sequence[str], preferred: str,
-                  current: str | None) -> Decision:  # fmt: skip
+def pick_frontend(
+    view: View, nodes: Sequence[str], frontends: Sequence[str], preferred: str, current: str | None
+) -> Decision:
     """``move-dns`` to a frontend (``target``), or ``none`` with the reason."""
 
     def confirmed(fe: str, state: str) -> list[str] | None:
@@ -35,8 +36,11 @@ def pick_frontend(view: View, nodes: Sequence[str], frontends: Sequence[str], pr
         target = next((f for f in order if confirmed(f, "down") is None), None)
         if target is None:
             return Decision("none", "every frontend is confirmed down: DNS left as it is")
-        return Decision("move-dns", f"the DNS name points at no frontend; {target} is not "
-                        "confirmed down", target=target)  # fmt: skip
+        return Decision(
+            "move-dns",
+            f"the DNS name points at no frontend; {target} is not confirmed down",
+            target=target,
+        )
     down = confirmed(current, "down")
     if down is not None:
         for fe in order:
@@ -44,15 +48,22 @@ def pick_frontend(view: View, nodes: Sequence[str], frontends: Sequence[str], pr
                 continue
             up = confirmed(fe, "up")
             if up is not None:
-                return Decision("move-dns", f"{current} down for {view.confirm_window_s:g} s by "
-                                f"{', '.join(down)}; {fe} up by {', '.join(up)}",
-                                target=fe)  # fmt: skip
-        return Decision("none", f"{current} is down ({', '.join(down)}) but no other frontend "
-                        "is confirmed up")  # fmt: skip
+                return Decision(
+                    "move-dns",
+                    f"{current} down for {view.confirm_window_s:g} s by "
+                    f"{', '.join(down)}; {fe} up by {', '.join(up)}",
+                    target=fe,
+                )
+        return Decision(
+            "none", f"{current} is down ({', '.join(down)}) but no other frontend is confirmed up"
+        )
     if current != preferred:
         up = confirmed(preferred, "up")
         if up is not None:
-            return Decision("move-dns", f"preferred frontend {preferred} up again for "
-                            f"{view.confirm_window_s:g} s by {', '.join(up)}",
-                            target=preferred)  # fmt: skip
+            return Decision(
+                "move-dns",
+                f"preferred frontend {preferred} up again for "
+                f"{view.confirm_window_s:g} s by {', '.join(up)}",
+                target=preferred,
+            )
     return Decision("none", f"DNS stays on {current}")

@@ -62,15 +62,24 @@ def switchover(cfg: Config, store: CoordinationStore, to: str, *, failback: bool
     return plan_switchover(cfg, store, to, failback=failback).execute()
 
 
-def plan_switchover(cfg: Config, store: CoordinationStore, to: str, *, failback: bool = False,
-                    by: str = OPERATOR, should_stop: Stop = None) -> Plan:  # fmt: skip
+def plan_switchover(
+    cfg: Config,
+    store: CoordinationStore,
+    to: str,
+    *,
+    failback: bool = False,
+    by: str = OPERATOR,
+    should_stop: Stop = None,
+) -> Plan:
     """The checks of ``switchover``, done now; the runbook, run when the plan is executed."""
     if to not in cfg.sites:
         raise DraasError(f"--to {to!r}: not a site; sites: {sorted(cfg.sites)}")
     current = store.active()
     if current is None:
-        raise CommandRefused("switchover refused: no site holds the active record (a failover is "
-                         "under way or the lease expired); nothing was changed")  # fmt: skip
+        raise CommandRefused(
+            "switchover refused: no site holds the active record (a failover is "
+            "under way or the lease expired); nothing was changed"
+        )
     if current.site == to:
         raise CommandRefused(f"switchover refused: {to} is already active (epoch {current.epoch})")
     source = current.site
@@ -78,11 +87,17 @@ def plan_switchover(cfg: Config, store: CoordinationStore, to: str, *, failback:
     reps = _databases(cfg, kind, source, to)
     rid = f"{kind}-{to}-from-e{current.epoch}"
     rejoin = cfg.replication.recovery_dir if failback else None
-    book = switchover_runbook(store, source=source, target=to, holder=_holder(cfg, to),
-                              reps=reps,
-                              switches=traffic_switches(cfg, store, to, _dns(cfg)),
-                              verify=client_path_probes(cfg, to), ttl_s=cfg.timings.lease_ttl_s,
-                              rejoin_dir=rejoin)  # fmt: skip
+    book = switchover_runbook(
+        store,
+        source=source,
+        target=to,
+        holder=_holder(cfg, to),
+        reps=reps,
+        switches=traffic_switches(cfg, store, to, _dns(cfg)),
+        verify=client_path_probes(cfg, to),
+        ttl_s=cfg.timings.lease_ttl_s,
+        rejoin_dir=rejoin,
+    )
 
     def execute() -> str:
         ctx: dict[str, Any] = {"epoch": current.epoch}
@@ -97,8 +112,10 @@ def _databases(cfg: Config, kind: str, *sites: str) -> dict[str, Any]:
     reps = replicators(cfg)
     missing = [s for s in sites if s not in reps]
     if missing:
-        raise CommandRefused(f"{kind} refused: no database configured for site(s) "
-                             f"{', '.join(missing)} ([sites.NAME.database])")  # fmt: skip
+        raise CommandRefused(
+            f"{kind} refused: no database configured for site(s) "
+            f"{', '.join(missing)} ([sites.NAME.database])"
+        )
     return reps
 
 
@@ -114,18 +131,30 @@ def snapshot(
     return view_of(cfg, when, store.observations(), current, store.last_epoch())
 
 
-def view_of(cfg: Config, now: float, observations: Mapping[str, Mapping[str, Any]],
-            active: ActiveRecord | None, last_epoch: int) -> View:  # fmt: skip
+def view_of(
+    cfg: Config,
+    now: float,
+    observations: Mapping[str, Mapping[str, Any]],
+    active: ActiveRecord | None,
+    last_epoch: int,
+) -> View:
     """The view from what was already read (the DR site's agent's database doc included: an
     unfit replica is never promoted automatically)."""
     primary, dr = cfg.site_with_role("primary"), cfg.site_with_role("dr")
     dr_agents = [n.name for n in cfg.nodes if n.role == "site" and n.site == dr]
     docs = [observations.get(a, {}).get("replication") for a in dr_agents]
     replica = next((d for d in docs if isinstance(d, Mapping)), None)
-    return View(now=now, voters=[n.name for n in cfg.nodes if n.site != primary],
-                observations=observations, active=active, last_epoch=last_epoch,
-                primary=primary, dr=dr, confirm_window_s=cfg.timings.confirm_window_s,
-                dr_replica=replica)  # fmt: skip
+    return View(
+        now=now,
+        voters=[n.name for n in cfg.nodes if n.site != primary],
+        observations=observations,
+        active=active,
+        last_epoch=last_epoch,
+        primary=primary,
+        dr=dr,
+        confirm_window_s=cfg.timings.confirm_window_s,
+        dr_replica=replica,
+    )
 
 
 def failover(cfg: Config, store: CoordinationStore | None, *, force: bool) -> str:
@@ -133,18 +162,30 @@ def failover(cfg: Config, store: CoordinationStore | None, *, force: bool) -> st
     return plan_failover(cfg, store, force=force).execute()
 
 
-def plan_failover(cfg: Config, store: CoordinationStore | None, *, force: bool,
-                  by: str = OPERATOR, should_stop: Stop = None,
-                  on_taken: OnTaken = None) -> Plan:  # fmt: skip
+def plan_failover(
+    cfg: Config,
+    store: CoordinationStore | None,
+    *,
+    force: bool,
+    by: str = OPERATOR,
+    should_stop: Stop = None,
+    on_taken: OnTaken = None,
+) -> Plan:
     """The checks of ``failover``, done now; the runbook, run when the plan is executed."""
     primary, dr = cfg.site_with_role("primary"), cfg.site_with_role("dr")
     if store is None:
         if not force:
-            raise CommandRefused("failover refused: the coordination store is unreachable, so no "
-                             "quorum can confirm the disaster. If you know the primary site is "
-                             "down, run again with --force")  # fmt: skip
-        return Plan("failover", f"failover-{dr}-without-store", dr,
-                    lambda: _failover_without_store(cfg, primary, dr))  # fmt: skip
+            raise CommandRefused(
+                "failover refused: the coordination store is unreachable, so no "
+                "quorum can confirm the disaster. If you know the primary site is "
+                "down, run again with --force"
+            )
+        return Plan(
+            "failover",
+            f"failover-{dr}-without-store",
+            dr,
+            lambda: _failover_without_store(cfg, primary, dr),
+        )
     view = snapshot(cfg, store)
     decision = decide(view)
     if decision.action != "failover":
@@ -152,20 +193,36 @@ def plan_failover(cfg: Config, store: CoordinationStore | None, *, force: bool,
         if active is not None and active.site == dr:
             raise CommandRefused(f"failover refused: {dr} is already active (epoch {active.epoch})")
         if active is not None:
-            raise CommandRefused(f"failover refused: {active.holder} still renews the lease of "
-                             f"{active.site} (epoch {active.epoch}), so it is alive and reaches "
-                             "the store; move the service with a switchover instead")  # fmt: skip
+            raise CommandRefused(
+                f"failover refused: {active.holder} still renews the lease of "
+                f"{active.site} (epoch {active.epoch}), so it is alive and reaches "
+                "the store; move the service with a switchover instead"
+            )
         if not force:
-            raise CommandRefused(f"failover refused: the quorum does not confirm it "
-                             f"({decision.action}: {decision.reason}). If you know {primary} is "
-                             "down, run again with --force")  # fmt: skip
-        decision = Decision("failover", f"forced by the operator ({decision.reason})",
-                            target=dr, expected_epoch=view.last_epoch)  # fmt: skip
+            raise CommandRefused(
+                f"failover refused: the quorum does not confirm it "
+                f"({decision.action}: {decision.reason}). If you know {primary} is "
+                "down, run again with --force"
+            )
+        decision = Decision(
+            "failover",
+            f"forced by the operator ({decision.reason})",
+            target=dr,
+            expected_epoch=view.last_epoch,
+        )
     rid = f"failover-{dr}-from-e{decision.expected_epoch}"
-    book = failover_runbook(store, by, decision, _databases(cfg, "failover", primary, dr),
-                            traffic_switches(cfg, store, dr, _dns(cfg)),
-                            client_path_probes(cfg, dr), cfg.timings.lease_ttl_s,
-                            primary, holder=_holder(cfg, dr), on_taken=on_taken)  # fmt: skip
+    book = failover_runbook(
+        store,
+        by,
+        decision,
+        _databases(cfg, "failover", primary, dr),
+        traffic_switches(cfg, store, dr, _dns(cfg)),
+        client_path_probes(cfg, dr),
+        cfg.timings.lease_ttl_s,
+        primary,
+        holder=_holder(cfg, dr),
+        on_taken=on_taken,
+    )
 
     def execute() -> str:
         ctx: dict[str, Any] = {}
@@ -182,8 +239,7 @@ def _failover_without_store(cfg: Config, primary: str, dr: str) -> str:
         reps[primary].demote(connect_timeout_s=1.0)
         said.append(f"fenced {primary}")
     except ReplicationError as exc:
-        said.append(f"could not fence {primary} ({exc}): it fences itself when its lease "
-                    "runs out")  # fmt: skip
+        said.append(f"could not fence {primary} ({exc}): it fences itself when its lease runs out")
     reps[dr].promote()
     said.append(f"promoted {dr}")
     dns = _dns(cfg)

@@ -54,8 +54,13 @@ def needed_votes(voters: Sequence[str]) -> int:
     return max(2, len(voters) // 2 + 1)
 
 
-def votes(view: View, site: str, state: str, voters: Sequence[str] | None = None,
-          window_s: float | None = None) -> list[str]:  # fmt: skip
+def votes(
+    view: View,
+    site: str,
+    state: str,
+    voters: Sequence[str] | None = None,
+    window_s: float | None = None,
+) -> list[str]:
     """Voters (the view's, or ``voters``) that have seen ``site`` in ``state`` for at least
     the confirmation window (or ``window_s``)."""
     window = view.confirm_window_s if window_s is None else window_s
@@ -77,29 +82,43 @@ def decide(view: View) -> Decision:
     alive = [v for v in view.voters if v in view.observations]
     active_site = view.active.site if view.active else None
     if active_site == view.dr:
-        return Decision("none", f"{view.dr} is active (epoch {view.active.epoch}); failback is "
-                        "a planned switchover, never automatic bouncing")  # fmt: skip
+        return Decision(
+            "none",
+            f"{view.dr} is active (epoch {view.active.epoch}); failback is "
+            "a planned switchover, never automatic bouncing",
+        )
     down = votes(view, view.primary, "down")
     up_dr = votes(view, view.dr, "up")
     tally = {"primary_down": down, "dr_up": up_dr, "alive": alive}
     if len(alive) < need:
-        return Decision("wait", f"only {len(alive)} of {len(view.voters)} vantage points alive, "
-                        f"{need} needed: no automatic failover", votes=tally)  # fmt: skip
+        return Decision(
+            "wait",
+            f"only {len(alive)} of {len(view.voters)} vantage points alive, "
+            f"{need} needed: no automatic failover",
+            votes=tally,
+        )
     if len(down) < need:
         why = f"{view.primary} confirmed down by {len(down)} of {need} needed vantage points" + (
             f" ({', '.join(down)})" if down else ""
         )
         return Decision("none", why, votes=tally)
     if len(up_dr) < need:
-        return Decision("wait", f"{view.primary} is down ({', '.join(down)}) but {view.dr} is "
-                        f"seen up by only {len(up_dr)} of {need}: no healthy target",
-                        votes=tally)  # fmt: skip
+        return Decision(
+            "wait",
+            f"{view.primary} is down ({', '.join(down)}) but {view.dr} is "
+            f"seen up by only {len(up_dr)} of {need}: no healthy target",
+            votes=tally,
+        )
     unfit = (view.dr_replica or {}).get("unfit")
     if unfit:
-        return Decision("wait", f"{view.primary} is down ({', '.join(down)}) but {view.dr}'s "
-                        f"replica is not fit to take over: {unfit}. No automatic failover (it "
-                        "would lose what the primary acknowledged since); fix the replica, or "
-                        "accept the loss with a forced failover", votes=tally)  # fmt: skip
+        return Decision(
+            "wait",
+            f"{view.primary} is down ({', '.join(down)}) but {view.dr}'s "
+            f"replica is not fit to take over: {unfit}. No automatic failover (it "
+            "would lose what the primary acknowledged since); fix the replica, or "
+            "accept the loss with a forced failover",
+            votes=tally,
+        )
     why = (
         f"{view.primary} down for {view.confirm_window_s:g} s by {', '.join(down)}; "
         f"{view.dr} up by {', '.join(up_dr)}"
@@ -107,10 +126,15 @@ def decide(view: View) -> Decision:
     if view.active is not None:
         held = view.active
         wait = f"waiting until {held.holder} releases or its lease (epoch {held.epoch}) expires"
-        return Decision("await-release", f"{why}; {wait}", target=view.dr,
-                        expected_epoch=view.last_epoch, replace=held, votes=tally)  # fmt: skip
-    return Decision("failover", why, target=view.dr, expected_epoch=view.last_epoch,
-                    votes=tally)  # fmt: skip
+        return Decision(
+            "await-release",
+            f"{why}; {wait}",
+            target=view.dr,
+            expected_epoch=view.last_epoch,
+            replace=held,
+            votes=tally,
+        )
+    return Decision("failover", why, target=view.dr, expected_epoch=view.last_epoch, votes=tally)
 
 
 def failback_due(view: View, primary_nodes: Sequence[str], hold_s: float) -> Decision:
@@ -126,14 +150,18 @@ def failback_due(view: View, primary_nodes: Sequence[str], hold_s: float) -> Dec
     need = needed_votes(view.voters)
     up = votes(view, view.primary, "up", window_s=hold_s)
     if len(up) < need:
-        return Decision("none", f"{view.primary} seen up for {hold_s:g} s by {len(up)} of "
-                        f"{need} needed")  # fmt: skip
+        return Decision(
+            "none", f"{view.primary} seen up for {hold_s:g} s by {len(up)} of {need} needed"
+        )
     alive = [n for n in primary_nodes if n in view.observations]
     if not alive:
         return Decision("none", f"{view.primary} answers but its agent is not running")
-    return Decision("failback", f"{view.primary} up for {hold_s:g} s by "
-                    f"{', '.join(up)}; its agent {alive[0]} is alive", target=view.primary,
-                    expected_epoch=view.active.epoch)  # fmt: skip
+    return Decision(
+        "failback",
+        f"{view.primary} up for {hold_s:g} s by {', '.join(up)}; its agent {alive[0]} is alive",
+        target=view.primary,
+        expected_epoch=view.active.epoch,
+    )
 
 
 def must_fence(now: float, last_renewal: float, lease_ttl_s: float, margin_s: float) -> bool:

@@ -69,8 +69,9 @@ def next_step(book: Runbook, run_id: str, events: Sequence[dict[str, Any]]) -> S
     return next((s for s in book.steps if s.name not in done), None)
 
 
-def planned_move_under_way(events: Sequence[dict[str, Any]], now: float,
-                           within_s: float = 120.0) -> str | None:  # fmt: skip
+def planned_move_under_way(
+    events: Sequence[dict[str, Any]], now: float, within_s: float = 120.0
+) -> str | None:
     """The switchover or failback that has paused writes at its source and not finished
     (its last event within ``within_s``): while it runs, the source holds the lease with its
     database read-only on purpose. None when there is none."""
@@ -80,8 +81,11 @@ def planned_move_under_way(events: Sequence[dict[str, Any]], now: float,
             runs.setdefault(str(e["run"]), []).append(e)
     for run_id, evs in runs.items():
         paused = any(e.get("step") == "pause-and-drain" for e in evs)
-        ended = any(e.get("outcome") == "failed" or (e.get("step") == "verify"
-                    and e.get("outcome") == "done") for e in evs)  # fmt: skip
+        ended = any(
+            e.get("outcome") == "failed"
+            or (e.get("step") == "verify" and e.get("outcome") == "done")
+            for e in evs
+        )
         if paused and not ended and now - max(float(e.get("ts", 0)) for e in evs) <= within_s:
             return run_id
     return None
@@ -109,20 +113,41 @@ class RunbookRunner:
     """``should_stop``: asked before each step; when it says so (the agent is stopping) the
     run ends there, resumable, with ``RunbookInterrupted``."""
 
-    def __init__(self, store: CoordinationStore, node: str, clock: Clock | None = None,
-                 should_stop: Callable[[], bool] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        store: CoordinationStore,
+        node: str,
+        clock: Clock | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> None:
         self.store = store
         self.node = node
         self.clock = clock or SystemClock()
         self.should_stop = should_stop
 
-    def _event(self, run_id: str, book: Runbook, step: str, outcome: str, epoch: int | None,
-               **fields: Any) -> None:  # fmt: skip
-        event = {"ts": self.clock.now(), "node": self.node, "runbook": book.name, "run": run_id,
-                 "step": step, "outcome": outcome, "epoch": epoch, **fields}  # fmt: skip
+    def _event(
+        self, run_id: str, book: Runbook, step: str, outcome: str, epoch: int | None, **fields: Any
+    ) -> None:
+        event = {
+            "ts": self.clock.now(),
+            "node": self.node,
+            "runbook": book.name,
+            "run": run_id,
+            "step": step,
+            "outcome": outcome,
+            "epoch": epoch,
+            **fields,
+        }
         self.store.append_event(event)
-        log.info("%s %s: %s %s (epoch %s)%s", book.name, run_id, step, outcome, epoch,
-                 "".join(f" {k}={v}" for k, v in fields.items()))  # fmt: skip
+        log.info(
+            "%s %s: %s %s (epoch %s)%s",
+            book.name,
+            run_id,
+            step,
+            outcome,
+            epoch,
+            "".join(f" {k}={v}" for k, v in fields.items()),
+        )
 
     def run(self, book: Runbook, run_id: str, ctx: dict[str, Any]) -> RunState:
         """Run (or resume) ``book`` to its end; a failing step is recorded and re-raised."""
@@ -133,8 +158,10 @@ class RunbookRunner:
                 ctx["epoch"] = epochs[-1]
         while (step := next_step(book, run_id, self.store.events())) is not None:
             if self.should_stop is not None and self.should_stop():
-                raise RunbookInterrupted(f"{run_id}: stopped before step {step.name}; the run "
-                                         "resumes there when an agent runs it again")  # fmt: skip
+                raise RunbookInterrupted(
+                    f"{run_id}: stopped before step {step.name}; the run "
+                    "resumes there when an agent runs it again"
+                )
             epoch = ctx.get("epoch")
             self._event(run_id, book, step.name, "started", epoch)
             if pause := failpoint_pause(step.name):
@@ -146,9 +173,22 @@ class RunbookRunner:
                     guard_epoch(self.store, int(epoch))
                 step.run(ctx)
             except Exception as exc:
-                self._event(run_id, book, step.name, "failed", epoch, error=str(exc),
-                            duration_s=round(time.monotonic() - t0, 4))  # fmt: skip
+                self._event(
+                    run_id,
+                    book,
+                    step.name,
+                    "failed",
+                    epoch,
+                    error=str(exc),
+                    duration_s=round(time.monotonic() - t0, 4),
+                )
                 raise
-            self._event(run_id, book, step.name, "done", ctx.get("epoch"),
-                        duration_s=round(time.monotonic() - t0, 4))  # fmt: skip
+            self._event(
+                run_id,
+                book,
+                step.name,
+                "done",
+                ctx.get("epoch"),
+                duration_s=round(time.monotonic() - t0, 4),
+            )
         return state_of(run_id, self.store.events())

@@ -54,8 +54,9 @@ def verify_step(target: str, verify: Sequence[HttpProbe], within_s: float = 10.0
         deadline = time.monotonic() + within_s
         while failed := asyncio.run(all_ok()):
             if time.monotonic() >= deadline:
-                raise TrafficError(f"{target} does not pass its checks: {'; '.join(failed)}",
-                                   retryable=True)  # fmt: skip
+                raise TrafficError(
+                    f"{target} does not pass its checks: {'; '.join(failed)}", retryable=True
+                )
             time.sleep(0.2)
 
     return Step("verify", check)
@@ -64,11 +65,18 @@ def verify_step(target: str, verify: Sequence[HttpProbe], within_s: float = 10.0
 OnTaken = Callable[[ActiveRecord], None] | None
 
 
-def failover_runbook(store: CoordinationStore, node: str, decision: Decision,
-                     reps: dict[str, MariaDBReplicator], switches: Switches,
-                     verify: Sequence[HttpProbe], ttl_s: float, old_site: str,
-                     holder: str | None = None,
-                     on_taken: OnTaken = None) -> Runbook:  # fmt: skip
+def failover_runbook(
+    store: CoordinationStore,
+    node: str,
+    decision: Decision,
+    reps: dict[str, MariaDBReplicator],
+    switches: Switches,
+    verify: Sequence[HttpProbe],
+    ttl_s: float,
+    old_site: str,
+    holder: str | None = None,
+    on_taken: OnTaken = None,
+) -> Runbook:
     """``holder``: whose lease the new record is (default ``node``; an operator's forced
     failover gives it to the DR site's agent, which renews it). ``on_taken``: told the
     record the moment it is taken, so that its holder renews it while the later steps run
@@ -97,8 +105,9 @@ def failover_runbook(store: CoordinationStore, node: str, decision: Decision,
         try:  # a dead host costs a connect timeout; a quick look first keeps promote close
             socket.create_connection((ep.host, ep.port), timeout=0.3).close()
         except OSError as exc:
-            log.warning("%s's database is unreachable (%s); relying on its self-fencing",
-                        old_site, exc)  # fmt: skip
+            log.warning(
+                "%s's database is unreachable (%s); relying on its self-fencing", old_site, exc
+            )
             return
         try:
             old.demote(connect_timeout_s=1.0)  # it is probably down: do not wait long
@@ -114,14 +123,17 @@ def failover_runbook(store: CoordinationStore, node: str, decision: Decision,
     def detach(ctx: dict[str, Any]) -> None:
         reps[target].detach()
 
-    return Runbook("failover", [
-        Step("take-lease", take_lease, fenced=False),
-        Step("fence-old", fence_old),
-        Step("promote", promote),
-        switch_step(switches),
-        verify_step(target, verify),
-        Step("detach", detach),
-    ])  # fmt: skip
+    return Runbook(
+        "failover",
+        [
+            Step("take-lease", take_lease, fenced=False),
+            Step("fence-old", fence_old),
+            Step("promote", promote),
+            switch_step(switches),
+            verify_step(target, verify),
+            Step("detach", detach),
+        ],
+    )
 
 
 def _replicates_from(rep: MariaDBReplicator, source: MariaDBReplicator) -> bool:
@@ -129,10 +141,19 @@ def _replicates_from(rep: MariaDBReplicator, source: MariaDBReplicator) -> bool:
     return st.healthy_replica and st.source == source.endpoint.host
 
 
-def switchover_runbook(store: CoordinationStore, *, source: str, target: str, holder: str,
-                       reps: dict[str, MariaDBReplicator], switches: Switches,
-                       verify: Sequence[HttpProbe], ttl_s: float, rejoin_dir: Path | None = None,
-                       catch_up_s: float = 60.0) -> Runbook:  # fmt: skip
+def switchover_runbook(
+    store: CoordinationStore,
+    *,
+    source: str,
+    target: str,
+    holder: str,
+    reps: dict[str, MariaDBReplicator],
+    switches: Switches,
+    verify: Sequence[HttpProbe],
+    ttl_s: float,
+    rejoin_dir: Path | None = None,
+    catch_up_s: float = 60.0,
+) -> Runbook:
     """A planned move of the service from ``source`` to ``target`` (whose agent ``holder``
     takes the lease); with ``rejoin_dir`` it is a failback: ``target`` first rejoins as a
     replica of ``source``, saving its errant transactions under ``rejoin_dir``."""
@@ -144,13 +165,19 @@ def switchover_runbook(store: CoordinationStore, *, source: str, target: str, ho
         report = dst.rejoin(src, rejoin_dir or Path("."))
         ctx["errant"] = report.errant_transactions
         if report.errant_transactions:
-            log.warning("%s held %d transaction(s) %s never received; saved to %s", target,
-                        report.errant_transactions, source, report.recovery_file)  # fmt: skip
+            log.warning(
+                "%s held %d transaction(s) %s never received; saved to %s",
+                target,
+                report.errant_transactions,
+                source,
+                report.recovery_file,
+            )
 
     def catch_up(ctx: dict[str, Any]) -> None:
         if not _replicates_from(dst, src):
-            raise ReplicationError(f"{target} does not replicate from {source}: "
-                                   f"{dst.status()}; nothing was changed")  # fmt: skip
+            raise ReplicationError(
+                f"{target} does not replicate from {source}: {dst.status()}; nothing was changed"
+            )
         dst.wait_caught_up(src, timeout_s=catch_up_s)
 
     def pause_and_drain(ctx: dict[str, Any]) -> None:
@@ -169,8 +196,10 @@ def switchover_runbook(store: CoordinationStore, *, source: str, target: str, ho
             ctx["epoch"] = current.epoch  # already handed over (resumed)
             return
         if current is None or current.epoch != ctx.get("epoch"):
-            raise StaleEpoch(f"cannot hand over: the active record is {current}, this run "
-                             f"acts for epoch {ctx.get('epoch')}")  # fmt: skip
+            raise StaleEpoch(
+                f"cannot hand over: the active record is {current}, this run "
+                f"acts for epoch {ctx.get('epoch')}"
+            )
         ctx["epoch"] = store.hand_over(current, target, holder, ttl_s).epoch
 
     def promote(ctx: dict[str, Any]) -> None:

@@ -51,5 +51,8 @@ class VantagePoint:
         return self.detectors[target].feed(ok, at)
 
     def view(self, at: float) -> dict[str, Any]:
-        return {"observer": self.name, "at": at,
-                "targets": {t: d.to_dict() for t, d in self.detectors.items()}}  # fmt: skip
+        return {
+            "observer": self.name,
+            "at": at,
+            "targets": {t: d.to_dict() for t, d in self.detectors.items()},
+        }

@@ -41,17 +41,21 @@ async def _open(host: str, port: int, timeout: float, factory: SocketFactory | N
     sock = factory()
     sock.setblocking(False)
     try:
-        await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, (host, port)),
-                               timeout)  # fmt: skip
+        await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, (host, port)), timeout)
     except BaseException:
         sock.close()
         raise
     return await asyncio.open_connection(sock=sock)
 
 
-async def http_request(url: str, method: str = "GET", body: bytes | None = None,
-                       headers: dict[str, str] | None = None, timeout: float = 1.0,
-                       factory: SocketFactory | None = None) -> Response:  # fmt: skip
+async def http_request(
+    url: str,
+    method: str = "GET",
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 1.0,
+    factory: SocketFactory | None = None,
+) -> Response:
     """One HTTP/1.1 request with ``Connection: close``; (status, headers, body)."""
     u = urlsplit(url)
     host, port = u.hostname or "", u.port or 80
@@ -60,8 +64,12 @@ async def http_request(url: str, method: str = "GET", body: bytes | None = None,
     async def go() -> Response:
         reader, writer = await _open(host, port, timeout, factory)
         try:
-            lines = [f"{method} {path} HTTP/1.1", f"Host: {u.netloc}", "Connection: close",
-                     "User-Agent: draas-probe"]  # fmt: skip
+            lines = [
+                f"{method} {path} HTTP/1.1",
+                f"Host: {u.netloc}",
+                "Connection: close",
+                "User-Agent: draas-probe",
+            ]
             lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
             if body is not None:
                 lines.append(f"Content-Length: {len(body)}")
@@ -82,9 +90,14 @@ async def http_request(url: str, method: str = "GET", body: bytes | None = None,
 
 
 class HttpProbe:
-    def __init__(self, url: str, expect_status: int = 200, expect_body: str | None = None,
-                 timeout_s: float = 1.0,
-                 socket_factory: SocketFactory | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        url: str,
+        expect_status: int = 200,
+        expect_body: str | None = None,
+        timeout_s: float = 1.0,
+        socket_factory: SocketFactory | None = None,
+    ) -> None:
         self.url = url
         self.expect_status = expect_status
         self.expect_body = expect_body
@@ -94,8 +107,9 @@ class HttpProbe:
     async def check(self) -> ProbeResult:
         t0 = time.monotonic()
         try:
-            status, _, body = await http_request(self.url, timeout=self.timeout_s,
-                                                 factory=self.factory)  # fmt: skip
+            status, _, body = await http_request(
+                self.url, timeout=self.timeout_s, factory=self.factory
+            )
         except (OSError, TimeoutError, ValueError, IndexError) as exc:
             return ProbeResult(False, time.monotonic() - t0, f"GET {self.url}: {exc!r}")
         took = time.monotonic() - t0
@@ -118,14 +132,30 @@ class TokenBox:
 class KeystoneProbe:
     """The deep probe: an authenticated read through Keystone's database, token reused."""
 
-    def __init__(self, url: str, username: str, password: str, project: str = "admin",
-                 domain: str = "Default", timeout_s: float = 2.0,
-                 socket_factory: SocketFactory | None = None, tokens: TokenBox | None = None,
-                 login_timeout_s: float | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        url: str,
+        username: str,
+        password: str,
+        project: str = "admin",
+        domain: str = "Default",
+        timeout_s: float = 2.0,
+        socket_factory: SocketFactory | None = None,
+        tokens: TokenBox | None = None,
+        login_timeout_s: float | None = None,
+    ) -> None:
         self.url = url.rstrip("/")
-        self.auth = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
-            "name": username, "domain": {"name": domain}, "password": password}}},
-            "scope": {"project": {"name": project, "domain": {"name": domain}}}}}  # fmt: skip
+        self.auth = {
+            "auth": {
+                "identity": {
+                    "methods": ["password"],
+                    "password": {
+                        "user": {"name": username, "domain": {"name": domain}, "password": password}
+                    },
+                },
+                "scope": {"project": {"name": project, "domain": {"name": domain}}},
+            }
+        }
         self.timeout_s = timeout_s
         self.login_timeout_s = max(timeout_s, login_timeout_s or 0.0)
         self.factory = socket_factory
@@ -138,9 +168,13 @@ class KeystoneProbe:
 
     async def _login(self) -> str:
         status, hdrs, _ = await http_request(
-            f"{self.url}/v3/auth/tokens", "POST", json.dumps(self.auth).encode(),
-            {"Content-Type": "application/json"}, self.login_timeout_s, self.factory,
-        )  # fmt: skip
+            f"{self.url}/v3/auth/tokens",
+            "POST",
+            json.dumps(self.auth).encode(),
+            {"Content-Type": "application/json"},
+            self.login_timeout_s,
+            self.factory,
+        )
         if status != 201:
             raise ConnectionError(f"login answered {status}")
         self.logins += 1
@@ -149,9 +183,11 @@ class KeystoneProbe:
 
     async def _read(self, token: str) -> tuple[int, bytes]:
         status, _, body = await http_request(
-            f"{self.url}/v3/projects?limit=1", headers={"X-Auth-Token": token},
-            timeout=self.timeout_s, factory=self.factory,
-        )  # fmt: skip
+            f"{self.url}/v3/projects?limit=1",
+            headers={"X-Auth-Token": token},
+            timeout=self.timeout_s,
+            factory=self.factory,
+        )
         return status, body
 
     async def check(self) -> ProbeResult:
@@ -202,8 +238,13 @@ class Periodic:
 
 
 class TcpProbe:
-    def __init__(self, host: str, port: int, timeout_s: float = 1.0,
-                 socket_factory: SocketFactory | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        timeout_s: float = 1.0,
+        socket_factory: SocketFactory | None = None,
+    ) -> None:
         self.host, self.port = host, port
         self.timeout_s = timeout_s
         self.factory = socket_factory
@@ -214,6 +255,7 @@ class TcpProbe:
             _, writer = await _open(self.host, self.port, self.timeout_s, self.factory)
             writer.close()
         except (OSError, TimeoutError) as exc:
-            return ProbeResult(False, time.monotonic() - t0, f"tcp {self.host}:{self.port}: "
-                                                             f"{exc!r}")  # fmt: skip
+            return ProbeResult(
+                False, time.monotonic() - t0, f"tcp {self.host}:{self.port}: {exc!r}"
+            )
         return ProbeResult(True, time.monotonic() - t0, f"tcp {self.host}:{self.port}: open")

@@ -13,8 +13,11 @@ from draas.lab.lab import Lab
 from draas.lab.secrets import secret, secret_file
 from draas.lab.supervisor import ProcessSpec
 
-NODES = {"site-primary": ("primary", "site"), "site-dr": ("dr", "site"),
-         "witness": ("witness", "witness")}  # fmt: skip
+NODES = {
+    "site-primary": ("primary", "site"),
+    "site-dr": ("dr", "site"),
+    "witness": ("witness", "witness"),
+}
 FRONTEND_NODES = {"fe-a": ("fe-a", "frontend"), "fe-b": ("fe-b", "frontend")}
 
 
@@ -29,15 +32,21 @@ def nodes_for(scheme: str) -> dict[str, tuple[str, str]]:
 def tsig_key_file(lab: Lab) -> Path:
     path = lab.run.path / "secrets" / "tsig.key"
     key = secret(lab.run, "tsig", kind="tsig")
-    path.write_text(f'key "{bind9.TSIG_NAME}" {{\n\talgorithm {bind9.TSIG_ALGORITHM};\n'
-                    f'\tsecret "{key}";\n}};\n')  # fmt: skip
+    path.write_text(
+        f'key "{bind9.TSIG_NAME}" {{\n\talgorithm {bind9.TSIG_ALGORITHM};\n\tsecret "{key}";\n}};\n'
+    )
     path.chmod(0o600)
     return path
 
 
-def write_config(lab: Lab, preset: str = "fast", scheme: str = "dns",
-                 replication: str = "async", timings: dict[str, float] | None = None,
-                 deep_check: bool = True) -> Path:  # fmt: skip
+def write_config(
+    lab: Lab,
+    preset: str = "fast",
+    scheme: str = "dns",
+    replication: str = "async",
+    timings: dict[str, float] | None = None,
+    deep_check: bool = True,
+) -> Path:
     """The lab deployment's draas.toml (TOML written by hand: values are ours, all quoted).
     ``deep_check``: the Keystone check through the database, beside the web page and the
     version document (the seed profiles, which reproduce the original system, have none)."""
@@ -61,43 +70,64 @@ def write_config(lab: Lab, preset: str = "fast", scheme: str = "dns",
     if deep_check:
         lines += [
             "[[service.checks]]",
-            'name = "db"', 'kind = "keystone"', "port = 5000", 'username = "admin"',
+            'name = "db"',
+            'kind = "keystone"',
+            "port = 5000",
+            'username = "admin"',
             f"password_file = {q(str(secret_file(lab.run, 'keystone-admin')))}",
-            "interval_s = 1.0", "timeout_s = 1.5",
-        ]  # fmt: skip
+            "interval_s = 1.0",
+            "timeout_s = 1.5",
+        ]
     for site, role in (("primary", "primary"), ("dr", "dr")):
         addr = lab.topo.host(site).address
-        lines += [f"[sites.{site}]", f"role = {q(role)}", f"address = {q(addr)}",
-                  f"database = {{ host = {q(addr)}, user = \"draas\", "
-                  f"password_file = {q(str(db_pw))} }}"]  # fmt: skip
+        lines += [
+            f"[sites.{site}]",
+            f"role = {q(role)}",
+            f"address = {q(addr)}",
+            f'database = {{ host = {q(addr)}, user = "draas", password_file = {q(str(db_pw))} }}',
+        ]
     for name, (host, role) in nodes_for(scheme).items():
-        lines += ["[[nodes]]", f"name = {q(name)}", f"role = {q(role)}",
-                  f"address = {q(lab.topo.host(host).address)}"]  # fmt: skip
+        lines += [
+            "[[nodes]]",
+            f"name = {q(name)}",
+            f"role = {q(role)}",
+            f"address = {q(lab.topo.host(host).address)}",
+        ]
         if role == "site":
             lines.append(f"site = {q(host)}")
         if role == "frontend":
             lines.append(f"admin_socket = {q(str(haproxy.socket_path(lab, host)))}")
     if scheme != "frontend":
         lines += [
-            "[dns]", 'provider = "rfc2136"', f"zone = {q(bind9.ZONE)}",
-            f"record = {q(bind9.SERVICE_NAME)}", f"ttl_s = {int(lab.settings.dns_ttl_s)}",
+            "[dns]",
+            'provider = "rfc2136"',
+            f"zone = {q(bind9.ZONE)}",
+            f"record = {q(bind9.SERVICE_NAME)}",
+            f"ttl_s = {int(lab.settings.dns_ttl_s)}",
             f"server = {q(lab.topo.host('dns').address)}",
             f"tsig_key_file = {q(str(tsig_key_file(lab)))}",
-        ]  # fmt: skip
+        ]
     if scheme != "dns":
         lines += ["[frontend]", 'engine = "haproxy"', 'preferred = "fe-a"']
     recovery = lab.run.path / "recovery"
     lines += [
-        "[replication]", f"mode = {q(replication)}", f"recovery_dir = {q(str(recovery))}",
-        "[coordination]", 'backend = "etcd"',
+        "[replication]",
+        f"mode = {q(replication)}",
+        f"recovery_dir = {q(str(recovery))}",
+        "[coordination]",
+        'backend = "etcd"',
         f"endpoints = {json.dumps(etcd.client_urls(lab))}",
-        "[api]", f"token_file = {q(str(secret_file(lab.run, 'api-token')))}",
+        "[api]",
+        f"token_file = {q(str(secret_file(lab.run, 'api-token')))}",
         'read_networks = ["198.18.0.0/15", "127.0.0.0/8"]',
-        "[drill]", 'username = "admin"', 'project = "admin"',
+        "[drill]",
+        'username = "admin"',
+        'project = "admin"',
         f"password_file = {q(str(secret_file(lab.run, 'keystone-admin')))}",
-        "[timings]", f"preset = {q(preset)}",
+        "[timings]",
+        f"preset = {q(preset)}",
         *(f"{k} = {v}" for k, v in (timings or {}).items()),
-    ]  # fmt: skip
+    ]
     path = lab.run.path / "draas.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -114,9 +144,13 @@ def agent_specs(lab: Lab, config: Path, scheme: str) -> list[ProcessSpec]:
     ]
 
 
-def start_agents(lab: Lab, preset: str = "fast", replication: str = "async",
-                 timings: dict[str, float] | None = None,
-                 deep_check: bool = True) -> Path:  # fmt: skip
+def start_agents(
+    lab: Lab,
+    preset: str = "fast",
+    replication: str = "async",
+    timings: dict[str, float] | None = None,
+    deep_check: bool = True,
+) -> Path:
     """Write the lab's draas.toml for the lab's scheme and start every node's agent. With
     ``replication="semi-sync"`` the sites are switched to semi-synchronous replication first
     (the primary waits for the DR site's acknowledgement before it answers a commit)."""
@@ -140,7 +174,13 @@ def start_agents(lab: Lab, preset: str = "fast", replication: str = "async",
 
 def etcd_get(lab: Lab, key: str, prefix: bool = False) -> list[str]:
     """Values under the lab's draas keys, read with etcdctl from the witness."""
-    argv = ["etcdctl", "--endpoints", ",".join(etcd.client_urls(lab)), "get", f"/draas/{key}",
-            "--print-value-only"] + (["--prefix"] if prefix else [])  # fmt: skip
+    argv = [
+        "etcdctl",
+        "--endpoints",
+        ",".join(etcd.client_urls(lab)),
+        "get",
+        f"/draas/{key}",
+        "--print-value-only",
+    ] + (["--prefix"] if prefix else [])
     proc = lab.exec("witness", argv, capture_output=True, text=True, timeout=10)
     return [line for line in proc.stdout.splitlines() if line.strip()]

@@ -33,8 +33,13 @@ def _cmd_up(args: argparse.Namespace) -> int:
     lab = _lab(args)
     if not 1 <= args.dns_ttl <= 86400:
         raise LabError(f"--dns-ttl {args.dns_ttl}: must be 1..86400 seconds")
-    settings = LabSettings(delay_ms=args.delay_ms, jitter_ms=args.jitter_ms, scheme=args.scheme,
-                           dns_ttl_s=args.dns_ttl, services=not args.bare)  # fmt: skip
+    settings = LabSettings(
+        delay_ms=args.delay_ms,
+        jitter_ms=args.jitter_ms,
+        scheme=args.scheme,
+        dns_ttl_s=args.dns_ttl,
+        services=not args.bare,
+    )
     lab.up(settings, progress=_progress)
     if not args.bare and not args.no_agents:
         from draas.lab.agents import start_agents
@@ -78,8 +83,10 @@ def _cmd_status(args: argparse.Namespace) -> int:
         print(f"{'SERVICE':<17} {'HOST':<8} {'STATE':<8} {'ROLE':<10} LAG")
         for row in st["services"]:
             lag = "" if row.get("lag_s") is None else f"{row['lag_s']} s"
-            print(f"{row['service']:<17} {row['host']:<8} {row['state']:<8} "
-                  f"{row.get('role', ''):<10} {lag}")  # fmt: skip
+            print(
+                f"{row['service']:<17} {row['host']:<8} {row['state']:<8} "
+                f"{row.get('role', ''):<10} {lag}"
+            )
         dns = st["dns_answer"]
         print(f"DNS: the client resolves {dns['name']} to {', '.join(dns['client_gets']) or '-'}")
         healthy = sum(st["etcd_health"].values())
@@ -181,9 +188,15 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
 
     from draas.lab.experiment import run_matrix
 
-    doc = run_matrix([s for s in args.schemes.split(",") if s],
-                     [d for d in args.disasters.split(",") if d], args.repeat, Path(args.out),
-                     _progress, preset=args.preset, replication=args.replication)  # fmt: skip
+    doc = run_matrix(
+        [s for s in args.schemes.split(",") if s],
+        [d for d in args.disasters.split(",") if d],
+        args.repeat,
+        Path(args.out),
+        _progress,
+        preset=args.preset,
+        replication=args.replication,
+    )
     from draas.lab.report import markdown
 
     print(markdown(doc).split("\n## Runs")[0])
@@ -209,10 +222,18 @@ def add_lab_parser(sub: Any) -> None:
 
     up = ls.add_parser("up", help="build the lab (idempotent) and start draas's agents")
     up.add_argument("--no-agents", action="store_true", help="services only, no draas agents")
-    up.add_argument("--preset", choices=("fast", "normal", "safe"), default="fast",
-                    help="the agents' timing preset (default %(default)s)")  # fmt: skip
-    up.add_argument("--replication", choices=("async", "semi-sync"), default="semi-sync",
-                    help="replication mode the agents set up (default %(default)s)")  # fmt: skip
+    up.add_argument(
+        "--preset",
+        choices=("fast", "normal", "safe"),
+        default="fast",
+        help="the agents' timing preset (default %(default)s)",
+    )
+    up.add_argument(
+        "--replication",
+        choices=("async", "semi-sync"),
+        default="semi-sync",
+        help="replication mode the agents set up (default %(default)s)",
+    )
     up.add_argument(
         "--delay-ms",
         type=float,
@@ -288,12 +309,13 @@ def add_lab_parser(sub: Any) -> None:
     from draas.lab.experiment import DISASTERS as EXP_DISASTERS
 
     exp = ls.add_parser(
-        "experiment", help="schemes x disasters x repetitions, measured; writes a report",
+        "experiment",
+        help="schemes x disasters x repetitions, measured; writes a report",
         description="Builds one lab per scheme (with its agents), then for every disaster and "
         "repetition: clean state, RTO meter and write checker in the client, warm-up, the "
         "disaster, recovery (bounded), revert, failback. Writes results.json, results.md, PNG "
         "plots and index.html to --out. Disasters: " + ", ".join(EXP_DISASTERS) + ".",
-    )  # fmt: skip
+    )
     exp.add_argument("--schemes", default="dns,frontend,hybrid", help="comma list")
     exp.add_argument("--disasters", default="power-off", help="comma list")
     exp.add_argument("--repeat", type=int, default=1, help="runs per scheme and disaster")
@@ -302,12 +324,17 @@ def add_lab_parser(sub: Any) -> None:
     exp.add_argument("--replication", default="semi-sync", choices=("async", "semi-sync"))
     exp.set_defaults(func=_cmd_experiment)
     demo = ls.add_parser(
-        "demo", help="the main job: up, health, power off the primary, RTO table, failback, down",
+        "demo",
+        help="the main job: up, health, power off the primary, RTO table, failback, down",
         description="Builds the hybrid lab, checks it as a client would, starts the agents, "
         "powers the primary site off while measuring from the client, prints the RTO table "
         "(with where the seconds went), powers the primary back on, waits for failback, and "
         "tears everything down. About 2 minutes.",
-    )  # fmt: skip
-    demo.add_argument("--out", default="demo-results", metavar="DIR",
-                      help="where the run's requests, writes and events go")  # fmt: skip
+    )
+    demo.add_argument(
+        "--out",
+        default="demo-results",
+        metavar="DIR",
+        help="where the run's requests, writes and events go",
+    )
     demo.set_defaults(func=_cmd_demo)

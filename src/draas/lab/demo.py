@@ -22,8 +22,13 @@ TOKEN_BODY = (
 
 def _curl(lab: Lab, host: str, *args: str) -> tuple[int, str, float]:
     t0 = time.monotonic()
-    proc = lab.exec(host, ["curl", "-s", "-m", "10", "-w", "\n%{http_code}", *args],
-                    capture_output=True, text=True, timeout=30)  # fmt: skip
+    proc = lab.exec(
+        host,
+        ["curl", "-s", "-m", "10", "-w", "\n%{http_code}", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     body, _, code = proc.stdout.rpartition("\n")
     return int(code or 0), body, time.monotonic() - t0
 
@@ -77,10 +82,15 @@ def health_checks(lab: Lab) -> list[tuple[str, bool, str]]:
         bad = [h.name for h in others if not ping(client, "client", h.name, h.address).reachable]
         return not bad, "client reaches every host" if not bad else f"unreachable: {bad}"
 
-    for name, fn in (("hosts reachable", reach), ("DNS via Unbound", dns_answer),
-                     ("web page", web), ("Keystone token", token),
-                     ("DR replica", replication), ("etcd quorum", quorum),
-                     ("WAN latency", wan)):  # fmt: skip
+    for name, fn in (
+        ("hosts reachable", reach),
+        ("DNS via Unbound", dns_answer),
+        ("web page", web),
+        ("Keystone token", token),
+        ("DR replica", replication),
+        ("etcd quorum", quorum),
+        ("WAN latency", wan),
+    ):
         check(name, fn)
     mem = memory_rss_mb(lab)
     rows.append(("lab memory", mem < 2048, f"{mem:.0f} MiB resident"))
@@ -127,20 +137,25 @@ def run_demo(name: str, progress: Progress, out: Path | None = None) -> int:
         progress("starting the draas agents (fast preset, semi-sync replication)")
         start_agents(lab, preset="fast", replication="semi-sync")
         wait("the active record", lambda: active(lab) is not None, 30, 0.2)
-        progress("powering off the primary site, measuring from the client; then powering it "
-                 "back on and waiting for failback")  # fmt: skip
+        progress(
+            "powering off the primary site, measuring from the client; then powering it "
+            "back on and waiting for failback"
+        )
         run = one_run(lab, "hybrid", "power-off", 1, 1, out, progress)
         print(f"\nprimary site power-off, hybrid scheme (details in {out}/runs/)\n")
         for k, v in rto_table(run):
             print(f"{k:<30} {v}")
         print(flush=True)
         progress("the operator's view after the failback (draas status on the client host)")
-        got = lab.exec("client", ["draas", "status"], capture_output=True, text=True,
-                       timeout=30)  # fmt: skip
+        got = lab.exec("client", ["draas", "status"], capture_output=True, text=True, timeout=30)
         print(got.stdout or got.stderr, flush=True)
-        ok = all(passed for _, passed, _ in rows) and run["rto_s"] is not None and \
-            run["lost_acked_writes"] == 0 and run["checksums_match"] is True and \
-            run["split_brain_instants"] == 0  # fmt: skip
+        ok = (
+            all(passed for _, passed, _ in rows)
+            and run["rto_s"] is not None
+            and run["lost_acked_writes"] == 0
+            and run["checksums_match"] is True
+            and run["split_brain_instants"] == 0
+        )
     finally:
         lab.down(progress=progress)
     return 0 if ok else 1

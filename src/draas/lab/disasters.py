@@ -148,8 +148,9 @@ class ReplicationCut(Disaster):
     def _inject(self) -> None:
         from draas.lab.components.mariadb import PORT
 
-        self.lab.add_impairment({"id": self.id, "kind": "port-block", "a": ["dr"],
-                                 "b": ["primary"], "port": PORT})  # fmt: skip
+        self.lab.add_impairment(
+            {"id": self.id, "kind": "port-block", "a": ["dr"], "b": ["primary"], "port": PORT}
+        )
 
     def _revert(self) -> None:
         self.lab.remove_impairment(self.id)
@@ -196,18 +197,27 @@ def _site(params: dict[str, Any], what: str) -> str:
 
 class ApiErrors(Disaster):
     name = "api-errors"
-    summary = ("the service's database account locked at a site (not replicated): the API "
-               "answers 500, the web page and the version document stay fine")  # fmt: skip
+    summary = (
+        "the service's database account locked at a site (not replicated): the API "
+        "answers 500, the web page and the version document stay fine"
+    )
 
     def _account(self, lock: str) -> None:
         from draas.lab.components import mariadb
 
         site = _site(self.params, self.name)
-        mariadb.sql(self.lab, site, "SET SESSION sql_log_bin = 0",
-                    f"ALTER USER 'keystone'@'198.18.%' ACCOUNT {lock}")  # fmt: skip
+        mariadb.sql(
+            self.lab,
+            site,
+            "SET SESSION sql_log_bin = 0",
+            f"ALTER USER 'keystone'@'198.18.%' ACCOUNT {lock}",
+        )
         if lock == "LOCK":  # its open connections end too: Keystone must connect again
-            rows = mariadb.sql(self.lab, site, "SELECT ID FROM information_schema.PROCESSLIST "
-                               "WHERE USER = 'keystone'")  # fmt: skip
+            rows = mariadb.sql(
+                self.lab,
+                site,
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = 'keystone'",
+            )
             for r in rows:
                 with contextlib.suppress(Exception):  # it may have ended meanwhile
                     mariadb.sql(self.lab, site, "KILL CONNECTION %s", args=(int(r["ID"]),))
@@ -221,8 +231,10 @@ class ApiErrors(Disaster):
 
 class DbReadOnly(Disaster):
     name = "db-read-only"
-    summary = ("a site's database switched read-only behind draas's back; revert does nothing "
-               "(the holder's agent reopens it, or a failover fenced it on purpose)")  # fmt: skip
+    summary = (
+        "a site's database switched read-only behind draas's back; revert does nothing "
+        "(the holder's agent reopens it, or a failover fenced it on purpose)"
+    )
 
     def _inject(self) -> None:
         from draas.lab.components import mariadb
@@ -235,8 +247,10 @@ class DbReadOnly(Disaster):
 
 class DiskFull(Disaster):
     name = "disk-full"
-    summary = ("a site's database filesystem full (a filler file takes its free space); revert "
-               "removes it (MariaDB retries a full disk once a minute)")  # fmt: skip
+    summary = (
+        "a site's database filesystem full (a filler file takes its free space); revert "
+        "removes it (MariaDB retries a full disk once a minute)"
+    )
 
     def _filler(self) -> Path:
         from draas.lab.components import mariadb
@@ -266,8 +280,10 @@ class DiskFull(Disaster):
 
 class ServiceSlow(Disaster):
     name = "service-slow"
-    summary = ("a service answers in seconds: its processes stopped and let run in turns "
-               "(--stop-ms / --run-ms) by draas.lab.throttle; revert lets it run")  # fmt: skip
+    summary = (
+        "a service answers in seconds: its processes stopped and let run in turns "
+        "(--stop-ms / --run-ms) by draas.lab.throttle; revert lets it run"
+    )
 
     def _throttler(self) -> str:
         return f"throttle-{self.params['process']}"
@@ -280,11 +296,25 @@ class ServiceSlow(Disaster):
             if not 10 <= float(self.params.get(key, 100)) <= 60000:
                 raise LabError(f"service-slow: {key} {self.params[key]} is outside 10..60000 ms")
         rec = self.lab.sup.record(proc)
-        spec = self.lab.spec(self._throttler(), str(rec["spec"]["host"]), [
-            sys.executable, "-m", "draas.lab.throttle", "--pid", str(rec["pid"]),
-            "--start-time", str(rec["start_time"]), "--run-ms",
-            str(self.params.get("run_ms", 100)), "--stop-ms",
-            str(self.params.get("stop_ms", 1900)), "--duration", "3600"])  # fmt: skip
+        spec = self.lab.spec(
+            self._throttler(),
+            str(rec["spec"]["host"]),
+            [
+                sys.executable,
+                "-m",
+                "draas.lab.throttle",
+                "--pid",
+                str(rec["pid"]),
+                "--start-time",
+                str(rec["start_time"]),
+                "--run-ms",
+                str(self.params.get("run_ms", 100)),
+                "--stop-ms",
+                str(self.params.get("stop_ms", 1900)),
+                "--duration",
+                "3600",
+            ],
+        )
         self.lab.sup.launch(spec)
 
     def _revert(self) -> None:

@@ -17,8 +17,9 @@ from draas.traffic.frontend.proxy import ProxyEngine
 
 
 @contextlib.contextmanager
-def proxy_in(lab: Lab, host: str, sites: dict[str, str], ports: dict[int, int],
-             **kw: Any) -> Iterator[ProxyEngine]:  # fmt: skip
+def proxy_in(
+    lab: Lab, host: str, sites: dict[str, str], ports: dict[int, int], **kw: Any
+) -> Iterator[ProxyEngine]:
     ns = lab.ns(host)
     addr = lab.topo.host(host).address
 
@@ -29,8 +30,7 @@ def proxy_in(lab: Lab, host: str, sites: dict[str, str], ports: dict[int, int],
         s.listen(64)
         return s
 
-    engine = ProxyEngine(host, sites, ports=ports, socket_factory=lambda: netns.socket_in(ns),
-                         **kw)  # fmt: skip
+    engine = ProxyEngine(host, sites, ports=ports, socket_factory=lambda: netns.socket_in(ns), **kw)
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name=f"proxy-{host}", daemon=True)
     thread.start()

@@ -38,25 +38,53 @@ from draas.lab.services import frontends_for, resolve
 
 DISASTERS = ("power-off", "network-failure", "service-crash", "service-hang", "frontend-crash")
 SITE_DISASTERS = {"power-off", "network-failure", "service-crash", "service-hang"}
-SCHEMES = ("dns", "frontend", "hybrid", "autonomous", "powerdns", "seed-dns", "seed-frontend",
-           "seed-hybrid")  # fmt: skip
+SCHEMES = (
+    "dns",
+    "frontend",
+    "hybrid",
+    "autonomous",
+    "powerdns",
+    "seed-dns",
+    "seed-frontend",
+    "seed-hybrid",
+)
 # Baselines. autonomous: HAProxy on fe-a routing by its own health checks (backup server), no
 # agents, no lease, no promotion: what a frontend without a controller does. powerdns: the
 # service name a PowerDNS LUA ifurlup record (health-checked DNS inside the DNS server), no
 # agents either. seed-*: draas
 # with the original system's detection settings (DNS: five missed 10 s sync rounds plus 3 s;
 # hybrid: a check every 4 s, two tries; frontend: a 0.7 s probe, one try).
-LAB_SCHEME = {"autonomous": "frontend", "powerdns": "dns", "seed-dns": "dns",
-              "seed-frontend": "frontend", "seed-hybrid": "hybrid"}  # fmt: skip
+LAB_SCHEME = {
+    "autonomous": "frontend",
+    "powerdns": "dns",
+    "seed-dns": "dns",
+    "seed-frontend": "frontend",
+    "seed-hybrid": "hybrid",
+}
 BASELINES = ("autonomous", "powerdns")  # no draas at all
 SEED_TIMINGS: dict[str, dict[str, float]] = {
-    "seed-dns": {"probe_interval_s": 10, "probe_timeout_s": 3, "fall": 5, "rise": 2,
-                 "confirm_window_s": 53},
-    "seed-hybrid": {"probe_interval_s": 4, "probe_timeout_s": 3, "fall": 2, "rise": 2,
-                    "confirm_window_s": 8},
-    "seed-frontend": {"probe_interval_s": 0.7, "probe_timeout_s": 0.7, "fall": 1, "rise": 1,
-                      "confirm_window_s": 0.7},
-}  # fmt: skip
+    "seed-dns": {
+        "probe_interval_s": 10,
+        "probe_timeout_s": 3,
+        "fall": 5,
+        "rise": 2,
+        "confirm_window_s": 53,
+    },
+    "seed-hybrid": {
+        "probe_interval_s": 4,
+        "probe_timeout_s": 3,
+        "fall": 2,
+        "rise": 2,
+        "confirm_window_s": 8,
+    },
+    "seed-frontend": {
+        "probe_interval_s": 0.7,
+        "probe_timeout_s": 0.7,
+        "fall": 1,
+        "rise": 1,
+        "confirm_window_s": 0.7,
+    },
+}
 WARMUP_S = 3.0
 HOLD_S = 2.0
 RECOVERY_TIMEOUT_S = 45.0
@@ -103,8 +131,11 @@ def first_event(
     evs: list[dict[str, Any]], run_prefix: str, step: str, outcome: str
 ) -> float | None:
     for e in evs:
-        if str(e.get("run", "")).startswith(run_prefix) and e.get("step") == step and \
-                e.get("outcome") == outcome:  # fmt: skip
+        if (
+            str(e.get("run", "")).startswith(run_prefix)
+            and e.get("step") == step
+            and e.get("outcome") == outcome
+        ):
             return float(e["ts"])
     return None
 
@@ -156,8 +187,12 @@ def clean_state(lab: Lab, baseline: bool = False) -> None:
         lab.sup.wait_ready("mariadb-primary")
         mariadb.sql(lab, "primary", "SET GLOBAL read_only = OFF")
     else:
-        wait("the primary active", lambda: (active(lab) or {}).get("site") == "primary",
-             FAILBACK_TIMEOUT_S, 0.5)  # fmt: skip
+        wait(
+            "the primary active",
+            lambda: (active(lab) or {}).get("site") == "primary",
+            FAILBACK_TIMEOUT_S,
+            0.5,
+        )
     wait("the client served by the primary", lambda: served_by(lab) == "primary", 30, 0.3)
     if lab.settings.scheme == "hybrid":  # a frontend crash moved the name: wait until it is back
         fe_a = lab.topo.host("fe-a").address
@@ -168,8 +203,9 @@ def clean_state(lab: Lab, baseline: bool = False) -> None:
 
 
 # -- one run -----------------------------------------------------------------------------------
-def one_run(lab: Lab, scheme: str, disaster: str, repeat: int, seq: int, out: Path,
-            progress: Progress) -> dict[str, Any]:  # fmt: skip
+def one_run(
+    lab: Lab, scheme: str, disaster: str, repeat: int, seq: int, out: Path, progress: Progress
+) -> dict[str, Any]:
     run_id = f"{scheme}-{disaster}-{repeat}"
     rundir = out / "runs" / run_id
     rundir.mkdir(parents=True, exist_ok=True)
@@ -181,8 +217,11 @@ def one_run(lab: Lab, scheme: str, disaster: str, repeat: int, seq: int, out: Pa
     since = time.time()
     time.sleep(WARMUP_S)
     seed = SEED_TIMINGS.get(scheme, {})
-    bound = RECOVERY_TIMEOUT_S + seed.get("confirm_window_s", 0) + \
-        seed.get("probe_interval_s", 0) * seed.get("fall", 0)  # fmt: skip
+    bound = (
+        RECOVERY_TIMEOUT_S
+        + seed.get("confirm_window_s", 0)
+        + seed.get("probe_interval_s", 0) * seed.get("fall", 0)
+    )
     d = make_disaster(lab, disaster)
     t0 = time.time()
     d.inject()
@@ -206,16 +245,21 @@ def one_run(lab: Lab, scheme: str, disaster: str, repeat: int, seq: int, out: Pa
     failed_over = first_event(evs, f"failover-dr-from-e{epoch}", "take-lease", "done")
     if baseline and disaster in SITE_DISASTERS:  # back when its own checks pass again
         try:
-            wait("back on the primary", lambda: served_by(lab) == "primary", FAILBACK_TIMEOUT_S,
-                 0.2)  # fmt: skip
+            wait(
+                "back on the primary", lambda: served_by(lab) == "primary", FAILBACK_TIMEOUT_S, 0.2
+            )
             failback_s = time.time() - t_revert
         except LabError:
             progress(f"  {run_id}: not back on the primary within {FAILBACK_TIMEOUT_S:g} s")
     if failed_over is not None:
         run = f"failback-primary-from-e{epoch + 1}"
         try:
-            wait("failback", lambda: first_event(events(lab, since), run, "verify", "done"),
-                 FAILBACK_TIMEOUT_S, 0.5)  # fmt: skip
+            wait(
+                "failback",
+                lambda: first_event(events(lab, since), run, "verify", "done"),
+                FAILBACK_TIMEOUT_S,
+                0.5,
+            )
             done = first_event(events(lab, since), run, "verify", "done")
             failback_s = None if done is None else done - t_revert
         except LabError:
@@ -243,42 +287,66 @@ def one_run(lab: Lab, scheme: str, disaster: str, repeat: int, seq: int, out: Pa
         switched = first_log(lab, r" routes to dr \(", t0, list(frontends_for(lab_scheme)))
     if disaster == "frontend-crash":
         switched = first_event(evs, "frontend-dns-", "move-dns", "done")
-    same = mariadb.replicator(lab, "primary").checksums() == \
-        mariadb.replicator(lab, "dr").checksums() if site == "primary" else None  # fmt: skip
+    same = (
+        mariadb.replicator(lab, "primary").checksums() == mariadb.replicator(lab, "dr").checksums()
+        if site == "primary"
+        else None
+    )
 
     def rel(t: float | None) -> float | None:
         return None if t is None else round(t - t0, 3)
 
     result = {
-        "scheme": scheme, "disaster": disaster, "repeat": repeat, "run": run_id,
-        "disaster_at": round(t0, 3), "reverted_at": round(t_revert, 3),
-        "rto_s": summary.rto_s, "downtime_s": round(summary.downtime_s, 3),
-        "availability": summary.availability, "recovered_site": summary.recovered_site,
-        "latency_p50_ms": summary.latency_p50_ms, "latency_p99_ms": summary.latency_p99_ms,
+        "scheme": scheme,
+        "disaster": disaster,
+        "repeat": repeat,
+        "run": run_id,
+        "disaster_at": round(t0, 3),
+        "reverted_at": round(t_revert, 3),
+        "rto_s": summary.rto_s,
+        "downtime_s": round(summary.downtime_s, 3),
+        "availability": summary.availability,
+        "recovered_site": summary.recovered_site,
+        "latency_p50_ms": summary.latency_p50_ms,
+        "latency_p99_ms": summary.latency_p99_ms,
         "probe_recovered_s": None if recovered is None else round(recovered, 3),
-        "detection_s": rel(alarm), "decision_s": rel(decided), "switch_s": rel(switched),
-        "client_catch_up_s": None if summary.rto_s is None or switched is None
+        "detection_s": rel(alarm),
+        "decision_s": rel(decided),
+        "switch_s": rel(switched),
+        "client_catch_up_s": None
+        if summary.rto_s is None or switched is None
         else round(summary.rto_s - (switched - t0), 3),
-        "failovers": failovers, "false_failovers": max(0, failovers - expected),
-        "lost_acked_writes": wr.lost, "lost_writes_span_s": round(wr.lost_span_s, 3),
-        "acked_writes": wr.acked, "unknown_writes": wr.unknown, **meters.write_figures(t0),
-        "acked_writes_after_disaster": sum(1 for w in with_writer if w["outcome"] == "acked"
-                                           and float(w["t_start"]) > t0),
+        "failovers": failovers,
+        "false_failovers": max(0, failovers - expected),
+        "lost_acked_writes": wr.lost,
+        "lost_writes_span_s": round(wr.lost_span_s, 3),
+        "acked_writes": wr.acked,
+        "unknown_writes": wr.unknown,
+        **meters.write_figures(t0),
+        "acked_writes_after_disaster": sum(
+            1 for w in with_writer if w["outcome"] == "acked" and float(w["t_start"]) > t0
+        ),
         "unknown_writes_stored": wr.unknown_stored,
         "split_brain_instants": None if split is None else len(split),
         "split_brain": [] if split is None else split[:5],  # the first few, with what was wrong
         "failback_s": None if failback_s is None else round(failback_s, 3),
         "checksums_match": same,
         "windows": summary.to_dict()["windows"],
-    }  # fmt: skip
+    }
     (rundir / "run.json").write_text(json.dumps(result, indent=1) + "\n")
     return result
 
 
 # -- the matrix --------------------------------------------------------------------------------
-def run_matrix(schemes: list[str], disasters: list[str], repeat: int, out: Path,
-               progress: Progress, preset: str = "fast",
-               replication: str = "semi-sync") -> dict[str, Any]:  # fmt: skip
+def run_matrix(
+    schemes: list[str],
+    disasters: list[str],
+    repeat: int,
+    out: Path,
+    progress: Progress,
+    preset: str = "fast",
+    replication: str = "semi-sync",
+) -> dict[str, Any]:
     for s in schemes:
         if s not in SCHEMES:
             raise LabError(f"--schemes: unknown scheme {s!r}; allowed: {', '.join(SCHEMES)}")
@@ -295,13 +363,23 @@ def run_matrix(schemes: list[str], disasters: list[str], repeat: int, out: Path,
 
     def document(final: bool) -> dict[str, Any]:
         return {
-            "started_at": round(started, 3), "wall_time_s": round(time.time() - started, 1),
+            "started_at": round(started, 3),
+            "wall_time_s": round(time.time() - started, 1),
             "complete": final,
-            "settings": {"preset": preset, "replication": replication, "dns_ttl_s": 5,
-                         "meter_interval_s": 0.1, "meter_timeout_s": 1.0, "consecutive": 3,
-                         "warmup_s": WARMUP_S, "hold_s": HOLD_S},
-            "versions": versions(), "runs": runs, "table": table(runs),
-        }  # fmt: skip
+            "settings": {
+                "preset": preset,
+                "replication": replication,
+                "dns_ttl_s": 5,
+                "meter_interval_s": 0.1,
+                "meter_timeout_s": 1.0,
+                "consecutive": 3,
+                "warmup_s": WARMUP_S,
+                "hold_s": HOLD_S,
+            },
+            "versions": versions(),
+            "runs": runs,
+            "table": table(runs),
+        }
 
     for i, scheme in enumerate(schemes):
         lab = Lab(f"x{int(started) % 100000}{i}")
@@ -323,9 +401,11 @@ def run_matrix(schemes: list[str], disasters: list[str], repeat: int, out: Path,
                         bring_up(lab, scheme, preset, replication)
                     runs.append(res)
                     (out / "results.json").write_text(json.dumps(document(False), indent=1) + "\n")
-                    progress(f"  RTO {res['rto_s']} s, downtime {res['downtime_s']} s, lost "
-                             f"{res['lost_acked_writes']} acked write(s), failback "
-                             f"{res['failback_s']} s")  # fmt: skip
+                    progress(
+                        f"  RTO {res['rto_s']} s, downtime {res['downtime_s']} s, lost "
+                        f"{res['lost_acked_writes']} acked write(s), failback "
+                        f"{res['failback_s']} s"
+                    )
         finally:
             lab.down()
     doc = document(True)
@@ -347,8 +427,9 @@ def bring_up(lab: Lab, scheme: str, preset: str, replication: str) -> None:
         time.sleep(2)  # its first health checks
     else:
         seed = SEED_TIMINGS.get(scheme)
-        start_agents(lab, preset=preset, replication=replication, timings=seed,
-                     deep_check=seed is None)  # fmt: skip
+        start_agents(
+            lab, preset=preset, replication=replication, timings=seed, deep_check=seed is None
+        )
         wait("the active record", lambda: active(lab) is not None, 30, 0.2)
 
 
@@ -382,9 +463,15 @@ RESULT_FIELDS = (
 
 def failed_run(scheme: str, disaster: str, repeat: int, error: str) -> dict[str, Any]:
     """A run that could not be measured: every figure unknown, and why."""
-    return {"scheme": scheme, "disaster": disaster, "repeat": repeat,
-            "run": f"{scheme}-{disaster}-{repeat}", **dict.fromkeys(RESULT_FIELDS),
-            "windows": [], "error": error}  # fmt: skip
+    return {
+        "scheme": scheme,
+        "disaster": disaster,
+        "repeat": repeat,
+        "run": f"{scheme}-{disaster}-{repeat}",
+        **dict.fromkeys(RESULT_FIELDS),
+        "windows": [],
+        "error": error,
+    }
 
 
 def versions() -> dict[str, str]:
@@ -404,33 +491,44 @@ def _stats(values: list[float]) -> dict[str, float | None]:
         return {"median": None, "p95": None, "max": None}
     ordered = sorted(values)
     p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-    return {"median": round(statistics.median(ordered), 3), "p95": round(p95, 3),
-            "max": round(ordered[-1], 3)}  # fmt: skip
+    return {
+        "median": round(statistics.median(ordered), 3),
+        "p95": round(p95, 3),
+        "max": round(ordered[-1], 3),
+    }
 
 
 def table(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per scheme and disaster."""
     rows = []
-    keys = sorted({(r["scheme"], r["disaster"]) for r in runs},
-                  key=lambda k: (SCHEMES.index(k[0]), DISASTERS.index(k[1])))  # fmt: skip
+    keys = sorted(
+        {(r["scheme"], r["disaster"]) for r in runs},
+        key=lambda k: (SCHEMES.index(k[0]), DISASTERS.index(k[1])),
+    )
     for scheme, disaster in keys:
         every = [r for r in runs if (r["scheme"], r["disaster"]) == (scheme, disaster)]
         mine = [r for r in every if not r.get("error")]
         rto = [r["rto_s"] for r in mine if r["rto_s"] is not None]
         fb = [r["failback_s"] for r in mine if r["failback_s"] is not None]
-        rows.append({
-            "scheme": scheme, "disaster": disaster, "runs": len(mine),
-            "failed_runs": len(every) - len(mine),
-            "rto_s": _stats(rto), "not_recovered": len(mine) - len(rto),
-            "downtime_median_s": _stats([r["downtime_s"] for r in mine])["median"],
-            "lost_acked_writes": sum(r["lost_acked_writes"] for r in mine),
-            "unknown_writes": sum(r["unknown_writes"] for r in mine),
-            "false_failovers": sum(r["false_failovers"] for r in mine),
-            "split_brain_instants": None if any(r.get("split_brain_instants") is None
-                                                for r in mine) else
-            sum(r["split_brain_instants"] for r in mine),
-            "failback_median_s": _stats(fb)["median"],
-            "detection_median_s": _stats([r["detection_s"] for r in mine
-                                          if r["detection_s"] is not None])["median"],
-        })  # fmt: skip
+        rows.append(
+            {
+                "scheme": scheme,
+                "disaster": disaster,
+                "runs": len(mine),
+                "failed_runs": len(every) - len(mine),
+                "rto_s": _stats(rto),
+                "not_recovered": len(mine) - len(rto),
+                "downtime_median_s": _stats([r["downtime_s"] for r in mine])["median"],
+                "lost_acked_writes": sum(r["lost_acked_writes"] for r in mine),
+                "unknown_writes": sum(r["unknown_writes"] for r in mine),
+                "false_failovers": sum(r["false_failovers"] for r in mine),
+                "split_brain_instants": None
+                if any(r.get("split_brain_instants") is None for r in mine)
+                else sum(r["split_brain_instants"] for r in mine),
+                "failback_median_s": _stats(fb)["median"],
+                "detection_median_s": _stats(
+                    [r["detection_s"] for r in mine if r["detection_s"] is not None]
+                )["median"],
+            }
+        )
     return rows

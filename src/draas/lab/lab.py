@@ -133,8 +133,11 @@ class Lab:
         t_net = time.monotonic() - t0
         progress("starting WAN emulation between the sites")
         method = self.wan.start(self.base_wan_rules())
-        result: dict[str, Any] = {"already_up": False, "network_s": round(t_net, 3),
-                                  "wan_method": method}  # fmt: skip
+        result: dict[str, Any] = {
+            "already_up": False,
+            "network_s": round(t_net, 3),
+            "wan_method": method,
+        }
         if self.settings.services:
             from draas.lab.services import start_services
 
@@ -257,8 +260,9 @@ class Lab:
     def spec(self, name: str, host: str, argv: list[str], **kw: Any) -> ProcessSpec:
         return ProcessSpec(name=name, ns=self.ns(host), host=host, argv=argv, **kw)
 
-    def exec(self, host: str, argv: Sequence[str], env: dict[str, str] | None = None,
-             **kw: Any) -> subprocess.CompletedProcess[Any]:  # fmt: skip
+    def exec(
+        self, host: str, argv: Sequence[str], env: dict[str, str] | None = None, **kw: Any
+    ) -> subprocess.CompletedProcess[Any]:
         """Run a command inside a host, with this Python's scripts (draas) on PATH."""
         env = {**os.environ, **(env or {})}
         env["PATH"] = f"{os.path.dirname(sys.executable)}:{env.get('PATH', '/usr/bin:/bin')}"

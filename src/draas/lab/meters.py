@@ -30,33 +30,72 @@ class Meters:
     """``tag``: unique within the lab (names the processes and the write prefix); the files
     go to ``rundir``. ``split_brain=False`` for baselines, which hold no lease."""
 
-    def __init__(self, lab: Lab, tag: str, rundir: Path, split_brain: bool = True,
-                 duration_s: float = 900) -> None:  # fmt: skip
+    def __init__(
+        self, lab: Lab, tag: str, rundir: Path, split_brain: bool = True, duration_s: float = 900
+    ) -> None:
         from draas.lab.secrets import secret_file
 
         rundir.mkdir(parents=True, exist_ok=True)
         self.lab, self.rundir = lab, rundir
         self.prefix = f"x{tag}"
         self.requests = rundir / "requests.jsonl"
-        self.meter = lab.spec(f"rto-{tag}", "client", [
-            sys.executable, "-m", "draas.cli", "-q", "rto", WEB, API, "--expect-body", "",
-            "--expect-body", "stable", "--interval", "0.1", "--timeout", "1", "--duration",
-            str(duration_s), "--out", str(self.requests), "--json"])  # fmt: skip
-        self.writer, self.writes = keystone.writer_spec(lab, f"writer-{tag}", API_BASE,
-                                                        self.prefix, duration_s, 0.1)  # fmt: skip
+        self.meter = lab.spec(
+            f"rto-{tag}",
+            "client",
+            [
+                sys.executable,
+                "-m",
+                "draas.cli",
+                "-q",
+                "rto",
+                WEB,
+                API,
+                "--expect-body",
+                "",
+                "--expect-body",
+                "stable",
+                "--interval",
+                "0.1",
+                "--timeout",
+                "1",
+                "--duration",
+                str(duration_s),
+                "--out",
+                str(self.requests),
+                "--json",
+            ],
+        )
+        self.writer, self.writes = keystone.writer_spec(
+            lab, f"writer-{tag}", API_BASE, self.prefix, duration_s, 0.1
+        )
         self.checker = None
         self.samples = rundir / "splitbrain.jsonl"
         if split_brain:
-            self.checker = lab.spec(f"splitbrain-{tag}", "client", [
-                sys.executable, "-m", "draas.lab.splitbrain", "--config",
-                str(lab.run.path / "draas.toml"), "--password-file",
-                str(secret_file(lab.run, "keystone-admin")), "--out", str(self.samples),
-                "--interval", "0.5", "--duration", str(duration_s)])  # fmt: skip
+            self.checker = lab.spec(
+                f"splitbrain-{tag}",
+                "client",
+                [
+                    sys.executable,
+                    "-m",
+                    "draas.lab.splitbrain",
+                    "--config",
+                    str(lab.run.path / "draas.toml"),
+                    "--password-file",
+                    str(secret_file(lab.run, "keystone-admin")),
+                    "--out",
+                    str(self.samples),
+                    "--interval",
+                    "0.5",
+                    "--duration",
+                    str(duration_s),
+                ],
+            )
 
     @property
     def names(self) -> list[str]:
-        return [self.meter.name, self.writer.name] + \
-            ([self.checker.name] if self.checker is not None else [])  # fmt: skip
+        return [self.meter.name, self.writer.name] + (
+            [self.checker.name] if self.checker is not None else []
+        )
 
     def start(self) -> None:
         for spec in (self.meter, self.writer, self.checker):
@@ -99,8 +138,11 @@ class Meters:
 
         if self.checker is None:
             return None
-        rows = [json.loads(x) for x in self.samples.read_text().splitlines() if x.strip()] \
-            if self.samples.exists() else []  # fmt: skip
+        rows = (
+            [json.loads(x) for x in self.samples.read_text().splitlines() if x.strip()]
+            if self.samples.exists()
+            else []
+        )
         if not rows:
             raise LabError(f"the split-brain checker recorded nothing ({self.samples})")
         lab = self.lab

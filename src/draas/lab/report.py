@@ -13,21 +13,34 @@ from typing import Any
 from draas.measure.meter import read_records
 
 COLUMNS = [
-    ("scheme", "scheme"), ("disaster", "disaster"), ("runs", "runs"),
-    ("RTO median s", "rto_median"), ("RTO p95 s", "rto_p95"), ("RTO max s", "rto_max"),
-    ("not recovered", "not_recovered"), ("failed runs", "failed_runs"),
+    ("scheme", "scheme"),
+    ("disaster", "disaster"),
+    ("runs", "runs"),
+    ("RTO median s", "rto_median"),
+    ("RTO p95 s", "rto_p95"),
+    ("RTO max s", "rto_max"),
+    ("not recovered", "not_recovered"),
+    ("failed runs", "failed_runs"),
     ("downtime median s", "downtime_median_s"),
-    ("detection median s", "detection_median_s"), ("lost acked writes", "lost_acked_writes"),
-    ("unknown writes", "unknown_writes"), ("false failovers", "false_failovers"),
+    ("detection median s", "detection_median_s"),
+    ("lost acked writes", "lost_acked_writes"),
+    ("unknown writes", "unknown_writes"),
+    ("false failovers", "false_failovers"),
     ("split-brain instants", "split_brain_instants"),
     ("failback median s", "failback_median_s"),
-]  # fmt: skip
+]
 
 
 def flat(row: dict[str, Any]) -> dict[str, Any]:
     rto = row["rto_s"]
-    return {"failed_runs": 0, "split_brain_instants": None, **row,
-            "rto_median": rto["median"], "rto_p95": rto["p95"], "rto_max": rto["max"]}  # fmt: skip
+    return {
+        "failed_runs": 0,
+        "split_brain_instants": None,
+        **row,
+        "rto_median": rto["median"],
+        "rto_p95": rto["p95"],
+        "rto_max": rto["max"],
+    }
 
 
 def cell(v: Any) -> str:
@@ -51,19 +64,25 @@ def markdown(doc: dict[str, Any]) -> str:
     for row in doc["table"]:
         f = flat(row)
         lines.append("| " + " | ".join(cell(f[k]) for _, k in COLUMNS) + " |")
-    lines += ["", "## Runs", "",
-              "| run | RTO s | downtime s | detection s | decision s | switch s | client "
-              "catch-up s | lost acked | split-brain | failback s | checksums |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines += [
+        "",
+        "## Runs",
+        "",
+        "| run | RTO s | downtime s | detection s | decision s | switch s | client "
+        "catch-up s | lost acked | split-brain | failback s | checksums |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in doc["runs"]:
         if r.get("error"):
             lines.append(f"| {r['run']} | failed: {r['error']} |" + " |" * 9)
             continue
-        lines.append(f"| {r['run']} | {cell(r['rto_s'])} | {r['downtime_s']} | "
-                     f"{cell(r['detection_s'])} | {cell(r['decision_s'])} | {cell(r['switch_s'])}"
-                     f" | {cell(r['client_catch_up_s'])} | {r['lost_acked_writes']} | "
-                     f"{cell(r.get('split_brain_instants'))} | "
-                     f"{cell(r['failback_s'])} | {cell(r['checksums_match'])} |")  # fmt: skip
+        lines.append(
+            f"| {r['run']} | {cell(r['rto_s'])} | {r['downtime_s']} | "
+            f"{cell(r['detection_s'])} | {cell(r['decision_s'])} | {cell(r['switch_s'])}"
+            f" | {cell(r['client_catch_up_s'])} | {r['lost_acked_writes']} | "
+            f"{cell(r.get('split_brain_instants'))} | "
+            f"{cell(r['failback_s'])} | {cell(r['checksums_match'])} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -85,8 +104,12 @@ def timeline_png(run: dict[str, Any], rundir: Path) -> Path:
         ax.text(-3.2, y, check, va="center", fontsize=8)
     marks = [("disaster", 0.0, "black"), ("revert", float(run["reverted_at"]) - t0, "gray")]
     for e in events:
-        if e.get("outcome") == "done" and e.get("step") in ("take-lease", "switch-traffic",
-                                                            "hand-over", "move-dns"):  # fmt: skip
+        if e.get("outcome") == "done" and e.get("step") in (
+            "take-lease",
+            "switch-traffic",
+            "hand-over",
+            "move-dns",
+        ):
             marks.append((f"{e['step']} ({e['node']})", float(e["ts"]) - t0, "tab:blue"))
     for label, x, color in marks:
         ax.axvline(x, color=color, linestyle="--", linewidth=0.8)
@@ -111,8 +134,11 @@ def rto_png(doc: dict[str, Any], out: Path) -> Path:
     groups = [(r["scheme"], r["disaster"]) for r in doc["table"]]
     fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(groups)), 4))
     for i, (scheme, disaster) in enumerate(groups):
-        vals = [r["rto_s"] for r in doc["runs"] if (r["scheme"], r["disaster"]) == (scheme,
-                disaster) and r["rto_s"] is not None]  # fmt: skip
+        vals = [
+            r["rto_s"]
+            for r in doc["runs"]
+            if (r["scheme"], r["disaster"]) == (scheme, disaster) and r["rto_s"] is not None
+        ]
         ax.scatter([i] * len(vals), vals, s=14)
         if vals:
             ax.hlines(sorted(vals)[len(vals) // 2], i - 0.3, i + 0.3, color="black")
@@ -131,9 +157,11 @@ def index_html(doc: dict[str, Any], out: Path, timelines: list[Path]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h, _ in COLUMNS)
     rows = [[html.escape(cell(flat(r)[k])) for _, k in COLUMNS] for r in doc["table"]]
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    imgs = "".join(f'<figure><img src="{html.escape(str(p.relative_to(out)))}" width="900">'
-                   f"<figcaption>{html.escape(p.parent.name)}</figcaption></figure>"
-                   for p in timelines)  # fmt: skip
+    imgs = "".join(
+        f'<figure><img src="{html.escape(str(p.relative_to(out)))}" width="900">'
+        f"<figcaption>{html.escape(p.parent.name)}</figcaption></figure>"
+        for p in timelines
+    )
     return (
         "<!doctype html><meta charset=utf-8><title>draas lab experiment</title>"
         "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"

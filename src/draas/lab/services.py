@@ -54,8 +54,7 @@ def start_services(lab: Lab, scheme: str, dns_ttl_s: int, progress: Progress) ->
     sup = lab.sup
 
     def dns_group() -> None:
-        sup.start_many([bind9.spec(lab, initial_target(lab, scheme), dns_ttl_s),
-                        unbound.spec(lab)])  # fmt: skip
+        sup.start_many([bind9.spec(lab, initial_target(lab, scheme), dns_ttl_s), unbound.spec(lab)])
 
     def etcd_group() -> None:
         sup.start_many([etcd.spec(lab, m) for m in etcd.MEMBERS])
@@ -81,16 +80,25 @@ def start_services(lab: Lab, scheme: str, dns_ttl_s: int, progress: Progress) ->
         specs += [haproxy.spec(lab, fe) for fe in frontends_for(scheme)]
         sup.start_many(specs)
 
-    groups = {"dns": dns_group, "etcd": etcd_group, "mariadb+keystone": data_group,
-              "frontends+web": edge_group}  # fmt: skip
+    groups = {
+        "dns": dns_group,
+        "etcd": etcd_group,
+        "mariadb+keystone": data_group,
+        "frontends+web": edge_group,
+    }
     with ThreadPoolExecutor(max_workers=len(groups)) as pool:
         futures = {n: pool.submit(_timed, n, fn, progress) for n, fn in groups.items()}
         took = {n: f.result() for n, f in futures.items()}
     for fe in frontends_for(scheme):  # the whole path works before up returns
         haproxy.wait_routing(lab, fe)
     write_clouds_yaml(lab)
-    services = {"primary": "keystone-primary", "dr": "keystone-dr", "dns": "named",
-                "client": "unbound", "witness": "etcd-witness"}  # fmt: skip
+    services = {
+        "primary": "keystone-primary",
+        "dr": "keystone-dr",
+        "dns": "named",
+        "client": "unbound",
+        "witness": "etcd-witness",
+    }
     services.update({fe: f"haproxy-{fe}" for fe in frontends_for(scheme)})
     lab.run.update(services=services, scheme=scheme, dns_ttl_s=dns_ttl_s)
     return took
@@ -145,8 +153,12 @@ def service_status(lab: Lab) -> list[dict[str, Any]]:
         if name == "wan-delayer":
             continue
         rec = lab.sup.record(name)
-        row: dict[str, Any] = {"service": name, "host": rec["spec"].get("host", ""),
-                               "state": lab.sup.state(name), "pid": rec["pid"]}  # fmt: skip
+        row: dict[str, Any] = {
+            "service": name,
+            "host": rec["spec"].get("host", ""),
+            "state": lab.sup.state(name),
+            "pid": rec["pid"],
+        }
         if name.startswith("mariadb-") and row["state"] == "running":
             try:
                 st = mariadb.replication_status(lab, row["host"])

@@ -35,15 +35,21 @@ def rss_kib(pid: int) -> int | None:
     return None
 
 
-def memory_growth(samples: Sequence[Mapping[str, Any]], agent: str,
-                  settle_s: float = 60.0) -> dict[str, float | None]:  # fmt: skip
+def memory_growth(
+    samples: Sequence[Mapping[str, Any]], agent: str, settle_s: float = 60.0
+) -> dict[str, float | None]:
     """An agent's memory over the soak, from ``{"t", agent: KiB}`` samples: the first value
     after ``settle_s`` (start-up allocations done), the last, the peak, the growth between
     them in MiB and the least-squares slope in MiB per hour."""
     pts = [(float(s["t"]), float(s[agent])) for s in samples if s.get(agent) is not None]
     if not pts:
-        return {"first_mib": None, "last_mib": None, "peak_mib": None, "growth_mib": None,
-                "slope_mib_per_h": None}  # fmt: skip
+        return {
+            "first_mib": None,
+            "last_mib": None,
+            "peak_mib": None,
+            "growth_mib": None,
+            "slope_mib_per_h": None,
+        }
     t0 = pts[0][0]
     settled = [(t, v) for t, v in pts if t - t0 >= settle_s] or pts
     first, last = settled[0][1] / 1024, settled[-1][1] / 1024
@@ -54,13 +60,24 @@ def memory_growth(samples: Sequence[Mapping[str, Any]], agent: str,
         mt, mv = statistics.fmean(ts), statistics.fmean(vs)
         den = sum((t - mt) ** 2 for t in ts)
         slope = sum((t - mt) * (v - mv) for t, v in zip(ts, vs, strict=True)) / den * 3600
-    return {"first_mib": round(first, 2), "last_mib": round(last, 2),
-            "peak_mib": round(max(v for _, v in pts) / 1024, 2),
-            "growth_mib": round(last - first, 2), "slope_mib_per_h": round(slope, 2)}  # fmt: skip
+    return {
+        "first_mib": round(first, 2),
+        "last_mib": round(last, 2),
+        "peak_mib": round(max(v for _, v in pts) / 1024, 2),
+        "growth_mib": round(last - first, 2),
+        "slope_mib_per_h": round(slope, 2),
+    }
 
 
-def soak(lab: Lab, seconds: float, out: Path, progress: Progress, loss_pct: float = 2.0,
-         jitter_ms: float = 20.0, preset: str = "normal") -> dict[str, Any]:  # fmt: skip
+def soak(
+    lab: Lab,
+    seconds: float,
+    out: Path,
+    progress: Progress,
+    loss_pct: float = 2.0,
+    jitter_ms: float = 20.0,
+    preset: str = "normal",
+) -> dict[str, Any]:
     """Build the lab and soak it for ``seconds`` (the caller tears it down, also on error);
     return the figures, also written to ``out``."""
     if not 30 <= seconds <= 4 * 3600:
@@ -74,52 +91,69 @@ def soak(lab: Lab, seconds: float, out: Path, progress: Progress, loss_pct: floa
         if time.monotonic() > deadline:
             raise LabError("soak: no agent took the active lease within 60 s")
         time.sleep(0.5)
-    agents = {f"agent-{n}": int(lab.sup.record(f"agent-{n}")["pid"])
-              for n in nodes_for("dns")}  # fmt: skip
+    agents = {f"agent-{n}": int(lab.sup.record(f"agent-{n}")["pid"]) for n in nodes_for("dns")}
     meters = Meters(lab, "soak", out, duration_s=seconds + 120)
     meters.start()
     time.sleep(5)
     gray = GrayNetwork(lab, hosts=["primary", "dr"], loss_pct=loss_pct, jitter_ms=jitter_ms)
     t0 = time.time()
     gray.inject()
-    progress(f"gray network on: {loss_pct:g} % loss, {jitter_ms:g} ms jitter on both sites, "
-             f"for {seconds:g} s")  # fmt: skip
+    progress(
+        f"gray network on: {loss_pct:g} % loss, {jitter_ms:g} ms jitter on both sites, "
+        f"for {seconds:g} s"
+    )
     memory: list[dict[str, Any]] = []
     end = time.monotonic() + seconds
     next_report = time.monotonic() + 60
     try:
         while time.monotonic() < end:
-            memory.append({"t": round(time.time(), 1),
-                           **{a: rss_kib(pid) for a, pid in agents.items()}})  # fmt: skip
+            memory.append(
+                {"t": round(time.time(), 1), **{a: rss_kib(pid) for a, pid in agents.items()}}
+            )
             if time.monotonic() >= next_report:
                 left = end - time.monotonic()
-                progress(f"  {time.time() - t0:6.0f} s soaked, {left:5.0f} s left; agents' "
-                         f"memory (MiB): " + ", ".join(f"{a[6:]} {(memory[-1][a] or 0) / 1024:.1f}"
-                                                     for a in agents))  # fmt: skip
+                progress(
+                    f"  {time.time() - t0:6.0f} s soaked, {left:5.0f} s left; agents' "
+                    f"memory (MiB): "
+                    + ", ".join(f"{a[6:]} {(memory[-1][a] or 0) / 1024:.1f}" for a in agents)
+                )
                 next_report += 60
             time.sleep(min(MEMORY_EVERY_S, max(0.0, end - time.monotonic())))
     finally:
         gray.revert()
     time.sleep(5)
     meters.stop()
-    site = str(json.loads(etcd_get(lab, "active")[0])["site"]) if etcd_get(lab, "active") \
-        else "primary"  # fmt: skip
+    site = (
+        str(json.loads(etcd_get(lab, "active")[0])["site"])
+        if etcd_get(lab, "active")
+        else "primary"
+    )
     runs = {json.loads(e).get("run", "") for e in etcd_get(lab, "events/", prefix=True)}
     failovers = sorted(r for r in runs if str(r).startswith("failover-"))
     wr = meters.writes_report(site)
     reads = meters.rto(t0)
     split = meters.split_brain() or []
     result: dict[str, Any] = {
-        "seconds": seconds, "loss_pct": loss_pct, "jitter_ms": jitter_ms, "preset": preset,
-        "failovers": len(failovers), "false_failovers": len(failovers),
-        "acked_writes": wr.acked, "lost_acked_writes": wr.lost, "failed_writes": wr.failed,
-        "unknown_writes": wr.unknown, "read_availability": reads.availability,
+        "seconds": seconds,
+        "loss_pct": loss_pct,
+        "jitter_ms": jitter_ms,
+        "preset": preset,
+        "failovers": len(failovers),
+        "false_failovers": len(failovers),
+        "acked_writes": wr.acked,
+        "lost_acked_writes": wr.lost,
+        "failed_writes": wr.failed,
+        "unknown_writes": wr.unknown,
+        "read_availability": reads.availability,
         "read_downtime_s": round(reads.downtime_s, 3),
-        **meters.write_figures(t0), "split_brain_instants": len(split),
-        "split_brain": split[:5], "site_at_end": site,
-        "memory": {a[6:]: memory_growth(memory, a, settle_s=min(60.0, seconds / 4))
-                   for a in agents},
-    }  # fmt: skip
+        **meters.write_figures(t0),
+        "split_brain_instants": len(split),
+        "split_brain": split[:5],
+        "site_at_end": site,
+        "memory": {
+            a[6:]: memory_growth(memory, a, settle_s=min(60.0, seconds / 4)) for a in agents
+        },
+    }
     (out / "memory.jsonl").write_text("".join(json.dumps(m) + "\n" for m in memory))
     (out / "soak.json").write_text(json.dumps(result, indent=1) + "\n")
     return result

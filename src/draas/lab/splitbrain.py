@@ -50,12 +50,18 @@ def accepting(sample: Mapping[str, Any]) -> list[str]:
     before, after = sample.get("read_only", {}), _after(sample, "read_only")
     writes = sample.get("write", {})
     sites = set(writes) | set(before) | set(after)
-    return sorted(s for s in sites if writes.get(s) == ACCEPTS or before.get(s) is False
-                  or after.get(s) is False)  # fmt: skip
+    return sorted(
+        s
+        for s in sites
+        if writes.get(s) == ACCEPTS or before.get(s) is False or after.get(s) is False
+    )
 
 
-def traffic_targets(sample: Mapping[str, Any], address_of_site: Mapping[str, str],
-                    address_of_frontend: Mapping[str, str]) -> dict[str, str]:  # fmt: skip
+def traffic_targets(
+    sample: Mapping[str, Any],
+    address_of_site: Mapping[str, str],
+    address_of_frontend: Mapping[str, str],
+) -> dict[str, str]:
     """Where traffic goes: path ("dns", "fe-a") -> site."""
     out: dict[str, str] = {}
     site_by_addr = {a: s for s, a in address_of_site.items()}
@@ -72,8 +78,11 @@ def traffic_targets(sample: Mapping[str, Any], address_of_site: Mapping[str, str
     return out
 
 
-def violations(samples: Iterable[Mapping[str, Any]], address_of_site: Mapping[str, str],
-               address_of_frontend: Mapping[str, str]) -> list[dict[str, Any]]:  # fmt: skip
+def violations(
+    samples: Iterable[Mapping[str, Any]],
+    address_of_site: Mapping[str, str],
+    address_of_frontend: Mapping[str, str],
+) -> list[dict[str, Any]]:
     """One entry per sample that breaks a rule, with what was wrong: a site took writes while
     another was writable throughout the sample; or traffic went to a site that took writes
     and held the lease in neither lease read."""
@@ -86,13 +95,17 @@ def violations(samples: Iterable[Mapping[str, Any]], address_of_site: Mapping[st
             wrong.append(f"{' and '.join(both)} accept writes")
         holders = {s.get("active"), _after(s, "active")}
         if UNKNOWN not in holders:
-            shown = " then ".join(dict.fromkeys(str(h) for h in (s.get("active"),
-                                                                 _after(s, "active"))))  # fmt: skip
-            for path, site in sorted(traffic_targets(s, address_of_site,
-                                                     address_of_frontend).items()):  # fmt: skip
+            shown = " then ".join(
+                dict.fromkeys(str(h) for h in (s.get("active"), _after(s, "active")))
+            )
+            for path, site in sorted(
+                traffic_targets(s, address_of_site, address_of_frontend).items()
+            ):
                 if site not in holders and site in acc:
-                    wrong.append(f"{path} sends traffic to {site}, which takes writes but does "
-                                 f"not hold the lease (held by {shown})")  # fmt: skip
+                    wrong.append(
+                        f"{path} sends traffic to {site}, which takes writes but does "
+                        f"not hold the lease (held by {shown})"
+                    )
         if wrong:
             out.append({"t": s["t"], "problems": wrong})
     return out
@@ -111,20 +124,26 @@ class Sampler:
         self.cfg = cfg = load_config(config)
         self.timeout_s = timeout_s
         self.reps = replicators(cfg)
-        self.keystone = {name: Keystone(f"http://{s.address}:5000", password, timeout_s)
-                         for name, s in cfg.sites.items()}  # fmt: skip
+        self.keystone = {
+            name: Keystone(f"http://{s.address}:5000", password, timeout_s)
+            for name, s in cfg.sites.items()
+        }
         self.store = make_store(cfg.coordination, timeout_s=timeout_s)
         self.dns = make_provider(cfg.dns) if cfg.dns is not None else None
         sites = {name: s.address for name, s in cfg.sites.items()}
-        self.frontends = {n.name: HaproxyEngine(n.name, admin_socket=str(n.admin_socket),
-                                                sites=sites)
-                          for n in cfg.nodes_with_role("frontend") if n.admin_socket}  # fmt: skip
+        self.frontends = {
+            n.name: HaproxyEngine(n.name, admin_socket=str(n.admin_socket), sites=sites)
+            for n in cfg.nodes_with_role("frontend")
+            if n.admin_socket
+        }
         self.pool = ThreadPoolExecutor(max_workers=8)
 
     def _read_only(self, site: str) -> bool | None:
         try:
-            with self.reps[site].connect(connect_timeout=1, read_timeout=2) as conn, \
-                    conn.cursor() as cur:  # fmt: skip
+            with (
+                self.reps[site].connect(connect_timeout=1, read_timeout=2) as conn,
+                conn.cursor() as cur,
+            ):
                 cur.execute("SELECT @@read_only AS ro")
                 return bool(cur.fetchone()["ro"])
         except Exception:  # unreachable or refused: not known to accept writes
@@ -170,9 +189,16 @@ class Sampler:
         routes = {f: x.result() for f, x in fes.items()}
         writes = {s: f.result() for s, f in wr.items()}
         dns_now = dns.result()
-        return {"t": round(t, 3), "active": active, "read_only": read_only, "write": writes,
-                "dns": dns_now, "frontends": routes, "read_only_after": self._read_only_all(),
-                "active_after": self._active()}  # fmt: skip
+        return {
+            "t": round(t, 3),
+            "active": active,
+            "read_only": read_only,
+            "write": writes,
+            "dns": dns_now,
+            "frontends": routes,
+            "read_only_after": self._read_only_all(),
+            "active_after": self._active(),
+        }
 
 
 def main(argv: list[str] | None = None) -> int:

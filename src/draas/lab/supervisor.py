@@ -144,9 +144,13 @@ class Supervisor:
             except KeyError:
                 raise LabError(f"cannot start {spec.name}: no user {spec.user!r} here") from None
             inner = [
-                "setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--init-groups",
-                "--", *inner,
-            ]  # fmt: skip
+                "setpriv",
+                f"--reuid={pw.pw_uid}",
+                f"--regid={pw.pw_gid}",
+                "--init-groups",
+                "--",
+                *inner,
+            ]
         argv = [
             "setsid",
             "-f",

@@ -37,18 +37,21 @@ def signal_group(pid: int, start_time: int, sig: int) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--pid", type=int, required=True)
     ap.add_argument("--start-time", type=int, required=True)
     ap.add_argument("--run-ms", type=float, default=100.0)
     ap.add_argument("--stop-ms", type=float, default=1900.0)
     ap.add_argument("--duration", type=float, required=True)
     args = ap.parse_args(argv)
-    if not (10 <= args.run_ms <= 60000 and 10 <= args.stop_ms <= 60000
-            and 1 <= args.duration <= 7200):  # fmt: skip
-        print("error: --run-ms and --stop-ms must be 10..60000, --duration 1..7200 s",
-              file=sys.stderr)  # fmt: skip
+    if not (
+        10 <= args.run_ms <= 60000 and 10 <= args.stop_ms <= 60000 and 1 <= args.duration <= 7200
+    ):
+        print(
+            "error: --run-ms and --stop-ms must be 10..60000, --duration 1..7200 s", file=sys.stderr
+        )
         return 2
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # out of any sleep, to finally
     end = time.monotonic() + args.duration

@@ -31,24 +31,41 @@ class Keystone:
         self.timeout = timeout
         self.token: str | None = None
 
-    def _request(self, method: str, path: str, body: dict[str, Any] | None,
-                 headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:  # fmt: skip
+    def _request(
+        self, method: str, path: str, body: dict[str, Any] | None, headers: dict[str, str]
+    ) -> tuple[int, dict[str, str], bytes]:
         # One connection per request: a reused idle connection that the server closed would
         # turn a write that never reached the service into an "unknown" outcome.
         conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
         data = json.dumps(body).encode() if body is not None else None
         try:
-            conn.request(method, path, body=data, headers={
-                "Content-Type": "application/json", "Connection": "close", **headers})  # fmt: skip
+            conn.request(
+                method,
+                path,
+                body=data,
+                headers={"Content-Type": "application/json", "Connection": "close", **headers},
+            )
             resp = conn.getresponse()
             return resp.status, dict(resp.getheaders()), resp.read()
         finally:
             conn.close()
 
     def authenticate(self) -> None:
-        body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
-            "name": "admin", "domain": {"name": "Default"}, "password": self.password}}},
-            "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}}  # fmt: skip
+        body = {
+            "auth": {
+                "identity": {
+                    "methods": ["password"],
+                    "password": {
+                        "user": {
+                            "name": "admin",
+                            "domain": {"name": "Default"},
+                            "password": self.password,
+                        }
+                    },
+                },
+                "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}},
+            }
+        }
         status, headers, _ = self._request("POST", "/v3/auth/tokens", body, {})
         if status != 201:
             raise ConnectionError(f"authentication answered {status}")
@@ -83,8 +100,16 @@ def attempt(ks: Keystone, name: str) -> tuple[str, int | None, str]:
     return ("unknown" if status in (502, 504) else "failed"), status, ""
 
 
-def run(url: str, password: str, prefix: str, duration: float, interval: float, out: Path,
-        timeout: float, max_writes: int) -> dict[str, int]:  # fmt: skip
+def run(
+    url: str,
+    password: str,
+    prefix: str,
+    duration: float,
+    interval: float,
+    out: Path,
+    timeout: float,
+    max_writes: int,
+) -> dict[str, int]:
     ks = Keystone(url, password, timeout)
     counts = {"acked": 0, "failed": 0, "unknown": 0}
     t_end = time.time() + duration
@@ -97,9 +122,20 @@ def run(url: str, password: str, prefix: str, duration: float, interval: float, 
             outcome, status, error = attempt(ks, name)
             t1 = time.time()
             counts[outcome] += 1
-            f.write(json.dumps({"seq": seq, "name": name, "t_start": round(t0, 6),
-                                "t_end": round(t1, 6), "outcome": outcome, "status": status,
-                                "error": error}) + "\n")  # fmt: skip
+            f.write(
+                json.dumps(
+                    {
+                        "seq": seq,
+                        "name": name,
+                        "t_start": round(t0, 6),
+                        "t_end": round(t1, 6),
+                        "outcome": outcome,
+                        "status": status,
+                        "error": error,
+                    }
+                )
+                + "\n"
+            )
             f.flush()
             time.sleep(max(0.0, interval - (t1 - t0)))
     return counts
@@ -118,8 +154,16 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if not 0 < a.duration <= 7200 or not 0 <= a.interval <= 60:
         p.error("--duration must be in (0, 7200] s and --interval in [0, 60] s")
-    counts = run(a.url, a.password_file.read_text().strip(), a.prefix, a.duration, a.interval,
-                 a.out, a.timeout, a.max_writes)  # fmt: skip
+    counts = run(
+        a.url,
+        a.password_file.read_text().strip(),
+        a.prefix,
+        a.duration,
+        a.interval,
+        a.out,
+        a.timeout,
+        a.max_writes,
+    )
     print(json.dumps(counts))
     return 0
 

@@ -38,8 +38,7 @@ class Check:
     def __post_init__(self) -> None:
         u = urlsplit(self.url)
         if u.scheme != "http" or not u.hostname:
-            raise DraasError(f"URL {self.url!r}: only http://HOST[:PORT]/PATH URLs are "
-                             "supported")  # fmt: skip
+            raise DraasError(f"URL {self.url!r}: only http://HOST[:PORT]/PATH URLs are supported")
 
 
 async def request(check: Check, timeout_s: float, site_re: re.Pattern[str]) -> dict[str, Any]:
@@ -47,20 +46,30 @@ async def request(check: Check, timeout_s: float, site_re: re.Pattern[str]) -> d
     host, port = u.hostname or "", u.port or 80
     path = (u.path or "/") + (f"?{u.query}" if u.query else "")
     t0 = time.time()
-    rec: dict[str, Any] = {"t": round(t0, 6), "check": check.name, "ok": False, "addr": None,
-                           "status": None, "site": None, "error": ""}  # fmt: skip
+    rec: dict[str, Any] = {
+        "t": round(t0, 6),
+        "check": check.name,
+        "ok": False,
+        "addr": None,
+        "status": None,
+        "site": None,
+        "error": "",
+    }
     deadline = time.monotonic() + timeout_s
     writer = None
     try:
         loop = asyncio.get_running_loop()
-        infos = await asyncio.wait_for(loop.getaddrinfo(host, port, type=socket.SOCK_STREAM),
-                                       timeout_s)  # fmt: skip
+        infos = await asyncio.wait_for(
+            loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout_s
+        )
         addr = infos[0][4][0]
         rec["addr"] = addr
         left = max(0.01, deadline - time.monotonic())
         reader, writer = await asyncio.wait_for(asyncio.open_connection(addr, port), left)
-        writer.write(f"GET {path} HTTP/1.1\r\nHost: {u.netloc}\r\nUser-Agent: draas-rto\r\n"
-                     "Connection: close\r\n\r\n".encode())  # fmt: skip
+        writer.write(
+            f"GET {path} HTTP/1.1\r\nHost: {u.netloc}\r\nUser-Agent: draas-rto\r\n"
+            "Connection: close\r\n\r\n".encode()
+        )
         raw = b""
         while len(raw) < MAX_RESPONSE:  # the whole answer: "Connection: close" ends it
             left = max(0.01, deadline - time.monotonic())
@@ -79,8 +88,10 @@ async def request(check: Check, timeout_s: float, site_re: re.Pattern[str]) -> d
         )
         if not rec["ok"]:
             rec["error"] = f"status {rec['status']}" + (
-                "" if check.expect_body is None or check.expect_body in text
-                else f", body lacks {check.expect_body!r}")  # fmt: skip
+                ""
+                if check.expect_body is None or check.expect_body in text
+                else f", body lacks {check.expect_body!r}"
+            )
     except (OSError, TimeoutError, ValueError, IndexError) as exc:
         rec["error"] = f"{type(exc).__name__}: {exc}"[:200]
     finally:
@@ -90,10 +101,17 @@ async def request(check: Check, timeout_s: float, site_re: re.Pattern[str]) -> d
     return rec
 
 
-async def run(checks: Sequence[Check], *, interval_s: float, timeout_s: float,
-              duration_s: float, out: TextIO, site_pattern: str = SITE_PATTERN,
-              progress: Callable[[str], None] | None = None,
-              stop: asyncio.Event | None = None) -> list[dict[str, Any]]:  # fmt: skip
+async def run(
+    checks: Sequence[Check],
+    *,
+    interval_s: float,
+    timeout_s: float,
+    duration_s: float,
+    out: TextIO,
+    site_pattern: str = SITE_PATTERN,
+    progress: Callable[[str], None] | None = None,
+    stop: asyncio.Event | None = None,
+) -> list[dict[str, Any]]:
     """Measure for ``duration_s`` (or until ``stop`` is set); write and return every record."""
     site_re = re.compile(site_pattern)
     records: list[dict[str, Any]] = []
@@ -113,8 +131,14 @@ async def run(checks: Sequence[Check], *, interval_s: float, timeout_s: float,
     while (elapsed := time.monotonic() - t_start) < duration_s and not (stop and stop.is_set()):
         for check in checks:
             if len(in_flight) >= MAX_IN_FLIGHT:
-                rec = {"t": round(time.time(), 6), "tick": tick, "check": check.name, "ok": False,
-                       "error": "too many requests in flight", "latency_s": None}  # fmt: skip
+                rec = {
+                    "t": round(time.time(), 6),
+                    "tick": tick,
+                    "check": check.name,
+                    "ok": False,
+                    "error": "too many requests in flight",
+                    "latency_s": None,
+                }
                 records.append(rec)
                 out.write(json.dumps(rec) + "\n")
                 continue
@@ -125,8 +149,10 @@ async def run(checks: Sequence[Check], *, interval_s: float, timeout_s: float,
         if progress is not None and time.monotonic() - last_report >= 1.0:
             ok = sum(1 for r in window if r["ok"])
             sites = sorted({str(r["site"]) for r in window if r.get("site")})
-            progress(f"[{elapsed:5.1f} s] {ok}/{len(window)} ok, answered by "
-                     f"{', '.join(sites) or 'nobody'}")  # fmt: skip
+            progress(
+                f"[{elapsed:5.1f} s] {ok}/{len(window)} ok, answered by "
+                f"{', '.join(sites) or 'nobody'}"
+            )
             window.clear()
             last_report = time.monotonic()
         pause = max(0.0, t_start + tick * interval_s - time.monotonic())

@@ -53,14 +53,19 @@ class Summary:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "samples": self.samples, "failed": self.failed,
-            "availability": self.availability, "downtime_s": round(self.downtime_s, 3),
+            "samples": self.samples,
+            "failed": self.failed,
+            "availability": self.availability,
+            "downtime_s": round(self.downtime_s, 3),
             "rto_s": None if self.rto_s is None else round(self.rto_s, 3),
             "recovered_site": self.recovered_site,
-            "latency_p50_ms": self.latency_p50_ms, "latency_p99_ms": self.latency_p99_ms,
-            "windows": [{"start": w.start, "end": w.end, "duration_s": round(w.duration_s, 3)}
-                        for w in self.windows],
-        }  # fmt: skip
+            "latency_p50_ms": self.latency_p50_ms,
+            "latency_p99_ms": self.latency_p99_ms,
+            "windows": [
+                {"start": w.start, "end": w.end, "duration_s": round(w.duration_s, 3)}
+                for w in self.windows
+            ],
+        }
 
 
 def samples(records: Iterable[Mapping[str, Any]], tick_s: float = 1e-6) -> list[Sample]:
@@ -72,9 +77,14 @@ def samples(records: Iterable[Mapping[str, Any]], tick_s: float = 1e-6) -> list[
     for rs in groups.values():
         lats = [float(r["latency_s"]) for r in rs if r.get("latency_s") is not None]
         sites = {r["site"] for r in rs if r.get("ok") and r.get("site")}
-        out.append(Sample(t=min(float(r["t"]) for r in rs), ok=all(bool(r["ok"]) for r in rs),
-                          latency_s=max(lats) if lats else None,
-                          site=sites.pop() if len(sites) == 1 else None))  # fmt: skip
+        out.append(
+            Sample(
+                t=min(float(r["t"]) for r in rs),
+                ok=all(bool(r["ok"]) for r in rs),
+                latency_s=max(lats) if lats else None,
+                site=sites.pop() if len(sites) == 1 else None,
+            )
+        )
     return sorted(out, key=lambda s: s.t)
 
 
@@ -119,19 +129,27 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
-def summarize(records: Iterable[Mapping[str, Any]], disaster_t: float | None = None,
-              k: int = 3) -> Summary:  # fmt: skip
+def summarize(
+    records: Iterable[Mapping[str, Any]], disaster_t: float | None = None, k: int = 3
+) -> Summary:
     seq = samples(records)
     wins = windows(seq)
     failed = sum(1 for s in seq if not s.ok)
-    out = Summary(samples=len(seq), failed=failed,
-                  availability=round(1 - failed / len(seq), 5) if seq else None, windows=wins,
-                  downtime_s=sum(w.duration_s for w in wins))  # fmt: skip
+    out = Summary(
+        samples=len(seq),
+        failed=failed,
+        availability=round(1 - failed / len(seq), 5) if seq else None,
+        windows=wins,
+        downtime_s=sum(w.duration_s for w in wins),
+    )
     if disaster_t is not None:
         out.rto_s, out.recovered_site = rto(seq, disaster_t, k)
     inside = [(w.start, w.end if w.end is not None else float("inf")) for w in wins]
-    lats = [s.latency_s * 1000 for s in seq if s.ok and s.latency_s is not None
-            and not any(a <= s.t <= b for a, b in inside)]  # fmt: skip
+    lats = [
+        s.latency_s * 1000
+        for s in seq
+        if s.ok and s.latency_s is not None and not any(a <= s.t <= b for a, b in inside)
+    ]
     p50, p99 = percentile(lats, 50), percentile(lats, 99)
     out.latency_p50_ms = round(p50, 2) if p50 is not None else None
     out.latency_p99_ms = round(p99, 2) if p99 is not None else None

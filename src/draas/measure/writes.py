@@ -36,22 +36,27 @@ def account(log: Iterable[Mapping[str, Any]], held: set[str]) -> WriteReport:
     unknown = [r for r in rows if r["outcome"] == "unknown"]
     lost = sorted((r for r in acked if r["name"] not in held), key=lambda r: float(r["t_start"]))
     return WriteReport(
-        attempted=len(rows), acked=len(acked),
-        failed=sum(1 for r in rows if r["outcome"] == "failed"), unknown=len(unknown),
-        unknown_stored=sum(1 for r in unknown if r["name"] in held), lost=len(lost),
+        attempted=len(rows),
+        acked=len(acked),
+        failed=sum(1 for r in rows if r["outcome"] == "failed"),
+        unknown=len(unknown),
+        unknown_stored=sum(1 for r in unknown if r["name"] in held),
+        lost=len(lost),
         lost_names=[r["name"] for r in lost],
         lost_first_t=float(lost[0]["t_start"]) if lost else None,
         lost_last_t=float(lost[-1]["t_start"]) if lost else None,
-    )  # fmt: skip
+    )
 
 
-def write_outages(log: Iterable[Mapping[str, Any]],
-                  since: float) -> list[tuple[float, float, bool]]:  # fmt: skip
+def write_outages(
+    log: Iterable[Mapping[str, Any]], since: float
+) -> list[tuple[float, float, bool]]:
     """Windows ``(start, end, closed)`` in which writes started at or after ``since`` were not
     acknowledged: from the first such write to the next acknowledged one (``closed``); a
     window still open when the log ends ends at its last write, not closed."""
-    rows = sorted((float(r["t_start"]), r["outcome"] == "acked") for r in log
-                  if float(r["t_start"]) >= since)  # fmt: skip
+    rows = sorted(
+        (float(r["t_start"]), r["outcome"] == "acked") for r in log if float(r["t_start"]) >= since
+    )
     out: list[tuple[float, float, bool]] = []
     start: float | None = None
     for t, acked in rows:

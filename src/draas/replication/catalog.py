@@ -59,12 +59,14 @@ class KeystoneCatalog:
 
     def apply(self, changes: list[EndpointChange]) -> None:
         for c in changes:
-            self.session.patch(self._url(f"/endpoints/{c.id}"),
-                               json={"endpoint": {"url": c.new_url}})  # fmt: skip
+            self.session.patch(
+                self._url(f"/endpoints/{c.id}"), json={"endpoint": {"url": c.new_url}}
+            )
 
 
-def rewrite(catalog: KeystoneCatalog, old_base: str, new_base: str,
-            dry_run: bool = False) -> list[EndpointChange]:  # fmt: skip
+def rewrite(
+    catalog: KeystoneCatalog, old_base: str, new_base: str, dry_run: bool = False
+) -> list[EndpointChange]:
     changes = plan(catalog.endpoints(), old_base, new_base)
     if changes and not dry_run:
         catalog.apply(changes)
@@ -84,9 +86,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--to", dest="new", required=True, help="new site's base URL")
     p.add_argument("--dry-run", action="store_true")
     a = p.parse_args(argv)
-    auth = v3.Password(auth_url=a.auth_url, username=a.username,
-                       password=a.password_file.read_text().strip(), project_name=a.project,
-                       user_domain_name="Default", project_domain_name="Default")  # fmt: skip
+    auth = v3.Password(
+        auth_url=a.auth_url,
+        username=a.username,
+        password=a.password_file.read_text().strip(),
+        project_name=a.project,
+        user_domain_name="Default",
+        project_domain_name="Default",
+    )
     changes = rewrite(KeystoneCatalog(ks_session.Session(auth=auth)), a.old, a.new, a.dry_run)
     print(json.dumps([asdict(c) for c in changes]))
     return 0

@@ -47,12 +47,19 @@ class Manifest:
 
     def to_json(self) -> str:
         """For the wire between agents (the keys travel only over the authenticated API)."""
-        return json.dumps({
-            "dir_mode": self.dir_mode,
-            "files": {n: {"mode": e.mode, "sha256": e.sha256,
-                          "data": base64.b64encode(e.data).decode()}
-                      for n, e in self.files.items()},
-        })  # fmt: skip
+        return json.dumps(
+            {
+                "dir_mode": self.dir_mode,
+                "files": {
+                    n: {
+                        "mode": e.mode,
+                        "sha256": e.sha256,
+                        "data": base64.b64encode(e.data).decode(),
+                    }
+                    for n, e in self.files.items()
+                },
+            }
+        )
 
     @classmethod
     def from_json(cls, text: str) -> Manifest:
@@ -84,8 +91,9 @@ def snapshot(directory: Path) -> Manifest:
         if p.name.startswith(".draas-") or not p.is_file():
             continue
         data = p.read_bytes()
-        files[p.name] = FileEntry(stat.S_IMODE(p.stat().st_mode),
-                                  hashlib.sha256(data).hexdigest(), data)  # fmt: skip
+        files[p.name] = FileEntry(
+            stat.S_IMODE(p.stat().st_mode), hashlib.sha256(data).hexdigest(), data
+        )
     return Manifest(files, dir_mode)
 
 
@@ -136,16 +144,27 @@ class KeyDirSync:
 
     def sync(self) -> dict[str, Any]:
         source = self.fetch()
-        if source.checksum == self.last_checksum and snapshot(self.target).checksum == \
-                source.checksum:  # fmt: skip
+        if (
+            source.checksum == self.last_checksum
+            and snapshot(self.target).checksum == source.checksum
+        ):
             return {"dir": self.name, "changed": False, "checksum": source.checksum, "match": True}
         changed = apply(self.target, source)
         after = snapshot(self.target).checksum
         self.last_checksum = source.checksum
         match = after == source.checksum
         if changed["written"] or changed["removed"]:
-            log.info("key directory %s synced: %d written, %d removed, checksums %s", self.name,
-                     len(changed["written"]), len(changed["removed"]),
-                     "match" if match else "DIFFER")  # fmt: skip
-        return {"dir": self.name, "changed": bool(changed["written"] or changed["removed"]),
-                "checksum": after, "match": match, **changed}  # fmt: skip
+            log.info(
+                "key directory %s synced: %d written, %d removed, checksums %s",
+                self.name,
+                len(changed["written"]),
+                len(changed["removed"]),
+                "match" if match else "DIFFER",
+            )
+        return {
+            "dir": self.name,
+            "changed": bool(changed["written"] or changed["removed"]),
+            "checksum": after,
+            "match": match,
+            **changed,
+        }

@@ -37,15 +37,23 @@ BLOCKED_BY_READ_ONLY = "Waiting for backup lock"
 
 def errant_between(mine: dict[str, Any], theirs: dict[str, Any]) -> list[gtid.ErrantRange]:
     """Errant transactions of a server, from both servers' GTID variables."""
-    seen = [g for key in ("binlog_state", "slave_pos", "current_pos")
-            for g in gtid.parse(theirs[key])]  # fmt: skip
+    seen = [
+        g for key in ("binlog_state", "slave_pos", "current_pos") for g in gtid.parse(theirs[key])
+    ]
     return gtid.errant(gtid.parse(mine["current_pos"]), seen)
 
 
 class MariaDBReplicator(Replicator):
-    def __init__(self, endpoint: DbEndpoint, databases: Sequence[str] = ("keystone",), *,
-                 semi_sync: bool = False, semi_sync_timeout_ms: int = 1000,
-                 link_timeout_s: int = 5, events: EventSink = log_event) -> None:  # fmt: skip
+    def __init__(
+        self,
+        endpoint: DbEndpoint,
+        databases: Sequence[str] = ("keystone",),
+        *,
+        semi_sync: bool = False,
+        semi_sync_timeout_ms: int = 1000,
+        link_timeout_s: int = 5,
+        events: EventSink = log_event,
+    ) -> None:
         self.endpoint = endpoint
         self.link_timeout_s = link_timeout_s
         self.databases = list(databases)
@@ -59,10 +67,17 @@ class MariaDBReplicator(Replicator):
         ep = self.endpoint
         where = ep.unix_socket or f"{ep.host}:{ep.port}"
         opts: dict[str, Any] = dict(
-            host=ep.host, port=ep.port, user=ep.user, password=ep.password,
-            unix_socket=ep.unix_socket, autocommit=True, connect_timeout=3, read_timeout=30,
-            write_timeout=30, cursorclass=pymysql.cursors.DictCursor,
-        )  # fmt: skip
+            host=ep.host,
+            port=ep.port,
+            user=ep.user,
+            password=ep.password,
+            unix_socket=ep.unix_socket,
+            autocommit=True,
+            connect_timeout=3,
+            read_timeout=30,
+            write_timeout=30,
+            cursorclass=pymysql.cursors.DictCursor,
+        )
         opts.update(kw)
         try:
             conn = pymysql.connect(**opts)
@@ -113,18 +128,25 @@ class MariaDBReplicator(Replicator):
             started = None if up is None else round(time.time() - float(up["Value"]), 1)
             # A thread waiting for disk space holds the lock SHOW SLAVE STATUS needs: read the
             # threads' states first (the process list never blocks) and do not ask then.
-            cur.execute("SELECT COMMAND AS c, STATE AS s FROM information_schema.PROCESSLIST "
-                        "WHERE COMMAND IN ('Slave_IO', 'Slave_SQL')")  # fmt: skip
+            cur.execute(
+                "SELECT COMMAND AS c, STATE AS s FROM information_schema.PROCESSLIST "
+                "WHERE COMMAND IN ('Slave_IO', 'Slave_SQL')"
+            )
             threads = {r["c"]: r["s"] or "" for r in cur.fetchall()}
             waiting = {c: st for c, st in threads.items() if "free space" in st.lower()}
             if waiting:
                 return ReplicationStatus(
-                    site=self.endpoint.site, role="replica", read_only=bool(v.get("ro")),
-                    gtid_binlog_pos=v.get("bp") or "", gtid_slave_pos=v.get("sp") or "",
-                    started_at=started, io_running=STALLED if "Slave_IO" in waiting else "Yes",
+                    site=self.endpoint.site,
+                    role="replica",
+                    read_only=bool(v.get("ro")),
+                    gtid_binlog_pos=v.get("bp") or "",
+                    gtid_slave_pos=v.get("sp") or "",
+                    started_at=started,
+                    io_running=STALLED if "Slave_IO" in waiting else "Yes",
                     sql_running=STALLED if "Slave_SQL" in waiting else "Yes",
                     last_error=f"disk full at site {self.endpoint.site}: replication waits "
-                               f"for free space ({', '.join(sorted(waiting))})")  # fmt: skip
+                    f"for free space ({', '.join(sorted(waiting))})",
+                )
             cur.execute("SHOW SLAVE STATUS")
             s = cur.fetchone()
             cur.execute("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_status'")
@@ -134,11 +156,17 @@ class MariaDBReplicator(Replicator):
         read_only = bool(v.get("ro"))
         semi_state = "off"
         if semi_enabled:
-            semi_state = "on" if semi.get("Rpl_semi_sync_master_status") == "ON" else \
-                "fell back to async"  # fmt: skip
-        common = dict(site=self.endpoint.site, read_only=read_only,
-                      gtid_binlog_pos=v.get("bp") or "", gtid_slave_pos=v.get("sp") or "",
-                      semi_sync=semi_state, started_at=started)  # fmt: skip
+            semi_state = (
+                "on" if semi.get("Rpl_semi_sync_master_status") == "ON" else "fell back to async"
+            )
+        common = dict(
+            site=self.endpoint.site,
+            read_only=read_only,
+            gtid_binlog_pos=v.get("bp") or "",
+            gtid_slave_pos=v.get("sp") or "",
+            semi_sync=semi_state,
+            started_at=started,
+        )
         if s is None:
             return ReplicationStatus(role="read-only" if read_only else "primary", **common)
         lag_trx = None
@@ -152,12 +180,14 @@ class MariaDBReplicator(Replicator):
             source=s.get("Master_Host"),
             io_running=s.get("Slave_IO_Running"),
             sql_running=s.get("Slave_SQL_Running"),
-            last_error=s.get("Last_Error") or s.get("Last_IO_Error") or s.get("Last_SQL_Error")
+            last_error=s.get("Last_Error")
+            or s.get("Last_IO_Error")
+            or s.get("Last_SQL_Error")
             or "",
             lag_s=float(lag) if lag is not None else None,
             lag_trx=lag_trx,
             **common,
-        )  # fmt: skip
+        )
 
     # -- roles -----------------------------------------------------------------------------
     def promote(self, detach: bool = True, drain_timeout_s: float = 30.0) -> float:
@@ -194,7 +224,8 @@ class MariaDBReplicator(Replicator):
                 raise ReplicationError(
                     f"site {self.endpoint.site} cannot apply what it received (up to GTID "
                     f"{received}) within {timeout_s:g} s: {st.last_error or 'no error'}; "
-                    "not promoted, still read-only")  # fmt: skip
+                    "not promoted, still read-only"
+                )
         self.execute("STOP SLAVE SQL_THREAD")
 
     def detach(self) -> None:
@@ -240,11 +271,14 @@ class MariaDBReplicator(Replicator):
                     self._kill_service_sessions()
                 if time.monotonic() - t0 > within_s:
                     site = self.endpoint.site
-                    raise ReplicationError(f"site {site}: read_only not in force after "
-                                           f"{within_s:g} s (commits still in flight)")  # fmt: skip
+                    raise ReplicationError(
+                        f"site {site}: read_only not in force after "
+                        f"{within_s:g} s (commits still in flight)"
+                    )
         if failed:
-            raise ReplicationError(f"site {self.endpoint.site}: SET GLOBAL read_only failed: "
-                                   f"{failed[0]}")  # fmt: skip
+            raise ReplicationError(
+                f"site {self.endpoint.site}: SET GLOBAL read_only failed: {failed[0]}"
+            )
         self._kill_service_sessions()
         took = time.monotonic() - t0
         self.events("demote", "done", site=self.endpoint.site, took_s=round(took, 4))
@@ -260,10 +294,12 @@ class MariaDBReplicator(Replicator):
         session of the service ended or held back by ``read_only`` before it wrote."""
         with self.connect(connect_timeout=2) as conn, conn.cursor() as cur:  # one connection
             for _ in range(looks):
-                cur.execute("SELECT ID, STATE FROM information_schema.PROCESSLIST "
-                            "WHERE DB IN %s AND USER NOT IN ('system user', %s) AND "
-                            "ID <> CONNECTION_ID() AND COMMAND <> 'Killed'",
-                            (tuple(self.databases), self.endpoint.user))  # fmt: skip
+                cur.execute(
+                    "SELECT ID, STATE FROM information_schema.PROCESSLIST "
+                    "WHERE DB IN %s AND USER NOT IN ('system user', %s) AND "
+                    "ID <> CONNECTION_ID() AND COMMAND <> 'Killed'",
+                    (tuple(self.databases), self.endpoint.user),
+                )
                 rows = list(cur.fetchall())
                 waiting = [r for r in rows if r["STATE"] == WAITING_FOR_ACK]
                 others = [r for r in rows if r["STATE"] != WAITING_FOR_ACK]
@@ -297,10 +333,17 @@ class MariaDBReplicator(Replicator):
         if seed:
             t0 = time.monotonic()
             pos = copy_databases(source, self, self.databases)
-            self.execute("RESET SLAVE ALL", "RESET MASTER",
-                         ("SET GLOBAL gtid_slave_pos = %s", (pos,)))  # fmt: skip
-            self.events("seed", "done", site=self.endpoint.site, source=source.endpoint.site,
-                        gtid=pos, took_s=round(time.monotonic() - t0, 3))  # fmt: skip
+            self.execute(
+                "RESET SLAVE ALL", "RESET MASTER", ("SET GLOBAL gtid_slave_pos = %s", (pos,))
+            )
+            self.events(
+                "seed",
+                "done",
+                site=self.endpoint.site,
+                source=source.endpoint.site,
+                gtid=pos,
+                took_s=round(time.monotonic() - t0, 3),
+            )
         else:
             # Start from everything this server has, whether it wrote or replicated it.
             self.execute(("SET GLOBAL gtid_slave_pos = %s", (mine["current_pos"] or "",)))
@@ -308,14 +351,19 @@ class MariaDBReplicator(Replicator):
         # Heartbeats every second; a link silent for link_timeout_s is reported and retried
         # (MariaDB's default waits a minute before it notices a dead source).
         statements: list[str | tuple[str, Any]] = [
-            ("SET GLOBAL slave_net_timeout = %s", (self.link_timeout_s,)), (
-            "CHANGE MASTER TO MASTER_HOST=%s, MASTER_PORT=%s, MASTER_USER=%s, MASTER_PASSWORD=%s,"
-            " MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1, MASTER_HEARTBEAT_PERIOD=1",
-            (src.host, src.port, src.user, src.password),
-        )]  # fmt: skip
+            ("SET GLOBAL slave_net_timeout = %s", (self.link_timeout_s,)),
+            (
+                "CHANGE MASTER TO MASTER_HOST=%s, MASTER_PORT=%s, MASTER_USER=%s,"
+                " MASTER_PASSWORD=%s, MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1,"
+                " MASTER_HEARTBEAT_PERIOD=1",
+                (src.host, src.port, src.user, src.password),
+            ),
+        ]
         if self.semi_sync:
-            statements += ["SET GLOBAL rpl_semi_sync_master_enabled = OFF",
-                           "SET GLOBAL rpl_semi_sync_slave_enabled = ON"]  # fmt: skip
+            statements += [
+                "SET GLOBAL rpl_semi_sync_master_enabled = OFF",
+                "SET GLOBAL rpl_semi_sync_slave_enabled = ON",
+            ]
         statements.append("START SLAVE")
         self.execute(*statements)
         self._wait_connected(source)
@@ -349,22 +397,37 @@ class MariaDBReplicator(Replicator):
         count = sum(b.count for b in bad)
         if bad:
             recovery = save_errant(self, bad, recovery_dir)
-            self.events("rejoin.save-errant", "saved", site=self.endpoint.site,
-                        transactions=count, recovery_file=str(recovery))  # fmt: skip
+            self.events(
+                "rejoin.save-errant",
+                "saved",
+                site=self.endpoint.site,
+                transactions=count,
+                recovery_file=str(recovery),
+            )
         self.replicate_from(source, seed=bool(bad))
         took = time.monotonic() - t0
-        self.events("rejoin", "done", site=self.endpoint.site, source=source.endpoint.site,
-                    errant=count, reseeded=bool(bad), took_s=round(took, 3))  # fmt: skip
-        return RejoinReport(self.endpoint.site, source.endpoint.site, count, recovery, bool(bad),
-                            took)  # fmt: skip
+        self.events(
+            "rejoin",
+            "done",
+            site=self.endpoint.site,
+            source=source.endpoint.site,
+            errant=count,
+            reseeded=bool(bad),
+            took_s=round(took, 3),
+        )
+        return RejoinReport(
+            self.endpoint.site, source.endpoint.site, count, recovery, bool(bad), took
+        )
 
     # -- checks ----------------------------------------------------------------------------
     def checksums(self) -> dict[str, int | None]:
         out: dict[str, int | None] = {}
         with self.connect() as conn, conn.cursor() as cur:
-            cur.execute("SELECT TABLE_SCHEMA AS s, TABLE_NAME AS t FROM information_schema.TABLES"
-                        " WHERE TABLE_SCHEMA IN %s AND TABLE_TYPE = 'BASE TABLE' ORDER BY 1, 2",
-                        (tuple(self.databases),))  # fmt: skip
+            cur.execute(
+                "SELECT TABLE_SCHEMA AS s, TABLE_NAME AS t FROM information_schema.TABLES"
+                " WHERE TABLE_SCHEMA IN %s AND TABLE_TYPE = 'BASE TABLE' ORDER BY 1, 2",
+                (tuple(self.databases),),
+            )
             tables = [f"`{r['s']}`.`{r['t']}`" for r in cur.fetchall()]
             for i in range(0, len(tables), 50):
                 cur.execute("CHECKSUM TABLE " + ", ".join(tables[i : i + 50]))

@@ -23,8 +23,9 @@ if TYPE_CHECKING:
     from draas.replication.mariadb import MariaDBReplicator
 
 
-def save_errant(server: MariaDBReplicator, ranges: Sequence[ErrantRange],
-                recovery_dir: Path) -> Path:  # fmt: skip
+def save_errant(
+    server: MariaDBReplicator, ranges: Sequence[ErrantRange], recovery_dir: Path
+) -> Path:
     """Write the errant transactions of ``server`` to a new file in ``recovery_dir``."""
     recovery_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(recovery_dir, 0o700)
@@ -48,14 +49,22 @@ def save_errant(server: MariaDBReplicator, ranges: Sequence[ErrantRange],
     try:
         body = []
         for r in ranges:
-            where = ([f"--socket={ep.unix_socket}", "--host=localhost"] if ep.unix_socket
-                     else [f"--host={ep.host}", f"--port={ep.port}"])  # fmt: skip
+            where = (
+                [f"--socket={ep.unix_socket}", "--host=localhost"]
+                if ep.unix_socket
+                else [f"--host={ep.host}", f"--port={ep.port}"]
+            )
             argv = [
-                "mariadb-binlog", f"--defaults-extra-file={cnf.name}",
-                "--read-from-remote-server", *where,
-                f"--start-position={r.start}", f"--stop-position={r.stop}",
-                "--verbose", "--to-last-log", logs[0],
-            ]  # fmt: skip
+                "mariadb-binlog",
+                f"--defaults-extra-file={cnf.name}",
+                "--read-from-remote-server",
+                *where,
+                f"--start-position={r.start}",
+                f"--stop-position={r.stop}",
+                "--verbose",
+                "--to-last-log",
+                logs[0],
+            ]
             proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
             if proc.returncode != 0:
                 raise ReplicationError(

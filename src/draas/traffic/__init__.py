@@ -39,8 +39,9 @@ class TrafficSwitch(ABC):
 
     kind: str = "switch"
 
-    def __init__(self, name: str, *, retries: int = 4, backoff_s: float = 0.5,
-                 deadline_s: float = 30.0) -> None:  # fmt: skip
+    def __init__(
+        self, name: str, *, retries: int = 4, backoff_s: float = 0.5, deadline_s: float = 30.0
+    ) -> None:
         self.name = name
         self.retries = retries
         self.backoff_s = backoff_s
@@ -67,17 +68,37 @@ class TrafficSwitch(ABC):
             except TrafficError as exc:
                 waited = time.monotonic() - t0
                 if not exc.retryable or attempt > self.retries or waited >= self.deadline_s:
-                    log.error("%s %s: giving up on %s after %d attempt(s): %s", self.kind,
-                              self.name, target, attempt, exc)  # fmt: skip
+                    log.error(
+                        "%s %s: giving up on %s after %d attempt(s): %s",
+                        self.kind,
+                        self.name,
+                        target,
+                        attempt,
+                        exc,
+                    )
                     raise
                 pause = min(self.backoff_s * 2 ** (attempt - 1), self.deadline_s - waited)
-                log.warning("%s %s: attempt %d to point at %s failed (%s); retrying in %.1f s",
-                            self.kind, self.name, attempt, target, exc, pause)  # fmt: skip
+                log.warning(
+                    "%s %s: attempt %d to point at %s failed (%s); retrying in %.1f s",
+                    self.kind,
+                    self.name,
+                    attempt,
+                    target,
+                    exc,
+                    pause,
+                )
                 time.sleep(max(0.0, pause))
         took = time.monotonic() - t0
-        log.info("%s %s: points at %s (was %s, %s, %d attempt(s), %.0f ms)", self.kind,
-                 self.name, target, previous, "changed" if changed else "unchanged", attempt,
-                 took * 1000)  # fmt: skip
+        log.info(
+            "%s %s: points at %s (was %s, %s, %d attempt(s), %.0f ms)",
+            self.kind,
+            self.name,
+            target,
+            previous,
+            "changed" if changed else "unchanged",
+            attempt,
+            took * 1000,
+        )
         return SwitchResult(target, previous, changed, attempt, took)
 
     def _safe_current(self) -> str | None:

@@ -23,8 +23,7 @@ def conf_dir(lab: Lab) -> Path:
     return d
 
 
-def zone_text(lab: Lab, service_address: str, ttl_s: int,
-              service_record: str | None = None) -> str:  # fmt: skip
+def zone_text(lab: Lab, service_address: str, ttl_s: int, service_record: str | None = None) -> str:
     """The lab's zone; ``service_record`` replaces the service name's A record (PowerDNS's
     LUA record)."""
     dns_addr = lab.topo.host(HOST).address
@@ -72,6 +71,9 @@ zone "{ZONE}" {{
     path.write_text(conf)
     path.chmod(0o600)  # it holds the TSIG secret
     return lab.spec(
-        "named", HOST, ["named", "-g", "-u", "root", "-c", str(path)],
-        ready=DnsReady(addr, SERVICE_NAME), ready_timeout_s=20,
-    )  # fmt: skip
+        "named",
+        HOST,
+        ["named", "-g", "-u", "root", "-c", str(path)],
+        ready=DnsReady(addr, SERVICE_NAME),
+        ready_timeout_s=20,
+    )

@@ -27,25 +27,57 @@ def spec(lab: Lab, member: str) -> ProcessSpec:
     addr = lab.topo.host(member).address
     cluster = ",".join(f"{m}=http://{lab.topo.host(m).address}:{PEER_PORT}" for m in MEMBERS)
     argv = [
-        "etcd", "--name", member, "--data-dir", str(d / "data"),
-        "--listen-client-urls", f"http://{addr}:{CLIENT_PORT},http://127.0.0.1:{CLIENT_PORT}",
-        "--advertise-client-urls", f"http://{addr}:{CLIENT_PORT}",
-        "--listen-peer-urls", f"http://{addr}:{PEER_PORT}",
-        "--initial-advertise-peer-urls", f"http://{addr}:{PEER_PORT}",
-        "--initial-cluster", cluster, "--initial-cluster-state", "new",
-        "--initial-cluster-token", f"draas-{lab.name}",
-        "--heartbeat-interval", "100", "--election-timeout", "1000",
-        "--logger", "zap", "--log-outputs", "stderr",
-    ]  # fmt: skip
-    return lab.spec(f"etcd-{member}", member, argv, ready=TcpReady(addr, CLIENT_PORT),
-                    ready_timeout_s=30)  # fmt: skip
+        "etcd",
+        "--name",
+        member,
+        "--data-dir",
+        str(d / "data"),
+        "--listen-client-urls",
+        f"http://{addr}:{CLIENT_PORT},http://127.0.0.1:{CLIENT_PORT}",
+        "--advertise-client-urls",
+        f"http://{addr}:{CLIENT_PORT}",
+        "--listen-peer-urls",
+        f"http://{addr}:{PEER_PORT}",
+        "--initial-advertise-peer-urls",
+        f"http://{addr}:{PEER_PORT}",
+        "--initial-cluster",
+        cluster,
+        "--initial-cluster-state",
+        "new",
+        "--initial-cluster-token",
+        f"draas-{lab.name}",
+        "--heartbeat-interval",
+        "100",
+        "--election-timeout",
+        "1000",
+        "--logger",
+        "zap",
+        "--log-outputs",
+        "stderr",
+    ]
+    return lab.spec(
+        f"etcd-{member}", member, argv, ready=TcpReady(addr, CLIENT_PORT), ready_timeout_s=30
+    )
 
 
 def _endpoint_json(lab: Lab, what: str, from_host: str) -> list[dict[str, Any]]:
     """``etcdctl endpoint WHAT -w json`` over every member, asked from ``from_host``."""
-    proc = lab.exec(from_host, ["etcdctl", "--endpoints", ",".join(client_urls(lab)),
-                                "--command-timeout=2s", "endpoint", what, "-w", "json"],
-                    capture_output=True, text=True, timeout=15)  # fmt: skip
+    proc = lab.exec(
+        from_host,
+        [
+            "etcdctl",
+            "--endpoints",
+            ",".join(client_urls(lab)),
+            "--command-timeout=2s",
+            "endpoint",
+            what,
+            "-w",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=15,
+    )
     try:
         return list(json.loads(proc.stdout or "[]"))
     except json.JSONDecodeError:
@@ -71,8 +103,14 @@ def wait_healthy(lab: Lab, timeout_s: float = 30.0) -> None:
 def status(lab: Lab, from_host: str = "witness") -> list[dict[str, object]]:
     """``etcdctl endpoint status`` of every member: member id, leader id (as hex strings)."""
     docs = _endpoint_json(lab, "status", from_host)
-    return [{"endpoint": d["Endpoint"], "member": f"{d['Status']['header']['member_id']:x}",
-             "leader": f"{d['Status']['leader']:x}"} for d in docs]  # fmt: skip
+    return [
+        {
+            "endpoint": d["Endpoint"],
+            "member": f"{d['Status']['header']['member_id']:x}",
+            "leader": f"{d['Status']['leader']:x}",
+        }
+        for d in docs
+    ]
 
 
 def move_leader(lab: Lab, to: str = "witness") -> None:

@@ -24,8 +24,13 @@ def socket_path(lab: Lab, host: str) -> Path:
 
 def config_text(lab: Lab, host: str, autonomous: bool = False) -> str:
     sites = {s: lab.topo.host(s).address for s in ("primary", "dr")}
-    return engine_config(lab.topo.host(host).address, sites, "primary",
-                         str(socket_path(lab, host)), autonomous=autonomous)  # fmt: skip
+    return engine_config(
+        lab.topo.host(host).address,
+        sites,
+        "primary",
+        str(socket_path(lab, host)),
+        autonomous=autonomous,
+    )
 
 
 def spec(lab: Lab, host: str) -> ProcessSpec:
@@ -34,10 +39,12 @@ def spec(lab: Lab, host: str) -> ProcessSpec:
     cfg = d / "haproxy.cfg"
     cfg.write_text(config_text(lab, host))
     return lab.spec(
-        f"haproxy-{host}", host, ["haproxy", "-W", "-db", "-f", str(cfg)],
+        f"haproxy-{host}",
+        host,
+        ["haproxy", "-W", "-db", "-f", str(cfg)],
         ready=UnixReady(str(socket_path(lab, host)), "show info", "Name: HAProxy"),
         ready_timeout_s=15,
-    )  # fmt: skip
+    )
 
 
 def servers_state(lab: Lab, host: str) -> list[dict[str, str]]:

@@ -80,8 +80,9 @@ caching = false
     return path
 
 
-def manage(lab: Lab, host: str, *args: str, timeout: float = 120,
-           env: dict[str, str] | None = None) -> str:  # fmt: skip
+def manage(
+    lab: Lab, host: str, *args: str, timeout: float = 120, env: dict[str, str] | None = None
+) -> str:
     """Run ``keystone-manage`` inside a site host; raise with its output if it fails."""
     argv = [str(VENV_BIN / "keystone-manage"), "--config-file", str(conf_path(lab, host)), *args]
     proc = lab.exec(host, argv, capture_output=True, text=True, timeout=timeout, env=env)
@@ -98,8 +99,9 @@ def setup_keys(lab: Lab) -> None:
     for d in key_dirs(lab, "primary").values():
         d.mkdir(parents=True, exist_ok=True)
     manage(lab, "primary", "fernet_setup", "--keystone-user", "root", "--keystone-group", "root")
-    manage(lab, "primary", "credential_setup", "--keystone-user", "root",
-           "--keystone-group", "root")  # fmt: skip
+    manage(
+        lab, "primary", "credential_setup", "--keystone-user", "root", "--keystone-group", "root"
+    )
     for kind, src in key_dirs(lab, "primary").items():
         dst = key_dirs(lab, "dr")[kind]
         shutil.rmtree(dst, ignore_errors=True)
@@ -110,31 +112,58 @@ def setup_keys(lab: Lab) -> None:
 def db_sync_and_bootstrap(lab: Lab) -> None:
     manage(lab, "primary", "db_sync")
     manage(
-        lab, "primary", "bootstrap",
-        "--bootstrap-admin-url", AUTH_URL, "--bootstrap-internal-url", AUTH_URL,
-        "--bootstrap-public-url", AUTH_URL, "--bootstrap-region-id", REGION,
+        lab,
+        "primary",
+        "bootstrap",
+        "--bootstrap-admin-url",
+        AUTH_URL,
+        "--bootstrap-internal-url",
+        AUTH_URL,
+        "--bootstrap-public-url",
+        AUTH_URL,
+        "--bootstrap-region-id",
+        REGION,
         env={"OS_BOOTSTRAP_PASSWORD": secret(lab.run, "keystone-admin")},  # not on a command line
-    )  # fmt: skip
+    )
 
 
 def spec(lab: Lab, host: str) -> ProcessSpec:
     addr = lab.topo.host(host).address
     argv = [
-        str(VENV_BIN / "uwsgi"), "--http-socket", f"{addr}:{API_PORT}",
-        "--home", sys.prefix, "--module", "keystone.wsgi.api:application",
+        str(VENV_BIN / "uwsgi"),
+        "--http-socket",
+        f"{addr}:{API_PORT}",
+        "--home",
+        sys.prefix,
+        "--module",
+        "keystone.wsgi.api:application",
         # 16 requests at once: a few writes waiting on the DR site's acknowledgement (semi-sync)
         # must not leave the probes and readers without a worker, as in production.
-        "--master", "--processes", "2", "--threads", "8", "--need-app", "--die-on-term",
-        "--buffer-size", "65535", "--disable-logging", "--log-4xx", "--log-5xx",
+        "--master",
+        "--processes",
+        "2",
+        "--threads",
+        "8",
+        "--need-app",
+        "--die-on-term",
+        "--buffer-size",
+        "65535",
+        "--disable-logging",
+        "--log-4xx",
+        "--log-5xx",
         # uWSGI's plain http-socket closes every connection after the response; saying so
         # keeps clients from reusing a closed connection (seen: "connection reset by peer").
-        "--add-header", "Connection: close",
-    ]  # fmt: skip
+        "--add-header",
+        "Connection: close",
+    ]
     return lab.spec(
-        f"keystone-{host}", host, argv,
+        f"keystone-{host}",
+        host,
+        argv,
         env={"OS_KEYSTONE_CONFIG_FILES": str(conf_path(lab, host))},
-        ready=HttpReady(f"http://{addr}:{API_PORT}/v3"), ready_timeout_s=90,
-    )  # fmt: skip
+        ready=HttpReady(f"http://{addr}:{API_PORT}/v3"),
+        ready_timeout_s=90,
+    )
 
 
 def web_spec(lab: Lab, host: str) -> ProcessSpec:
@@ -147,11 +176,12 @@ def web_spec(lab: Lab, host: str) -> ProcessSpec:
     )
     addr = lab.topo.host(host).address
     return lab.spec(
-        f"web-{host}", host,
-        [sys.executable, "-m", "http.server", "--bind", addr, "--directory", str(d),
-         str(WEB_PORT)],
-        ready=HttpReady(f"http://{addr}:{WEB_PORT}/"), ready_timeout_s=20,
-    )  # fmt: skip
+        f"web-{host}",
+        host,
+        [sys.executable, "-m", "http.server", "--bind", addr, "--directory", str(d), str(WEB_PORT)],
+        ready=HttpReady(f"http://{addr}:{WEB_PORT}/"),
+        ready_timeout_s=20,
+    )
 
 
 def writer_spec(
@@ -168,10 +198,23 @@ def writer_spec(
 
     out = lab.run.path / f"{name}.jsonl"
     out.unlink(missing_ok=True)
-    argv = [sys.executable, "-m", "draas.lab.writer", "--url", url,
-            "--password-file", str(secret_file(lab.run, "keystone-admin")), "--prefix", prefix,
-            "--duration", str(duration_s), "--interval", str(interval_s),
-            "--out", str(out)]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "draas.lab.writer",
+        "--url",
+        url,
+        "--password-file",
+        str(secret_file(lab.run, "keystone-admin")),
+        "--prefix",
+        prefix,
+        "--duration",
+        str(duration_s),
+        "--interval",
+        str(interval_s),
+        "--out",
+        str(out),
+    ]
     return lab.spec(name, host, argv), out
 
 
@@ -179,6 +222,7 @@ def project_names(lab: Lab, site: str, prefix: str) -> set[str]:
     """Names of the projects with this prefix that the site's own database holds."""
     from draas.lab.components import mariadb
 
-    rows = mariadb.sql(lab, site, "SELECT name FROM keystone.project WHERE name LIKE %s",
-                       args=(prefix + "-%",))  # fmt: skip
+    rows = mariadb.sql(
+        lab, site, "SELECT name FROM keystone.project WHERE name LIKE %s", args=(prefix + "-%",)
+    )
     return {r["name"] for r in rows}

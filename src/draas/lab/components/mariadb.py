@@ -51,12 +51,20 @@ def install(lab: Lab, host: str) -> None:
         return
     data.mkdir(parents=True, exist_ok=True)
     if not os.path.ismount(data):
-        run(["mount", "-t", "tmpfs", "-o", f"size={DATADIR_SIZE},mode=0750", "tmpfs",
-             str(data)], timeout=30)  # fmt: skip
+        run(
+            ["mount", "-t", "tmpfs", "-o", f"size={DATADIR_SIZE},mode=0750", "tmpfs", str(data)],
+            timeout=30,
+        )
     shutil.chown(d, "mysql", "mysql")
     shutil.chown(data, "mysql", "mysql")
-    argv = ["mariadb-install-db", "--user=mysql", f"--datadir={data}", "--skip-test-db",
-            "--auth-root-authentication-method=normal", "--skip-name-resolve"]  # fmt: skip
+    argv = [
+        "mariadb-install-db",
+        "--user=mysql",
+        f"--datadir={data}",
+        "--skip-test-db",
+        "--auth-root-authentication-method=normal",
+        "--skip-name-resolve",
+    ]
     run(argv, timeout=120)
 
 
@@ -64,35 +72,58 @@ def spec(lab: Lab, host: str) -> ProcessSpec:
     d = base(lab, host)
     addr = lab.topo.host(host).address
     argv = [
-        "mariadbd", "--no-defaults", "--user=mysql",
-        f"--datadir={d / 'data'}", f"--socket={socket_path(lab, host)}",
-        f"--pid-file={d / 'mysqld.pid'}", f"--log-error={d / 'error.log'}",
-        f"--bind-address={addr}", f"--port={PORT}", f"--server-id={SERVER_IDS[host]}",
-        "--log-bin=mysql-bin", "--binlog-format=ROW", "--log-slave-updates",
-        "--gtid-strict-mode=ON", "--skip-name-resolve", "--innodb-buffer-pool-size=64M",
-        "--innodb-log-file-size=32M", "--performance-schema=OFF", "--max-connections=200",
-        "--skip-slave-start", "--slave-net-timeout=5",
+        "mariadbd",
+        "--no-defaults",
+        "--user=mysql",
+        f"--datadir={d / 'data'}",
+        f"--socket={socket_path(lab, host)}",
+        f"--pid-file={d / 'mysqld.pid'}",
+        f"--log-error={d / 'error.log'}",
+        f"--bind-address={addr}",
+        f"--port={PORT}",
+        f"--server-id={SERVER_IDS[host]}",
+        "--log-bin=mysql-bin",
+        "--binlog-format=ROW",
+        "--log-slave-updates",
+        "--gtid-strict-mode=ON",
+        "--skip-name-resolve",
+        "--innodb-buffer-pool-size=64M",
+        "--innodb-log-file-size=32M",
+        "--performance-schema=OFF",
+        "--max-connections=200",
+        "--skip-slave-start",
+        "--slave-net-timeout=5",
         # Every server starts read-only (a restarted old primary must not take writes);
         # setup_primary, and later the agent's promote, open the primary for writes.
         "--read-only=ON",
-    ]  # fmt: skip
-    return lab.spec(f"mariadb-{host}", host, argv, user="mysql", ready=TcpReady(addr, PORT),
-                    ready_timeout_s=60)  # fmt: skip
+    ]
+    return lab.spec(
+        f"mariadb-{host}", host, argv, user="mysql", ready=TcpReady(addr, PORT), ready_timeout_s=60
+    )
 
 
 def connect(lab: Lab, host: str, database: str | None = None) -> pymysql.Connection[Any]:
     try:
         return pymysql.connect(
-            unix_socket=str(socket_path(lab, host)), user="root", password="",
-            database=database, autocommit=True, connect_timeout=5,
+            unix_socket=str(socket_path(lab, host)),
+            user="root",
+            password="",
+            database=database,
+            autocommit=True,
+            connect_timeout=5,
             cursorclass=pymysql.cursors.DictCursor,
-        )  # fmt: skip
+        )
     except pymysql.err.OperationalError as exc:
         raise LabError(f"cannot reach MariaDB on {host} ({socket_path(lab, host)}): {exc}") from exc
 
 
-def sql(lab: Lab, host: str, *statements: str, database: str | None = None,
-        args: tuple[Any, ...] | None = None) -> list[dict[str, Any]]:  # fmt: skip
+def sql(
+    lab: Lab,
+    host: str,
+    *statements: str,
+    database: str | None = None,
+    args: tuple[Any, ...] | None = None,
+) -> list[dict[str, Any]]:
     """Run statements; return the rows of the last one."""
     conn = connect(lab, host, database)
     try:
@@ -123,8 +154,9 @@ def setup_primary(lab: Lab) -> None:
             cur.execute("GRANT REPLICATION SLAVE ON *.* TO 'repl'@'198.18.%'")
             cur.execute("GRANT ALL PRIVILEGES ON *.* TO 'draas'@'198.18.%' WITH GRANT OPTION")
             # The same account over the Unix socket, for the lab's own tools in the root namespace.
-            cur.execute("CREATE USER IF NOT EXISTS 'draas'@'localhost' IDENTIFIED BY %s",
-                        (users["draas"],))  # fmt: skip
+            cur.execute(
+                "CREATE USER IF NOT EXISTS 'draas'@'localhost' IDENTIFIED BY %s", (users["draas"],)
+            )
             cur.execute("GRANT ALL PRIVILEGES ON *.* TO 'draas'@'localhost' WITH GRANT OPTION")
             cur.execute("SET GLOBAL read_only = OFF")
     finally:
@@ -156,8 +188,9 @@ def replication_status(lab: Lab, host: str) -> dict[str, Any]:
     conn = connect(lab, host)
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT @@read_only AS ro, @@gtid_current_pos AS cur, "
-                        "@@gtid_slave_pos AS slave_pos")  # fmt: skip
+            cur.execute(
+                "SELECT @@read_only AS ro, @@gtid_current_pos AS cur, @@gtid_slave_pos AS slave_pos"
+            )
             g = cur.fetchone() or {}
             cur.execute("SHOW SLAVE STATUS")
             s = cur.fetchone()
@@ -185,15 +218,22 @@ def wait_in_sync(lab: Lab, replica: str, source: str, timeout_s: float = 30.0) -
     rows = sql(lab, replica, f"SELECT MASTER_GTID_WAIT(%s, {timeout_s}) AS r", args=(target,))
     if rows[0]["r"] != 0:
         st = replication_status(lab, replica)
-        raise LabError(f"{replica} did not catch up with {source} (GTID {target}) within "
-                       f"{timeout_s:g} s: {st}")  # fmt: skip
+        raise LabError(
+            f"{replica} did not catch up with {source} (GTID {target}) within {timeout_s:g} s: {st}"
+        )
 
 
-def replicator(lab: Lab, host: str, *, semi_sync: bool = False,
-               timeout_ms: int = 1000) -> MariaDBReplicator:  # fmt: skip
+def replicator(
+    lab: Lab, host: str, *, semi_sync: bool = False, timeout_ms: int = 1000
+) -> MariaDBReplicator:
     """The product's replicator for a lab site, reaching its server through the Unix socket
     (the lab's tools run in the root namespace) and naming the lab address to its peers."""
-    ep = DbEndpoint(site=host, host=lab.topo.host(host).address, port=PORT, user="draas",
-                    password=secret(lab.run, "mariadb-draas"),
-                    unix_socket=str(socket_path(lab, host)))  # fmt: skip
+    ep = DbEndpoint(
+        site=host,
+        host=lab.topo.host(host).address,
+        port=PORT,
+        user="draas",
+        password=secret(lab.run, "mariadb-draas"),
+        unix_socket=str(socket_path(lab, host)),
+    )
     return MariaDBReplicator(ep, ["keystone"], semi_sync=semi_sync, semi_sync_timeout_ms=timeout_ms)

@@ -25,8 +25,10 @@ def conf_dir(lab: Lab) -> Path:
 def zone_text(lab: Lab, ttl_s: int) -> str:
     primary, dr = lab.topo.host("primary").address, lab.topo.host("dr").address
     # The API's version document: a dead Keystone fails it even while the web page answers.
-    lua = (f"ifurlup('http://{SERVICE_NAME.rstrip('.')}:5000/v3', {{{{'{primary}'}}, "
-           f"{{'{dr}'}}}}, {{stringmatch='stable'}})")  # fmt: skip
+    lua = (
+        f"ifurlup('http://{SERVICE_NAME.rstrip('.')}:5000/v3', {{{{'{primary}'}}, "
+        f"{{'{dr}'}}}}, {{stringmatch='stable'}})"
+    )
     return bind9.zone_text(lab, "", ttl_s, service_record=f'keystone IN LUA A "{lua}"')
 
 
@@ -36,17 +38,32 @@ def spec(lab: Lab, ttl_s: int = 5) -> ProcessSpec:
     (d / "named.conf").write_text(
         f'zone "{ZONE}" {{ type master; file "{d}/draas.test.zone"; }};\n'
     )
-    (d / "pdns.conf").write_text("\n".join([
-        "launch=bind", f"bind-config={d}/named.conf",
-        f"local-address={lab.topo.host(HOST).address}", "local-port=53",
-        "enable-lua-records=yes", f"lua-health-checks-interval={CHECK_INTERVAL_S}",
-        f"socket-dir={d}", "guardian=no", "daemon=no", "disable-syslog=yes",
-        "write-pid=no", "loglevel=5",
-    ]) + "\n")  # fmt: skip
+    (d / "pdns.conf").write_text(
+        "\n".join(
+            [
+                "launch=bind",
+                f"bind-config={d}/named.conf",
+                f"local-address={lab.topo.host(HOST).address}",
+                "local-port=53",
+                "enable-lua-records=yes",
+                f"lua-health-checks-interval={CHECK_INTERVAL_S}",
+                f"socket-dir={d}",
+                "guardian=no",
+                "daemon=no",
+                "disable-syslog=yes",
+                "write-pid=no",
+                "loglevel=5",
+            ]
+        )
+        + "\n"
+    )
     return lab.spec(
-        "pdns", HOST, ["pdns_server", f"--config-dir={d}"],
-        ready=DnsReady(lab.topo.host(HOST).address, SERVICE_NAME), ready_timeout_s=20,
-    )  # fmt: skip
+        "pdns",
+        HOST,
+        ["pdns_server", f"--config-dir={d}"],
+        ready=DnsReady(lab.topo.host(HOST).address, SERVICE_NAME),
+        ready_timeout_s=20,
+    )
 
 
 def replace_bind(lab: Lab, ttl_s: int = 5) -> None:

@@ -45,6 +45,9 @@ stub-zone:
     path = d / "unbound.conf"
     path.write_text(conf)
     return lab.spec(
-        "unbound", HOST, ["unbound", "-d", "-c", str(path)],
-        ready=DnsReady(addr, SERVICE_NAME), ready_timeout_s=20,
-    )  # fmt: skip
+        "unbound",
+        HOST,
+        ["unbound", "-d", "-c", str(path)],
+        ready=DnsReady(addr, SERVICE_NAME),
+        ready_timeout_s=20,
+    )

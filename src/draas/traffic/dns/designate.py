@@ -13,8 +13,18 @@ from draas.traffic.dns import DnsProvider
 
 
 class DesignateProvider(DnsProvider):
-    def __init__(self, name: str, *, zone: str, record: str, ttl_s: int, cloud: str | None = None,
-                 connection: Any = None, wait_s: float = 60.0, **kw: Any) -> None:  # fmt: skip
+    def __init__(
+        self,
+        name: str,
+        *,
+        zone: str,
+        record: str,
+        ttl_s: int,
+        cloud: str | None = None,
+        connection: Any = None,
+        wait_s: float = 60.0,
+        **kw: Any,
+    ) -> None:
         super().__init__(name, record, ttl_s, **kw)
         self.zone_name = zone if zone.endswith(".") else zone + "."
         self.wait_s = wait_s
@@ -23,8 +33,9 @@ class DesignateProvider(DnsProvider):
 
     @classmethod
     def from_config(cls, cfg: Any, **kw: Any) -> DesignateProvider:
-        return cls("designate", zone=cfg.zone, record=cfg.record, ttl_s=cfg.ttl_s,
-                   cloud=cfg.cloud, **kw)  # fmt: skip
+        return cls(
+            "designate", zone=cfg.zone, record=cfg.record, ttl_s=cfg.ttl_s, cloud=cfg.cloud, **kw
+        )
 
     @property
     def conn(self) -> Any:
@@ -43,17 +54,22 @@ class DesignateProvider(DnsProvider):
         try:
             return fn()
         except ks_exc.Unauthorized as exc:
-            raise TrafficError(f"Designate ({self.cloud}): authentication refused for {what}: "
-                               f"check clouds.yaml credentials") from exc  # fmt: skip
+            raise TrafficError(
+                f"Designate ({self.cloud}): authentication refused for {what}: "
+                f"check clouds.yaml credentials"
+            ) from exc
         except (ks_exc.ConnectFailure, ks_exc.ConnectTimeout) as exc:
-            raise TrafficError(f"Designate ({self.cloud}) unreachable for {what}: {exc}",
-                               retryable=True) from exc  # fmt: skip
+            raise TrafficError(
+                f"Designate ({self.cloud}) unreachable for {what}: {exc}", retryable=True
+            ) from exc
         except os_exc.NotFoundException as exc:
             raise TrafficError(f"Designate ({self.cloud}): {what}: not found") from exc
         except os_exc.HttpException as exc:
             code = getattr(exc, "status_code", None) or 0
-            raise TrafficError(f"Designate ({self.cloud}): {what}: HTTP {code}: {exc}",
-                               retryable=code >= 500 or code == 429) from exc  # fmt: skip
+            raise TrafficError(
+                f"Designate ({self.cloud}): {what}: HTTP {code}: {exc}",
+                retryable=code >= 500 or code == 429,
+            ) from exc
         except ks_exc.ClientException as exc:
             raise TrafficError(f"Designate ({self.cloud}): {what}: {exc}", retryable=True) from exc
 
@@ -81,13 +97,22 @@ class DesignateProvider(DnsProvider):
         if rs is not None and list(rs.records) == [target] and rs.status == "ACTIVE":
             return False
         if rs is None:
-            rs = self._call("create recordset", lambda: self.conn.dns.create_recordset(
-                zone, name=self.record, type=self.rdtype_for(target), records=[target],
-                ttl=self.ttl_s))  # fmt: skip
+            rs = self._call(
+                "create recordset",
+                lambda: self.conn.dns.create_recordset(
+                    zone,
+                    name=self.record,
+                    type=self.rdtype_for(target),
+                    records=[target],
+                    ttl=self.ttl_s,
+                ),
+            )
         else:
             old = rs
-            rs = self._call("update recordset", lambda: self.conn.dns.update_recordset(
-                old, records=[target], ttl=self.ttl_s))  # fmt: skip
+            rs = self._call(
+                "update recordset",
+                lambda: self.conn.dns.update_recordset(old, records=[target], ttl=self.ttl_s),
+            )
         deadline = time.monotonic() + self.wait_s
         while True:
             got = self._call("recordset status", lambda: self.conn.dns.get_recordset(rs, zone))
@@ -96,8 +121,10 @@ class DesignateProvider(DnsProvider):
             if got.status == "ERROR":
                 raise TrafficError(f"Designate put recordset {self.record} in ERROR")
             if time.monotonic() > deadline:
-                raise TrafficError(f"Designate recordset {self.record} still {got.status} after "
-                                   f"{self.wait_s:g} s", retryable=True)  # fmt: skip
+                raise TrafficError(
+                    f"Designate recordset {self.record} still {got.status} after {self.wait_s:g} s",
+                    retryable=True,
+                )
             time.sleep(0.5)
 
     def check(self) -> CheckResult:

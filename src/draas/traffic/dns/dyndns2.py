@@ -40,8 +40,18 @@ ANSWERS: dict[str, tuple[str, str]] = {
 
 
 class Dyndns2Provider(DnsProvider):
-    def __init__(self, name: str, *, url: str, record: str, ttl_s: int, username: str,
-                 password: str, timeout_s: float = 5.0, **kw: Any) -> None:  # fmt: skip
+    def __init__(
+        self,
+        name: str,
+        *,
+        url: str,
+        record: str,
+        ttl_s: int,
+        username: str,
+        password: str,
+        timeout_s: float = 5.0,
+        **kw: Any,
+    ) -> None:
         super().__init__(name, record, ttl_s, **kw)
         self.url = url.rstrip("/")
         self.username = username
@@ -53,8 +63,15 @@ class Dyndns2Provider(DnsProvider):
     @classmethod
     def from_config(cls, cfg: Any, **kw: Any) -> Dyndns2Provider:
         password = Path(cfg.password_file).read_text().strip()
-        return cls("dyndns2", url=cfg.url, record=cfg.record, ttl_s=cfg.ttl_s,
-                   username=cfg.username, password=password, **kw)  # fmt: skip
+        return cls(
+            "dyndns2",
+            url=cfg.url,
+            record=cfg.record,
+            ttl_s=cfg.ttl_s,
+            username=cfg.username,
+            password=password,
+            **kw,
+        )
 
     def _request(self, target: str) -> str:
         host = self.record.rstrip(".")
@@ -70,15 +87,18 @@ class Dyndns2Provider(DnsProvider):
             body = exc.read().decode(errors="replace").strip()
             if exc.code == 401:
                 return body or "badauth"
-            raise TrafficError(f"{self.url} answered HTTP {exc.code}: {body[:200]}",
-                               retryable=exc.code >= 500) from exc  # fmt: skip
+            raise TrafficError(
+                f"{self.url} answered HTTP {exc.code}: {body[:200]}", retryable=exc.code >= 500
+            ) from exc
         except (urllib.error.URLError, OSError) as exc:
             raise TrafficError(f"cannot reach {self.url}: {exc}", retryable=True) from exc
 
     def _point_to(self, target: str) -> bool:
         if self.blocked:
-            raise ProviderBlocked(f"dyndns2 at {self.url} is blocked since it answered "
-                                  f"{self.blocked}; fix the cause and restart")  # fmt: skip
+            raise ProviderBlocked(
+                f"dyndns2 at {self.url} is blocked since it answered "
+                f"{self.blocked}; fix the cause and restart"
+            )
         answer = self._request(target)
         code = answer.split()[0] if answer else ""
         outcome, why = ANSWERS.get(code, ("fail", "an answer the protocol does not define"))

@@ -58,14 +58,27 @@ def read_tsig_key(path: Path) -> tuple[str, str, str]:
 
 
 class Rfc2136Provider(DnsProvider):
-    def __init__(self, name: str, *, zone: str, record: str, ttl_s: int, server: str,
-                 port: int = 53, key_name: str, key_algorithm: str, key_secret: str,
-                 timeout_s: float = 2.0, socket_factory: SocketFactory | None = None,
-                 **kw: Any) -> None:  # fmt: skip
+    def __init__(
+        self,
+        name: str,
+        *,
+        zone: str,
+        record: str,
+        ttl_s: int,
+        server: str,
+        port: int = 53,
+        key_name: str,
+        key_algorithm: str,
+        key_secret: str,
+        timeout_s: float = 2.0,
+        socket_factory: SocketFactory | None = None,
+        **kw: Any,
+    ) -> None:
         super().__init__(name, record, ttl_s, **kw)
         if key_algorithm not in ALGORITHMS:
-            raise TrafficError(f"TSIG algorithm {key_algorithm!r} not supported; use one of "
-                               f"{sorted(ALGORITHMS)}")  # fmt: skip
+            raise TrafficError(
+                f"TSIG algorithm {key_algorithm!r} not supported; use one of {sorted(ALGORITHMS)}"
+            )
         self.zone = dns.name.from_text(zone)
         self.server = server
         self.port = port
@@ -82,9 +95,18 @@ class Rfc2136Provider(DnsProvider):
     @classmethod
     def from_config(cls, cfg: Any, **kw: Any) -> Rfc2136Provider:
         key_name, alg, secret = read_tsig_key(Path(cfg.tsig_key_file))
-        return cls("rfc2136", zone=cfg.zone, record=cfg.record, ttl_s=cfg.ttl_s,
-                   server=cfg.server, port=cfg.port, key_name=key_name, key_algorithm=alg,
-                   key_secret=secret, **kw)  # fmt: skip
+        return cls(
+            "rfc2136",
+            zone=cfg.zone,
+            record=cfg.record,
+            ttl_s=cfg.ttl_s,
+            server=cfg.server,
+            port=cfg.port,
+            key_name=key_name,
+            key_algorithm=alg,
+            key_secret=secret,
+            **kw,
+        )
 
     def _where(self) -> str:
         return f"server {self.server}:{self.port}, zone {self.zone}"
@@ -95,19 +117,22 @@ class Rfc2136Provider(DnsProvider):
             sock = self.socket_factory()
             sock.setblocking(False)
         try:
-            return dns.query.udp(msg, self.server, port=self.port, timeout=self.timeout_s,
-                                 sock=sock)  # fmt: skip
+            return dns.query.udp(
+                msg, self.server, port=self.port, timeout=self.timeout_s, sock=sock
+            )
         except dns.exception.Timeout:
-            raise TrafficError(f"no answer from {self._where()} within {self.timeout_s:g} s",
-                               retryable=True) from None  # fmt: skip
+            raise TrafficError(
+                f"no answer from {self._where()} within {self.timeout_s:g} s", retryable=True
+            ) from None
         except dns.tsig.PeerError as exc:
             raise TrafficError(
                 f"{self._where()} rejected the TSIG signature of key {self.key_name} "
                 f"({type(exc).__name__}): check the key name, algorithm and secret"
             ) from exc
         except OSError as exc:
-            raise TrafficError(f"cannot reach {self._where()}: {exc.strerror or exc}",
-                               retryable=True) from exc  # fmt: skip
+            raise TrafficError(
+                f"cannot reach {self._where()}: {exc.strerror or exc}", retryable=True
+            ) from exc
         finally:
             if sock is not None:
                 sock.close()
@@ -119,10 +144,16 @@ class Rfc2136Provider(DnsProvider):
         if ans.rcode() == dns.rcode.NXDOMAIN:
             return []
         if ans.rcode() != dns.rcode.NOERROR:
-            raise TrafficError(f"{self._where()}: reading {self.record} answered "
-                               f"{dns.rcode.to_text(ans.rcode())}", retryable=True)  # fmt: skip
-        return sorted(rr.to_text() for rrset in ans.answer for rr in rrset
-                      if rrset.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA))  # fmt: skip
+            raise TrafficError(
+                f"{self._where()}: reading {self.record} answered {dns.rcode.to_text(ans.rcode())}",
+                retryable=True,
+            )
+        return sorted(
+            rr.to_text()
+            for rrset in ans.answer
+            for rr in rrset
+            if rrset.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA)
+        )
 
     def current(self) -> str | None:
         got = self._lookup()
@@ -131,8 +162,9 @@ class Rfc2136Provider(DnsProvider):
     def _point_to(self, target: str) -> bool:
         if self._lookup() == [target]:
             return False
-        upd = dns.update.UpdateMessage(self.zone, keyring=self.keyring, keyname=self.key_name,
-                                       keyalgorithm=self.algorithm)  # fmt: skip
+        upd = dns.update.UpdateMessage(
+            self.zone, keyring=self.keyring, keyname=self.key_name, keyalgorithm=self.algorithm
+        )
         upd.delete(self.relative, "A")
         upd.delete(self.relative, "AAAA")
         upd.add(self.relative, self.ttl_s, self.rdtype_for(target), target)
@@ -146,21 +178,27 @@ class Rfc2136Provider(DnsProvider):
                 "NOTZONE": "the record is outside the zone",
                 "SERVFAIL": "the server failed; try again later",
             }.get(text, "")
-            raise TrafficError(f"update of {self.record} -> {target} at {self._where()} "
-                               f"answered {text}" + (f": {hint}" if hint else ""),
-                               retryable=text == "SERVFAIL")  # fmt: skip
+            raise TrafficError(
+                f"update of {self.record} -> {target} at {self._where()} "
+                f"answered {text}" + (f": {hint}" if hint else ""),
+                retryable=text == "SERVFAIL",
+            )
         deadline = time.monotonic() + self.timeout_s * 2
         while (got := self._lookup()) != [target]:
             if time.monotonic() > deadline:
-                raise TrafficError(f"{self._where()} accepted the update but answers {got} "
-                                   f"for {self.record}, not {target}", retryable=True)  # fmt: skip
+                raise TrafficError(
+                    f"{self._where()} accepted the update but answers {got} "
+                    f"for {self.record}, not {target}",
+                    retryable=True,
+                )
             time.sleep(0.05)
         return True
 
     def check(self) -> CheckResult:
         """Send a signed update that only asserts the record exists (a prerequisite, no change)."""
-        upd = dns.update.UpdateMessage(self.zone, keyring=self.keyring, keyname=self.key_name,
-                                       keyalgorithm=self.algorithm)  # fmt: skip
+        upd = dns.update.UpdateMessage(
+            self.zone, keyring=self.keyring, keyname=self.key_name, keyalgorithm=self.algorithm
+        )
         upd.present(self.relative)
         try:
             rcode = self._send(upd).rcode()

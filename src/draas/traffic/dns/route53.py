@@ -10,13 +10,28 @@ from draas.traffic import CheckResult
 from draas.traffic.dns import DnsProvider
 
 # Error codes where a retry can help (throttling, AWS-side trouble).
-RETRYABLE = {"Throttling", "ThrottlingException", "PriorRequestNotComplete",
-             "ServiceUnavailable", "InternalError", "RequestTimeout"}  # fmt: skip
+RETRYABLE = {
+    "Throttling",
+    "ThrottlingException",
+    "PriorRequestNotComplete",
+    "ServiceUnavailable",
+    "InternalError",
+    "RequestTimeout",
+}
 
 
 class Route53Provider(DnsProvider):
-    def __init__(self, name: str, *, hosted_zone_id: str, record: str, ttl_s: int,
-                 client: Any = None, wait_s: float = 60.0, **kw: Any) -> None:  # fmt: skip
+    def __init__(
+        self,
+        name: str,
+        *,
+        hosted_zone_id: str,
+        record: str,
+        ttl_s: int,
+        client: Any = None,
+        wait_s: float = 60.0,
+        **kw: Any,
+    ) -> None:
         super().__init__(name, record, ttl_s, **kw)
         self.zone_id = hosted_zone_id
         self.wait_s = wait_s
@@ -28,8 +43,9 @@ class Route53Provider(DnsProvider):
 
     @classmethod
     def from_config(cls, cfg: Any, **kw: Any) -> Route53Provider:
-        return cls("route53", hosted_zone_id=cfg.hosted_zone_id, record=cfg.record,
-                   ttl_s=cfg.ttl_s, **kw)  # fmt: skip
+        return cls(
+            "route53", hosted_zone_id=cfg.hosted_zone_id, record=cfg.record, ttl_s=cfg.ttl_s, **kw
+        )
 
     def _call(self, what: str, fn: Any, **args: Any) -> Any:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -39,14 +55,21 @@ class Route53Provider(DnsProvider):
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             msg = exc.response.get("Error", {}).get("Message", "")
-            raise TrafficError(f"Route 53 {what} for {self.record} in zone {self.zone_id}: "
-                               f"{code}: {msg}", retryable=code in RETRYABLE) from exc  # fmt: skip
+            raise TrafficError(
+                f"Route 53 {what} for {self.record} in zone {self.zone_id}: {code}: {msg}",
+                retryable=code in RETRYABLE,
+            ) from exc
         except BotoCoreError as exc:
             raise TrafficError(f"Route 53 {what}: {exc}", retryable=True) from exc
 
     def _records(self) -> list[str]:
-        resp = self._call("read", self.client.list_resource_record_sets, HostedZoneId=self.zone_id,
-                          StartRecordName=self.record, MaxItems="2")  # fmt: skip
+        resp = self._call(
+            "read",
+            self.client.list_resource_record_sets,
+            HostedZoneId=self.zone_id,
+            StartRecordName=self.record,
+            MaxItems="2",
+        )
         for rrset in resp.get("ResourceRecordSets", []):
             if rrset["Name"] == self.record and rrset["Type"] in ("A", "AAAA"):
                 return sorted(r["Value"] for r in rrset.get("ResourceRecords", []))
@@ -59,13 +82,26 @@ class Route53Provider(DnsProvider):
     def _point_to(self, target: str) -> bool:
         if self._records() == [target]:
             return False
-        batch = {"Comment": "draas traffic switch", "Changes": [{
-            "Action": "UPSERT",
-            "ResourceRecordSet": {"Name": self.record, "Type": self.rdtype_for(target),
-                                  "TTL": self.ttl_s, "ResourceRecords": [{"Value": target}]},
-        }]}  # fmt: skip
-        resp = self._call("update", self.client.change_resource_record_sets,
-                          HostedZoneId=self.zone_id, ChangeBatch=batch)  # fmt: skip
+        batch = {
+            "Comment": "draas traffic switch",
+            "Changes": [
+                {
+                    "Action": "UPSERT",
+                    "ResourceRecordSet": {
+                        "Name": self.record,
+                        "Type": self.rdtype_for(target),
+                        "TTL": self.ttl_s,
+                        "ResourceRecords": [{"Value": target}],
+                    },
+                }
+            ],
+        }
+        resp = self._call(
+            "update",
+            self.client.change_resource_record_sets,
+            HostedZoneId=self.zone_id,
+            ChangeBatch=batch,
+        )
         change_id = resp["ChangeInfo"]["Id"]
         deadline = time.monotonic() + self.wait_s
         while True:
@@ -73,8 +109,10 @@ class Route53Provider(DnsProvider):
             if info["ChangeInfo"]["Status"] == "INSYNC":
                 return True
             if time.monotonic() > deadline:
-                raise TrafficError(f"Route 53 change {change_id} not INSYNC after "
-                                   f"{self.wait_s:g} s", retryable=True)  # fmt: skip
+                raise TrafficError(
+                    f"Route 53 change {change_id} not INSYNC after {self.wait_s:g} s",
+                    retryable=True,
+                )
             time.sleep(1.0)
 
     def check(self) -> CheckResult:

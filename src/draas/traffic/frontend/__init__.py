@@ -25,8 +25,10 @@ class FrontendEngine(TrafficSwitch):
 
     def validate_target(self, target: str) -> str:
         if target not in self.sites:
-            raise TrafficError(f"frontend {self.name}: unknown site {target!r}; sites: "
-                               f"{sorted(self.sites)}; nothing was changed")  # fmt: skip
+            raise TrafficError(
+                f"frontend {self.name}: unknown site {target!r}; sites: "
+                f"{sorted(self.sites)}; nothing was changed"
+            )
         return target
 
 

@@ -19,8 +19,9 @@ from draas.traffic import CheckResult, TrafficSwitch
 class FollowingFrontends(TrafficSwitch):
     kind = "frontends"
 
-    def __init__(self, store: CoordinationStore, frontends: Sequence[str],
-                 wait_s: float = 10.0) -> None:  # fmt: skip
+    def __init__(
+        self, store: CoordinationStore, frontends: Sequence[str], wait_s: float = 10.0
+    ) -> None:
         super().__init__("+".join(frontends), retries=2, backoff_s=0.5, deadline_s=3 * wait_s)
         self.store = store
         self.frontends = list(frontends)
@@ -45,8 +46,10 @@ class FollowingFrontends(TrafficSwitch):
             if all(r == target for r in routes.values()):
                 return any(r != target for r in first.values())
             if time.monotonic() >= deadline:
-                raise TrafficError(f"frontends do not route to {target} after {self.wait_s:g} s: "
-                                   f"{routes}", retryable=True)  # fmt: skip
+                raise TrafficError(
+                    f"frontends do not route to {target} after {self.wait_s:g} s: {routes}",
+                    retryable=True,
+                )
             time.sleep(0.05)
 
     def check(self) -> CheckResult:

@@ -54,9 +54,15 @@ def admin_ready(admin_state: str) -> bool:
     return int(admin_state) & NOT_ROUTED == 0
 
 
-def config_text(bind: str, sites: Mapping[str, str], active: str, admin_socket: str,
-                autonomous: bool = False, ports: Mapping[str, int] = PORTS,
-                listen: Mapping[str, int] | None = None) -> str:  # fmt: skip
+def config_text(
+    bind: str,
+    sites: Mapping[str, str],
+    active: str,
+    admin_socket: str,
+    autonomous: bool = False,
+    ports: Mapping[str, int] = PORTS,
+    listen: Mapping[str, int] | None = None,
+) -> str:
     """An HAProxy configuration: one frontend and backend per port, a server per site.
 
     Controlled (default): every site but ``active`` starts in maintenance; the engine moves
@@ -80,9 +86,14 @@ def config_text(bind: str, sites: Mapping[str, str], active: str, admin_socket: 
     for name, port in ports.items():
         check = "GET /v3" if name == "api" else "GET /"
         lport = (listen or {}).get(name, port)
-        parts += [f"frontend {name}", f"    bind {bind}:{lport}", f"    default_backend {name}",
-                  f"backend {name}", f"    option httpchk {check}",
-                  "    default-server check inter 1s fastinter 250ms downinter 500ms"]  # fmt: skip
+        parts += [
+            f"frontend {name}",
+            f"    bind {bind}:{lport}",
+            f"    default_backend {name}",
+            f"backend {name}",
+            f"    option httpchk {check}",
+            "    default-server check inter 1s fastinter 250ms downinter 500ms",
+        ]
         for site, addr in sites.items():
             extra = "" if site == active else (" backup" if autonomous else " disabled")
             parts.append(f"    server {site} {addr}:{port}{extra}")
@@ -90,8 +101,15 @@ def config_text(bind: str, sites: Mapping[str, str], active: str, admin_socket: 
 
 
 class HaproxyEngine(FrontendEngine):
-    def __init__(self, name: str, *, admin_socket: str, sites: Mapping[str, str],
-                 backends: tuple[str, ...] = tuple(PORTS), **kw: Any) -> None:  # fmt: skip
+    def __init__(
+        self,
+        name: str,
+        *,
+        admin_socket: str,
+        sites: Mapping[str, str],
+        backends: tuple[str, ...] = tuple(PORTS),
+        **kw: Any,
+    ) -> None:
         super().__init__(name, sites, **kw)
         self.admin_socket = admin_socket
         self.backends = backends
@@ -104,32 +122,44 @@ class HaproxyEngine(FrontendEngine):
             raise TrafficError(f"{where}: {exc.strerror or exc}", retryable=True) from exc
 
     def servers(self) -> list[dict[str, str]]:
-        return [s for s in parse_servers_state(self._run("show servers state"))
-                if s.get("be_name") in self.backends]  # fmt: skip
+        return [
+            s
+            for s in parse_servers_state(self._run("show servers state"))
+            if s.get("be_name") in self.backends
+        ]
 
     def current(self) -> str | None:
         """The site that is ready in every backend, when exactly one is."""
         ready = {}
         for s in self.servers():
             ready.setdefault(s["srv_name"], []).append(admin_ready(s.get("srv_admin_state", "1")))
-        sites = [site for site, states in ready.items() if all(states) and
-                 len(states) == len(self.backends)]  # fmt: skip
+        sites = [
+            site
+            for site, states in ready.items()
+            if all(states) and len(states) == len(self.backends)
+        ]
         return sites[0] if len(sites) == 1 else None
 
     def _point_to(self, target: str) -> bool:
         if self.current() == target:
             return False
-        cmds = [f"set server {be}/{site} state maint" for be in self.backends
-                for site in self.sites if site != target]  # fmt: skip
+        cmds = [
+            f"set server {be}/{site} state maint"
+            for be in self.backends
+            for site in self.sites
+            if site != target
+        ]
         cmds += [f"set server {be}/{target} state ready" for be in self.backends]
         answer = self._run("; ".join(cmds)).strip()
         if answer:
-            raise TrafficError(f"HAProxy of frontend {self.name} refused the switch to "
-                               f"{target}: {answer[:300]}")  # fmt: skip
+            raise TrafficError(
+                f"HAProxy of frontend {self.name} refused the switch to {target}: {answer[:300]}"
+            )
         got = self.current()
         if got != target:
-            raise TrafficError(f"HAProxy of frontend {self.name} reads back {got}, not {target}",
-                               retryable=True)  # fmt: skip
+            raise TrafficError(
+                f"HAProxy of frontend {self.name} reads back {got}, not {target}", retryable=True
+            )
         return True
 
     def check(self) -> CheckResult:
@@ -141,5 +171,6 @@ class HaproxyEngine(FrontendEngine):
         missing = sorted(set(self.sites) - known)
         if missing:
             return CheckResult(False, f"HAProxy of {self.name} has no server for {missing}")
-        return CheckResult(True, f"HAProxy of {self.name}: {len(servers)} servers, routes to "
-                                 f"{self.current()}")  # fmt: skip
+        return CheckResult(
+            True, f"HAProxy of {self.name}: {len(servers)} servers, routes to {self.current()}"
+        )

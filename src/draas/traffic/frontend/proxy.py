@@ -57,8 +57,12 @@ def header(headers: list[tuple[str, str]], name: str) -> str | None:
     return next((v for k, v in headers if k.lower() == name), None)
 
 
-async def relay_body(headers: list[tuple[str, str]], src: asyncio.StreamReader,
-                     dst: asyncio.StreamWriter, until_eof: bool = False) -> None:  # fmt: skip
+async def relay_body(
+    headers: list[tuple[str, str]],
+    src: asyncio.StreamReader,
+    dst: asyncio.StreamWriter,
+    until_eof: bool = False,
+) -> None:
     """Copy one message body from src to dst, framed as the headers say."""
     if "chunked" in (header(headers, "transfer-encoding") or "").lower():
         while True:
@@ -89,12 +93,25 @@ async def relay_body(headers: list[tuple[str, str]], src: asyncio.StreamReader,
 
 
 class ProxyEngine(FrontendEngine):
-    def __init__(self, name: str, sites: Mapping[str, str], *, ports: Mapping[int, int],
-                 bind: str = "0.0.0.0", target: str | None = None, redirect: bool = False,
-                 timeout_s: float = 30.0, connect_timeout_s: float = 1.0,
-                 socket_factory: SocketFactory | None = None, autonomous: bool = False,
-                 check_path: str = "/", check_interval_s: float = 0.2, rise: int = 2,
-                 fall: int = 2, **kw: Any) -> None:  # fmt: skip
+    def __init__(
+        self,
+        name: str,
+        sites: Mapping[str, str],
+        *,
+        ports: Mapping[int, int],
+        bind: str = "0.0.0.0",
+        target: str | None = None,
+        redirect: bool = False,
+        timeout_s: float = 30.0,
+        connect_timeout_s: float = 1.0,
+        socket_factory: SocketFactory | None = None,
+        autonomous: bool = False,
+        check_path: str = "/",
+        check_interval_s: float = 0.2,
+        rise: int = 2,
+        fall: int = 2,
+        **kw: Any,
+    ) -> None:
         super().__init__(name, sites, **kw)
         self.autonomous = autonomous
         self.check_path = check_path
@@ -126,8 +143,11 @@ class ProxyEngine(FrontendEngine):
     def check(self) -> CheckResult:
         listening = sum(1 for s in self.servers if s.is_serving())
         ok = listening == len(self.ports)
-        return CheckResult(ok, f"proxy {self.name}: {listening}/{len(self.ports)} ports "
-                               f"listening, routes to {self.target}")  # fmt: skip
+        return CheckResult(
+            ok,
+            f"proxy {self.name}: {listening}/{len(self.ports)} ports "
+            f"listening, routes to {self.target}",
+        )
 
     async def start(self, listen_socket: Callable[[int], socket.socket] | None = None) -> None:
         for port in self.ports:
@@ -135,13 +155,15 @@ class ProxyEngine(FrontendEngine):
                 sock = listen_socket(port)
                 srv = await asyncio.start_server(self._client, sock=sock, limit=1 << 16)
             else:
-                srv = await asyncio.start_server(self._client, self.bind, port, limit=1 << 16,
-                                                 reuse_address=True)  # fmt: skip
+                srv = await asyncio.start_server(
+                    self._client, self.bind, port, limit=1 << 16, reuse_address=True
+                )
             self.servers.append(srv)
         if self.autonomous:
             self._checker = asyncio.create_task(self._health_loop())
-        log.info("proxy %s listening on %s, routing to %s", self.name, sorted(self.ports),
-                 self.target)  # fmt: skip
+        log.info(
+            "proxy %s listening on %s, routing to %s", self.name, sorted(self.ports), self.target
+        )
 
     async def stop(self) -> None:
         if self._checker is not None:
@@ -203,8 +225,9 @@ class ProxyEngine(FrontendEngine):
                     line, headers = await read_head(reader)
                 except (asyncio.IncompleteReadError, ConnectionError):
                     return
-                keep = await asyncio.wait_for(self._one(line, headers, reader, writer, peer, port),
-                                              self.timeout_s)  # fmt: skip
+                keep = await asyncio.wait_for(
+                    self._one(line, headers, reader, writer, peer, port), self.timeout_s
+                )
                 if not keep:
                     return
         except TimeoutError:
@@ -226,11 +249,19 @@ class ProxyEngine(FrontendEngine):
             )
             await writer.drain()
 
-    async def _one(self, line: str, headers: list[tuple[str, str]], reader: asyncio.StreamReader,
-                   writer: asyncio.StreamWriter, peer: str, port: int) -> bool:  # fmt: skip
+    async def _one(
+        self,
+        line: str,
+        headers: list[tuple[str, str]],
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        peer: str,
+        port: int,
+    ) -> bool:
         method, target_path, version = [*line.split(" ", 2), "", ""][:3]
-        client_keep = (header(headers, "connection") or "").lower() != "close" and \
-            version == "HTTP/1.1"  # fmt: skip
+        client_keep = (
+            header(headers, "connection") or ""
+        ).lower() != "close" and version == "HTTP/1.1"
         site = self.target
         if self.redirect:
             await relay_body(headers, reader, _Sink())
@@ -244,14 +275,22 @@ class ProxyEngine(FrontendEngine):
             )
             await writer.drain()
             return client_keep
-        fwd = [(k, v) for k, v in headers if k.lower() not in HOP_BY_HOP
-               and k.lower() != "x-forwarded-for"]  # fmt: skip
+        fwd = [
+            (k, v)
+            for k, v in headers
+            if k.lower() not in HOP_BY_HOP and k.lower() != "x-forwarded-for"
+        ]
         xff = header(headers, "x-forwarded-for")
-        fwd += [("X-Forwarded-For", f"{xff}, {peer}" if xff else peer),
-                ("X-Forwarded-Proto", "http"), ("Connection", "keep-alive")]  # fmt: skip
+        fwd += [
+            ("X-Forwarded-For", f"{xff}, {peer}" if xff else peer),
+            ("X-Forwarded-Proto", "http"),
+            ("Connection", "keep-alive"),
+        ]
         head = f"{method} {target_path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in fwd)
-        has_body = header(headers, "content-length") not in (None, "0") or \
-            header(headers, "transfer-encoding") is not None  # fmt: skip
+        has_body = (
+            header(headers, "content-length") not in (None, "0")
+            or header(headers, "transfer-encoding") is not None
+        )
         for attempt in (1, 2):
             site = self.target
             try:
@@ -273,15 +312,20 @@ class ProxyEngine(FrontendEngine):
             return False
         code = int(status_line.split(" ", 2)[1])
         upstream_keep = (header(rheaders, "connection") or "").lower() != "close"
-        framed = header(rheaders, "content-length") is not None or \
-            header(rheaders, "transfer-encoding") is not None  # fmt: skip
+        framed = (
+            header(rheaders, "content-length") is not None
+            or header(rheaders, "transfer-encoding") is not None
+        )
         no_body = method == "HEAD" or code in (204, 304) or 100 <= code < 200
         keep = client_keep and (framed or no_body)
         out = [(k, v) for k, v in rheaders if k.lower() not in HOP_BY_HOP]
         out.append(("Connection", "keep-alive" if keep else "close"))
         self.served[site] = self.served.get(site, 0) + 1  # before the client can have it
-        writer.write((status_line + "\r\n" + "".join(f"{k}: {v}\r\n" for k, v in out) + "\r\n")
-                     .encode("latin-1"))  # fmt: skip
+        writer.write(
+            (status_line + "\r\n" + "".join(f"{k}: {v}\r\n" for k, v in out) + "\r\n").encode(
+                "latin-1"
+            )
+        )
         if not no_body:
             await relay_body(rheaders, ur, writer, until_eof=not framed)
         await writer.drain()
@@ -303,8 +347,9 @@ class ProxyEngine(FrontendEngine):
     async def _open(self, site: str, port: int) -> Conn:
         addr = self.sites[site]
         if self.socket_factory is None:
-            return await asyncio.wait_for(asyncio.open_connection(addr, port),
-                                          self.connect_timeout_s)  # fmt: skip
+            return await asyncio.wait_for(
+                asyncio.open_connection(addr, port), self.connect_timeout_s
+            )
         sock = self.socket_factory()
         sock.setblocking(False)
         loop = asyncio.get_running_loop()
