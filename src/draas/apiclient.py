@@ -36,7 +36,7 @@ class ApiClient:
         self.used: str | None = None  # the agent that answered last
 
     def _token(self) -> str:
-        from draas.agent.effects import read_secret
+        from draas.deployment import read_secret
 
         if self.cfg.api.token_file is None:
             raise ApiError("commands need the API token: set api.token_file in the config")

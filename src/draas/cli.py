@@ -47,31 +47,6 @@ def _cmd_agent(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_move(args: argparse.Namespace) -> int:
-    """``--direct``: run the runbook from this machine, without an agent."""
-    from draas.coordination import make_store
-    from draas.failover import manual
-    from draas.opscli import config_of, confirm
-
-    cfg = config_of(args)
-    if args.command == "switchover":
-        what = f"move the service to site {args.to} (planned switchover)"
-    elif args.command == "failback":
-        what = f"fail back to site {cfg.site_with_role('primary')}"
-    else:
-        what = f"fail over to site {cfg.site_with_role('dr')}" + (" (FORCED)" if args.force else "")
-    if not confirm(args, what):
-        return 1
-    if args.command == "failover":
-        said = manual.failover(cfg, manual.store_or_none(cfg), force=args.force)
-    else:
-        store = make_store(cfg.coordination, timeout_s=2.0)
-        to = args.to if args.command == "switchover" else cfg.site_with_role("primary")
-        said = manual.switchover(cfg, store, to, failback=args.command == "failback")
-    print(said)
-    return 0
-
-
 def _cmd_rto(args: argparse.Namespace) -> int:
     import asyncio
     from pathlib import Path
@@ -214,46 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--no-api", action="store_true", help="do not serve the control API")
     agent.set_defaults(func=_cmd_agent)
 
-    where = (
-        "Sent to an agent's control API (the DR site's first); the command prints the run's "
-        "steps until it ends (--no-wait: only the run id). --direct runs the runbook from "
-        "this machine instead, which must then reach the databases, the coordination store "
-        "and the DNS provider. Every step is recorded as an event."
-    )
-    sw = sub.add_parser(
-        "switchover",
-        help="planned, zero-loss move of the service to a site",
-        description="Planned switchover: the target catches up, writes pause, "
-        "the lease moves, roles swap, traffic moves. " + where,
-    )
-    sw.add_argument("--to", required=True, metavar="SITE", help="the site to move to")
-    fb = sub.add_parser(
-        "failback",
-        help="bring the service home after a failover",
-        description="The old primary rejoins as a replica (its errant "
-        "transactions are saved to the recovery directory), catches up, then "
-        "a planned switchover home. " + where,
-    )
-    fo = sub.add_parser(
-        "failover",
-        help="fail over to the DR site now",
-        description="Fail over to the DR site. Refused unless the quorum "
-        "confirms the disaster; --force overrides that when the quorum itself "
-        "is gone (never while the primary renews its lease). " + where,
-    )
-    fo.add_argument(
-        "--force", action="store_true", help="fail over without the quorum's confirmation"
-    )
-    from draas.opscli import add_parsers, cmd_move, common
+    from draas.opscli import add_parsers
 
-    for p in (sw, fb, fo):
-        common(p)
-        p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-        p.add_argument("--no-wait", action="store_true", help="do not follow the run's steps")
-        p.add_argument(
-            "--direct", action="store_true", help="run the runbook here, without an agent"
-        )
-        p.set_defaults(func=cmd_move)
     add_parsers(sub)
 
     rto = sub.add_parser(

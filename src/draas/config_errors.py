@@ -42,9 +42,10 @@ def _model_at(root: type[BaseModel], loc: Sequence[int | str]) -> type[BaseModel
         candidates = _models_in(field.annotation)
         if not candidates:
             return None
-        model = candidates[0] if len(candidates) == 1 else _pick(candidates, loc)
-        if model is None:
+        picked = candidates[0] if len(candidates) == 1 else _pick(candidates, loc)
+        if picked is None:
             return None
+        model = picked
     return model
 
 

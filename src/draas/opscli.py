@@ -1,6 +1,7 @@
-"""The operator's commands, talking to the agents' control API: ``status``, ``events``,
-``switchover``, ``failover``, ``failback``, ``drill``. The config comes from ``--config`` or
-``$DRAAS_CONFIG`` (the lab sets it inside its hosts)."""
+"""The operator's commands on the command line: ``status``, ``events``, ``switchover``,
+``failover``, ``failback``, ``drill``. They talk to the agents' control API (``--direct``: the
+traffic-moving ones run their runbook from this machine instead, through ``commands``). The
+config comes from ``--config`` or ``$DRAAS_CONFIG`` (the lab sets it inside its hosts)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from typing import Any
 from draas.apiclient import ApiClient
 from draas.config import Config, load_config
 from draas.errors import ApiError, DraasError
+from draas.failover.runs import KINDS, Kind, last_step
 
-LAST_STEP = {"failover": "detach", "failback": "verify", "switchover": "verify"}
 WAIT_S = 300.0
 
 
@@ -148,7 +149,7 @@ def confirm(args: argparse.Namespace, what: str) -> bool:
     return input(f"{what}? [y/N] ").strip().lower() in ("y", "yes")
 
 
-def follow_run(api: ApiClient, run: str, kind: str, timeout_s: float = WAIT_S) -> int:
+def follow_run(api: ApiClient, run: str, kind: Kind, timeout_s: float = WAIT_S) -> int:
     """Print the run's steps as they happen until it ends; 0 when it completed."""
     after: str | None = None
     deadline = time.monotonic() + timeout_s
@@ -164,7 +165,7 @@ def follow_run(api: ApiClient, run: str, kind: str, timeout_s: float = WAIT_S) -
                     file=sys.stderr,
                 )
                 return 1
-            if e.get("step") == LAST_STEP.get(kind) and e.get("outcome") == "done":
+            if e.get("step") == last_step(kind) and e.get("outcome") == "done":
                 print(f"{kind} done: {run}")
                 return 0
         time.sleep(0.5)
@@ -175,24 +176,48 @@ def follow_run(api: ApiClient, run: str, kind: str, timeout_s: float = WAIT_S) -
     return 1
 
 
-def cmd_move(args: argparse.Namespace) -> int:
-    if args.direct:
-        from draas.cli import _cmd_move
+def move_direct(args: argparse.Namespace, cfg: Config, kind: Kind) -> int:
+    """``--direct``: run the runbook from this machine, without an agent."""
+    from draas import commands
+    from draas.coordination import make_store
+    from draas.deployment import Deployment
 
-        return _cmd_move(args)
-    cfg = config_of(args)
-    kind = args.command
-    if kind == "switchover":
-        if args.to not in cfg.sites:
-            raise DraasError(f"--to {args.to!r}: not a site; sites: {sorted(cfg.sites)}")
-        what, body = f"move the service to site {args.to} (planned switchover)", {"to": args.to}
-    elif kind == "failback":
-        what, body = f"fail back to site {cfg.site_with_role('primary')}", {}
+    if kind == "failover":
+        store = commands.store_or_none(cfg)
+        deployment = None if store is None else Deployment(cfg, store)
+        plan = commands.plan_failover(deployment, cfg, force=args.force)
     else:
-        what = f"fail over to site {cfg.site_with_role('dr')}" + (" (FORCED)" if args.force else "")
-        body = {"force": True} if args.force else {}
-    if not confirm(args, what):
+        deployment = Deployment(cfg, make_store(cfg.coordination, timeout_s=2.0))
+        to = args.to if kind == "switchover" else cfg.site_with_role("primary")
+        plan = commands.plan_switchover(deployment, to, failback=kind == "failback")
+    print(plan.execute())
+    return 0
+
+
+def cmd_move(args: argparse.Namespace) -> int:
+    from draas.commands import describe
+
+    cfg = config_of(args)
+    kind = next(k for k in KINDS if k == args.command)
+    if kind == "switchover" and args.to not in cfg.sites:
+        raise DraasError(f"--to {args.to!r}: not a site; sites: {sorted(cfg.sites)}")
+    if not confirm(
+        args,
+        describe(
+            cfg,
+            kind,
+            args.to if kind == "switchover" else None,
+            force=kind == "failover" and args.force,
+        ),
+    ):
         return 1
+    if args.direct:
+        return move_direct(args, cfg, kind)
+    body: dict[str, Any] = {}
+    if kind == "switchover":
+        body = {"to": args.to}
+    elif kind == "failover" and args.force:
+        body = {"force": True}
     api = ApiClient(cfg, agent=args.agent)
     try:
         started = api.post(f"/v1/{kind}", body)
@@ -228,8 +253,46 @@ def cmd_drill(args: argparse.Namespace) -> int:
 
 
 def add_parsers(sub: Any) -> None:
-    """``status``, ``events``, ``drill``, and the API options of the traffic-moving commands
-    (their parsers are made in ``cli.py``)."""
+    """The operator's commands: the traffic-moving ones, then ``status``, ``events``,
+    ``drill``."""
+    where = (
+        "Sent to an agent's control API (the DR site's first); the command prints the run's "
+        "steps until it ends (--no-wait: only the run id). --direct runs the runbook from "
+        "this machine instead, which must then reach the databases, the coordination store "
+        "and the DNS provider. Every step is recorded as an event."
+    )
+    sw = sub.add_parser(
+        "switchover",
+        help="planned, zero-loss move of the service to a site",
+        description="Planned switchover: the target catches up, writes pause, "
+        "the lease moves, roles swap, traffic moves. " + where,
+    )
+    sw.add_argument("--to", required=True, metavar="SITE", help="the site to move to")
+    fb = sub.add_parser(
+        "failback",
+        help="bring the service home after a failover",
+        description="The old primary rejoins as a replica (its errant "
+        "transactions are saved to the recovery directory), catches up, then "
+        "a planned switchover home. " + where,
+    )
+    fo = sub.add_parser(
+        "failover",
+        help="fail over to the DR site now",
+        description="Fail over to the DR site. Refused unless the quorum "
+        "confirms the disaster; --force overrides that when the quorum itself "
+        "is gone (never while the primary renews its lease). " + where,
+    )
+    fo.add_argument(
+        "--force", action="store_true", help="fail over without the quorum's confirmation"
+    )
+    for p in (sw, fb, fo):
+        common(p)
+        p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+        p.add_argument("--no-wait", action="store_true", help="do not follow the run's steps")
+        p.add_argument(
+            "--direct", action="store_true", help="run the runbook here, without an agent"
+        )
+        p.set_defaults(func=cmd_move)
     st = sub.add_parser(
         "status",
         help="the deployment's state: sites, lease, traffic, lag",

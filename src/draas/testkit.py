@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import socket
 import time
+from typing import Any
+
+from draas.coordination import Event, Observation, Seen, State
+from draas.health.probes import ProbeResult
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -26,3 +30,27 @@ def wait_port(host: str, port: int, timeout_s: float = 20.0, what: str = "server
                 msg = f"{what} not listening on {host}:{port} after {timeout_s:g} s"
                 raise TimeoutError(msg) from None
             time.sleep(0.1)
+
+
+def observation(observer: str = "", at: float = 0.0, **targets: tuple[State, float]) -> Observation:
+    """An observation that sees each target in a state since a time: ``primary=("down", t)``."""
+    return Observation(observer, at, {t: Seen(s, since) for t, (s, since) in targets.items()})
+
+
+def event(run: str, step: str, outcome: str, ts: float = 0.0, **fields: Any) -> Event:
+    """An event with the given run, step and outcome (``runbook``, ``node``, ``epoch``... as
+    keywords; anything else goes to its ``extra`` fields)."""
+    return Event.from_dict({"run": run, "step": step, "outcome": outcome, "ts": ts, **fields})
+
+
+class ScriptedProbe:
+    """A probe whose answer the test sets (``ok``), counting its calls."""
+
+    def __init__(self, ok: bool = True, detail: str = "scripted") -> None:
+        self.ok = ok
+        self.detail = detail
+        self.calls = 0
+
+    async def check(self) -> ProbeResult:
+        self.calls += 1
+        return ProbeResult(self.ok, 0.001, f"{self.detail}: {'ok' if self.ok else 'failed'}")

@@ -24,7 +24,7 @@ def ping_pair(lab: Lab, src: str, dst: str, count: int = 1) -> PingResult:
 
 def reach_matrix(lab: Lab, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], bool]:
     with ThreadPoolExecutor(max_workers=8) as pool:
-        results = list(pool.map(lambda p: ping_pair(lab, *p, count=2), pairs))
+        results = list(pool.map(lambda p: ping_pair(lab, p[0], p[1], count=2), pairs))
     return {(r.src, r.dst): r.reachable for r in results}
 
 

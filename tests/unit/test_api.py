@@ -25,8 +25,10 @@ from draas.agent.daemon import Agent
 from draas.agent.openapi import document
 from draas.clock import FakeClock
 from draas.config import load_config
+from draas.coordination import DatabaseReport, Observation, Seen
 from draas.coordination.memory import MemoryStore
 from draas.errors import ConfigError
+from draas.testkit import event
 
 CONFIG = """
 scheme = "frontend"
@@ -208,21 +210,15 @@ def test_an_accepted_command_answers_with_its_event_and_run(api: Served) -> None
     status, doc = api.call("POST", "/v1/switchover", {"to": "dr"}, token=api.token)
     assert status == 202, doc
     assert doc["run"] == "switchover-dr-from-e1" and doc["target"] == "dr"
-    stored = {e["id"]: e for e in api.store.events()}
-    assert stored[doc["event"]]["outcome"] == "accepted"
-    assert stored[doc["event"]]["run"] == "switchover-dr-from-e1"
+    stored = {e.id: e for e in api.store.events()}
+    assert stored[doc["event"]].outcome == "accepted"
+    assert stored[doc["event"]].run == "switchover-dr-from-e1"
 
 
 def test_events_filter_and_page(api: Served) -> None:
     for i in range(7):
         api.store.append_event(
-            {
-                "ts": 100.0 + i,
-                "run": f"failover-dr-from-e{i % 2}",
-                "node": "site-b",
-                "step": f"s{i}",
-                "outcome": "done",
-            }
+            event(f"failover-dr-from-e{i % 2}", f"s{i}", "done", 100.0 + i, node="site-b")
         )
     status, doc = api.call("GET", "/v1/events?run=failover-dr-from-e1&limit=2")
     assert status == 200 and [e["step"] for e in doc["events"]] == ["s1", "s3"]
@@ -247,14 +243,8 @@ def test_events_filter_and_page(api: Served) -> None:
 
 def test_status_metrics_dashboard_and_openapi_are_served(api: Served) -> None:
     api.store.take_active("primary", "site-a", 0, 30)
-    api.store.publish(
-        "site-b",
-        {
-            "targets": {"primary": {"state": "up", "since": 0}},
-            "replication": {"role": "replica", "lag_s": 0.4, "healthy": True},
-        },
-        30,
-    )
+    report = DatabaseReport("replica", True, lag_s=0.4)
+    api.store.publish(Observation("site-b", 0.0, {"primary": Seen("up", 0)}, database=report), 30)
     api.agent.control.lag_duty()  # the agent's loop samples the lag every few seconds
     status, st = api.call("GET", "/v1/status")
     assert status == 200 and st["active"] == {"site": "primary", "epoch": 1, "holder": "site-a"}
@@ -392,17 +382,13 @@ def test_draas_events_prints_the_newest_then_follows(
     from draas.cli import main
 
     for i in range(5):
-        api.store.append_event(
-            {"ts": 100.0 + i, "run": f"r{i}", "node": "n", "step": "s", "outcome": "done"}
-        )
+        api.store.append_event(event(f"r{i}", "s", "done", 100.0 + i, node="n"))
     assert main(["events", "--config", str(api.config), "--agent", api.url, "--limit", "2"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [ln.split()[2] for ln in lines] == ["r3", "r4"]
     later = threading.Timer(
         0.5,
-        lambda: api.store.append_event(
-            {"ts": 200.0, "run": "r-new", "node": "n", "step": "s", "outcome": "done"}
-        ),
+        lambda: api.store.append_event(event("r-new", "s", "done", 200.0, node="n")),
     )
     later.start()
     argv = [

@@ -3,6 +3,7 @@ single-member etcd on loopback, started by the fixture)."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 import tempfile
@@ -13,10 +14,10 @@ from dataclasses import dataclass
 import pytest
 
 from draas.clock import FakeClock
-from draas.coordination import CoordinationStore
+from draas.coordination import CoordinationStore, DatabaseReport, Event, Observation, Seen
 from draas.coordination.memory import MemoryStore
 from draas.errors import CoordinationError, StaleEpoch
-from draas.testkit import free_port, wait_port
+from draas.testkit import event, free_port, observation, wait_port
 
 TTL = 2.0  # etcd's minimum lease TTL with default timings
 
@@ -63,7 +64,7 @@ def etcd_url() -> Iterator[str]:
 @dataclass
 class Kit:
     store: CoordinationStore
-    wait: Callable[[float], None]
+    wait: Callable[[float], object]
 
 
 @pytest.fixture(params=["memory", pytest.param("etcd", marks=pytest.mark.lab)])
@@ -143,21 +144,64 @@ def test_release_only_by_the_holder(kit: Kit) -> None:
 
 def test_a_silent_observer_drops_out(kit: Kit) -> None:
     s = kit.store
-    s.publish("witness", {"primary": "down"}, TTL)
-    s.publish("dr", {"primary": "down"}, TTL)
+    s.publish(observation("witness", 1.0, primary=("down", 1.0)), TTL)
+    s.publish(observation("dr", 1.0, primary=("down", 1.0)), TTL)
     assert set(s.observations()) == {"witness", "dr"}
     kit.wait(1.0)
-    s.publish("dr", {"primary": "up"}, 2 * TTL)  # dr keeps publishing, the witness went silent
+    up = observation("dr", 2.0, primary=("up", 2.0))
+    s.publish(up, 2 * TTL)  # dr keeps publishing, the witness went silent
     kit.wait(TTL + 0.5)  # past the witness' expiry (with etcd's slack), within dr's
-    assert s.observations() == {"dr": {"primary": "up"}}
+    assert s.observations() == {"dr": up}
+
+
+def test_an_observation_comes_back_as_it_was_published(kit: Kit) -> None:
+    s = kit.store
+    report = DatabaseReport("replica", True, read_only=True, lag_s=0.5, lag_trx=2, semi_sync="on")
+    sent = Observation("site-dr", 5.0, {"primary": Seen("up", 1.0)}, database=report)
+    routed = Observation("fe-a", 5.0, {"dr": Seen("down", 2.0)}, routes_to="dr")
+    s.publish(sent, TTL)
+    s.publish(routed, TTL)
+    assert s.observations() == {"site-dr": sent, "fe-a": routed}
 
 
 def test_events_keep_their_order_and_carry_the_id_they_were_stored_under(kit: Kit) -> None:
     s = kit.store
-    ids = [s.append_event({"step": f"s{i}", "n": i}) for i in range(5)]
+    ids = [s.append_event(event("r", f"s{i}", "done", float(i), n=i)) for i in range(5)]
     got = s.events()
-    assert [e["n"] for e in got] == [0, 1, 2, 3, 4]
-    assert [e["id"] for e in got] == ids and sorted(ids) == ids and len(set(ids)) == 5
+    assert [e.extra["n"] for e in got] == [0, 1, 2, 3, 4]
+    assert [e.id for e in got] == ids and sorted(ids) == ids and len(set(ids)) == 5
+    assert [e.step for e in got] == [f"s{i}" for i in range(5)] and got[2].ts == 2.0
+
+
+def test_an_event_keeps_its_fields_through_the_store(kit: Kit) -> None:
+    sent = Event(
+        ts=10.5,
+        node="site-dr",
+        runbook="failover",
+        run="failover-dr-from-e1",
+        step="promote",
+        outcome="failed",
+        epoch=2,
+        target="dr",
+        detail="why",
+        error="boom",
+        duration_s=0.25,
+        extra={"by": "api", "failed_checks": ["quorum"]},
+    )
+    eid = kit.store.append_event(sent)
+    (got,) = kit.store.events()
+    assert got == dataclasses.replace(sent, id=eid)
+
+
+def test_the_memory_store_can_be_made_unreachable() -> None:
+    s = MemoryStore(FakeClock())
+    s.reachable = False
+    with pytest.raises(CoordinationError, match="unreachable"):
+        s.active()
+    with pytest.raises(CoordinationError):
+        s.append_event(event("r", "s", "done"))
+    s.reachable = True
+    assert s.active() is None and s.events() == []
 
 
 @pytest.mark.lab

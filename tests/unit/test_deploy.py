@@ -21,7 +21,8 @@ from draas.agent.metrics import Metrics
 from draas.agent.status import status_doc
 from draas.cli import build_parser
 from draas.config import load_config
-from draas.coordination import ActiveRecord
+from draas.coordination import ActiveRecord, Observation
+from draas.testkit import event
 
 ROOT = Path(__file__).parents[2]
 METRIC = re.compile(r"\bdraas_[a-z_]+")
@@ -42,8 +43,8 @@ def exported() -> set[str]:
         now=1.0,
         active=ActiveRecord("primary", 1, "site-a"),
         last_epoch=1,
-        observations=obs,
-        events=[{"run": "failover-dr-from-e0", "step": "take-lease", "outcome": "done", "ts": 0.5}],
+        observations={k: Observation.from_dict(v, observer=k) for k, v in obs.items()},
+        events=[event("failover-dr-from-e0", "take-lease", "done", 0.5)],
         dns_points_at=None,
     )
     m = Metrics(lambda: st, "witness", "witness")

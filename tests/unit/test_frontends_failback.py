@@ -3,17 +3,16 @@ and the frontends as a traffic switch that waits for their agents to follow the 
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
-from draas.agent.controller import run_id, unfinished
 from draas.clock import FakeClock
-from draas.coordination import ActiveRecord
+from draas.coordination import ActiveRecord, Event, Observation, State
 from draas.coordination.memory import MemoryStore
 from draas.errors import TrafficError
 from draas.failover.frontends import pick_frontend, voters_for
 from draas.failover.policy import View, failback_due
+from draas.failover.runs import RunId, unfinished
+from draas.testkit import event, observation
 
 NOW = 1000.0
 NODES = ["site-primary", "site-dr", "witness", "fe-a", "fe-b"]
@@ -21,11 +20,11 @@ FES = ["fe-a", "fe-b"]
 DR_ACTIVE = ActiveRecord("dr", 2, "site-dr")
 
 
-def obs(**targets: tuple[str, float]) -> dict[str, Any]:
-    return {"targets": {t: {"state": s, "since": since} for t, (s, since) in targets.items()}}
+def obs(**targets: tuple[State, float]) -> Observation:
+    return observation(**targets)
 
 
-def view(observations: dict[str, dict[str, Any]], active: ActiveRecord | None = None) -> View:
+def view(observations: dict[str, Observation], active: ActiveRecord | None = None) -> View:
     return View(
         now=NOW,
         voters=["site-dr", "witness", "fe-a", "fe-b"],
@@ -38,7 +37,7 @@ def view(observations: dict[str, dict[str, Any]], active: ActiveRecord | None = 
     )
 
 
-def everyone(**targets: tuple[str, float]) -> dict[str, dict[str, Any]]:
+def everyone(**targets: tuple[State, float]) -> dict[str, Observation]:
     return {n: obs(**targets) for n in NODES}
 
 
@@ -109,20 +108,21 @@ def test_a_flapping_primary_does_not_get_the_service_back_before_the_hold() -> N
     assert failback_due(view(steady, DR_ACTIVE), ["site-primary"], 10.0).action == "failback"
 
 
-def ev(run: str, step: str, outcome: str) -> dict[str, Any]:
-    return {"run": run, "step": step, "outcome": outcome}
+def ev(run: str, step: str, outcome: str) -> Event:
+    return event(run, step, outcome)
 
 
 def test_unfinished_finds_the_run_to_resume() -> None:
-    fo = run_id("failover", "dr", 1)
-    assert fo == "failover-dr-from-e1"
+    run = RunId("failover", "dr", 1)
+    fo = str(run)
+    assert fo == "failover-dr-from-e1" and RunId.parse(fo) == run
     started = [
         ev(fo, "take-lease", "started"),
         ev(fo, "take-lease", "done"),
         ev(fo, "promote", "started"),
     ]
-    assert unfinished(started) == fo
-    assert unfinished([*started, ev(fo, "verify", "done")]) == fo  # detach is the last step
+    assert unfinished(started) == run
+    assert unfinished([*started, ev(fo, "verify", "done")]) == run  # detach is the last step
     assert unfinished([*started, ev(fo, "detach", "done")]) is None
     # a run that failed before doing anything is decided again, not resumed
     assert unfinished([ev(fo, "take-lease", "started"), ev(fo, "take-lease", "failed")]) is None
@@ -149,11 +149,11 @@ def test_frontends_switch_waits_for_every_live_frontend_agent() -> None:
     sw.retries = 0
     with pytest.raises(TrafficError, match="no frontend agent"):
         sw.point_to("dr")
-    store.publish("fe-a", {"routes_to": "primary"}, 10)
-    store.publish("fe-b", {"routes_to": "dr"}, 10)
+    store.publish(Observation("fe-a", 0.0, routes_to="primary"), 10)
+    store.publish(Observation("fe-b", 0.0, routes_to="dr"), 10)
     with pytest.raises(TrafficError, match="do not route to dr"):
         sw.point_to("dr")
-    store.publish("fe-a", {"routes_to": "dr"}, 10)
+    store.publish(Observation("fe-a", 0.0, routes_to="dr"), 10)
     assert sw.point_to("dr").changed is False
     assert sw.current() == "dr"
     assert sw.check().ok

@@ -6,25 +6,22 @@ from typing import Any
 
 import pytest
 
-from draas.coordination import ActiveRecord
-from draas.failover.policy import View, decide, must_fence, needed_votes
+from draas.coordination import ActiveRecord, DatabaseReport, Observation, Seen, State
+from draas.failover.lease import must_fence
+from draas.failover.policy import View, decide, needed_votes
 from draas.health.detector import RiseFall, VantagePoint
+from draas.testkit import observation
 
 NOW = 1000.0
 VOTERS = ["dr-agent", "witness", "fe-b"]
 PRIMARY = ActiveRecord("primary", 3, "agent-primary")
 
 
-def seen(primary: str, since_p: float, dr: str = "up", since_d: float = 0.0) -> dict[str, Any]:
-    return {
-        "targets": {
-            "primary": {"state": primary, "since": since_p},
-            "dr": {"state": dr, "since": since_d},
-        }
-    }
+def seen(primary: State, since_p: float, dr: State = "up", since_d: float = 0.0) -> Observation:
+    return observation(primary=(primary, since_p), dr=(dr, since_d))
 
 
-def view(obs: dict[str, dict[str, Any]], active: ActiveRecord | None = PRIMARY, **kw: Any) -> View:
+def view(obs: dict[str, Observation], active: ActiveRecord | None = PRIMARY, **kw: Any) -> View:
     return View(
         now=NOW,
         voters=VOTERS,
@@ -173,8 +170,11 @@ def test_vantage_point_publishes_one_document() -> None:
     vp = VantagePoint("witness", ["primary", "dr"], rise=1, fall=1)
     vp.feed("primary", False, 10.0)
     vp.feed("dr", True, 10.0)
-    doc = vp.view(11.0)
-    assert doc == {
+    doc = vp.observation(11.0)
+    assert doc == Observation(
+        "witness", 11.0, {"primary": Seen("down", 10.0), "dr": Seen("up", 10.0)}
+    )
+    assert doc.to_dict() == {
         "observer": "witness",
         "at": 11.0,
         "targets": {
@@ -182,6 +182,7 @@ def test_vantage_point_publishes_one_document() -> None:
             "dr": {"state": "up", "since": 10.0},
         },
     }
+    assert Observation.from_dict(doc.to_dict()) == doc
     assert (
         decide(
             View(
@@ -205,11 +206,13 @@ def test_an_unfit_dr_replica_is_never_promoted_nor_is_the_primary_asked_to_step_
         "witness": seen("down", NOW - 5),
         "fe-b": seen("up", 0),
     }
-    full = {"role": "replica", "unfit": "disk full at site dr: replication waits for free space"}
+    full = DatabaseReport(
+        "replica", False, unfit="disk full at site dr: replication waits for free space"
+    )
     for active in (None, PRIMARY):  # expired lease, or a holder that could step down
         d = decide(view(obs, active=active, dr_replica=full))
-        assert d.action == "wait" and d.target is None
+        assert d.action == "wait" and d.target is None and d.cause == "unfit-replica"
         assert "replica is not fit to take over: disk full at site dr" in d.reason
     # a replica that only lost its source (the disaster itself) is fit
-    lost = {"role": "replica", "io_running": "Connecting", "unfit": None}
+    lost = DatabaseReport("replica", False, io_running="Connecting")
     assert decide(view(obs, active=None, dr_replica=lost)).action == "failover"

@@ -10,7 +10,7 @@ import pytest
 
 from draas.agent.status import status_doc
 from draas.config import Config, load_config
-from draas.coordination import ActiveRecord
+from draas.coordination import ActiveRecord, Event, Observation
 from draas.failover.drill import (
     DrillCheck,
     frontends_check,
@@ -32,6 +32,11 @@ def cfg() -> Config:
 
 def seen(**targets: str) -> dict[str, Any]:
     return {"targets": {t: {"state": s, "since": 0.0} for t, s in targets.items()}}
+
+
+def observed(docs: dict[str, dict[str, Any]]) -> dict[str, Observation]:
+    """Observations as the store returns them, from the JSON the agents publish."""
+    return {name: Observation.from_dict(doc, observer=name) for name, doc in docs.items()}
 
 
 def test_status_after_a_failover_names_the_new_active_site_and_the_traffic(cfg: Config) -> None:
@@ -67,8 +72,8 @@ def test_status_after_a_failover_names_the_new_active_site_and_the_traffic(cfg: 
         now=100.0,
         active=ActiveRecord("dr", 2, "site-b"),
         last_epoch=2,
-        observations=obs,
-        events=events,
+        observations=observed(obs),
+        events=[Event.from_dict(e) for e in events],
         dns_points_at="192.0.2.20",
     )
     assert st["active"] == {"site": "dr", "epoch": 2, "holder": "site-b"}
@@ -108,7 +113,7 @@ def test_status_says_when_the_replica_is_broken_or_the_store_is_gone(cfg: Config
         now=1.0,
         active=ActiveRecord("primary", 1, "site-a"),
         last_epoch=1,
-        observations=obs,
+        observations=observed(obs),
         events=[],
         dns_points_at=None,
     )
@@ -121,7 +126,7 @@ def test_status_says_when_the_replica_is_broken_or_the_store_is_gone(cfg: Config
         now=1.0,
         active=ActiveRecord("primary", 1, "site-a"),
         last_epoch=1,
-        observations=obs,
+        observations=observed(obs),
         events=[],
         dns_points_at=None,
     )
@@ -171,15 +176,15 @@ def test_drill_replica_check_fails_naming_why() -> None:
 
 def test_drill_quorum_and_frontends_checks(cfg: Config) -> None:
     all_nodes = {n.name: seen(dr="up") for n in cfg.nodes}
-    assert quorum_check(cfg, all_nodes).ok
+    assert quorum_check(cfg, observed(all_nodes)).ok
     missing = dict(all_nodes)
     del missing["witness"]
-    q = quorum_check(cfg, missing)
+    q = quorum_check(cfg, observed(missing))
     assert q.ok is False and "witness" in q.detail and "4 of 5" in q.detail
     assert quorum_check(cfg, None).ok is False
-    assert frontends_check(cfg, all_nodes).ok
+    assert frontends_check(cfg, observed(all_nodes)).ok
     blind = {**all_nodes, "fe-b": seen(dr="down")}
-    f = frontends_check(cfg, blind)
+    f = frontends_check(cfg, observed(blind))
     assert f.ok is False and "fe-b (sees dr down)" in f.detail
 
 

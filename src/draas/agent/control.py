@@ -2,7 +2,7 @@
 operator's commands. Blocking (store, SQL, DNS): the API calls it from worker threads.
 
 One runbook at a time per agent: a command is refused while another command or the
-controller's own run is under way (``runbook_lock``). A command is checked first (refused with
+controller's own run is under way (the ``RunbookGate``). A command is checked first (refused with
 the reason, nothing changed), recorded as an event, and its runbook then runs in the
 background; the answer names the event and the run, whose steps appear in the event log.
 """
@@ -13,47 +13,47 @@ import collections
 import logging
 import threading
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from draas.agent.effects import replicators
+from draas.agent.gate import RunbookGate
 from draas.agent.metrics import Metrics
 from draas.agent.status import status_doc
+from draas.clock import Clock
+from draas.commands import Plan, plan_failover, plan_switchover
+from draas.config import Config, Node
+from draas.coordination import ActiveRecord, CoordinationStore, Event
+from draas.deployment import Deployment, read_secret, site_probes
 from draas.errors import CommandRefused, CoordinationError, DraasError
-from draas.failover import manual
 from draas.failover.drill import run_drill
-from draas.failover.manual import view_of
 from draas.failover.policy import decide
-
-if TYPE_CHECKING:
-    from draas.agent.daemon import Agent
+from draas.failover.views import view_of
 
 log = logging.getLogger("draas.agent")
 
 DNS_CACHE_S = 2.0
 LAG_EVERY_S = 2.0
 LAG_SAMPLES = 900  # 30 minutes at one sample every 2 s
-EVENT_FIELDS = ("run", "node", "step", "outcome", "runbook")
 
 
 def filter_events(
-    events: list[dict[str, Any]],
+    events: Sequence[Event],
     *,
     after: str | None = None,
     since: float | None = None,
     limit: int = 100,
     last: int | None = None,
     **match: str | None,
-) -> tuple[list[dict[str, Any]], str | None]:
+) -> tuple[list[Event], str | None]:
     """Events after the id ``after`` (or at/after time ``since``) whose fields equal the
     given values (``run`` matches a prefix), oldest first, at most ``limit``; and the id to
     ask ``after`` for the next page (None when this page is the last). ``last``: only the
     newest ``last`` of them (still oldest first; no next page)."""
     out = []
     for e in events:
-        if after is not None and str(e.get("id", "")) <= after:
+        if after is not None and e.id <= after:
             continue
-        if since is not None and float(e.get("ts", 0)) < since:
+        if since is not None and e.ts < since:
             continue
         ok = True
         for key, want in match.items():
@@ -66,20 +66,40 @@ def filter_events(
     if last is not None:
         return out[-last:], None
     page = out[:limit]
-    return page, (str(page[-1]["id"]) if len(out) > limit else None)
+    return page, (page[-1].id if len(out) > limit else None)
 
 
 class Control:
-    def __init__(self, agent: Agent) -> None:
-        self.a = agent
-        self.runbook_lock = threading.Lock()
-        self.running: str | None = None  # the command's run id while it runs
-        self.metrics = Metrics(self.status, agent.node.name, agent.node.role)
+    def __init__(
+        self,
+        *,
+        cfg: Config,
+        node: Node,
+        store: CoordinationStore,
+        clock: Clock,
+        deployment: Deployment,
+        gate: RunbookGate,
+        on_taken: Callable[[ActiveRecord], None] | None,
+        stopping: Callable[[], bool],
+    ) -> None:
+        self.cfg = cfg
+        self.node = node
+        self.store = store
+        self.clock = clock
+        self.deployment = deployment
+        self.gate = gate
+        self.on_taken = on_taken
+        self.stopping = stopping
+        self.metrics = Metrics(self.status, node.name, node.role)
         self.lag: collections.deque[tuple[float, str, float]] = collections.deque(
             maxlen=LAG_SAMPLES
         )
         self._dns: tuple[float, str | None] = (-DNS_CACHE_S, None)
         self._lag_read = -LAG_EVERY_S
+
+    def reconfigure(self, cfg: Config, node: Node, deployment: Deployment) -> None:
+        """SIGHUP: the new config and what was built from it."""
+        self.cfg, self.node, self.deployment = cfg, node, deployment
 
     # -- reading -------------------------------------------------------------------------------
     def dns_points_at(self) -> str | None:
@@ -88,28 +108,26 @@ class Control:
         if now - at < DNS_CACHE_S:
             return value
         value = None
-        if self.a.cfg.dns is not None:
+        dns = self.deployment.dns()
+        if dns is not None:
             try:
-                from draas.traffic.dns import make_provider
-
-                value = make_provider(self.a.cfg.dns).current()
+                value = dns.current()
             except DraasError as exc:
                 log.info("status: cannot read where the DNS name points: %s", exc)
         self._dns = (now, value)
         return value
 
     def status(self) -> dict[str, Any]:
-        a = self.a
         try:
-            active, last, obs = a.store.active(), a.store.last_epoch(), a.store.observations()
-            events, ok = a.store.events(), True
+            active, last = self.store.active(), self.store.last_epoch()
+            obs, events, ok = self.store.observations(), self.store.events(), True
         except CoordinationError:
             active, last, obs, events, ok = None, 0, {}, [], False
-        now = a.clock.now()
-        decision = decide(view_of(a.cfg, now, obs, active, last)) if ok else None
+        now = self.clock.now()
+        decision = decide(view_of(self.cfg, now, obs, active, last)) if ok else None
         doc = status_doc(
-            a.cfg,
-            node=a.node.name,
+            self.cfg,
+            node=self.node.name,
             now=now,
             active=active,
             last_epoch=last,
@@ -119,7 +137,7 @@ class Control:
             store_ok=ok,
             decision=decision,
         )
-        doc["command_running"] = self.running
+        doc["command_running"] = self.gate.running
         doc["lag_history"] = [list(x) for x in self.lag]
         return doc
 
@@ -131,71 +149,73 @@ class Control:
             return ""
         self._lag_read = now
         try:
-            obs = self.a.store.observations()
+            obs = self.store.observations()
         except CoordinationError:
             return ""
-        for node in self.a.cfg.nodes:
-            lag = obs.get(node.name, {}).get("replication", {}).get("lag_s")
-            if node.role == "site" and node.site and lag is not None:
-                self.lag.append((round(now, 1), node.site, float(lag)))
+        for node in self.cfg.nodes:
+            doc = obs.get(node.name)
+            db = None if doc is None else doc.database
+            if node.role == "site" and node.site and db is not None and db.lag_s is not None:
+                self.lag.append((round(now, 1), node.site, float(db.lag_s)))
         return ""
 
     def events(self, **query: Any) -> tuple[list[dict[str, Any]], str | None]:
-        return filter_events(self.a.store.events(), **query)
+        page, nxt = filter_events(self.store.events(), **query)
+        return [e.to_dict() for e in page], nxt
 
     # -- commands ------------------------------------------------------------------------------
+    def _plan(self, kind: str, to: str | None, force: bool, who: str) -> Plan:
+        if kind == "failover":
+            deployment = self.deployment if self._store_answers() else None
+            return plan_failover(
+                deployment,
+                self.cfg,
+                force=force,
+                by=who,
+                should_stop=self.stopping,
+                on_taken=self.on_taken,
+                clock=self.clock,
+            )
+        if kind in ("switchover", "failback"):
+            target = self.cfg.site_with_role("primary") if kind == "failback" else str(to)
+            return plan_switchover(
+                self.deployment,
+                target,
+                failback=kind == "failback",
+                by=who,
+                should_stop=self.stopping,
+                clock=self.clock,
+            )
+        raise CommandRefused(f"unknown command {kind!r}")
+
     def command(
         self, kind: str, *, to: str | None = None, force: bool = False, by: str = "api"
     ) -> dict[str, Any]:
         """Check ``kind`` now (``CommandRefused`` changes nothing), then run it in the
         background. Returns the event id and the run id."""
-        a = self.a
-        if not self.runbook_lock.acquire(blocking=False):
+        if not self.gate.try_enter(f"{kind} (being checked)"):
             raise CommandRefused(
                 f"{kind} refused: a runbook is already running on "
-                f"{a.node.name} ({self.running or 'the controller'})"
+                f"{self.node.name} ({self.gate.running or 'the controller'})"
             )
         try:
-            who = f"{a.node.name}:{by}"
-            if kind == "failover":
-                store = a.store if self._store_answers() else None
-                plan = manual.plan_failover(
-                    a.cfg,
-                    store,
-                    force=force,
-                    by=who,
-                    should_stop=self.stopping,
-                    on_taken=a.took_over,
+            plan = self._plan(kind, to, force, f"{self.node.name}:{by}")
+            eid = self.store.append_event(
+                Event(
+                    ts=self.clock.now(),
+                    node=self.node.name,
+                    runbook="command",
+                    run=plan.run_id,
+                    step=kind,
+                    outcome="accepted",
+                    target=plan.target,
+                    extra={"by": by, "force": force},
                 )
-            elif kind in ("switchover", "failback"):
-                target = a.primary if kind == "failback" else str(to)
-                plan = manual.plan_switchover(
-                    a.cfg,
-                    a.store,
-                    target,
-                    failback=kind == "failback",
-                    by=who,
-                    should_stop=self.stopping,
-                )
-            else:
-                raise CommandRefused(f"unknown command {kind!r}")
-            eid = a.store.append_event(
-                {
-                    "ts": a.clock.now(),
-                    "node": a.node.name,
-                    "runbook": "command",
-                    "run": plan.run_id,
-                    "step": kind,
-                    "outcome": "accepted",
-                    "by": by,
-                    "target": plan.target,
-                    "force": force,
-                }
             )
         except BaseException:
-            self.runbook_lock.release()
+            self.gate.leave()
             raise
-        self.running = plan.run_id
+        self.gate.running = plan.run_id
         threading.Thread(
             target=self._execute,
             args=(plan.run_id, plan.execute),
@@ -205,20 +225,14 @@ class Control:
         log.info("%s accepted (%s, target %s): running %s", kind, by, plan.target, plan.run_id)
         return {"event": eid, "run": plan.run_id, "kind": kind, "target": plan.target}
 
-    def stopping(self) -> bool:
-        return self.a.stopping
-
     def wait_idle(self, timeout_s: float) -> bool:
         """Wait for a running command to end (it stops between two steps when the agent
         stops); False if it is still running after ``timeout_s``."""
-        if self.runbook_lock.acquire(timeout=timeout_s):
-            self.runbook_lock.release()
-            return True
-        return False
+        return self.gate.wait_idle(timeout_s)
 
     def _store_answers(self) -> bool:
         try:
-            self.a.store.last_epoch()
+            self.store.last_epoch()
         except CoordinationError:
             return False
         return True
@@ -231,31 +245,35 @@ class Control:
         except Exception:
             log.exception("%s failed unexpectedly", rid)
         finally:
-            self.running = None
-            self.runbook_lock.release()
+            self.gate.leave()
 
     def drill(self, by: str = "api") -> dict[str, Any]:
-        a = self.a
-        dns = None
-        if a.cfg.dns is not None:
-            from draas.traffic.dns import make_provider
-
-            dns = make_provider(a.cfg.dns)
-        store = a.store if self._store_answers() else None
-        # A witness or frontend agent has no replicators of its own: the config's will do.
-        report = run_drill(a.cfg, store, a.reps or replicators(a.cfg), dns)
+        cfg = self.cfg
+        store = self.store if self._store_answers() else None
+        dr = cfg.site_with_role("dr")
+        password = None
+        if cfg.drill is not None:
+            password = read_secret(cfg.drill.password_file, "drill.password_file")
+        report = run_drill(
+            cfg,
+            store,
+            self.deployment.reps,
+            self.deployment.dns(),
+            site_probes(cfg)[dr],
+            password,
+        )
         failed = [c["name"] for c in report["checks"] if c["verdict"] == "FAIL"]
-        event = {
-            "ts": a.clock.now(),
-            "node": a.node.name,
-            "runbook": "drill",
-            "run": f"drill-{int(report['started_at'])}",
-            "step": "drill",
-            "outcome": "passed" if report["passed"] else "failed",
-            "by": by,
-            "failed_checks": failed,
-        }
+        outcome = "passed" if report["passed"] else "failed"
+        event = Event(
+            ts=self.clock.now(),
+            node=self.node.name,
+            runbook="drill",
+            run=f"drill-{int(report['started_at'])}",
+            step="drill",
+            outcome=outcome,
+            extra={"by": by, "failed_checks": failed},
+        )
         if store is not None:
             report["event"] = store.append_event(event)
-        log.info("drill %s%s", event["outcome"], f": {', '.join(failed)}" if failed else "")
+        log.info("drill %s%s", outcome, f": {', '.join(failed)}" if failed else "")
         return report

@@ -10,37 +10,26 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from draas.config import Config
-from draas.coordination import ActiveRecord
+from draas.coordination import ActiveRecord, Event, Observation
 from draas.failover.policy import Decision
+from draas.failover.views import database_of
 
 RUNBOOKS = ("failover", "failback", "switchover", "frontend-dns", "drill", "command")
 
 
-def _seen(observations: Mapping[str, Mapping[str, Any]], target: str) -> dict[str, str]:
+def _seen(observations: Mapping[str, Observation], target: str) -> dict[str, str]:
     """What each live observer says of ``target`` (up, down, unknown)."""
-    out = {}
-    for observer, doc in sorted(observations.items()):
-        t = doc.get("targets", {}).get(target)
-        if t is not None:
-            out[observer] = str(t.get("state", "unknown"))
+    out: dict[str, str] = {}
+    for observer, obs in sorted(observations.items()):
+        seen = obs.state_of(target)
+        if seen is not None:
+            out[observer] = seen.state
     return out
 
 
-def _database(
-    cfg: Config, site: str, observations: Mapping[str, Mapping[str, Any]]
-) -> dict[str, Any] | None:
-    """The site's database as its own agent last published it."""
-    for node in cfg.nodes:
-        if node.site == site and node.role == "site":
-            doc = observations.get(node.name, {}).get("replication")
-            if doc is not None:
-                return dict(doc)
-    return None
-
-
-def last_step(events: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+def last_step(events: Sequence[Event]) -> dict[str, Any] | None:
     for e in reversed(events):
-        if e.get("runbook") in RUNBOOKS or str(e.get("run", "")).startswith(RUNBOOKS):
+        if e.runbook in RUNBOOKS or e.run.startswith(RUNBOOKS):
             return {
                 k: e.get(k)
                 for k in ("id", "ts", "node", "run", "step", "outcome", "error")
@@ -49,18 +38,17 @@ def last_step(events: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
     return None
 
 
-def failovers(events: Sequence[Mapping[str, Any]]) -> list[tuple[str, float]]:
+def failovers(events: Sequence[Event]) -> list[tuple[str, float]]:
     """Each failover run that took the lease, with when it did (oldest first)."""
     seen: dict[str, float] = {}
     for e in events:
-        run = str(e.get("run", ""))
         if (
-            run.startswith("failover-")
-            and e.get("step") == "take-lease"
-            and e.get("outcome") == "done"
-            and run not in seen
+            e.run.startswith("failover-")
+            and e.step == "take-lease"
+            and e.outcome == "done"
+            and e.run not in seen
         ):
-            seen[run] = float(e.get("ts", 0))
+            seen[e.run] = e.ts
     return list(seen.items())
 
 
@@ -71,8 +59,8 @@ def status_doc(
     now: float,
     active: ActiveRecord | None,
     last_epoch: int,
-    observations: Mapping[str, Mapping[str, Any]],
-    events: Sequence[Mapping[str, Any]],
+    observations: Mapping[str, Observation],
+    events: Sequence[Event],
     dns_points_at: str | None,
     store_ok: bool = True,
     decision: Decision | None = None,
@@ -81,13 +69,14 @@ def status_doc(
     operator sees why nothing moves, e.g. a lost quorum or an unfit replica)."""
     sites = []
     for name, site in cfg.sites.items():
+        db = database_of(cfg, name, observations)
         sites.append(
             {
                 "name": name,
                 "role": site.role,
                 "address": site.address,
                 "active": active is not None and active.site == name,
-                "database": _database(cfg, name, observations),
+                "database": None if db is None else db.to_dict(),
                 "seen": _seen(observations, name),
             }
         )
@@ -98,7 +87,7 @@ def status_doc(
             {
                 "name": fe.name,
                 "address": fe.address,
-                "routes_to": None if doc is None else doc.get("routes_to"),
+                "routes_to": None if doc is None else doc.routes_to,
                 "agent_alive": doc is not None,
                 "seen": _seen(observations, fe.name),
             }
@@ -109,10 +98,9 @@ def status_doc(
             "role": n.role,
             "site": n.site,
             "alive": n.name in observations,
-            "sees": {
-                t: v.get("state")
-                for t, v in observations.get(n.name, {}).get("targets", {}).items()
-            },
+            "sees": {t: v.state for t, v in observations[n.name].targets.items()}
+            if n.name in observations
+            else {},
         }
         for n in cfg.nodes
     ]

@@ -10,31 +10,30 @@ stays, so the next holder takes ``epoch + 1``.
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass
-from typing import Any
 
+from draas.config import Coordination
+from draas.coordination.records import (
+    STATES,
+    ActiveRecord,
+    DatabaseReport,
+    Event,
+    Observation,
+    Seen,
+    State,
+)
 
-@dataclass(frozen=True)
-class ActiveRecord:
-    site: str
-    epoch: int
-    holder: str
-    lease: str = ""  # the store's handle of the lease the record lives under
-
-    def to_json(self) -> str:
-        return json.dumps(
-            {"site": self.site, "epoch": self.epoch, "holder": self.holder}, sort_keys=True
-        )
-
-    @classmethod
-    def from_json(cls, text: str | bytes, lease: str = "") -> ActiveRecord:
-        doc = json.loads(text)
-        return cls(str(doc["site"]), int(doc["epoch"]), str(doc["holder"]), lease)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+__all__ = [
+    "STATES",
+    "ActiveRecord",
+    "CoordinationStore",
+    "DatabaseReport",
+    "Event",
+    "Observation",
+    "Seen",
+    "State",
+    "make_store",
+]
 
 
 class CoordinationStore(ABC):
@@ -78,29 +77,29 @@ class CoordinationStore(ABC):
 
     # -- observations --------------------------------------------------------------------------
     @abstractmethod
-    def publish(self, observer: str, doc: dict[str, Any], ttl_s: float) -> None:
-        """What ``observer`` sees now; it expires unless published again within ``ttl_s``."""
+    def publish(self, observation: Observation, ttl_s: float) -> None:
+        """What its observer sees now; it expires unless published again within ``ttl_s``."""
 
     @abstractmethod
-    def observations(self) -> dict[str, dict[str, Any]]:
+    def observations(self) -> dict[str, Observation]:
         """The unexpired observations, by observer."""
 
     # -- event log -----------------------------------------------------------------------------
     @abstractmethod
-    def append_event(self, event: dict[str, Any]) -> str:
+    def append_event(self, event: Event) -> str:
         """Store ``event``; return its id (ids sort in the order events were stored)."""
 
     @abstractmethod
-    def events(self) -> list[dict[str, Any]]:
+    def events(self) -> list[Event]:
         """Every event, oldest first, each with its ``id``."""
 
 
-def make_store(cfg: Any, **kw: Any) -> CoordinationStore:
+def make_store(cfg: Coordination, *, timeout_s: float = 2.0) -> CoordinationStore:
     """The store named by a validated ``coordination`` config section."""
     if cfg.backend == "memory":
         from draas.coordination.memory import MemoryStore
 
-        return MemoryStore(clock=kw.get("clock"))
+        return MemoryStore()
     from draas.coordination.etcd import EtcdStore
 
-    return EtcdStore(cfg.endpoints, prefix=cfg.prefix, **kw)
+    return EtcdStore(cfg.endpoints, prefix=cfg.prefix, timeout_s=timeout_s)

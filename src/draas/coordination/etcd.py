@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from draas.coordination import ActiveRecord, CoordinationStore
+from draas.coordination import ActiveRecord, CoordinationStore, Event, Observation
 from draas.errors import CoordinationError, StaleEpoch
 
 with warnings.catch_warnings():
@@ -200,9 +200,10 @@ class EtcdStore(CoordinationStore):
         self._do("release active", attempt)
 
     # -- observations --------------------------------------------------------------------------
-    def publish(self, observer: str, doc: dict[str, Any], ttl_s: float) -> None:
+    def publish(self, observation: Observation, ttl_s: float) -> None:
+        observer = observation.observer
         key = self._key(f"observers/{observer}")
-        value = json.dumps(doc, sort_keys=True)
+        value = json.dumps(observation.to_dict(), sort_keys=True)
 
         def attempt(c: Any) -> None:
             # A keep-alive renews a lease for the TTL it was granted with: a new TTL needs a
@@ -215,23 +216,23 @@ class EtcdStore(CoordinationStore):
 
         self._do("publish", attempt)
 
-    def observations(self) -> dict[str, dict[str, Any]]:
+    def observations(self) -> dict[str, Observation]:
         rows = self._do("read observations", lambda c: c.get_prefix(self._key("observers/")))
         out = {}
         for value, meta in rows:
             name = meta["key"].decode().rsplit("/", 1)[1]
-            out[name] = json.loads(value)
+            out[name] = Observation.from_dict(json.loads(value), observer=name)
         return out
 
     # -- events --------------------------------------------------------------------------------
-    def append_event(self, event: dict[str, Any]) -> str:
+    def append_event(self, event: Event) -> str:
         # Nanoseconds and a random tail: two agents storing in the same nanosecond differ.
         eid = f"{time.time_ns():020d}-{secrets.token_hex(2)}"
-        doc = json.dumps({**event, "id": eid}, sort_keys=True)
+        doc = json.dumps({**event.to_dict(), "id": eid}, sort_keys=True)
         self._do("append event", lambda c: c.put(self._key(f"events/{eid}"), doc))
         return eid
 
-    def events(self) -> list[dict[str, Any]]:
+    def events(self) -> list[Event]:
         rows = self._do(
             "read events",
             lambda c: c.get_prefix(self._key("events/"), sort_order="ascend", sort_target="key"),
@@ -240,5 +241,5 @@ class EtcdStore(CoordinationStore):
         for value, meta in rows:
             doc = json.loads(value)
             doc.setdefault("id", meta["key"].decode().rsplit("/", 1)[1])  # stored before ids
-            out.append(doc)
+            out.append(Event.from_dict(doc))
         return out

@@ -1,5 +1,7 @@
 """The in-memory coordination store: same contract as etcd, one process, a controllable clock.
-Part of the product's test kit (with ``FakeClock``), not a throwaway mock."""
+Part of the product's test kit (with ``FakeClock``), not a throwaway mock: ``reachable =
+False`` makes every call fail as an unreachable etcd does, so the agent's handling of a lost
+store is tested without a network."""
 
 from __future__ import annotations
 
@@ -9,21 +11,29 @@ import threading
 from typing import Any
 
 from draas.clock import Clock, SystemClock
-from draas.coordination import ActiveRecord, CoordinationStore
-from draas.errors import StaleEpoch
+from draas.coordination import ActiveRecord, CoordinationStore, Event, Observation
+from draas.errors import CoordinationError, StaleEpoch
 
 
 class MemoryStore(CoordinationStore):
     def __init__(self, clock: Clock | None = None) -> None:
         self.clock = clock or SystemClock()
+        self.reachable = True
+        self.calls = 0  # every call, reachable or not (tests count store traffic)
         self._lock = threading.Lock()
         self._active: ActiveRecord | None = None
         self._last: ActiveRecord | None = None
         self._active_expires = 0.0
         self._epoch = 0
+        # Stored as the JSON documents etcd would hold: what goes in comes out parsed.
         self._obs: dict[str, tuple[float, dict[str, Any]]] = {}
         self._events: list[dict[str, Any]] = []
         self._leases = itertools.count(1)
+
+    def _enter(self, what: str) -> None:
+        self.calls += 1
+        if not self.reachable:
+            raise CoordinationError(f"memory store {what}: unreachable (set by the test)")
 
     def _live_active(self) -> ActiveRecord | None:
         if self._active is not None and self.clock.now() >= self._active_expires:
@@ -31,20 +41,31 @@ class MemoryStore(CoordinationStore):
         return self._active
 
     def active(self) -> ActiveRecord | None:
+        self._enter("read active")
         with self._lock:
             return self._live_active()
 
     def last_active(self) -> ActiveRecord | None:
+        self._enter("read the last record")
         with self._lock:
             return self._last
 
     def last_epoch(self) -> int:
+        self._enter("read epoch")
         with self._lock:
             return self._epoch
+
+    def _grant(self, site: str, holder: str, ttl_s: float) -> ActiveRecord:
+        self._epoch += 1
+        self._active = ActiveRecord(site, self._epoch, holder, str(next(self._leases)))
+        self._last = self._active
+        self._active_expires = self.clock.now() + ttl_s
+        return self._active
 
     def take_active(
         self, site: str, holder: str, expected_epoch: int, ttl_s: float
     ) -> ActiveRecord:
+        self._enter("take active")
         with self._lock:
             current = self._live_active()
             if current is not None:
@@ -54,30 +75,20 @@ class MemoryStore(CoordinationStore):
                 )
             if self._epoch != expected_epoch:
                 raise StaleEpoch(f"epoch is {self._epoch}, not {expected_epoch}")
-            self._epoch += 1
-            self._active = ActiveRecord(site, self._epoch, holder, str(next(self._leases)))
-            self._last = self._active
-            self._active_expires = self.clock.now() + ttl_s
-            return self._active
+            return self._grant(site, holder, ttl_s)
 
     def hand_over(
         self, current: ActiveRecord, site: str, holder: str, ttl_s: float
     ) -> ActiveRecord:
+        self._enter("hand over")
         with self._lock:
             live = self._live_active()
-            if live is None or (live.site, live.epoch, live.holder) != (
-                current.site,
-                current.epoch,
-                current.holder,
-            ):
+            if live is None or not live.same_grant(current):
                 raise StaleEpoch(f"the active record is {live}, not {current}")
-            self._epoch += 1
-            self._active = ActiveRecord(site, self._epoch, holder, str(next(self._leases)))
-            self._last = self._active
-            self._active_expires = self.clock.now() + ttl_s
-            return self._active
+            return self._grant(site, holder, ttl_s)
 
     def renew_active(self, record: ActiveRecord, ttl_s: float) -> bool:
+        self._enter("renew active")
         with self._lock:
             live = self._live_active()
             if live is None or live != record:
@@ -86,25 +97,33 @@ class MemoryStore(CoordinationStore):
             return True
 
     def release_active(self, record: ActiveRecord) -> None:
+        self._enter("release active")
         with self._lock:
             if self._live_active() == record:
                 self._active = None
 
-    def publish(self, observer: str, doc: dict[str, Any], ttl_s: float) -> None:
+    def publish(self, observation: Observation, ttl_s: float) -> None:
+        self._enter("publish")
         with self._lock:
-            self._obs[observer] = (self.clock.now() + ttl_s, copy.deepcopy(doc))
+            doc = observation.to_dict()
+            self._obs[observation.observer] = (self.clock.now() + ttl_s, doc)
 
-    def observations(self) -> dict[str, dict[str, Any]]:
+    def observations(self) -> dict[str, Observation]:
+        self._enter("read observations")
         now = self.clock.now()
         with self._lock:
-            return {k: copy.deepcopy(d) for k, (exp, d) in self._obs.items() if now < exp}
+            live = {k: d for k, (exp, d) in self._obs.items() if now < exp}
+        return {k: Observation.from_dict(d, observer=k) for k, d in live.items()}
 
-    def append_event(self, event: dict[str, Any]) -> str:
+    def append_event(self, event: Event) -> str:
+        self._enter("append event")
         with self._lock:
             eid = f"{len(self._events) + 1:020d}"
-            self._events.append({**copy.deepcopy(event), "id": eid})
+            self._events.append({**copy.deepcopy(event.to_dict()), "id": eid})
             return eid
 
-    def events(self) -> list[dict[str, Any]]:
+    def events(self) -> list[Event]:
+        self._enter("read events")
         with self._lock:
-            return copy.deepcopy(self._events)
+            stored = list(self._events)
+        return [Event.from_dict(e) for e in stored]

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from draas.config import Config
-from draas.coordination import CoordinationStore
+from draas.coordination import CoordinationStore, Observation
 from draas.errors import DraasError
-from draas.replication import ReplicationStatus
+from draas.health.probes import Probe, ProbeResult
+from draas.replication import ReplicationStatus, Replicator
 from draas.traffic import TrafficSwitch
 
 
@@ -33,7 +34,7 @@ class DrillCheck:
 
 
 # -- the pure parts: a check from what was read --------------------------------------------------
-def quorum_check(cfg: Config, observations: Mapping[str, Any] | None) -> DrillCheck:
+def quorum_check(cfg: Config, observations: Mapping[str, Observation] | None) -> DrillCheck:
     if observations is None:
         return DrillCheck("quorum", False, "the coordination store is unreachable")
     nodes = [n.name for n in cfg.nodes]
@@ -71,7 +72,7 @@ def replica_check(dr: str, st: ReplicationStatus | None, error: str, rpo_s: floa
     )
 
 
-def frontends_check(cfg: Config, observations: Mapping[str, Any] | None) -> DrillCheck:
+def frontends_check(cfg: Config, observations: Mapping[str, Observation] | None) -> DrillCheck:
     name = "frontends-reach-dr"
     fes = [n.name for n in cfg.nodes_with_role("frontend")]
     if not fes:
@@ -79,10 +80,11 @@ def frontends_check(cfg: Config, observations: Mapping[str, Any] | None) -> Dril
     dr = cfg.site_with_role("dr")
     bad = []
     for fe in fes:
-        doc = (observations or {}).get(fe)
-        state = None if doc is None else doc.get("targets", {}).get(dr, {}).get("state")
+        obs = (observations or {}).get(fe)
+        seen = None if obs is None else obs.state_of(dr)
+        state = None if seen is None else seen.state
         if state != "up":
-            bad.append(f"{fe} ({'agent not running' if doc is None else f'sees {dr} {state}'})")
+            bad.append(f"{fe} ({'agent not running' if obs is None else f'sees {dr} {state}'})")
     if bad:
         return DrillCheck(name, False, f"cannot reach {dr}: {', '.join(bad)}")
     return DrillCheck(name, True, f"{', '.join(fes)} see {dr} up")
@@ -94,11 +96,15 @@ def verdict(checks: list[DrillCheck]) -> bool:
 
 # -- the effects ----------------------------------------------------------------------------------
 def run_drill(
-    cfg: Config, store: CoordinationStore | None, reps: Mapping[str, Any], dns: TrafficSwitch | None
+    cfg: Config,
+    store: CoordinationStore | None,
+    reps: Mapping[str, Replicator],
+    dns: TrafficSwitch | None,
+    dr_probes: Sequence[Probe],
+    drill_password: str | None,
 ) -> dict[str, Any]:
-    """Every check, then the report (a dict: ``passed``, ``checks``, ...)."""
-    from draas.agent.effects import read_secret, site_probes
-
+    """Every check, then the report (a dict: ``passed``, ``checks``, ...). ``dr_probes``: the
+    service's checks aimed at the DR site; ``drill_password``: the ``[drill]`` account's."""
     t0 = time.time()
     dr = cfg.site_with_role("dr")
     observations = None
@@ -118,10 +124,10 @@ def run_drill(
         err = f"no database configured for {dr}"
     checks.append(replica_check(dr, st, err, cfg.replication.rpo_s))
 
-    async def probe_all(probes: list[Any]) -> list[Any]:
+    async def probe_all(probes: Sequence[Probe]) -> list[ProbeResult]:
         return await asyncio.gather(*(p.check() for p in probes))
 
-    answers = asyncio.run(probe_all(site_probes(cfg)[dr]))
+    answers = asyncio.run(probe_all(dr_probes))
     bad = [r.detail for r in answers if not r.ok]
     checks.append(
         DrillCheck(
@@ -130,11 +136,10 @@ def run_drill(
             "; ".join(bad) if bad else "; ".join(r.detail for r in answers),
         )
     )
-    d = cfg.drill
-    if d is None:
+    if cfg.drill is None or drill_password is None:
         checks.append(DrillCheck("dr-issues-token", None, "no [drill] account configured"))
     else:
-        checks.append(token_check(cfg, dr, read_secret(d.password_file, "drill.password_file")))
+        checks.append(token_check(cfg, dr, drill_password))
     if dns is None:
         checks.append(DrillCheck("dns-credentials", None, "no [dns] section configured"))
     else:

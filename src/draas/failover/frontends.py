@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from draas.coordination import State
 from draas.failover.policy import Decision, View, needed_votes, votes
 
 
@@ -24,7 +25,7 @@ def pick_frontend(
 ) -> Decision:
     """``move-dns`` to a frontend (``target``), or ``none`` with the reason."""
 
-    def confirmed(fe: str, state: str) -> list[str] | None:
+    def confirmed(fe: str, state: State) -> list[str] | None:
         voters = voters_for(fe, nodes)
         got = votes(view, fe, state, voters)
         return got if len(got) >= needed_votes(voters) else None

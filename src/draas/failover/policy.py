@@ -19,35 +19,50 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Literal
 
-from draas.coordination import ActiveRecord
+from draas.coordination import ActiveRecord, DatabaseReport, Observation, State
+
+Action = Literal["none", "wait", "await-release", "failover", "manual-only", "failback", "move-dns"]
+# Why a decision is what it is, as a stable word (events and tests match on it, not on text).
+Cause = Literal[
+    "",
+    "store-lost",
+    "dr-active",
+    "too-few-alive",
+    "not-confirmed",
+    "no-healthy-target",
+    "unfit-replica",
+    "held",
+    "confirmed",
+]
 
 
 @dataclass(frozen=True)
 class View:
     now: float
     voters: Sequence[str]
-    observations: Mapping[str, Mapping[str, Any]]
+    observations: Mapping[str, Observation]
     active: ActiveRecord | None
     last_epoch: int
     primary: str
     dr: str
     confirm_window_s: float
     store_ok: bool = True
-    # What the DR site's agent last published about its database (its "replication" doc),
-    # None when it publishes nothing: an unfit replica is never promoted automatically.
-    dr_replica: Mapping[str, Any] | None = None
+    # What the DR site's agent last published about its database, None when it publishes
+    # nothing: an unfit replica is never promoted automatically.
+    dr_replica: DatabaseReport | None = None
 
 
 @dataclass(frozen=True)
 class Decision:
-    action: str  # "none", "wait", "await-release", "failover", "manual-only"
+    action: Action
     reason: str
     target: str | None = None
     expected_epoch: int | None = None
     replace: ActiveRecord | None = None
     votes: dict[str, list[str]] = field(default_factory=dict)
+    cause: Cause = ""
 
 
 def needed_votes(voters: Sequence[str]) -> int:
@@ -57,7 +72,7 @@ def needed_votes(voters: Sequence[str]) -> int:
 def votes(
     view: View,
     site: str,
-    state: str,
+    state: State,
     voters: Sequence[str] | None = None,
     window_s: float | None = None,
 ) -> list[str]:
@@ -66,26 +81,30 @@ def votes(
     window = view.confirm_window_s if window_s is None else window_s
     out = []
     for voter in view.voters if voters is None else voters:
-        doc = view.observations.get(voter)
-        if doc is None:
+        obs = view.observations.get(voter)
+        if obs is None:
             continue  # expired: a silent observer does not vote
-        t = doc.get("targets", {}).get(site)
-        if t and t.get("state") == state and view.now - float(t["since"]) >= window:
+        seen = obs.state_of(site)
+        if seen is not None and seen.state == state and view.now - seen.since >= window:
             out.append(voter)
     return out
 
 
 def decide(view: View) -> Decision:
     if not view.store_ok:
-        return Decision("manual-only", "no quorum store: only a forced manual failover is allowed")
+        return Decision(
+            "manual-only",
+            "no quorum store: only a forced manual failover is allowed",
+            cause="store-lost",
+        )
     need = needed_votes(view.voters)
     alive = [v for v in view.voters if v in view.observations]
-    active_site = view.active.site if view.active else None
-    if active_site == view.dr:
+    if view.active is not None and view.active.site == view.dr:
         return Decision(
             "none",
             f"{view.dr} is active (epoch {view.active.epoch}); failback is "
             "a planned switchover, never automatic bouncing",
+            cause="dr-active",
         )
     down = votes(view, view.primary, "down")
     up_dr = votes(view, view.dr, "up")
@@ -96,20 +115,22 @@ def decide(view: View) -> Decision:
             f"only {len(alive)} of {len(view.voters)} vantage points alive, "
             f"{need} needed: no automatic failover",
             votes=tally,
+            cause="too-few-alive",
         )
     if len(down) < need:
         why = f"{view.primary} confirmed down by {len(down)} of {need} needed vantage points" + (
             f" ({', '.join(down)})" if down else ""
         )
-        return Decision("none", why, votes=tally)
+        return Decision("none", why, votes=tally, cause="not-confirmed")
     if len(up_dr) < need:
         return Decision(
             "wait",
             f"{view.primary} is down ({', '.join(down)}) but {view.dr} is "
             f"seen up by only {len(up_dr)} of {need}: no healthy target",
             votes=tally,
+            cause="no-healthy-target",
         )
-    unfit = (view.dr_replica or {}).get("unfit")
+    unfit = None if view.dr_replica is None else view.dr_replica.unfit
     if unfit:
         return Decision(
             "wait",
@@ -118,6 +139,7 @@ def decide(view: View) -> Decision:
             "would lose what the primary acknowledged since); fix the replica, or "
             "accept the loss with a forced failover",
             votes=tally,
+            cause="unfit-replica",
         )
     why = (
         f"{view.primary} down for {view.confirm_window_s:g} s by {', '.join(down)}; "
@@ -133,8 +155,16 @@ def decide(view: View) -> Decision:
             expected_epoch=view.last_epoch,
             replace=held,
             votes=tally,
+            cause="held",
         )
-    return Decision("failover", why, target=view.dr, expected_epoch=view.last_epoch, votes=tally)
+    return Decision(
+        "failover",
+        why,
+        target=view.dr,
+        expected_epoch=view.last_epoch,
+        votes=tally,
+        cause="confirmed",
+    )
 
 
 def failback_due(view: View, primary_nodes: Sequence[str], hold_s: float) -> Decision:

@@ -15,11 +15,11 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from draas.clock import Clock, SystemClock
-from draas.coordination import CoordinationStore
+from draas.coordination import CoordinationStore, Event
 from draas.errors import DraasError, StaleEpoch
+from draas.failover.runs import PLANNED_MOVE_ENDS, done_steps
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +28,19 @@ class RunbookInterrupted(DraasError):
     """The agent is stopping: the run stopped between two steps and can be resumed."""
 
 
+@dataclass
+class RunContext:
+    """What a run carries from step to step: the epoch it acts for (the fencing token, set
+    by the step that takes or hands over the record) and what its steps found."""
+
+    epoch: int | None = None
+    errant: int | None = None  # transactions a rejoin saved to a recovery file
+
+
 @dataclass(frozen=True)
 class Step:
     name: str
-    run: Callable[[dict[str, Any]], None]
+    run: Callable[[RunContext], None]
     fenced: bool = True  # checks the epoch before acting
 
 
@@ -51,42 +60,38 @@ class RunState:
     failed: str | None = None
 
 
-def state_of(run_id: str, events: Sequence[dict[str, Any]]) -> RunState:
-    st = RunState(run_id)
+def state_of(run_id: str, events: Sequence[Event]) -> RunState:
+    st = RunState(run_id, done=done_steps(run_id, events))
     for e in events:
-        if e.get("run") != run_id:
-            continue
-        if e.get("outcome") == "done" and e["step"] not in st.done:
-            st.done.append(e["step"])
-        elif e.get("outcome") == "failed":
-            st.failed = e["step"]
+        if e.run == run_id and e.outcome == "failed":
+            st.failed = e.step
     return st
 
 
-def next_step(book: Runbook, run_id: str, events: Sequence[dict[str, Any]]) -> Step | None:
+def next_step(book: Runbook, run_id: str, events: Sequence[Event]) -> Step | None:
     """The first step of ``book`` that this run has not finished (None: the run is complete)."""
-    done = set(state_of(run_id, events).done)
+    done = set(done_steps(run_id, events))
     return next((s for s in book.steps if s.name not in done), None)
 
 
 def planned_move_under_way(
-    events: Sequence[dict[str, Any]], now: float, within_s: float = 120.0
+    events: Sequence[Event], now: float, within_s: float = 120.0
 ) -> str | None:
     """The switchover or failback that has paused writes at its source and not finished
     (its last event within ``within_s``): while it runs, the source holds the lease with its
     database read-only on purpose. None when there is none."""
-    runs: dict[str, list[dict[str, Any]]] = {}
+    runs: dict[str, list[Event]] = {}
     for e in events:
-        if e.get("runbook") in ("switchover", "failback") and e.get("run"):
-            runs.setdefault(str(e["run"]), []).append(e)
+        if e.runbook in ("switchover", "failback") and e.run:
+            runs.setdefault(e.run, []).append(e)
     for run_id, evs in runs.items():
-        paused = any(e.get("step") == "pause-and-drain" for e in evs)
+        paused = any(e.step == "pause-and-drain" for e in evs)
         ended = any(
-            e.get("outcome") == "failed"
-            or (e.get("step") == "verify" and e.get("outcome") == "done")
+            e.outcome in ("failed", "abandoned")
+            or (e.step == PLANNED_MOVE_ENDS and e.outcome == "done")
             for e in evs
         )
-        if paused and not ended and now - max(float(e.get("ts", 0)) for e in evs) <= within_s:
+        if paused and not ended and now - max(e.ts for e in evs) <= within_s:
             return run_id
     return None
 
@@ -126,43 +131,52 @@ class RunbookRunner:
         self.should_stop = should_stop
 
     def _event(
-        self, run_id: str, book: Runbook, step: str, outcome: str, epoch: int | None, **fields: Any
+        self,
+        run_id: str,
+        book: Runbook,
+        step: str,
+        outcome: str,
+        epoch: int | None,
+        error: str | None = None,
+        duration_s: float | None = None,
     ) -> None:
-        event = {
-            "ts": self.clock.now(),
-            "node": self.node,
-            "runbook": book.name,
-            "run": run_id,
-            "step": step,
-            "outcome": outcome,
-            "epoch": epoch,
-            **fields,
-        }
+        event = Event(
+            ts=self.clock.now(),
+            node=self.node,
+            runbook=book.name,
+            run=run_id,
+            step=step,
+            outcome=outcome,
+            epoch=epoch,
+            error=error,
+            duration_s=duration_s,
+        )
         self.store.append_event(event)
         log.info(
-            "%s %s: %s %s (epoch %s)%s",
+            "%s %s: %s %s (epoch %s)%s%s",
             book.name,
             run_id,
             step,
             outcome,
             epoch,
-            "".join(f" {k}={v}" for k, v in fields.items()),
+            "" if duration_s is None else f" in {duration_s:g} s",
+            "" if error is None else f": {error}",
         )
 
-    def run(self, book: Runbook, run_id: str, ctx: dict[str, Any]) -> RunState:
+    def run(self, book: Runbook, run_id: str, ctx: RunContext) -> RunState:
         """Run (or resume) ``book`` to its end; a failing step is recorded and re-raised."""
-        if ctx.get("epoch") is None:  # resuming: the epoch the run was acting for
-            mine = [e for e in self.store.events() if e.get("run") == run_id]
-            epochs = [e["epoch"] for e in mine if e.get("outcome") == "done" and e.get("epoch")]
+        if ctx.epoch is None:  # resuming: the epoch the run was acting for
+            mine = [e for e in self.store.events() if e.run == run_id]
+            epochs = [e.epoch for e in mine if e.outcome == "done" and e.epoch]
             if epochs:
-                ctx["epoch"] = epochs[-1]
+                ctx.epoch = epochs[-1]
         while (step := next_step(book, run_id, self.store.events())) is not None:
             if self.should_stop is not None and self.should_stop():
                 raise RunbookInterrupted(
                     f"{run_id}: stopped before step {step.name}; the run "
                     "resumes there when an agent runs it again"
                 )
-            epoch = ctx.get("epoch")
+            epoch = ctx.epoch
             self._event(run_id, book, step.name, "started", epoch)
             if pause := failpoint_pause(step.name):
                 log.warning("failpoint: pausing %g s in step %s", pause, step.name)
@@ -170,7 +184,7 @@ class RunbookRunner:
             t0 = time.monotonic()
             try:
                 if step.fenced and epoch is not None:
-                    guard_epoch(self.store, int(epoch))
+                    guard_epoch(self.store, epoch)
                 step.run(ctx)
             except Exception as exc:
                 self._event(
@@ -188,7 +202,7 @@ class RunbookRunner:
                 book,
                 step.name,
                 "done",
-                ctx.get("epoch"),
+                ctx.epoch,
                 duration_s=round(time.monotonic() - t0, 4),
             )
         return state_of(run_id, self.store.events())

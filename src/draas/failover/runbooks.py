@@ -1,4 +1,5 @@
-"""The runbooks, as data over the things they act on.
+"""The runbooks, as data over the things they act on (any ``Replicator``, ``TrafficSwitch`` and
+``Probe``: the MariaDB ones in production, the in-memory ones in unit tests).
 
 - failover: take the lease (new epoch), fence the old primary, promote the DR site, move
   traffic, verify through the path a client uses;
@@ -9,48 +10,59 @@
   saved, never silently dropped), then the same planned switchover home.
 
 Every step is idempotent: after an agent restart the runner re-runs the step that has no
-``done`` event, and each step first checks whether its work is already there.
+``done`` event, and each step first checks whether its work is already there. The order of the
+steps is ``runs.STEPS``; each factory here supplies the functions by name.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from draas.coordination import ActiveRecord, CoordinationStore
-from draas.errors import ReplicationError, StaleEpoch, TrafficError
-from draas.failover.policy import Decision
-from draas.failover.runbook import Runbook, Step
-from draas.health.probes import HttpProbe
-from draas.replication.mariadb import MariaDBReplicator
+from draas.errors import DraasError, ReplicationError, StaleEpoch, TrafficError
+from draas.failover.runbook import Runbook, RunContext, Step
+from draas.failover.runs import STEPS, Kind
+from draas.health.probes import Probe
+from draas.replication import Replicator
 from draas.traffic import TrafficSwitch
 
 log = logging.getLogger(__name__)
 
 Switches = Sequence[tuple[TrafficSwitch, str]]
+StepFn = Callable[[RunContext], None]
+OnTaken = Callable[[ActiveRecord], None] | None
+UNFENCED = {"take-lease"}  # the step that sets the epoch the others check
 
 
-def switch_step(switches: Switches) -> Step:
-    def switch(ctx: dict[str, Any]) -> None:
+def book(kind: Kind, functions: Mapping[str, StepFn]) -> Runbook:
+    """The runbook ``kind`` with its steps in ``runs.STEPS`` order."""
+    missing = set(STEPS[kind]) ^ set(functions)
+    if missing:
+        raise DraasError(f"runbook {kind}: steps {sorted(missing)} do not match runs.STEPS")
+    steps = [Step(name, functions[name], fenced=name not in UNFENCED) for name in STEPS[kind]]
+    return Runbook(kind, steps)
+
+
+def switch_fn(switches: Switches) -> StepFn:
+    def switch(ctx: RunContext) -> None:
         for sw, dest in switches:
             sw.point_to(dest)
 
-    return Step("switch-traffic", switch)
+    return switch
 
 
-def verify_step(target: str, verify: Sequence[HttpProbe], within_s: float = 10.0) -> Step:
+def verify_fn(target: str, verify: Sequence[Probe], within_s: float = 10.0) -> StepFn:
     """Every check passes (tried again for up to ``within_s``: a promoted service may need a
     moment to answer from its now writable database)."""
 
     async def all_ok() -> list[str]:
         return [r.detail for r in await asyncio.gather(*(p.check() for p in verify)) if not r.ok]
 
-    def check(ctx: dict[str, Any]) -> None:
+    def check(ctx: RunContext) -> None:
         deadline = time.monotonic() + within_s
         while failed := asyncio.run(all_ok()):
             if time.monotonic() >= deadline:
@@ -59,55 +71,45 @@ def verify_step(target: str, verify: Sequence[HttpProbe], within_s: float = 10.0
                 )
             time.sleep(0.2)
 
-    return Step("verify", check)
-
-
-OnTaken = Callable[[ActiveRecord], None] | None
+    return check
 
 
 def failover_runbook(
     store: CoordinationStore,
-    node: str,
-    decision: Decision,
-    reps: dict[str, MariaDBReplicator],
-    switches: Switches,
-    verify: Sequence[HttpProbe],
-    ttl_s: float,
+    *,
+    target: str,
     old_site: str,
-    holder: str | None = None,
+    expected_epoch: int,
+    holder: str,
+    reps: Mapping[str, Replicator],
+    switches: Switches,
+    verify: Sequence[Probe],
+    ttl_s: float,
     on_taken: OnTaken = None,
 ) -> Runbook:
-    """``holder``: whose lease the new record is (default ``node``; an operator's forced
-    failover gives it to the DR site's agent, which renews it). ``on_taken``: told the
-    record the moment it is taken, so that its holder renews it while the later steps run
-    (they may outlast the lease)."""
-    target = decision.target or ""
-    holder = holder or node
+    """``holder``: whose lease the new record is (the target site's agent, which renews it).
+    ``on_taken``: told the record the moment it is taken, so that its holder renews it while
+    the later steps run (they may outlast the lease)."""
 
-    def take_lease(ctx: dict[str, Any]) -> None:
+    def take_lease(ctx: RunContext) -> None:
         current = store.active()
         if current is not None and current.site == target and current.holder == holder:
-            ctx["epoch"] = current.epoch  # already ours (resumed after a crash)
-            rec = current
+            rec = current  # already ours (resumed after a crash)
         else:
             # Only a free record is taken: the old holder has released it or its lease
             # expired, so it has fenced itself (fence before promote).
-            rec = store.take_active(target, holder, int(decision.expected_epoch or 0), ttl_s)
-            ctx["epoch"] = rec.epoch
+            rec = store.take_active(target, holder, expected_epoch, ttl_s)
+        ctx.epoch = rec.epoch
         if on_taken is not None:
             on_taken(rec)
 
-    def fence_old(ctx: dict[str, Any]) -> None:
+    def fence_old(ctx: RunContext) -> None:
         old = reps.get(old_site)
         if old is None:
             return
-        ep = old.endpoint
-        try:  # a dead host costs a connect timeout; a quick look first keeps promote close
-            socket.create_connection((ep.host, ep.port), timeout=0.3).close()
-        except OSError as exc:
-            log.warning(
-                "%s's database is unreachable (%s); relying on its self-fencing", old_site, exc
-            )
+        # A dead host costs a connect timeout; a quick look first keeps promote close.
+        if not old.reachable(timeout_s=0.3):
+            log.warning("%s's database is unreachable; relying on its self-fencing", old_site)
             return
         try:
             old.demote(connect_timeout_s=1.0)  # it is probably down: do not wait long
@@ -115,30 +117,25 @@ def failover_runbook(
             # Unreachable: it fences itself when it cannot renew its lease (the record moved).
             log.warning("could not demote %s (%s); relying on its self-fencing", old_site, exc)
 
-    def promote(ctx: dict[str, Any]) -> None:
+    def promote(ctx: RunContext) -> None:
         # Writes open as soon as all that was received is applied; the replication threads
         # are stopped after traffic has moved (one may still be connecting to a dead host).
         reps[target].promote(detach=False)
 
-    def detach(ctx: dict[str, Any]) -> None:
+    def detach(ctx: RunContext) -> None:
         reps[target].detach()
 
-    return Runbook(
+    return book(
         "failover",
-        [
-            Step("take-lease", take_lease, fenced=False),
-            Step("fence-old", fence_old),
-            Step("promote", promote),
-            switch_step(switches),
-            verify_step(target, verify),
-            Step("detach", detach),
-        ],
+        {
+            "take-lease": take_lease,
+            "fence-old": fence_old,
+            "promote": promote,
+            "switch-traffic": switch_fn(switches),
+            "verify": verify_fn(target, verify),
+            "detach": detach,
+        },
     )
-
-
-def _replicates_from(rep: MariaDBReplicator, source: MariaDBReplicator) -> bool:
-    st = rep.status()
-    return st.healthy_replica and st.source == source.endpoint.host
 
 
 def switchover_runbook(
@@ -147,9 +144,9 @@ def switchover_runbook(
     source: str,
     target: str,
     holder: str,
-    reps: dict[str, MariaDBReplicator],
+    reps: Mapping[str, Replicator],
     switches: Switches,
-    verify: Sequence[HttpProbe],
+    verify: Sequence[Probe],
     ttl_s: float,
     rejoin_dir: Path | None = None,
     catch_up_s: float = 60.0,
@@ -159,11 +156,11 @@ def switchover_runbook(
     replica of ``source``, saving its errant transactions under ``rejoin_dir``."""
     src, dst = reps[source], reps[target]
 
-    def rejoin(ctx: dict[str, Any]) -> None:
-        if _replicates_from(dst, src):
+    def rejoin(ctx: RunContext) -> None:
+        if dst.replicates_from(src):
             return
         report = dst.rejoin(src, rejoin_dir or Path("."))
-        ctx["errant"] = report.errant_transactions
+        ctx.errant = report.errant_transactions
         if report.errant_transactions:
             log.warning(
                 "%s held %d transaction(s) %s never received; saved to %s",
@@ -173,14 +170,14 @@ def switchover_runbook(
                 report.recovery_file,
             )
 
-    def catch_up(ctx: dict[str, Any]) -> None:
-        if not _replicates_from(dst, src):
+    def catch_up(ctx: RunContext) -> None:
+        if not dst.replicates_from(src):
             raise ReplicationError(
                 f"{target} does not replicate from {source}: {dst.status()}; nothing was changed"
             )
         dst.wait_caught_up(src, timeout_s=catch_up_s)
 
-    def pause_and_drain(ctx: dict[str, Any]) -> None:
+    def pause_and_drain(ctx: RunContext) -> None:
         """Writes pause on the source; the target applies its last transaction. If it cannot,
         writes reopen on the source: a refused switchover leaves the service as it was."""
         src.demote()
@@ -190,33 +187,34 @@ def switchover_runbook(
             src.promote()
             raise
 
-    def hand_over(ctx: dict[str, Any]) -> None:
+    def hand_over(ctx: RunContext) -> None:
         current = store.active()
         if current is not None and current.site == target and current.holder == holder:
-            ctx["epoch"] = current.epoch  # already handed over (resumed)
+            ctx.epoch = current.epoch  # already handed over (resumed)
             return
-        if current is None or current.epoch != ctx.get("epoch"):
+        if current is None or current.epoch != ctx.epoch:
             raise StaleEpoch(
                 f"cannot hand over: the active record is {current}, this run "
-                f"acts for epoch {ctx.get('epoch')}"
+                f"acts for epoch {ctx.epoch}"
             )
-        ctx["epoch"] = store.hand_over(current, target, holder, ttl_s).epoch
+        ctx.epoch = store.hand_over(current, target, holder, ttl_s).epoch
 
-    def promote(ctx: dict[str, Any]) -> None:
+    def promote(ctx: RunContext) -> None:
         dst.promote()
 
-    def reverse(ctx: dict[str, Any]) -> None:
-        if not _replicates_from(src, dst):
+    def reverse(ctx: RunContext) -> None:
+        if not src.replicates_from(dst):
             src.replicate_from(dst, seed=False)
 
-    steps = [Step("rejoin", rejoin)] if rejoin_dir is not None else []
-    steps += [
-        Step("catch-up", catch_up),
-        Step("pause-and-drain", pause_and_drain),
-        Step("hand-over", hand_over),
-        Step("promote", promote),
-        Step("reverse-replication", reverse),
-        switch_step(switches),
-        verify_step(target, verify),
-    ]
-    return Runbook("failback" if rejoin_dir is not None else "switchover", steps)
+    steps: dict[str, StepFn] = {
+        "catch-up": catch_up,
+        "pause-and-drain": pause_and_drain,
+        "hand-over": hand_over,
+        "promote": promote,
+        "reverse-replication": reverse,
+        "switch-traffic": switch_fn(switches),
+        "verify": verify_fn(target, verify),
+    }
+    if rejoin_dir is not None:
+        return book("failback", {"rejoin": rejoin, **steps})
+    return book("switchover", steps)

@@ -7,12 +7,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from draas.coordination.records import Observation, Seen, State
+
 
 @dataclass
 class RiseFall:
     rise: int
     fall: int
-    state: str = "unknown"  # "up", "down" or "unknown" (not enough results yet)
+    state: State = "unknown"  # "unknown": not enough results yet
     since: float = 0.0
     _streak_ok: int = 0
     _streak_bad: int = 0
@@ -31,7 +33,7 @@ class RiseFall:
                 return self._become("down", at)
         return False
 
-    def _become(self, state: str, at: float) -> bool:
+    def _become(self, state: State, at: float) -> bool:
         self.state = state
         self.since = at
         return True
@@ -50,9 +52,7 @@ class VantagePoint:
     def feed(self, target: str, ok: bool, at: float) -> bool:
         return self.detectors[target].feed(ok, at)
 
-    def view(self, at: float) -> dict[str, Any]:
-        return {
-            "observer": self.name,
-            "at": at,
-            "targets": {t: d.to_dict() for t, d in self.detectors.items()},
-        }
+    def observation(self, at: float) -> Observation:
+        """What this vantage point sees at ``at``, as it publishes it."""
+        seen = {t: Seen(d.state, d.since) for t, d in self.detectors.items()}
+        return Observation(self.name, at, seen)

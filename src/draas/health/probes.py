@@ -18,7 +18,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Protocol
 from urllib.parse import urlsplit
 
 SocketFactory = Callable[[], socket.socket]
@@ -29,6 +29,12 @@ class ProbeResult:
     ok: bool
     latency_s: float
     detail: str
+
+
+class Probe(Protocol):
+    """One health check aimed at one target; never raises, its result says what failed."""
+
+    async def check(self) -> ProbeResult: ...
 
 
 Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
@@ -211,7 +217,7 @@ class Periodic:
     once with the last finished result (the very first is awaited), so a slow deep check
     never stretches a probe round."""
 
-    def __init__(self, probe: Any, interval_s: float) -> None:
+    def __init__(self, probe: Probe, interval_s: float) -> None:
         self.probe = probe
         self.interval_s = interval_s
         self.last: ProbeResult | None = None

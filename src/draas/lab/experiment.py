@@ -12,17 +12,15 @@ into detection, decision, switch and client catch-up, and the data checksums.
 from __future__ import annotations
 
 import json
-import re
 import statistics
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from draas.agent.status import failovers as failover_runs
 from draas.errors import LabError
-from draas.lab.agents import etcd_get, nodes_for, start_agents
+from draas.lab.agents import etcd_get, start_agents
 from draas.lab.components import bind9, haproxy, mariadb, powerdns
 from draas.lab.disasters import (
     Disaster,
@@ -32,6 +30,7 @@ from draas.lab.disasters import (
     ServiceHang,
     restore_all,
 )
+from draas.lab.eventlog import detected, first, read_events, routed
 from draas.lab.lab import Lab, LabSettings
 from draas.lab.meters import WEB, Meters
 from draas.lab.services import frontends_for, resolve
@@ -122,54 +121,6 @@ def active(lab: Lab) -> dict[str, Any] | None:
     return json.loads(got[0]) if got else None
 
 
-def events(lab: Lab, since: float) -> list[dict[str, Any]]:
-    out = [json.loads(e) for e in etcd_get(lab, "events/", prefix=True)]
-    return [e for e in out if float(e.get("ts", 0)) >= since]
-
-
-def first_event(
-    evs: list[dict[str, Any]], run_prefix: str, step: str, outcome: str
-) -> float | None:
-    for e in evs:
-        if (
-            str(e.get("run", "")).startswith(run_prefix)
-            and e.get("step") == step
-            and e.get("outcome") == outcome
-        ):
-            return float(e["ts"])
-    return None
-
-
-LOG_LINE = re.compile(r"^(\d\d:\d\d:\d\d\.\d{3}) ")
-
-
-def first_log(lab: Lab, pattern: str, since: float, nodes: list[str] | None = None) -> float | None:
-    """The earliest time an agent's log line matches ``pattern``, at or after ``since``."""
-    rx = re.compile(pattern)
-    day = datetime.fromtimestamp(since).date()
-    best: float | None = None
-    for name in nodes if nodes is not None else list(nodes_for(lab.settings.scheme)):
-        path = lab.sup.log_path(f"agent-{name}")
-        if not path.exists():
-            continue
-        for line in path.read_text(errors="replace").splitlines():
-            m = LOG_LINE.match(line)
-            if not m or not rx.search(line):
-                continue
-            t = datetime.combine(day, datetime.strptime(m.group(1), "%H:%M:%S.%f").time())
-            if t.timestamp() < since - 43200:  # the log crossed midnight
-                t += timedelta(days=1)
-            ts = t.timestamp()
-            if ts >= since and (best is None or ts < best):
-                best = ts
-    return best
-
-
-def first_alarm(lab: Lab, target: str, since: float) -> float | None:
-    """The earliest time an agent says it sees ``target`` down."""
-    return first_log(lab, rf" sees {re.escape(target)} down$", since)
-
-
 def wait(what: str, check: Callable[[], object], timeout: float, every: float = 0.1) -> float:
     t0 = time.monotonic()
     while not check():
@@ -241,8 +192,8 @@ def one_run(
         t_revert = time.time()
         d.revert()
     failback_s = None
-    evs = events(lab, since)
-    failed_over = first_event(evs, f"failover-dr-from-e{epoch}", "take-lease", "done")
+    evs = read_events(lab, since)
+    failed_over = first(evs, run=f"failover-dr-from-e{epoch}", step="take-lease", outcome="done")
     if baseline and disaster in SITE_DISASTERS:  # back when its own checks pass again
         try:
             wait(
@@ -256,19 +207,19 @@ def one_run(
         try:
             wait(
                 "failback",
-                lambda: first_event(events(lab, since), run, "verify", "done"),
+                lambda: first(read_events(lab, since), run=run, step="verify", outcome="done"),
                 FAILBACK_TIMEOUT_S,
                 0.5,
             )
-            done = first_event(events(lab, since), run, "verify", "done")
+            done = first(read_events(lab, since), run=run, step="verify", outcome="done")
             failback_s = None if done is None else done - t_revert
         except LabError:
             progress(f"  {run_id}: failback not done within {FAILBACK_TIMEOUT_S:g} s")
     time.sleep(1.0)
     meters.stop()
     split = meters.split_brain()
-    evs = events(lab, since)
-    (rundir / "events.json").write_text(json.dumps(evs, indent=1) + "\n")
+    evs = read_events(lab, since)
+    (rundir / "events.json").write_text(json.dumps([e.to_dict() for e in evs], indent=1) + "\n")
     summary = meters.rto(t0)
     site = (active(lab) or {}).get("site", "primary")
     with_writer = meters.write_log()
@@ -277,16 +228,20 @@ def one_run(
     wr = meters.writes_report(site)
     failovers = len(failover_runs(evs))
     expected = 1 if disaster in SITE_DISASTERS else 0
-    alarm = first_alarm(lab, "primary" if disaster in SITE_DISASTERS else "fe-a", t0)
-    decided = first_event(evs, "failover-", "take-lease", "started") if failovers else None
+    alarm = detected(evs, "primary" if disaster in SITE_DISASTERS else "fe-a", since=t0)
+    decided = (
+        first(evs, run="failover-", step="take-lease", outcome="started") if failovers else None
+    )
     if disaster == "frontend-crash":
-        decided = first_event(evs, "frontend-dns-", "move-dns", "started")
-    switched = first_event(evs, "failover-", "switch-traffic", "done") if failovers else None
+        decided = first(evs, run="frontend-dns-", step="move-dns", outcome="started")
+    switched = (
+        first(evs, run="failover-", step="switch-traffic", outcome="done") if failovers else None
+    )
     lab_scheme = LAB_SCHEME.get(scheme, scheme)
     if failovers and lab_scheme != "dns":  # traffic moved when the first frontend followed
-        switched = first_log(lab, r" routes to dr \(", t0, list(frontends_for(lab_scheme)))
+        switched = routed(evs, "dr", t0, list(frontends_for(lab_scheme)))
     if disaster == "frontend-crash":
-        switched = first_event(evs, "frontend-dns-", "move-dns", "done")
+        switched = first(evs, run="frontend-dns-", step="move-dns", outcome="done")
     same = (
         mariadb.replicator(lab, "primary").checksums() == mariadb.replicator(lab, "dr").checksums()
         if site == "primary"

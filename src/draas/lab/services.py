@@ -23,7 +23,7 @@ import dns.rdatatype
 
 from draas.lab import netns
 from draas.lab.components import bind9, etcd, haproxy, keystone, mariadb, unbound
-from draas.lab.lab import Lab, Progress
+from draas.lab.engine import LabEngine, Progress
 from draas.lab.secrets import secret
 from draas.lab.state import write_json
 
@@ -36,7 +36,7 @@ def frontends_for(scheme: str) -> tuple[str, ...]:
     return {"dns": (), "frontend": ("fe-a",), "hybrid": ("fe-a", "fe-b")}[scheme]
 
 
-def initial_target(lab: Lab, scheme: str) -> str:
+def initial_target(lab: LabEngine, scheme: str) -> str:
     """Where the service name points at first: the primary site, or the first frontend."""
     return lab.topo.host("primary" if scheme == "dns" else "fe-a").address
 
@@ -49,7 +49,9 @@ def _timed(name: str, fn: Callable[[], None], progress: Progress) -> float:
     return took
 
 
-def start_services(lab: Lab, scheme: str, dns_ttl_s: int, progress: Progress) -> dict[str, float]:
+def start_services(
+    lab: LabEngine, scheme: str, dns_ttl_s: int, progress: Progress
+) -> dict[str, float]:
     """Start everything the scheme needs; return each group's time to readiness."""
     sup = lab.sup
 
@@ -104,7 +106,7 @@ def start_services(lab: Lab, scheme: str, dns_ttl_s: int, progress: Progress) ->
     return took
 
 
-def write_clouds_yaml(lab: Lab) -> None:
+def write_clouds_yaml(lab: LabEngine) -> None:
     """clouds.yaml with the cloud ``draas-lab`` (the lab's admin, through the service name)."""
     doc = {
         "clouds": {
@@ -128,7 +130,7 @@ def write_clouds_yaml(lab: Lab) -> None:
     path.chmod(0o600)
 
 
-def resolve_with_ttl(lab: Lab, name: str, from_host: str = "client") -> tuple[list[str], int]:
+def resolve_with_ttl(lab: LabEngine, name: str, from_host: str = "client") -> tuple[list[str], int]:
     """A records for ``name`` as the lab's resolver (Unbound) answers them, with the TTL left."""
     server = lab.topo.host("client").address
     try:
@@ -141,11 +143,11 @@ def resolve_with_ttl(lab: Lab, name: str, from_host: str = "client") -> tuple[li
     return [rr.to_text() for r in rrsets for rr in r], min((r.ttl for r in rrsets), default=0)
 
 
-def resolve(lab: Lab, name: str, from_host: str = "client") -> list[str]:
+def resolve(lab: LabEngine, name: str, from_host: str = "client") -> list[str]:
     return resolve_with_ttl(lab, name, from_host)[0]
 
 
-def service_status(lab: Lab) -> list[dict[str, Any]]:
+def service_status(lab: LabEngine) -> list[dict[str, Any]]:
     """One row per service: where it runs, its process state, role and replication lag."""
     rows: list[dict[str, Any]] = []
     names = set(lab.sup.names())
@@ -171,7 +173,7 @@ def service_status(lab: Lab) -> list[dict[str, Any]]:
     return rows
 
 
-def memory_rss_mb(lab: Lab) -> float:
+def memory_rss_mb(lab: LabEngine) -> float:
     """Resident memory of every process in the lab's namespaces, in MiB."""
     total_kb = 0
     for ns in lab.our_namespaces():
@@ -186,7 +188,7 @@ def memory_rss_mb(lab: Lab) -> float:
     return total_kb / 1024
 
 
-def services_overview(lab: Lab) -> dict[str, Any]:
+def services_overview(lab: LabEngine) -> dict[str, Any]:
     """What ``draas lab status`` shows of the services."""
     from draas.lab.components.bind9 import SERVICE_NAME
 

@@ -114,16 +114,22 @@ def violations(
 # -- the sampler ---------------------------------------------------------------------------------
 class Sampler:
     def __init__(self, config: str, password: str, timeout_s: float) -> None:
-        from draas.agent.effects import replicators
         from draas.config import load_config
         from draas.coordination import make_store
+        from draas.deployment import replicators
         from draas.lab.writer import Keystone
+        from draas.replication.mariadb import MariaDBReplicator
         from draas.traffic.dns import make_provider
         from draas.traffic.frontend.haproxy import HaproxyEngine
 
         self.cfg = cfg = load_config(config)
         self.timeout_s = timeout_s
-        self.reps = replicators(cfg)
+        # The checker reads the servers' variables itself, over MariaDB's own connections.
+        self.reps = {
+            site: rep
+            for site, rep in replicators(cfg).items()
+            if isinstance(rep, MariaDBReplicator)
+        }
         self.keystone = {
             name: Keystone(f"http://{s.address}:5000", password, timeout_s)
             for name, s in cfg.sites.items()

@@ -115,7 +115,7 @@ class Supervisor:
         if doc is None:
             known = ", ".join(sorted(self.names())) or "none"
             raise LabError(f"no lab process named {name!r}; known: {known}")
-        return doc
+        return dict(doc)
 
     def names(self) -> list[str]:
         if not self.run.processes.exists():

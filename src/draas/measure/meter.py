@@ -62,7 +62,7 @@ async def request(check: Check, timeout_s: float, site_re: re.Pattern[str]) -> d
         infos = await asyncio.wait_for(
             loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout_s
         )
-        addr = infos[0][4][0]
+        addr = str(infos[0][4][0])
         rec["addr"] = addr
         left = max(0.01, deadline - time.monotonic())
         reader, writer = await asyncio.wait_for(asyncio.open_connection(addr, port), left)

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import pymysql
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +94,19 @@ class RejoinReport:
     took_s: float
 
 
+class SqlServer(Protocol):
+    """A database server reached over SQL: what the seeding and recovery helpers use."""
+
+    @property
+    def endpoint(self) -> DbEndpoint: ...
+
+    def connect(self, **kw: Any) -> AbstractContextManager[pymysql.connections.Connection[Any]]: ...
+
+    def query(self, sql: str, args: Any = None) -> list[dict[str, Any]]: ...
+
+
 class Replicator(ABC):
-    """One site's database server, as the site agent manages it."""
+    """One site's database server, as the site agent and the runbooks manage it."""
 
     endpoint: DbEndpoint
 
@@ -100,7 +115,12 @@ class Replicator(ABC):
         """Role, threads, GTID positions, lag (in transactions too, when the source is given)."""
 
     @abstractmethod
-    def promote(self, detach: bool = True) -> float:
+    def reachable(self, timeout_s: float) -> bool:
+        """Whether the server accepts a connection within ``timeout_s`` (a quick look before
+        a call that would wait a full connect timeout on a dead host)."""
+
+    @abstractmethod
+    def promote(self, detach: bool = True, drain_timeout_s: float = 30.0) -> float:
         """Apply every transaction already received, accept writes, and (``detach``) stop
         replicating; return the seconds it took. With ``detach=False`` the replication
         threads are left for ``detach()``: stopping a thread that is still connecting to a
@@ -111,12 +131,21 @@ class Replicator(ABC):
         """Stop replicating and forget the source (idempotent)."""
 
     @abstractmethod
-    def demote(self) -> float:
-        """Refuse the service's writes at once; return the seconds it took."""
+    def demote(self, connect_timeout_s: float = 3.0, within_s: float = 10.0) -> float:
+        """Refuse the service's writes at once (``read_only``, the service's sessions ended);
+        return the seconds it took."""
+
+    @abstractmethod
+    def resume(self) -> None:
+        """Start replicating again from the configured source (a restarted replica)."""
 
     @abstractmethod
     def replicate_from(self, source: Replicator, *, seed: bool) -> None:
         """Become a read-only replica of ``source`` (copying its data first when ``seed``)."""
+
+    @abstractmethod
+    def wait_caught_up(self, source: Replicator, timeout_s: float = 30.0) -> float:
+        """Block until this replica applied all that ``source`` has written; return seconds."""
 
     @abstractmethod
     def rejoin(self, source: Replicator, recovery_dir: Path) -> RejoinReport:
@@ -125,3 +154,8 @@ class Replicator(ABC):
     @abstractmethod
     def checksums(self) -> dict[str, int | None]:
         """Checksum of every table of the service's databases, by ``db.table``."""
+
+    def replicates_from(self, source: Replicator) -> bool:
+        """Whether this server is a healthy replica of ``source``."""
+        st = self.status()
+        return st.healthy_replica and st.source == source.endpoint.host

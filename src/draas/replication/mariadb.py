@@ -4,6 +4,8 @@ rejoin with no silent loss, semi-synchronous mode, table checksums."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -119,6 +121,16 @@ class MariaDBReplicator(Replicator):
         return rows[0]
 
     # -- status ----------------------------------------------------------------------------
+    def reachable(self, timeout_s: float) -> bool:
+        ep = self.endpoint
+        if ep.unix_socket:
+            return True  # local: connecting costs no network timeout
+        try:
+            socket.create_connection((ep.host, ep.port), timeout=timeout_s).close()
+        except OSError:
+            return False
+        return True
+
     def status(self, source: Replicator | None = None) -> ReplicationStatus:
         with self.connect(read_timeout=10) as conn, conn.cursor() as cur:
             cur.execute("SELECT @@read_only AS ro, @@gtid_binlog_pos AS bp, @@gtid_slave_pos AS sp")
@@ -159,8 +171,9 @@ class MariaDBReplicator(Replicator):
             semi_state = (
                 "on" if semi.get("Rpl_semi_sync_master_status") == "ON" else "fell back to async"
             )
-        common = dict(
+        common = ReplicationStatus(
             site=self.endpoint.site,
+            role="read-only" if read_only else "primary",
             read_only=read_only,
             gtid_binlog_pos=v.get("bp") or "",
             gtid_slave_pos=v.get("sp") or "",
@@ -168,14 +181,15 @@ class MariaDBReplicator(Replicator):
             started_at=started,
         )
         if s is None:
-            return ReplicationStatus(role="read-only" if read_only else "primary", **common)
+            return common
         lag_trx = None
         if isinstance(source, MariaDBReplicator):
             with contextlib.suppress(ReplicationError):
                 src_pos = gtid.parse(source.variables()["binlog_pos"])
                 lag_trx = gtid.behind(src_pos, gtid.parse(v.get("sp")))
         lag = s.get("Seconds_Behind_Master")
-        return ReplicationStatus(
+        return dataclasses.replace(
+            common,
             role="replica",
             source=s.get("Master_Host"),
             io_running=s.get("Slave_IO_Running"),
@@ -186,7 +200,6 @@ class MariaDBReplicator(Replicator):
             or "",
             lag_s=float(lag) if lag is not None else None,
             lag_trx=lag_trx,
-            **common,
         )
 
     # -- roles -----------------------------------------------------------------------------
@@ -435,9 +448,9 @@ class MariaDBReplicator(Replicator):
                     out[r["Table"]] = r["Checksum"]
         return out
 
-    def wait_caught_up(self, source: MariaDBReplicator, timeout_s: float = 30.0) -> float:
+    def wait_caught_up(self, source: Replicator, timeout_s: float = 30.0) -> float:
         """Block until this replica applied all that ``source`` has written; return seconds."""
-        target = source.variables()["binlog_pos"]
+        target = source.status().gtid_binlog_pos
         t0 = time.monotonic()
         rows = self.query("SELECT MASTER_GTID_WAIT(%s, %s) AS r", (target, timeout_s))
         if rows[0]["r"] != 0:

@@ -14,18 +14,13 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from draas.errors import ReplicationError
+from draas.replication import SqlServer
 from draas.replication.gtid import ErrantRange
 
-if TYPE_CHECKING:
-    from draas.replication.mariadb import MariaDBReplicator
 
-
-def save_errant(
-    server: MariaDBReplicator, ranges: Sequence[ErrantRange], recovery_dir: Path
-) -> Path:
+def save_errant(server: SqlServer, ranges: Sequence[ErrantRange], recovery_dir: Path) -> Path:
     """Write the errant transactions of ``server`` to a new file in ``recovery_dir``."""
     recovery_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(recovery_dir, 0o700)

@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import pymysql.cursors
 
 from draas.errors import ReplicationError
-
-if TYPE_CHECKING:
-    from draas.replication.mariadb import MariaDBReplicator
+from draas.replication import SqlServer
 
 log = logging.getLogger(__name__)
 BATCH = 500
@@ -28,9 +25,7 @@ def _q(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
-def copy_databases(
-    source: MariaDBReplicator, target: MariaDBReplicator, databases: Sequence[str]
-) -> str:
+def copy_databases(source: SqlServer, target: SqlServer, databases: Sequence[str]) -> str:
     """Copy ``databases`` from source to target; return the source's GTID position of the copy."""
     rows_copied = 0
     with source.connect(cursorclass=pymysql.cursors.SSCursor) as src, target.connect() as dst:

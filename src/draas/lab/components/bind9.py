@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from draas.lab.lab import Lab
+from draas.lab.engine import LabEngine
 from draas.lab.readiness import DnsReady
 from draas.lab.secrets import secret
 from draas.lab.supervisor import ProcessSpec
@@ -17,13 +17,15 @@ TSIG_ALGORITHM = "hmac-sha256"
 HOST = "dns"
 
 
-def conf_dir(lab: Lab) -> Path:
+def conf_dir(lab: LabEngine) -> Path:
     d = lab.run.path / "bind"
     d.mkdir(parents=True, exist_ok=True)
     return d
 
 
-def zone_text(lab: Lab, service_address: str, ttl_s: int, service_record: str | None = None) -> str:
+def zone_text(
+    lab: LabEngine, service_address: str, ttl_s: int, service_record: str | None = None
+) -> str:
     """The lab's zone; ``service_record`` replaces the service name's A record (PowerDNS's
     LUA record)."""
     dns_addr = lab.topo.host(HOST).address
@@ -38,7 +40,7 @@ def zone_text(lab: Lab, service_address: str, ttl_s: int, service_record: str | 
     return "\n".join(lines) + "\n"
 
 
-def spec(lab: Lab, service_address: str, ttl_s: int) -> ProcessSpec:
+def spec(lab: LabEngine, service_address: str, ttl_s: int) -> ProcessSpec:
     d = conf_dir(lab)
     key = secret(lab.run, "tsig", kind="tsig")
     addr = lab.topo.host(HOST).address

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from draas.errors import LabError
-from draas.lab.lab import Lab
+from draas.lab.engine import LabEngine
 from draas.lab.readiness import TcpReady
 from draas.lab.supervisor import ProcessSpec
 
@@ -17,11 +17,11 @@ CLIENT_PORT = 2379
 PEER_PORT = 2380
 
 
-def client_urls(lab: Lab) -> list[str]:
+def client_urls(lab: LabEngine) -> list[str]:
     return [f"http://{lab.topo.host(m).address}:{CLIENT_PORT}" for m in MEMBERS]
 
 
-def spec(lab: Lab, member: str) -> ProcessSpec:
+def spec(lab: LabEngine, member: str) -> ProcessSpec:
     d = lab.run.path / f"etcd-{member}"
     d.mkdir(parents=True, exist_ok=True)
     addr = lab.topo.host(member).address
@@ -60,7 +60,7 @@ def spec(lab: Lab, member: str) -> ProcessSpec:
     )
 
 
-def _endpoint_json(lab: Lab, what: str, from_host: str) -> list[dict[str, Any]]:
+def _endpoint_json(lab: LabEngine, what: str, from_host: str) -> list[dict[str, Any]]:
     """``etcdctl endpoint WHAT -w json`` over every member, asked from ``from_host``."""
     proc = lab.exec(
         from_host,
@@ -84,12 +84,12 @@ def _endpoint_json(lab: Lab, what: str, from_host: str) -> list[dict[str, Any]]:
         return []
 
 
-def health(lab: Lab, from_host: str = "witness") -> dict[str, bool]:
+def health(lab: LabEngine, from_host: str = "witness") -> dict[str, bool]:
     """``etcdctl endpoint health`` of each member, asked from ``from_host``."""
     return {d["endpoint"]: bool(d.get("health")) for d in _endpoint_json(lab, "health", from_host)}
 
 
-def wait_healthy(lab: Lab, timeout_s: float = 30.0) -> None:
+def wait_healthy(lab: LabEngine, timeout_s: float = 30.0) -> None:
     deadline = time.monotonic() + timeout_s
     got: dict[str, bool] = {}
     while time.monotonic() < deadline:
@@ -100,7 +100,7 @@ def wait_healthy(lab: Lab, timeout_s: float = 30.0) -> None:
     raise LabError(f"etcd cluster not healthy after {timeout_s:g} s: {got or 'no answer'}")
 
 
-def status(lab: Lab, from_host: str = "witness") -> list[dict[str, object]]:
+def status(lab: LabEngine, from_host: str = "witness") -> list[dict[str, object]]:
     """``etcdctl endpoint status`` of every member: member id, leader id (as hex strings)."""
     docs = _endpoint_json(lab, "status", from_host)
     return [
@@ -113,7 +113,7 @@ def status(lab: Lab, from_host: str = "witness") -> list[dict[str, object]]:
     ]
 
 
-def move_leader(lab: Lab, to: str = "witness") -> None:
+def move_leader(lab: LabEngine, to: str = "witness") -> None:
     """Make ``to``'s member the raft leader. A leader lost with its site makes etcd elect a
     new one, and a new leader extends every lease by its TTL: the dead primary's lease would
     outlive it by seconds. The witness is the leader that no site disaster takes away."""

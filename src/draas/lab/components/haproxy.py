@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from draas.errors import LabError
-from draas.lab.lab import Lab
+from draas.lab.engine import LabEngine
 from draas.lab.readiness import UnixReady
 from draas.lab.supervisor import ProcessSpec
 from draas.traffic.frontend.haproxy import PORTS, parse_servers_state, runtime_command
@@ -18,11 +18,11 @@ from draas.traffic.frontend.haproxy import config_text as engine_config
 FRONTENDS = ("fe-a", "fe-b")
 
 
-def socket_path(lab: Lab, host: str) -> Path:
+def socket_path(lab: LabEngine, host: str) -> Path:
     return lab.run.path / f"haproxy-{host}" / "admin.sock"
 
 
-def config_text(lab: Lab, host: str, autonomous: bool = False) -> str:
+def config_text(lab: LabEngine, host: str, autonomous: bool = False) -> str:
     sites = {s: lab.topo.host(s).address for s in ("primary", "dr")}
     return engine_config(
         lab.topo.host(host).address,
@@ -33,7 +33,7 @@ def config_text(lab: Lab, host: str, autonomous: bool = False) -> str:
     )
 
 
-def spec(lab: Lab, host: str) -> ProcessSpec:
+def spec(lab: LabEngine, host: str) -> ProcessSpec:
     d = lab.run.path / f"haproxy-{host}"
     d.mkdir(parents=True, exist_ok=True)
     cfg = d / "haproxy.cfg"
@@ -47,11 +47,11 @@ def spec(lab: Lab, host: str) -> ProcessSpec:
     )
 
 
-def servers_state(lab: Lab, host: str) -> list[dict[str, str]]:
+def servers_state(lab: LabEngine, host: str) -> list[dict[str, str]]:
     return parse_servers_state(runtime_command(str(socket_path(lab, host)), "show servers state"))
 
 
-def wait_routing(lab: Lab, host: str, server: str = "primary", timeout_s: float = 20) -> None:
+def wait_routing(lab: LabEngine, host: str, server: str = "primary", timeout_s: float = 20) -> None:
     """Block until every backend of the frontend sees ``server`` up (op state 2)."""
     deadline = time.monotonic() + timeout_s
     states: list[dict[str, str]] = []
@@ -63,7 +63,7 @@ def wait_routing(lab: Lab, host: str, server: str = "primary", timeout_s: float 
     raise LabError(f"HAProxy on {host} does not see {server} up after {timeout_s:g} s: {states}")
 
 
-def reload(lab: Lab, host: str, autonomous: bool = False) -> None:
+def reload(lab: LabEngine, host: str, autonomous: bool = False) -> None:
     """Write a new configuration and reload seamlessly: the master (``-W``) starts new workers
     on SIGUSR2 and the old ones finish their connections; the listening sockets never close."""
     import signal

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from draas.errors import LabError
 from draas.lab.components.bind9 import SERVICE_NAME
-from draas.lab.lab import Lab
+from draas.lab.engine import LabEngine
 from draas.lab.readiness import HttpReady
 from draas.lab.secrets import secret
 from draas.lab.supervisor import ProcessSpec
@@ -27,20 +27,20 @@ AUTH_URL = f"http://{SERVICE_NAME.rstrip('.')}:{API_PORT}/v3"
 VENV_BIN = Path(sys.executable).parent
 
 
-def base(lab: Lab, host: str) -> Path:
+def base(lab: LabEngine, host: str) -> Path:
     return lab.run.path / f"keystone-{host}"
 
 
-def conf_path(lab: Lab, host: str) -> Path:
+def conf_path(lab: LabEngine, host: str) -> Path:
     return base(lab, host) / "keystone.conf"
 
 
-def key_dirs(lab: Lab, host: str) -> dict[str, Path]:
+def key_dirs(lab: LabEngine, host: str) -> dict[str, Path]:
     b = base(lab, host)
     return {"fernet": b / "fernet-keys", "credential": b / "credential-keys"}
 
 
-def write_conf(lab: Lab, host: str) -> Path:
+def write_conf(lab: LabEngine, host: str) -> Path:
     b = base(lab, host)
     b.mkdir(parents=True, exist_ok=True)
     keys = key_dirs(lab, host)
@@ -61,7 +61,7 @@ key_repository = {keys["fernet"]}
 [credential]
 key_repository = {keys["credential"]}
 [identity]
-# Lab only: bcrypt's minimum cost, so that password logins do not starve two cores.
+# LabEngine only: bcrypt's minimum cost, so that password logins do not starve two cores.
 password_hash_rounds = 4
 [cache]
 # In-process cache: without it every token validation costs about a second of CPU here
@@ -81,7 +81,7 @@ caching = false
 
 
 def manage(
-    lab: Lab, host: str, *args: str, timeout: float = 120, env: dict[str, str] | None = None
+    lab: LabEngine, host: str, *args: str, timeout: float = 120, env: dict[str, str] | None = None
 ) -> str:
     """Run ``keystone-manage`` inside a site host; raise with its output if it fails."""
     argv = [str(VENV_BIN / "keystone-manage"), "--config-file", str(conf_path(lab, host)), *args]
@@ -94,7 +94,7 @@ def manage(
     return str(proc.stdout)
 
 
-def setup_keys(lab: Lab) -> None:
+def setup_keys(lab: LabEngine) -> None:
     """Create the fernet and credential keys on the primary, copy them to the DR site."""
     for d in key_dirs(lab, "primary").values():
         d.mkdir(parents=True, exist_ok=True)
@@ -109,7 +109,7 @@ def setup_keys(lab: Lab) -> None:
         dst.chmod(0o700)
 
 
-def db_sync_and_bootstrap(lab: Lab) -> None:
+def db_sync_and_bootstrap(lab: LabEngine) -> None:
     manage(lab, "primary", "db_sync")
     manage(
         lab,
@@ -127,7 +127,7 @@ def db_sync_and_bootstrap(lab: Lab) -> None:
     )
 
 
-def spec(lab: Lab, host: str) -> ProcessSpec:
+def spec(lab: LabEngine, host: str) -> ProcessSpec:
     addr = lab.topo.host(host).address
     argv = [
         str(VENV_BIN / "uwsgi"),
@@ -166,7 +166,7 @@ def spec(lab: Lab, host: str) -> ProcessSpec:
     )
 
 
-def web_spec(lab: Lab, host: str) -> ProcessSpec:
+def web_spec(lab: LabEngine, host: str) -> ProcessSpec:
     """The site's web page: static, and it names the site that served it."""
     d = lab.run.path / f"web-{host}"
     d.mkdir(parents=True, exist_ok=True)
@@ -185,7 +185,7 @@ def web_spec(lab: Lab, host: str) -> ProcessSpec:
 
 
 def writer_spec(
-    lab: Lab,
+    lab: LabEngine,
     name: str,
     url: str,
     prefix: str,
@@ -218,7 +218,7 @@ def writer_spec(
     return lab.spec(name, host, argv), out
 
 
-def project_names(lab: Lab, site: str, prefix: str) -> set[str]:
+def project_names(lab: LabEngine, site: str, prefix: str) -> set[str]:
     """Names of the projects with this prefix that the site's own database holds."""
     from draas.lab.components import mariadb
 

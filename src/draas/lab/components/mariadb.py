@@ -16,7 +16,7 @@ import pymysql
 import pymysql.cursors
 
 from draas.errors import LabError
-from draas.lab.lab import Lab
+from draas.lab.engine import LabEngine
 from draas.lab.netns import run
 from draas.lab.readiness import TcpReady
 from draas.lab.secrets import secret
@@ -29,21 +29,21 @@ SERVER_IDS = {"primary": 1, "dr": 2}
 PORT = 3306
 
 
-def base(lab: Lab, host: str) -> Path:
+def base(lab: LabEngine, host: str) -> Path:
     return lab.run.path / f"mariadb-{host}"
 
 
-def socket_path(lab: Lab, host: str) -> Path:
+def socket_path(lab: LabEngine, host: str) -> Path:
     return base(lab, host) / "mysqld.sock"
 
 
 # Each site's datadir is a filesystem of its own (a tmpfs this size), as on a real server:
-# a full disk at one site (the ``disk-full`` disaster) leaves the other alone. Lab.down
+# a full disk at one site (the ``disk-full`` disaster) leaves the other alone. LabEngine.down
 # unmounts it.
 DATADIR_SIZE = "768m"
 
 
-def install(lab: Lab, host: str) -> None:
+def install(lab: LabEngine, host: str) -> None:
     """Create an empty datadir (about 0.6 s) on its own filesystem, owned by the mysql user."""
     d = base(lab, host)
     data = d / "data"
@@ -68,7 +68,7 @@ def install(lab: Lab, host: str) -> None:
     run(argv, timeout=120)
 
 
-def spec(lab: Lab, host: str) -> ProcessSpec:
+def spec(lab: LabEngine, host: str) -> ProcessSpec:
     d = base(lab, host)
     addr = lab.topo.host(host).address
     argv = [
@@ -102,7 +102,7 @@ def spec(lab: Lab, host: str) -> ProcessSpec:
     )
 
 
-def connect(lab: Lab, host: str, database: str | None = None) -> pymysql.Connection[Any]:
+def connect(lab: LabEngine, host: str, database: str | None = None) -> pymysql.Connection[Any]:
     try:
         return pymysql.connect(
             unix_socket=str(socket_path(lab, host)),
@@ -118,7 +118,7 @@ def connect(lab: Lab, host: str, database: str | None = None) -> pymysql.Connect
 
 
 def sql(
-    lab: Lab,
+    lab: LabEngine,
     host: str,
     *statements: str,
     database: str | None = None,
@@ -137,7 +137,7 @@ def sql(
         conn.close()
 
 
-def setup_primary(lab: Lab) -> None:
+def setup_primary(lab: LabEngine) -> None:
     """Create the Keystone database and the accounts, on the primary (they replicate)."""
     users = {
         "keystone": secret(lab.run, "mariadb-keystone"),
@@ -163,7 +163,7 @@ def setup_primary(lab: Lab) -> None:
         conn.close()
 
 
-def start_replica(lab: Lab, replica: str, source: str) -> None:
+def start_replica(lab: LabEngine, replica: str, source: str) -> None:
     """Make ``replica`` a read-only GTID replica of ``source`` and start replicating."""
     src = lab.topo.host(source).address
     pw = secret(lab.run, "mariadb-repl")
@@ -183,7 +183,7 @@ def start_replica(lab: Lab, replica: str, source: str) -> None:
         conn.close()
 
 
-def replication_status(lab: Lab, host: str) -> dict[str, Any]:
+def replication_status(lab: LabEngine, host: str) -> dict[str, Any]:
     """Role, read-only flag, GTID positions and lag of one server."""
     conn = connect(lab, host)
     try:
@@ -212,7 +212,7 @@ def replication_status(lab: Lab, host: str) -> dict[str, Any]:
     return out
 
 
-def wait_in_sync(lab: Lab, replica: str, source: str, timeout_s: float = 30.0) -> None:
+def wait_in_sync(lab: LabEngine, replica: str, source: str, timeout_s: float = 30.0) -> None:
     """Block until the replica has applied everything the source has written."""
     target = sql(lab, source, "SELECT @@gtid_binlog_pos AS pos")[0]["pos"]
     rows = sql(lab, replica, f"SELECT MASTER_GTID_WAIT(%s, {timeout_s}) AS r", args=(target,))
@@ -224,7 +224,7 @@ def wait_in_sync(lab: Lab, replica: str, source: str, timeout_s: float = 30.0) -
 
 
 def replicator(
-    lab: Lab, host: str, *, semi_sync: bool = False, timeout_ms: int = 1000
+    lab: LabEngine, host: str, *, semi_sync: bool = False, timeout_ms: int = 1000
 ) -> MariaDBReplicator:
     """The product's replicator for a lab site, reaching its server through the Unix socket
     (the lab's tools run in the root namespace) and naming the lab address to its peers."""

@@ -9,20 +9,20 @@ from pathlib import Path
 
 from draas.lab.components import bind9
 from draas.lab.components.bind9 import HOST, SERVICE_NAME, ZONE
-from draas.lab.lab import Lab
+from draas.lab.engine import LabEngine
 from draas.lab.readiness import DnsReady
 from draas.lab.supervisor import ProcessSpec
 
 CHECK_INTERVAL_S = 1
 
 
-def conf_dir(lab: Lab) -> Path:
+def conf_dir(lab: LabEngine) -> Path:
     d = lab.run.path / "powerdns"
     d.mkdir(parents=True, exist_ok=True)
     return d
 
 
-def zone_text(lab: Lab, ttl_s: int) -> str:
+def zone_text(lab: LabEngine, ttl_s: int) -> str:
     primary, dr = lab.topo.host("primary").address, lab.topo.host("dr").address
     # The API's version document: a dead Keystone fails it even while the web page answers.
     lua = (
@@ -32,7 +32,7 @@ def zone_text(lab: Lab, ttl_s: int) -> str:
     return bind9.zone_text(lab, "", ttl_s, service_record=f'keystone IN LUA A "{lua}"')
 
 
-def spec(lab: Lab, ttl_s: int = 5) -> ProcessSpec:
+def spec(lab: LabEngine, ttl_s: int = 5) -> ProcessSpec:
     d = conf_dir(lab)
     (d / "draas.test.zone").write_text(zone_text(lab, ttl_s))
     (d / "named.conf").write_text(
@@ -66,7 +66,7 @@ def spec(lab: Lab, ttl_s: int = 5) -> ProcessSpec:
     )
 
 
-def replace_bind(lab: Lab, ttl_s: int = 5) -> None:
+def replace_bind(lab: LabEngine, ttl_s: int = 5) -> None:
     """Stop BIND on the dns host and serve the zone with PowerDNS instead."""
     lab.sup.stop("named")
     lab.sup.start(spec(lab, ttl_s))

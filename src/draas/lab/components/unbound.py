@@ -4,14 +4,14 @@
 from __future__ import annotations
 
 from draas.lab.components.bind9 import SERVICE_NAME, ZONE
-from draas.lab.lab import Lab
+from draas.lab.engine import LabEngine
 from draas.lab.readiness import DnsReady
 from draas.lab.supervisor import ProcessSpec
 
 HOST = "client"
 
 
-def spec(lab: Lab) -> ProcessSpec:
+def spec(lab: LabEngine) -> ProcessSpec:
     d = lab.run.path / "unbound"
     d.mkdir(parents=True, exist_ok=True)
     addr = lab.topo.host(HOST).address

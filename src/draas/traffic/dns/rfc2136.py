@@ -163,7 +163,10 @@ class Rfc2136Provider(DnsProvider):
         if self._lookup() == [target]:
             return False
         upd = dns.update.UpdateMessage(
-            self.zone, keyring=self.keyring, keyname=self.key_name, keyalgorithm=self.algorithm
+            self.zone,
+            keyring=self.keyring,
+            keyname=dns.name.from_text(self.key_name),
+            keyalgorithm=self.algorithm,
         )
         upd.delete(self.relative, "A")
         upd.delete(self.relative, "AAAA")
@@ -197,7 +200,10 @@ class Rfc2136Provider(DnsProvider):
     def check(self) -> CheckResult:
         """Send a signed update that only asserts the record exists (a prerequisite, no change)."""
         upd = dns.update.UpdateMessage(
-            self.zone, keyring=self.keyring, keyname=self.key_name, keyalgorithm=self.algorithm
+            self.zone,
+            keyring=self.keyring,
+            keyname=dns.name.from_text(self.key_name),
+            keyalgorithm=self.algorithm,
         )
         upd.present(self.relative)
         try:

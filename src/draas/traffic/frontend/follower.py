@@ -30,7 +30,7 @@ class FollowingFrontends(TrafficSwitch):
     def routes(self) -> dict[str, str | None]:
         """Where each frontend whose agent is alive says it routes."""
         obs = self.store.observations()
-        return {fe: obs[fe].get("routes_to") for fe in self.frontends if fe in obs}
+        return {fe: obs[fe].routes_to for fe in self.frontends if fe in obs}
 
     def current(self) -> str | None:
         got = set(self.routes().values())

@@ -130,7 +130,7 @@ class HaproxyEngine(FrontendEngine):
 
     def current(self) -> str | None:
         """The site that is ready in every backend, when exactly one is."""
-        ready = {}
+        ready: dict[str, list[bool]] = {}
         for s in self.servers():
             ready.setdefault(s["srv_name"], []).append(admin_ready(s.get("srv_admin_state", "1")))
         sites = [

@@ -21,7 +21,7 @@ import contextlib
 import logging
 import socket
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from draas.traffic import CheckResult
 from draas.traffic.frontend import FrontendEngine
@@ -57,10 +57,18 @@ def header(headers: list[tuple[str, str]], name: str) -> str | None:
     return next((v for k, v in headers if k.lower() == name), None)
 
 
+class BodyWriter(Protocol):
+    """Where a body is copied to: a stream writer, or a sink that discards it."""
+
+    def write(self, data: bytes) -> None: ...
+
+    async def drain(self) -> None: ...
+
+
 async def relay_body(
     headers: list[tuple[str, str]],
     src: asyncio.StreamReader,
-    dst: asyncio.StreamWriter,
+    dst: BodyWriter,
     until_eof: bool = False,
 ) -> None:
     """Copy one message body from src to dst, framed as the headers say."""

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from draas.clock import FakeClock
+from draas.commands import plan_failover, plan_switchover
 from draas.config import Config, load_config
 from draas.coordination.memory import MemoryStore
+from draas.deployment import Deployment
 from draas.errors import DraasError
-from draas.failover import manual
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "draas.toml"
 
@@ -23,34 +24,37 @@ def cfg() -> Config:
 
 
 def test_failover_without_quorum_is_refused_unless_forced(cfg: Config) -> None:
-    store = MemoryStore(FakeClock())
+    clock = FakeClock()
+    store = MemoryStore(clock)
     with pytest.raises(DraasError, match=r"quorum does not confirm.*--force"):
-        manual.failover(cfg, store, force=False)
+        plan_failover(Deployment(cfg, store), cfg, force=False, clock=clock)
     assert store.active() is None and store.events() == []
 
 
 def test_failover_is_refused_even_forced_while_the_primary_renews_its_lease(cfg: Config) -> None:
-    store = MemoryStore(FakeClock())
+    clock = FakeClock()
+    store = MemoryStore(clock)
     store.take_active("primary", "site-a", 0, 30)
     with pytest.raises(DraasError, match="still renews the lease.*switchover"):
-        manual.failover(cfg, store, force=True)
+        plan_failover(Deployment(cfg, store), cfg, force=True, clock=clock)
     assert store.active().site == "primary" and store.events() == []  # type: ignore[union-attr]
 
 
 def test_failover_without_a_store_is_refused_unless_forced(cfg: Config) -> None:
     with pytest.raises(DraasError, match="coordination store is unreachable.*--force"):
-        manual.failover(cfg, None, force=False)
+        plan_failover(None, cfg, force=False)
 
 
 def test_switchover_to_the_active_site_or_an_unknown_one_is_refused(cfg: Config) -> None:
     store = MemoryStore(FakeClock())
+    deployment = Deployment(cfg, store)
     with pytest.raises(DraasError, match="no site holds the active record"):
-        manual.switchover(cfg, store, "dr")
+        plan_switchover(deployment, "dr")
     store.take_active("primary", "site-a", 0, 30)
     with pytest.raises(DraasError, match="already active"):
-        manual.switchover(cfg, store, "primary")
+        plan_switchover(deployment, "primary")
     with pytest.raises(DraasError, match=r"--to 'moon': not a site"):
-        manual.switchover(cfg, store, "moon")
+        plan_switchover(deployment, "moon")
     assert store.active().epoch == 1 and store.events() == []  # type: ignore[union-attr]
 
 

@@ -1,0 +1,73 @@
+"""A frontend's agent routes its data plane to the site that holds the ``active`` record
+(traffic follows the lease, never raw health), reads back where it routes every few rounds (a
+restarted data plane may route elsewhere), and records each move as an event."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from draas.clock import Clock
+from draas.coordination import CoordinationStore, Event
+from draas.errors import CoordinationError, DraasError
+from draas.traffic import TrafficSwitch
+
+READ_BACK_EVERY = 5  # rounds
+
+
+class RouteFollower:
+    def __init__(
+        self,
+        *,
+        node: str,
+        engine: TrafficSwitch,
+        store: CoordinationStore,
+        clock: Clock,
+        emit: Callable[[Event], None],
+        on_move: Callable[[], None],
+    ) -> None:
+        self.node = node
+        self.engine = engine
+        self.store = store
+        self.clock = clock
+        self.emit = emit
+        self.on_move = on_move  # republish the observation at once
+        self.routes_to: str | None = None
+        self.rounds = 0
+
+    def read_back(self) -> None:
+        try:
+            self.routes_to = self.engine.current()
+        except DraasError:
+            self.routes_to = None
+
+    def follow(self) -> str:
+        try:
+            active = self.store.active()
+        except CoordinationError:
+            return ""  # keep routing where we route: traffic moves only with the lease
+        self.rounds += 1
+        if self.rounds % READ_BACK_EVERY == 0:
+            self.read_back()
+        if active is None or active.site == self.routes_to:
+            return ""
+        try:
+            self.engine.point_to(active.site)
+        except DraasError as exc:
+            return f"FAILED to route {self.node} to {active.site}: {exc}"
+        before, self.routes_to = self.routes_to, active.site
+        self.on_move()
+        said = f"{self.node} routes to {active.site} (was {before}, epoch {active.epoch})"
+        self.emit(
+            Event(
+                ts=self.clock.now(),
+                node=self.node,
+                runbook="monitor",
+                run=f"route-{self.node}",
+                step="route",
+                outcome="moved",
+                epoch=active.epoch,
+                target=active.site,
+                detail=said,
+            )
+        )
+        return said

@@ -1,0 +1,195 @@
+"""The records the agents share through the coordination store, typed.
+
+- ``ActiveRecord``: the site that may take writes and serve traffic, under an epoch (the
+  fencing token) and its holder's lease.
+- ``Observation``: what one vantage point sees of each target (up, down, unknown, since when),
+  with where a frontend routes and a site's database report; it expires unless republished.
+- ``Event``: one recorded fact (a runbook step, a detection, a lease change), read by the
+  status, the resumed runbooks, the experiments and the tests, never parsed from log text.
+
+Each has ``to_dict``/``from_dict`` for the store's JSON, which keeps the wire format that
+operators' tools and earlier versions read.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
+
+State = Literal["up", "down", "unknown"]
+STATES: tuple[State, ...] = ("up", "down", "unknown")
+
+
+@dataclass(frozen=True)
+class ActiveRecord:
+    site: str
+    epoch: int
+    holder: str
+    lease: str = ""  # the store's handle of the lease the record lives under
+
+    def to_json(self) -> str:
+        doc = {"site": self.site, "epoch": self.epoch, "holder": self.holder}
+        return json.dumps(doc, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | bytes, lease: str = "") -> ActiveRecord:
+        doc = json.loads(text)
+        return cls(str(doc["site"]), int(doc["epoch"]), str(doc["holder"]), lease)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def same_grant(self, other: ActiveRecord | None) -> bool:
+        """Whether ``other`` is this grant (site, epoch, holder), whatever lease handle it has."""
+        return other is not None and (other.site, other.epoch, other.holder) == (
+            self.site,
+            self.epoch,
+            self.holder,
+        )
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One target as one vantage point sees it: its state and since when (that point's clock)."""
+
+    state: State
+    since: float
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> Seen:
+        state = str(doc.get("state", "unknown"))
+        return cls(state if state in STATES else "unknown", float(doc["since"]))
+
+
+@dataclass(frozen=True)
+class DatabaseReport:
+    """A site's database as its own agent last read it (published with its observation)."""
+
+    role: str  # "primary", "replica", "read-only", "unknown" (unreadable)
+    healthy: bool
+    read_only: bool | None = None
+    lag_s: float | None = None
+    lag_trx: int | None = None
+    io_running: str | None = None
+    sql_running: str | None = None
+    semi_sync: str | None = None
+    last_error: str = ""
+    unfit: str | None = None  # why it must not be promoted automatically
+    gtid_binlog_pos: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> DatabaseReport:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in doc.items() if k in known}
+        values.setdefault("role", "unknown")
+        values.setdefault("healthy", False)
+        values["last_error"] = str(values.get("last_error") or "")
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What ``observer`` published at ``at``."""
+
+    observer: str
+    at: float
+    targets: Mapping[str, Seen] = field(default_factory=dict)
+    routes_to: str | None = None  # a frontend's agent: the site its data plane routes to
+    database: DatabaseReport | None = None  # a site's agent: its database
+
+    def state_of(self, target: str) -> Seen | None:
+        return self.targets.get(target)
+
+    def to_dict(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "observer": self.observer,
+            "at": self.at,
+            "targets": {t: {"state": s.state, "since": s.since} for t, s in self.targets.items()},
+        }
+        if self.routes_to is not None:
+            doc["routes_to"] = self.routes_to
+        if self.database is not None:
+            doc["replication"] = self.database.to_dict()
+        return doc
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any], observer: str = "") -> Observation:
+        targets = {str(t): Seen.from_dict(s) for t, s in dict(doc.get("targets") or {}).items()}
+        db = doc.get("replication")
+        return cls(
+            observer=str(doc.get("observer") or observer),
+            at=float(doc.get("at", 0.0)),
+            targets=targets,
+            routes_to=None if doc.get("routes_to") is None else str(doc["routes_to"]),
+            database=DatabaseReport.from_dict(db) if isinstance(db, Mapping) else None,
+        )
+
+
+# Events' fields with a meaning of their own; anything else travels in ``extra``.
+_CORE = ("ts", "node", "runbook", "run", "step", "outcome", "epoch", "target", "detail")
+_OPTIONAL = ("error", "duration_s")
+
+
+@dataclass(frozen=True)
+class Event:
+    """One recorded fact. ``runbook`` names the kind: a runbook's name for its steps,
+    ``monitor`` for what an agent noticed (detections, replication, a reopened database),
+    ``lease`` for the lease's changes, ``command``, ``drill``, ``decision``."""
+
+    ts: float
+    node: str
+    runbook: str
+    run: str
+    step: str
+    outcome: str
+    epoch: int | None = None
+    target: str | None = None
+    detail: str | None = None
+    error: str | None = None
+    duration_s: float | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    id: str = ""  # given by the store; ids sort in the order events were stored
+
+    def to_dict(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {k: getattr(self, k) for k in _CORE}
+        doc.update({k: getattr(self, k) for k in _OPTIONAL if getattr(self, k) is not None})
+        doc.update(self.extra)
+        if self.id:
+            doc["id"] = self.id
+        return doc
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> Event:
+        def text(key: str) -> str | None:
+            return None if doc.get(key) is None else str(doc[key])
+
+        epoch = doc.get("epoch")
+        duration = doc.get("duration_s")
+        extra = {k: v for k, v in doc.items() if k not in (*_CORE, *_OPTIONAL, "id")}
+        return cls(
+            ts=float(doc.get("ts", 0.0)),
+            node=str(doc.get("node", "")),
+            runbook=str(doc.get("runbook", "")),
+            run=str(doc.get("run", "")),
+            step=str(doc.get("step", "")),
+            outcome=str(doc.get("outcome", "")),
+            epoch=None if epoch is None else int(epoch),
+            target=text("target"),
+            detail=text("detail"),
+            error=text("error"),
+            duration_s=None if duration is None else float(duration),
+            extra=extra,
+            id=str(doc.get("id", "")),
+        )
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """A field by name, the extra ones included (for filters over any field)."""
+        if key in _CORE or key in _OPTIONAL or key == "id":
+            value = getattr(self, key)
+            return default if value is None else value
+        return self.extra.get(key, default)

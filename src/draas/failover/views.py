@@ -1,0 +1,83 @@
+"""The views the decisions take, built from the config and what the store says: who votes,
+the failover policy's ``View``, the lease's timings. One place for each, so the agents, the
+operator's commands and the status read the same facts the same way."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from draas.config import Config
+from draas.coordination import ActiveRecord, CoordinationStore, DatabaseReport, Observation
+from draas.failover.lease import LeaseTimings
+from draas.failover.policy import View
+
+
+def voters(cfg: Config) -> list[str]:
+    """The vantage points whose word confirms a disaster at the primary site: every node that
+    is not at the primary site (the DR site, the witness, the frontends)."""
+    primary = cfg.site_with_role("primary")
+    return [n.name for n in cfg.nodes if n.site != primary]
+
+
+def site_agents(cfg: Config, site: str) -> list[str]:
+    """The agents that manage ``site``'s database."""
+    return [n.name for n in cfg.nodes if n.role == "site" and n.site == site]
+
+
+def database_of(
+    cfg: Config, site: str, observations: Mapping[str, Observation]
+) -> DatabaseReport | None:
+    """``site``'s database as its own agent last published it (None: nothing published)."""
+    reports = [observations[a].database for a in site_agents(cfg, site) if a in observations]
+    return next((r for r in reports if r is not None), None)
+
+
+def view_of(
+    cfg: Config,
+    now: float,
+    observations: Mapping[str, Observation],
+    active: ActiveRecord | None,
+    last_epoch: int,
+) -> View:
+    """The policy's view from what was already read (the DR site's database report included:
+    an unfit replica is never promoted automatically)."""
+    dr = cfg.site_with_role("dr")
+    return View(
+        now=now,
+        voters=voters(cfg),
+        observations=observations,
+        active=active,
+        last_epoch=last_epoch,
+        primary=cfg.site_with_role("primary"),
+        dr=dr,
+        confirm_window_s=cfg.timings.confirm_window_s,
+        dr_replica=database_of(cfg, dr, observations),
+    )
+
+
+def snapshot(
+    cfg: Config, store: CoordinationStore, now: float, active: ActiveRecord | None = None
+) -> View:
+    """The policy's view, read from the store (``active``: already read)."""
+    current = active if active is not None else store.active()
+    return view_of(cfg, now, store.observations(), current, store.last_epoch())
+
+
+def without_store(cfg: Config, now: float) -> View:
+    """The view when the store cannot be read: nothing is known, no automatic decision."""
+    return View(
+        now=now,
+        voters=voters(cfg),
+        observations={},
+        active=None,
+        last_epoch=0,
+        primary=cfg.site_with_role("primary"),
+        dr=cfg.site_with_role("dr"),
+        confirm_window_s=cfg.timings.confirm_window_s,
+        store_ok=False,
+    )
+
+
+def lease_timings(cfg: Config) -> LeaseTimings:
+    t = cfg.timings
+    return LeaseTimings(ttl_s=t.lease_ttl_s, renew_s=t.lease_renew_s, margin_s=t.retry_timeout_s)

@@ -1,0 +1,168 @@
+"""An in-memory replicator: one site's database as a list of transactions, with the roles,
+replication, fencing and rejoin semantics of the MariaDB one. Part of the product's test kit
+(beside the in-memory store and ``FakeClock``): runbooks and agent tasks are unit-tested with
+it, and the replicator contract suite runs against it as well as against MariaDB.
+
+A replica copies its source's transactions whenever it is asked anything while its link is
+up (``link_up``) and its threads run; ``reachable = False`` makes every call fail as a dead
+server does; ``hooks[name]`` runs inside the call ``name`` (tests block or interleave there).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from draas.errors import ErrantTransactions, ReplicationError
+from draas.replication import DbEndpoint, RejoinReport, ReplicationStatus, Replicator
+
+
+class MemoryReplicator(Replicator):
+    def __init__(self, site: str, host: str | None = None, *, writable: bool = True) -> None:
+        self.endpoint = DbEndpoint(site=site, host=host or f"db.{site}")
+        self.log: list[str] = []  # transaction ids, in commit order
+        self.read_only = not writable
+        self.source: MemoryReplicator | None = None
+        self.running = False  # the replication threads
+        self.link_up = True
+        self.reachable_now = True
+        self.calls: list[str] = []
+        self.hooks: dict[str, Callable[[], None]] = {}
+        self._lock = threading.RLock()
+
+    # -- what a test does --------------------------------------------------------------------
+    def write(self, txn: str) -> None:
+        """A client's commit: refused unless this server takes writes."""
+        with self._lock:
+            self._enter("write")
+            if self.read_only or self.source is not None:
+                raise ReplicationError(f"site {self.endpoint.site} is read-only: {txn} refused")
+            self.log.append(txn)
+
+    def _enter(self, call: str) -> None:
+        self.calls.append(call)
+        if not self.reachable_now:
+            raise ReplicationError(
+                f"cannot connect to the database of site {self.endpoint.site}", retryable=True
+            )
+        hook = self.hooks.get(call)
+        if hook is not None:
+            hook()
+
+    def _pull(self) -> None:
+        src = self.source
+        if src is None or not self.running or not self.link_up or not src.reachable_now:
+            return
+        if src.log[: len(self.log)] == self.log:
+            self.log = list(src.log)
+
+    # -- the interface -----------------------------------------------------------------------
+    def status(self, source: Replicator | None = None) -> ReplicationStatus:
+        with self._lock:
+            self._enter("status")
+            self._pull()
+            base = ReplicationStatus(
+                site=self.endpoint.site,
+                role="read-only" if self.read_only else "primary",
+                read_only=self.read_only,
+                gtid_binlog_pos=str(len(self.log)),
+                gtid_slave_pos=str(len(self.log)) if self.source else "",
+            )
+            if self.source is None:
+                return base
+            behind = len(self.source.log) - len(self.log)
+            return dataclasses.replace(
+                base,
+                role="replica",
+                source=self.source.endpoint.host,
+                io_running="Yes" if self.running and self.link_up else "No",
+                sql_running="Yes" if self.running else "No",
+                lag_s=0.0 if behind == 0 else None,
+                lag_trx=behind,
+            )
+
+    def reachable(self, timeout_s: float) -> bool:
+        self.calls.append("reachable")
+        return self.reachable_now
+
+    def promote(self, detach: bool = True, drain_timeout_s: float = 30.0) -> float:
+        with self._lock:
+            self._enter("promote")
+            self._pull()
+            self.read_only = False
+            if detach:
+                self.source, self.running = None, False
+            elif self.source is not None:
+                self.source, self.running = None, False  # writable: no longer a replica
+            return 0.0
+
+    def detach(self) -> None:
+        with self._lock:
+            self._enter("detach")
+            self.source, self.running = None, False
+
+    def demote(self, connect_timeout_s: float = 3.0, within_s: float = 10.0) -> float:
+        with self._lock:
+            self._enter("demote")
+            self.read_only = True
+            return 0.0
+
+    def resume(self) -> None:
+        with self._lock:
+            self._enter("resume")
+            self.read_only, self.running = True, True
+
+    def replicate_from(self, source: Replicator, *, seed: bool) -> None:
+        with self._lock:
+            self._enter("replicate_from")
+            src = self._memory(source)
+            if seed:
+                self.log = list(src.log)
+            elif src.log[: len(self.log)] != self.log:
+                raise ErrantTransactions(
+                    f"site {self.endpoint.site} holds transactions that site "
+                    f"{src.endpoint.site} never received; rejoin saves them first"
+                )
+            self.source, self.running, self.read_only = src, True, True
+            self._pull()
+
+    def wait_caught_up(self, source: Replicator, timeout_s: float = 30.0) -> float:
+        with self._lock:
+            self._enter("wait_caught_up")
+            self._pull()
+            if self.log != self._memory(source).log:
+                raise ReplicationError(
+                    f"site {self.endpoint.site} did not catch up with site "
+                    f"{source.endpoint.site} within {timeout_s:g} s",
+                    retryable=True,
+                )
+            return 0.0
+
+    def rejoin(self, source: Replicator, recovery_dir: Path) -> RejoinReport:
+        with self._lock:
+            self._enter("rejoin")
+            src = self._memory(source)
+            self.read_only = True
+            errant = [t for t in self.log if t not in src.log]
+            recovery = None
+            if errant:
+                recovery_dir.mkdir(parents=True, exist_ok=True)
+                recovery = recovery_dir / f"errant-{self.endpoint.site}.txt"
+                recovery.write_text("".join(f"{t}\n" for t in errant))
+            self.log = list(src.log)
+            self.source, self.running = src, True
+            return RejoinReport(
+                self.endpoint.site, src.endpoint.site, len(errant), recovery, bool(errant), 0.0
+            )
+
+    def checksums(self) -> dict[str, int | None]:
+        with self._lock:
+            self._enter("checksums")
+            return {"service.transactions": hash(tuple(self.log))}
+
+    def _memory(self, other: Replicator) -> MemoryReplicator:
+        if not isinstance(other, MemoryReplicator):
+            raise ReplicationError(f"cannot replicate site {self.endpoint.site} from {other!r}")
+        return other
