@@ -27,6 +27,7 @@ from draas.lab import experiment
 from draas.lab.agents import etcd_get, start_agents
 from draas.lab.components import mariadb
 from draas.lab.disasters import PowerOff
+from draas.lab.eventlog import first, read_events
 from draas.lab.lab import Lab, LabSettings
 
 TIMEOUT_S = 60.0
@@ -40,15 +41,8 @@ def wait(what: str, check: Any, timeout: float = TIMEOUT_S, every: float = 0.05)
 
 
 def step_time(lab: Lab, run_prefix: str, step: str, after: float) -> float | None:
-    for e in experiment.events(lab, 0):
-        if (
-            str(e.get("run", "")).startswith(run_prefix)
-            and e["step"] == step
-            and e["outcome"] == "done"
-            and e["ts"] >= after
-        ):
-            return float(e["ts"]) - after
-    return None
+    done = first(read_events(lab), run=run_prefix, step=step, outcome="done", since=after)
+    return None if done is None else done - after
 
 
 def one_run(lab: Lab, n: int) -> dict[str, float]:

@@ -7,7 +7,7 @@ import socket
 import time
 from typing import Any
 
-from draas.coordination import Event, Observation, Seen, State
+from draas.coordination import Event, Observation, Seen
 from draas.health.probes import ProbeResult
 
 
@@ -32,9 +32,15 @@ def wait_port(host: str, port: int, timeout_s: float = 20.0, what: str = "server
             time.sleep(0.1)
 
 
-def observation(observer: str = "", at: float = 0.0, **targets: tuple[State, float]) -> Observation:
+def observation(
+    observer: str = "", at: float = 0.0, /, **targets: tuple[str, float]
+) -> Observation:
     """An observation that sees each target in a state since a time: ``primary=("down", t)``."""
-    return Observation(observer, at, {t: Seen(s, since) for t, (s, since) in targets.items()})
+    seen = {t: Seen.from_dict({"state": s, "since": since}) for t, (s, since) in targets.items()}
+    bad = {t: s for t, (s, _) in targets.items() if seen[t].state != s}
+    if bad:
+        raise ValueError(f"not a state (up, down, unknown): {bad}")
+    return Observation(observer, at, seen)
 
 
 def event(run: str, step: str, outcome: str, ts: float = 0.0, **fields: Any) -> Event:

@@ -32,7 +32,7 @@ def token_ok(token: str | None) -> bool:
     )
     try:
         with urllib.request.urlopen(req, timeout=5) as resp:
-            ok = resp.status == 200
+            ok = bool(resp.status == 200)
     except urllib.error.URLError:
         ok = False
     if ok:
@@ -85,7 +85,7 @@ class Handler(BaseHTTPRequestHandler):
                 self.send(404, {"code": 404, "type": "zone_not_found"})
                 return
             if len(parts) == 4 and method == "GET":
-                rs = [
+                found = [
                     r
                     for r in RECORDSETS.values()
                     if r["zone_id"] == zone["id"]
@@ -93,7 +93,8 @@ class Handler(BaseHTTPRequestHandler):
                     and q.get("type") in (None, r["type"])
                 ]
                 self.send(
-                    200, {"recordsets": rs, "links": {}, "metadata": {"total_count": len(rs)}}
+                    200,
+                    {"recordsets": found, "links": {}, "metadata": {"total_count": len(found)}},
                 )
             elif len(parts) == 4 and method == "POST":
                 rid = str(uuid.uuid4())

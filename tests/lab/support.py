@@ -9,8 +9,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from draas.coordination import Event
 from draas.lab.agents import etcd_get
 from draas.lab.components import keystone, mariadb
+from draas.lab.eventlog import read_events
 from draas.lab.lab import Lab
 from draas.lab.writer import read_log
 
@@ -39,6 +41,17 @@ def active(lab: Lab) -> dict[str, Any] | None:
 
 def events(lab: Lab) -> list[dict[str, Any]]:
     return [json.loads(e) for e in etcd_get(lab, "events/", prefix=True)]
+
+
+def lease_event(lab: Lab, node: str, step: str, since: float) -> Event | None:
+    """The first lease event ``step`` (fence, step-down, release...) ``node`` recorded at or
+    after ``since`` (an agent cut off from the store records it when the store is back)."""
+    found = [
+        e
+        for e in read_events(lab, since)
+        if e.runbook == "lease" and e.node == node and e.step == step and e.outcome == "done"
+    ]
+    return min(found, key=lambda e: e.ts) if found else None
 
 
 def done_steps(lab: Lab, run_prefix: str) -> list[str]:
@@ -81,7 +94,7 @@ def authoritative(lab: Lab) -> list[str]:
         capture_output=True,
         text=True,
     )
-    return proc.stdout.split()
+    return list(proc.stdout.split())
 
 
 def write_through_service(lab: Lab, name: str, seconds: float) -> set[str]:

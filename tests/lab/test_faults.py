@@ -25,6 +25,7 @@ from support import (
     done_steps,
     events,
     in_sync_checksums,
+    lease_event,
     new_lab_name,
     served_by,
     wait_until,
@@ -41,7 +42,7 @@ from draas.lab.disasters import (
     ServiceCrash,
     ServiceSlow,
 )
-from draas.lab.experiment import first_log
+from draas.lab.eventlog import detected, read_events
 from draas.lab.lab import Lab, LabSettings
 from draas.lab.meters import Meters
 
@@ -169,20 +170,25 @@ def test_a_primary_cut_off_from_dr_and_witness_fences_itself_and_no_acked_write_
             wait_until("DNS at BIND points at dr", lambda: authoritative(lab) == [DR], 40)
             wait_until("the client served by dr", lambda: served_by(lab) == "dr", 20)
             assert read_only(lab, "primary"), "the cut-off primary still takes writes"
-            fencing = first_log(
-                lab, r"fencing primary: could not renew the lease", run.t0, ["site-primary"]
-            )
-            took = next(
-                float(e["ts"])
-                for e in events(lab)
-                if str(e.get("run", "")).startswith("failover-")
-                and e.get("step") == "take-lease"
-                and e.get("outcome") == "done"
-                and float(e["ts"]) >= run.t0
-            )
-            assert fencing is not None and fencing < took, (fencing, took)
         finally:
             cut.revert()
+        # The cut-off primary recorded its fence; the event reaches the log once it is back.
+        wait_until(
+            "the primary's fence event",
+            lambda: lease_event(lab, "site-primary", "fence", run.t0),
+            20,
+        )
+        fence = lease_event(lab, "site-primary", "fence", run.t0)
+        took = next(
+            float(e["ts"])
+            for e in events(lab)
+            if str(e.get("run", "")).startswith("failover-")
+            and e.get("step") == "take-lease"
+            and e.get("outcome") == "done"
+            and float(e["ts"]) >= run.t0
+        )
+        assert fence is not None and "could not renew the lease" in str(fence.detail)
+        assert fence.ts < took, (fence, took)
         back_home(lab)
     # Fence before promote, as the checker saw it: once the lease was no longer the primary's
     # (first lease read of a sample), the primary's database was read-only in both rounds.
@@ -239,7 +245,7 @@ def status_at(lab: Lab, url: str) -> str:
         capture_output=True,
         text=True,
     )
-    return proc.stdout.strip()
+    return str(proc.stdout.strip())
 
 
 def failed_over(lab: Lab) -> None:
@@ -261,8 +267,7 @@ def test_an_api_that_cannot_use_its_database_is_failed_over_though_its_pages_ans
             assert status_at(lab, f"http://{PRIMARY}/") == "200"
             assert status_at(lab, f"http://{PRIMARY}:5000/v3") == "200"
             failed_over(lab)
-            down = first_log(lab, r" sees primary down$", run.t0)
-            assert down is not None
+            assert detected(read_events(lab, run.t0), "primary", "down") is not None
         finally:
             fault.revert()
         back_home(lab)
@@ -341,10 +346,15 @@ def test_a_dr_site_with_a_full_disk_is_reported_and_never_failed_over_to(lab: La
             off.inject()
             time.sleep(12)  # the window, the lease's expiry and more
             assert failovers_since(lab, run.t0) == []
-            refused = first_log(
-                lab, r"replica is not fit to take over: disk full", run.t0, ["site-dr"]
-            )
-            assert refused is not None
+            refused = [
+                e
+                for e in read_events(lab, run.t0)
+                if e.runbook == "decision"
+                and e.node == "site-dr"
+                and e.extra.get("cause") == "unfit-replica"
+                and "disk full" in str(e.detail)
+            ]
+            assert refused, "no decision event refusing the unfit replica"
             off.revert()
             lab.sup.wait_ready("mariadb-primary")
             wait_until(
@@ -384,7 +394,8 @@ def test_a_partition_the_witness_does_not_share_causes_no_failover(lab: Lab) -> 
             time.sleep(8)  # well past fall x interval + the confirmation window of the preset
             assert active(lab) == before
         assert authoritative(lab) == [PRIMARY]
-        assert first_log(lab, r"site-dr sees primary down$", run.t0, ["site-dr"]) is not None
+        seen = detected(read_events(lab, run.t0), "primary", "down", nodes=["site-dr"])
+        assert seen is not None
     f = run.figures
     assert f["failovers"] == 0 and f["lost_acked_writes"] == 0, f
     assert f["split_brain_instants"] == 0, f["split_brain"]

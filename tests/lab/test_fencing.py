@@ -5,12 +5,11 @@ crashed service whose agent lives on steps down (fences, releases) and the DR si
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Iterator
-from datetime import datetime
 
 import pytest
+from support import lease_event, wait_until
 
 from draas.lab.agents import etcd_get, start_agents
 from draas.lab.components import mariadb
@@ -42,14 +41,17 @@ def active(lab: Lab) -> dict[str, object] | None:
     return json.loads(got[0]) if got else None
 
 
-def log_time(lab: Lab, process: str, pattern: str) -> float:
-    """Wall-clock time of the first log line of ``process`` matching ``pattern``."""
-    for line in lab.sup.log_path(process).read_text().splitlines():
-        m = re.match(r"(\d\d:\d\d:\d\d\.\d{3}) ", line)
-        if m and re.search(pattern, line):
-            today = datetime.now().strftime("%Y-%m-%d")
-            return datetime.strptime(f"{today} {m.group(1)}", "%Y-%m-%d %H:%M:%S.%f").timestamp()
-    raise AssertionError(f"no line matching {pattern!r} in {process}'s log")
+def lease_step_at(lab: Lab, step: str, since: float, timeout: float = 20) -> float:
+    """When the primary's agent recorded the lease event ``step`` (it may reach the log only
+    once the agent reaches the store again)."""
+    wait_until(
+        f"the primary's {step} event",
+        lambda: lease_event(lab, "site-primary", step, since),
+        timeout,
+    )
+    found = lease_event(lab, "site-primary", step, since)
+    assert found is not None
+    return found.ts
 
 
 def promoted_at(lab: Lab) -> float | None:
@@ -71,8 +73,8 @@ def test_a_cut_off_primary_fences_itself_before_dr_is_promoted(lab: Lab) -> None
     t0 = time.time()
     with Partition(lab, hosts=["primary"], peers=["dr", "witness"]):  # clients still reach it
         promoted = wait_dr_active(lab)
-        fenced = log_time(lab, "agent-site-primary", r"fenced primary")
         assert mariadb.replication_status(lab, "primary")["read_only"] is True
+    fenced = lease_step_at(lab, "fence", t0)  # recorded when the store is back
     print(
         f"partition at 0 s; primary fenced itself at {fenced - t0:.1f} s; DR promoted at "
         f"{promoted - t0:.1f} s"
@@ -86,7 +88,7 @@ def test_a_crashed_service_steps_its_site_down_and_dr_takes_over(lab: Lab) -> No
     t0 = time.time()
     ServiceCrash(lab, process="web-primary").inject()  # the agent and the database live on
     promoted = wait_dr_active(lab)
-    released = log_time(lab, "agent-site-primary", r"released the active lease")
+    released = lease_step_at(lab, "step-down", t0)
     print(
         f"service crash at 0 s; primary stepped down at {released - t0:.1f} s; DR promoted "
         f"at {promoted - t0:.1f} s"

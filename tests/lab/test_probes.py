@@ -4,7 +4,9 @@ failure only the deep probe sees, a hung service, and what the probes cost in CP
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -22,7 +24,7 @@ def lab(dns_lab: Lab) -> Lab:
     return dns_lab
 
 
-def factory(lab: Lab, host: str = "witness") -> object:
+def factory(lab: Lab, host: str = "witness") -> Callable[[], socket.socket]:
     return lambda: netns.socket_in(lab.ns(host))
 
 

@@ -409,7 +409,7 @@ def test_catalog_endpoints_follow_the_site_and_dns_named_ones_stay(lab: Lab) -> 
             "client", [sys.executable, *argv], capture_output=True, text=True, timeout=60
         )
         assert proc.returncode == 0, proc.stderr
-        return proc.stdout
+        return str(proc.stdout)
 
     before = json.loads(run("-c", CATALOG_SCRIPT, keystone.AUTH_URL, pw, "create"))
     assert "http://198.18.1.10:9999/probe" in before

@@ -6,6 +6,7 @@ there."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -13,6 +14,7 @@ from support import FAILOVER, active, done_steps, events, served_by, wait_until
 
 from draas.lab.agents import start_agents
 from draas.lab.disasters import PowerOff
+from draas.lab.eventlog import detected, read_events
 from draas.lab.lab import Lab
 from draas.lab.supervisor import ProcessSpec
 
@@ -57,13 +59,18 @@ def test_an_agent_killed_inside_each_step_resumes_the_run_and_completes_it(lab: 
     def hold_in(step: str | None) -> dict[str, str]:
         return {"DRAAS_FAILPOINT_PAUSE": f"{step}:60"} if step else {}
 
+    restarted = time.time()
     restart_agent(lab, hold_in(FAILOVER[0]))
-    wait_until("the DR agent publishes", lambda: "sees" in lab.sup.log_path(AGENT).read_text(), 20)
+    wait_until(
+        "the restarted DR agent sees the primary up",
+        lambda: detected(read_events(lab, restarted), "primary", "up", nodes=["site-dr"]),
+        20,
+    )
     off = PowerOff(lab, host="primary")
     off.inject()
     try:
         for step, following in zip(FAILOVER, [*FAILOVER[1:], None], strict=True):
-            wait_until(f"{step} started", lambda s=step: started(s), 40)
+            wait_until(f"{step} started", lambda s=step: started(s), 40)  # type: ignore[misc]
             assert step not in done_steps(lab, rid)  # held inside it
             restart_agent(lab, hold_in(following))
         wait_until("the failover completes", lambda: "detach" in done_steps(lab, rid), 60)

@@ -7,6 +7,7 @@ import json
 import socket
 import sys
 import time
+from typing import Any
 
 import dns.message
 import dns.query
@@ -143,7 +144,7 @@ def test_haproxy_runtime_api_answers(full_lab: Lab) -> None:
 
 
 def _update(lab: Lab, target: str, key: str | None, from_host: str = "witness") -> int:
-    kw = {}
+    kw: dict[str, Any] = {}
     if key is not None:
         kw = {
             "keyring": dns.tsigkeyring.from_text({bind9.TSIG_NAME: key}),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,7 @@ from draas.traffic.frontend.haproxy import HaproxyEngine, admin_ready
 pytestmark = pytest.mark.lab
 
 
-def provider(lab: Lab, key: str | None = None, **kw: object) -> Rfc2136Provider:
+def provider(lab: Lab, key: str | None = None, **kw: Any) -> Rfc2136Provider:
     return Rfc2136Provider(
         "rfc2136",
         zone=bind9.ZONE,

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -30,7 +31,7 @@ METRIC = re.compile(r"\bdraas_[a-z_]+")
 
 def exported() -> set[str]:
     cfg = load_config(ROOT / "examples" / "draas.toml")
-    obs = {
+    obs: dict[str, dict[str, Any]] = {
         "site-b": {
             "targets": {"primary": {"state": "up", "since": 0}},
             "replication": {"role": "replica", "lag_s": 0.1, "healthy": True},

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from draas.clock import FakeClock
-from draas.coordination import ActiveRecord, Event, Observation, State
+from draas.coordination import ActiveRecord, Event, Observation
 from draas.coordination.memory import MemoryStore
 from draas.errors import TrafficError
 from draas.failover.frontends import pick_frontend, voters_for
@@ -20,7 +20,7 @@ FES = ["fe-a", "fe-b"]
 DR_ACTIVE = ActiveRecord("dr", 2, "site-dr")
 
 
-def obs(**targets: tuple[State, float]) -> Observation:
+def obs(**targets: tuple[str, float]) -> Observation:
     return observation(**targets)
 
 
@@ -37,7 +37,7 @@ def view(observations: dict[str, Observation], active: ActiveRecord | None = Non
     )
 
 
-def everyone(**targets: tuple[State, float]) -> dict[str, Observation]:
+def everyone(**targets: tuple[str, float]) -> dict[str, Observation]:
     return {n: obs(**targets) for n in NODES}
 
 

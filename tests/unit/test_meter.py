@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
 
 from draas.measure import meter
 from draas.measure.rto import summarize
@@ -72,7 +73,7 @@ def test_meter_records_every_request_and_the_outage() -> None:
     assert ok and all(r["site"] == "a" and r["status"] == 200 for r in ok)
     assert bad and all(r["status"] == 503 for r in bad)
     assert all(r["addr"] == "127.0.0.1" for r in records)
-    s = summarize(records, disaster_t=min(float(r["t"]) for r in bad) - 0.01)
+    s = summarize(records, disaster_t=min(float(str(r["t"])) for r in bad) - 0.01)
     assert len(s.windows) == 1 and 0.35 <= s.windows[0].duration_s <= 0.7
     assert s.rto_s is not None and s.recovered_site == "a"
 
@@ -80,14 +81,14 @@ def test_meter_records_every_request_and_the_outage() -> None:
 def test_refused_and_timed_out_requests_are_failures() -> None:
     async def go() -> list[dict[str, object]]:
         refused = await meter.request(
-            meter.Check("x", "http://127.0.0.1:9/"), 0.5, meter.re.compile(meter.SITE_PATTERN)
+            meter.Check("x", "http://127.0.0.1:9/"), 0.5, re.compile(meter.SITE_PATTERN)
         )
         srv = Server()
         srv.silent = True
         server = await asyncio.start_server(srv.handle, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         slow = await meter.request(
-            meter.Check("y", f"http://127.0.0.1:{port}/"), 0.2, meter.re.compile(meter.SITE_PATTERN)
+            meter.Check("y", f"http://127.0.0.1:{port}/"), 0.2, re.compile(meter.SITE_PATTERN)
         )
         await asyncio.sleep(0.2)  # let the silent handler finish and close its socket
         server.close()
@@ -109,7 +110,7 @@ def test_an_answer_in_several_segments_is_read_to_its_end() -> None:
         rec = await meter.request(
             meter.Check("s", f"http://127.0.0.1:{port}/", expect_body="ok"),
             1.0,
-            meter.re.compile(meter.SITE_PATTERN),
+            re.compile(meter.SITE_PATTERN),
         )
         server.close()
         await server.wait_closed()

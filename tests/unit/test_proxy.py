@@ -26,9 +26,9 @@ class Echo(BaseHTTPRequestHandler):
 
     def _answer(self, body_in: bytes) -> None:
         doc = {
-            "site": self.server.site,
+            "site": self.server.site,  # type: ignore[attr-defined]
             "path": self.path,
-            "method": self.command,  # type: ignore[attr-defined]
+            "method": self.command,
             "headers": dict(self.headers.items()),
             "body_len": len(body_in),
         }
@@ -162,7 +162,7 @@ def test_idempotent_request_retried_once_on_the_current_target(
     engine, port = proxy
     engine.sites["dead"] = "127.0.0.3"  # nothing listens there
     engine.target = "dead"
-    switched = []
+    switched: list[str] = []
 
     real = engine._connect
 
@@ -172,7 +172,7 @@ def test_idempotent_request_retried_once_on_the_current_target(
             engine.target = "b"  # the controller moved traffic meanwhile
         return await real(site, p)
 
-    engine._connect = connect_then_switch  # type: ignore[method-assign]
+    engine._connect = connect_then_switch  # type: ignore[method-assign,assignment]
     status, doc = request(port)
     assert status == 200 and doc["site"] == "b"
     engine.target = "dead"

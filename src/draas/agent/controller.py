@@ -38,7 +38,7 @@ class Controller:
         deployment: Deployment,
         gate: RunbookGate,
         on_taken: Callable[[ActiveRecord], None],
-        emit: Callable[[Event], None],
+        emit: Callable[[Event], object],
     ) -> None:
         self.cfg = cfg
         self.node = node

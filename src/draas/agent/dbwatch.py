@@ -16,7 +16,7 @@ from draas.replication import ReplicationStatus, Replicator
 
 CHECK_S = 2.0  # how often the database is read
 
-Emit = Callable[[Event], None]
+Emit = Callable[[Event], object]
 
 
 def report_of(st: ReplicationStatus) -> DatabaseReport:

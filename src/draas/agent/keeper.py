@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 # The failover policy's action on the store's current observations, given the record read.
 Quorum = Callable[[ActiveRecord | None, int], Action]
-Emit = Callable[[Event], None]
+Emit = Callable[[Event], object]
 
 
 class DatabaseRole(Protocol):
@@ -269,7 +269,9 @@ class LeaseKeeper:
             )
         finally:
             self.state.dropped()
-        return (
-            f"released the active lease of {self.site} (epoch {held.record.epoch}); its database "
-            "still takes writes, but nothing fences it until the agent runs again"
+        return self._record(
+            "release",
+            f"released the active lease of {self.site}; its database still takes writes, "
+            "but nothing fences it until the agent runs again",
+            held.record,
         )

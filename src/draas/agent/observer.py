@@ -16,7 +16,7 @@ from draas.health.probes import Probe, ProbeResult
 
 log = logging.getLogger(__name__)
 
-Emit = Callable[[Event], None]
+Emit = Callable[[Event], object]
 OnProbe = Callable[[str, ProbeResult], None]
 
 

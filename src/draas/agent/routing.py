@@ -22,7 +22,7 @@ class RouteFollower:
         engine: TrafficSwitch,
         store: CoordinationStore,
         clock: Clock,
-        emit: Callable[[Event], None],
+        emit: Callable[[Event], object],
         on_move: Callable[[], None],
     ) -> None:
         self.node = node

@@ -219,7 +219,7 @@ class LeaseState:
         no longer holds it (fenced or replaced meanwhile)."""
         with self._lock:
             h = self._held
-            if h.record != record or h.fenced:
+            if h.record is None or not h.record.same_grant(record) or h.fenced:
                 return False
             self._held = Held(record, max(now, h.last_renewal or now), fenced=False)
             return True

@@ -1,0 +1,164 @@
+"""The failover, switchover and failback runbooks, run against the test kit: two in-memory
+databases, an in-memory traffic switch, scripted probes, the in-memory store. What each step
+does, and that a refused step leaves the service as it was."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from draas.clock import FakeClock
+from draas.coordination import ActiveRecord
+from draas.coordination.memory import MemoryStore
+from draas.errors import ReplicationError, StaleEpoch
+from draas.failover.runbook import RunbookRunner, RunContext
+from draas.failover.runbooks import failover_runbook, switchover_runbook
+from draas.failover.runs import FAILBACK_STEPS, FAILOVER_STEPS, SWITCHOVER_STEPS
+from draas.replication.memory import MemoryReplicator
+from draas.testkit import ScriptedProbe
+from draas.traffic.memory import MemorySwitch
+
+
+class Kit:
+    def __init__(self) -> None:
+        self.clock = FakeClock()
+        self.store = MemoryStore(self.clock)
+        self.primary = MemoryReplicator("primary")
+        self.dr = MemoryReplicator("dr", writable=False)
+        self.dr.replicate_from(self.primary, seed=True)
+        self.reps = {"primary": self.primary, "dr": self.dr}
+        self.dns = MemorySwitch("dns", target="198.51.100.1")
+        self.probe = ScriptedProbe()
+        self.taken: list[ActiveRecord] = []
+
+    def failover(self, expected_epoch: int = 1) -> RunContext:
+        book = failover_runbook(
+            self.store,
+            target="dr",
+            old_site="primary",
+            expected_epoch=expected_epoch,
+            holder="site-b",
+            reps=self.reps,
+            switches=[(self.dns, "198.51.100.2")],
+            verify=[self.probe],
+            ttl_s=5.0,
+            on_taken=self.taken.append,
+        )
+        ctx = RunContext()
+        RunbookRunner(self.store, "site-b", self.clock).run(book, "failover-dr-from-e1", ctx)
+        return ctx
+
+    def switchover(self, to: str, epoch: int, rejoin: Path | None = None) -> RunContext:
+        source = "dr" if to == "primary" else "primary"
+        book = switchover_runbook(
+            self.store,
+            source=source,
+            target=to,
+            holder=f"site-{to}",
+            reps=self.reps,
+            switches=[(self.dns, f"addr-{to}")],
+            verify=[self.probe],
+            ttl_s=5.0,
+            rejoin_dir=rejoin,
+            catch_up_s=1.0,
+        )
+        ctx = RunContext(epoch=epoch)
+        run = f"{'failback' if rejoin else 'switchover'}-{to}-from-e{epoch}"
+        RunbookRunner(self.store, "controller", self.clock).run(book, run, ctx)
+        return ctx
+
+
+@pytest.fixture
+def kit() -> Kit:
+    k = Kit()
+    k.store.take_active("primary", "site-a", 0, 5.0)
+    for i in range(3):
+        k.primary.write(f"t{i}")
+    return k
+
+
+def test_the_runbooks_steps_are_the_named_ones_in_order(kit: Kit, tmp_path: Path) -> None:
+    kit.clock.advance(6.0)  # the primary's lease expired
+    kit.failover()
+    done = [e.step for e in kit.store.events() if e.outcome == "done"]
+    assert tuple(done) == FAILOVER_STEPS
+
+
+def test_a_failover_promotes_the_dr_site_with_every_write_it_received(kit: Kit) -> None:
+    kit.dr.status()  # replicated up to the disaster
+    kit.primary.reachable_now = False  # the primary site is powered off
+    kit.clock.advance(6.0)
+    ctx = kit.failover()
+    assert ctx.epoch == 2
+    assert kit.store.active() == ActiveRecord("dr", 2, "site-b", "2")
+    assert kit.taken == [kit.store.active()]  # its holder renews it from the first step
+    assert kit.dr.log == ["t0", "t1", "t2"] and not kit.dr.read_only and kit.dr.source is None
+    assert kit.dns.target == "198.51.100.2"
+    kit.dr.write("after the failover")
+
+
+def test_a_failover_waits_for_a_held_record_and_changes_nothing(kit: Kit) -> None:
+    with pytest.raises(StaleEpoch, match="holds the active record"):
+        kit.failover()
+    assert kit.dr.read_only and kit.dns.moves == []
+    assert kit.store.active() == ActiveRecord("primary", 1, "site-a", "1")
+
+
+def test_a_failover_fences_a_reachable_old_primary(kit: Kit) -> None:
+    kit.clock.advance(6.0)
+    kit.failover()
+    assert kit.primary.read_only and "demote" in kit.primary.calls
+
+
+def test_a_dns_switch_that_keeps_failing_fails_the_step_and_is_resumed_later(kit: Kit) -> None:
+    kit.clock.advance(6.0)
+    kit.dns.fail_next = 10
+    with pytest.raises(Exception, match="cannot reach"):
+        kit.failover()
+    failed = [e for e in kit.store.events() if e.outcome == "failed"]
+    assert [e.step for e in failed] == ["switch-traffic"]
+    kit.dns.fail_next = 0
+    kit.failover()  # the same run again: it resumes at the failed step
+    done = [e.step for e in kit.store.events() if e.outcome == "done"]
+    assert tuple(done) == FAILOVER_STEPS  # each step done once
+
+
+def test_a_planned_switchover_loses_nothing_and_reverses_replication(kit: Kit) -> None:
+    ctx = kit.switchover("dr", epoch=1)
+    assert ctx.epoch == 2
+    assert kit.store.active() == ActiveRecord("dr", 2, "site-dr", "2")
+    assert kit.dr.log == ["t0", "t1", "t2"] and not kit.dr.read_only
+    assert kit.primary.source is kit.dr and kit.primary.read_only
+    kit.dr.write("t3")
+    assert kit.primary.status().lag_trx == 0 and kit.primary.log[-1] == "t3"
+    done = [e.step for e in kit.store.events() if e.outcome == "done"]
+    assert tuple(done) == SWITCHOVER_STEPS
+
+
+def test_a_switchover_whose_target_cannot_catch_up_reopens_the_source(kit: Kit) -> None:
+    kit.dr.link_up = False  # the replica stopped receiving
+    kit.primary.write("t3")
+    with pytest.raises(ReplicationError):
+        kit.switchover("dr", epoch=1)
+    assert not kit.primary.read_only  # writes reopened: nothing changed
+    assert kit.store.active() == ActiveRecord("primary", 1, "site-a", "1")
+
+
+def test_a_failback_saves_what_only_the_old_primary_held(kit: Kit, tmp_path: Path) -> None:
+    kit.dr.status()  # replicated up to here
+    kit.primary.write("only-on-primary")  # acknowledged, never replicated (async)
+    kit.primary.reachable_now = False
+    kit.clock.advance(6.0)
+    kit.failover()
+    kit.dr.write("on-dr")
+    kit.primary.reachable_now = True  # the old primary is back, still writable
+    ctx = kit.switchover("primary", epoch=2, rejoin=tmp_path)
+    assert ctx.errant == 1
+    assert (tmp_path / "errant-primary.txt").read_text() == "only-on-primary\n"
+    assert kit.primary.log == ["t0", "t1", "t2", "on-dr"] and not kit.primary.read_only
+    assert kit.store.active() == ActiveRecord("primary", 3, "site-primary", "3")
+    done = [
+        e.step for e in kit.store.events() if e.run.startswith("failback") and e.outcome == "done"
+    ]
+    assert tuple(done) == FAILBACK_STEPS
