@@ -106,3 +106,46 @@ def test_no_module_imports_itself_through_others() -> None:
 def test_the_cycle_finder_finds_a_cycle() -> None:
     g = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert cycles(g) == [["a", "b", "c"]]
+
+
+# ARCHITECTURE.md's layers, lowest first: a module imports from its own layer or lower ones.
+LAYERS = [
+    {"errors", "clock", "config", "config_errors", "logs", "draas"},
+    {"coordination", "replication", "health", "traffic", "measure", "gameday"},
+    {"failover"},
+    {"deployment", "commands"},
+    {"agent", "apiclient", "opscli", "testkit"},
+    {"lab", "cli"},
+]
+
+
+def layer_of(module: str) -> int:
+    parts = module.split(".")
+    name = parts[1] if len(parts) > 1 else parts[0]
+    return next(i for i, names in enumerate(LAYERS) if name in names)
+
+
+def test_no_module_imports_from_a_layer_above_its_own() -> None:
+    upward = sorted(
+        f"{m} -> {d}" for m, deps in graph().items() for d in deps if layer_of(d) > layer_of(m)
+    )
+    assert upward == []
+
+
+def test_the_decision_core_does_no_io_of_its_own() -> None:
+    """Policy, lease, runs, views and frontends: no sockets, SQL, subprocesses or sleeps."""
+    pure = ["policy", "lease", "runs", "views", "frontends"]
+    banned = {"socket", "subprocess", "pymysql", "time", "asyncio", "urllib", "requests"}
+    for name in pure:
+        tree = ast.parse((SRC / "draas" / "failover" / f"{name}.py").read_text())
+        imported = {
+            a.name.split(".")[0]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Import)
+            for a in node.names
+        } | {
+            (node.module or "").split(".")[0]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom)
+        }
+        assert not imported & banned, (name, imported & banned)
