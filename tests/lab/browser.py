@@ -44,10 +44,13 @@ def wait_text(driver: webdriver.Chrome, starts: str, timeout: float) -> str:
 
 
 def active_boxes(driver: webdriver.Chrome) -> list[str]:
-    return [
-        str(g.get_attribute("id"))
-        for g in driver.find_elements(By.CSS_SELECTOR, "#picture g[data-active='true']")
-    ]
+    # Read in one script: the page redraws its picture every second, and elements found in
+    # one call may be gone by the next (a stale element reference).
+    found = driver.execute_script(
+        "return Array.from(document.querySelectorAll(\"#picture g[data-active='true']\"))"
+        ".map(g => g.id)"
+    )
+    return [str(x) for x in found]
 
 
 def main() -> int:
@@ -76,9 +79,14 @@ def main() -> int:
             out["before"] = wait_text(driver, f"{args.expect_active} active", 20)
             time.sleep(1.5)  # a full refresh: picture, vantage table, events
             out["active_before"] = active_boxes(driver)
-            out["vantage_rows"] = len(driver.find_elements(By.CSS_SELECTOR, "#vantage tr")) - 1
-            dns = driver.find_elements(By.ID, "dns")
-            out["dns_box"] = dns[0].text if dns else None
+            out["vantage_rows"] = (
+                int(driver.execute_script("return document.querySelectorAll('#vantage tr').length"))
+                - 1
+            )
+            dns = driver.execute_script(
+                "const d = document.getElementById('dns'); return d ? d.innerText : null"
+            )
+            out["dns_box"] = None if dns is None else str(dns)
             driver.save_screenshot(str(shots / f"{args.name}-before.png"))
             if args.switch_to:
                 token = Path(args.token_file).read_text().strip()

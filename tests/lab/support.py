@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from draas.coordination import Event
+from draas.failover.runs import FAILBACK_STEPS, FAILOVER_STEPS
 from draas.lab.agents import etcd_get
 from draas.lab.components import keystone, mariadb
 from draas.lab.eventlog import read_events
@@ -17,17 +18,8 @@ from draas.lab.lab import Lab
 from draas.lab.writer import read_log
 
 # The runbooks' steps, in order, as the event log must show them done.
-FAILOVER = ["take-lease", "fence-old", "promote", "switch-traffic", "verify", "detach"]
-FAILBACK = [
-    "rejoin",
-    "catch-up",
-    "pause-and-drain",
-    "hand-over",
-    "promote",
-    "reverse-replication",
-    "switch-traffic",
-    "verify",
-]
+FAILOVER = list(FAILOVER_STEPS)
+FAILBACK = list(FAILBACK_STEPS)
 
 
 def new_lab_name() -> str:

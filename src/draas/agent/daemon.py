@@ -270,20 +270,21 @@ class Agent:
             await asyncio.to_thread(self.follower.read_back)
         if self.api is not None:
             await self.api.start(self.node.address, self.node.api_port)
-        fence_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fence")
+        # The lease and the self-fencing rule on threads of their own: they never wait behind
+        # a runbook, an API call or each other (a store call may take a timeout per etcd member
+        # when this site is cut off; the fence rule makes none).
+        own = [ThreadPoolExecutor(max_workers=1, thread_name_prefix=n) for n in ("lease", "fence")]
         tasks = [asyncio.create_task(self._cycles(stop))]
         t = self.cfg.timings
         if self.keeper is not None:
             keeper = self.keeper
             every = min(t.probe_interval_s, t.lease_renew_s)
-            tasks.append(asyncio.create_task(self._every(stop, keeper.tick, every, "lease")))
-            # The self-fencing rule on a thread of its own: no store call (each may take a
-            # timeout per etcd member when this site is cut off) ever delays it past the lease.
-            tasks.append(
+            tasks += [
+                asyncio.create_task(self._every(stop, keeper.tick, every, "lease", own[0])),
                 asyncio.create_task(
-                    self._every(stop, keeper.fence_tick, FENCE_CHECK_S, "fence", fence_thread)
-                )
-            )
+                    self._every(stop, keeper.fence_tick, FENCE_CHECK_S, "fence", own[1])
+                ),
+            ]
         if self.dbwatch is not None:
             dbwatch = self.dbwatch
             tasks.append(asyncio.create_task(self._every(stop, dbwatch.check, CHECK_S, "db")))
@@ -292,7 +293,8 @@ class Agent:
             tasks.append(asyncio.create_task(self._every(stop, follow, ROUTES_S, "routes")))
         await stop.wait()
         await self._shut_down(tasks)
-        fence_thread.shutdown(wait=False)
+        for executor in own:
+            executor.shutdown(wait=False)
 
     async def _cycles(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
