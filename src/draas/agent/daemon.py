@@ -88,7 +88,9 @@ class Agent:
         self.gate = RunbookGate()
         self.runner = RunbookRunner(store, node, self.clock, should_stop=lambda: self.stopping)
         self.last_said = ""
-        self.last_db_said = ""
+        # Set once this agent has probed and published: the lease task starts then (the
+        # record is taken by an agent that already sees, as the others see it).
+        self.observed = asyncio.Event()
         self.keeper: LeaseKeeper | None = None
         self.dbwatch: DatabaseWatch | None = None
         self.follower: RouteFollower | None = None
@@ -246,6 +248,7 @@ class Agent:
         detections = await self.observer.observe()
         for line in detections:
             log.info("%s", line)
+        self.observed.set()
         await asyncio.to_thread(self.observer.publish)
         await asyncio.to_thread(self.outbox.flush)
         return await asyncio.to_thread(self.duties)
@@ -280,7 +283,9 @@ class Agent:
             keeper = self.keeper
             every = min(t.probe_interval_s, t.lease_renew_s)
             tasks += [
-                asyncio.create_task(self._every(stop, keeper.tick, every, "lease", own[0])),
+                asyncio.create_task(
+                    self._every(stop, keeper.tick, every, "lease", own[0], self.observed)
+                ),
                 asyncio.create_task(
                     self._every(stop, keeper.fence_tick, FENCE_CHECK_S, "fence", own[1])
                 ),
@@ -322,10 +327,13 @@ class Agent:
         every_s: float,
         name: str,
         executor: Executor | None = None,
+        after: asyncio.Event | None = None,
     ) -> None:
-        """Run the blocking ``duty`` in a thread every ``every_s`` until ``stop``; log what it
-        says when that changes (a fence is a warning)."""
+        """Run the blocking ``duty`` in a thread every ``every_s`` until ``stop`` (from when
+        ``after`` is set); log what it says when that changes (a fence is a warning)."""
         loop = asyncio.get_running_loop()
+        if after is not None:
+            await after.wait()
         last = ""
         while not stop.is_set():
             try:
