@@ -83,8 +83,9 @@ def main() -> int:
                 int(driver.execute_script("return document.querySelectorAll('#vantage tr').length"))
                 - 1
             )
-            dns = driver.execute_script(
-                "const d = document.getElementById('dns'); return d ? d.innerText : null"
+            dns = driver.execute_script(  # an SVG group: its text elements, one per line
+                "const d = document.getElementById('dns'); return d ? Array.from("
+                "d.querySelectorAll('text')).map(t => t.textContent).join('\\n') : null"
             )
             out["dns_box"] = None if dns is None else str(dns)
             driver.save_screenshot(str(shots / f"{args.name}-before.png"))

@@ -127,6 +127,11 @@ def test_unfinished_finds_the_run_to_resume() -> None:
     # a run that failed before doing anything is decided again, not resumed
     assert unfinished([ev(fo, "take-lease", "started"), ev(fo, "take-lease", "failed")]) is None
     assert unfinished([*started, ev(fo, "-", "abandoned")]) is None
+    # ... unless the store applied the take and timed out before it answered: resumed
+    timed_out = [ev(fo, "take-lease", "started"), ev(fo, "take-lease", "failed")]
+    assert unfinished(timed_out, ActiveRecord("dr", 2, "site-dr")) == run
+    assert unfinished(timed_out, ActiveRecord("dr", 3, "site-dr")) is None  # a later take
+    assert unfinished(timed_out, ActiveRecord("primary", 2, "site-a")) is None
     # monitor events and hybrid DNS moves are not runbooks to resume
     assert (
         unfinished(

@@ -173,6 +173,13 @@ def test_reopen_a_read_only_database_only_outside_a_planned_move(
     assert kind(v) == expected
 
 
+def test_a_renewal_due_within_half_a_tick_is_done_on_this_one() -> None:
+    every_tick = LeaseTimings(ttl_s=5.0, renew_s=0.5, margin_s=1.0, tick_s=0.5)
+    v = view(Held(MINE, NOW - 0.3), STORE_MINE, quorum="none", timings=every_tick)
+    assert kind(v) == "renew"  # the tick came a little early: renew now, not a tick late
+    assert kind(replace(v, held=Held(MINE, NOW - 0.2))) == "none"
+
+
 def test_renewal_comes_before_a_reopen() -> None:
     due = view(Held(MINE, NOW - 1.5), STORE_MINE, quorum="none", db_role="read-only")
     assert kind(replace(due, planned_move=False)) == "renew"

@@ -105,7 +105,7 @@ class Controller:
         try:
             if self.check_log:
                 self.check_log = False
-                run = unfinished(self.store.events())
+                run = unfinished(self.store.events(), self.store.active())
                 if run is not None:
                     return self.run(run, "resumed an unfinished run")
             view = snapshot(self.cfg, self.store, self.clock.now())

@@ -278,10 +278,9 @@ class Agent:
         # when this site is cut off; the fence rule makes none).
         own = [ThreadPoolExecutor(max_workers=1, thread_name_prefix=n) for n in ("lease", "fence")]
         tasks = [asyncio.create_task(self._cycles(stop))]
-        t = self.cfg.timings
         if self.keeper is not None:
             keeper = self.keeper
-            every = min(t.probe_interval_s, t.lease_renew_s)
+            every = lease_timings(self.cfg).tick_s
             tasks += [
                 asyncio.create_task(
                     self._every(stop, keeper.tick, every, "lease", own[0], self.observed)

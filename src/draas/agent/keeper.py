@@ -104,11 +104,18 @@ class LeaseKeeper:
         except CoordinationError as exc:
             log.warning("%s: coordination store unreachable: %s", self.node, exc)
             view = self._view()
-        action = decide_lease(view)
-        try:
-            return self.carry_out(action, view)
-        except CoordinationError as exc:
-            return f"{action.kind} failed, coordination store unreachable: {exc}"
+        said: list[str] = []
+        for _ in range(2):  # a renewal, then what else is due on the renewed state
+            action = decide_lease(view)
+            try:
+                said.append(self.carry_out(action, view))
+            except CoordinationError as exc:
+                said.append(f"{action.kind} failed, coordination store unreachable: {exc}")
+                break
+            if action.kind != "renew":
+                break
+            view = dataclasses.replace(view, held=self.state.snapshot(), now=self.clock.now())
+        return "; ".join(s for s in said if s)
 
     def fence_tick(self) -> str:
         """The self-fencing rule alone (no store call)."""

@@ -21,7 +21,8 @@ The rules, first match wins:
    lease to expire.
 6. **adopt**: the store says this agent holds a record it does not (handed over by a planned
    switchover, taken by a failover run here, or this agent restarted): renew it and hold it.
-7. **renew**: holding, due for renewal (``renew_s`` since the last one).
+7. **renew**: holding, due for renewal (``renew_s`` since the last one, give or take half a
+   tick of the lease task).
 8. **reopen**: holding, not fenced, the database read-only (closed behind our back or by a
    restart), and no planned move is draining it on purpose: open writes again.
 9. otherwise nothing.
@@ -49,6 +50,11 @@ class LeaseTimings:
     ttl_s: float  # the lease's time to live
     renew_s: float  # renew this often
     margin_s: float  # fence this long before the lease can expire (the store's retry time)
+    tick_s: float = 0.0  # how often the lease task runs: a renewal due within half a tick is
+    # done on this one (renewals land on the task's ticks, which jitter)
+
+    def renewal_due(self, since_renewal: float) -> bool:
+        return since_renewal + self.tick_s / 2 >= self.renew_s
 
 
 @dataclass(frozen=True)
@@ -146,7 +152,7 @@ def decide_lease(v: LeaseView) -> LeaseAction:
         return LeaseAction(
             "adopt", f"the store names this agent holder (epoch {active.epoch})", active
         )
-    if held.last_renewal is None or v.now - held.last_renewal >= t.renew_s:
+    if held.last_renewal is None or t.renewal_due(v.now - held.last_renewal):
         return LeaseAction("renew", "due", active)
     if v.db_role == "read-only" and v.planned_move is False:
         return LeaseAction(

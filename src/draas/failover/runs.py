@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from draas.coordination import Event
+from draas.coordination import ActiveRecord, Event
 
 Kind = Literal["failover", "switchover", "failback"]
 KINDS: tuple[Kind, ...] = ("failover", "switchover", "failback")
@@ -71,8 +71,12 @@ def done_steps(run: str, events: Sequence[Event]) -> list[str]:
     return out
 
 
-def unfinished(events: Sequence[Event]) -> RunId | None:
-    """The latest runbook run that made progress but did not finish (nor was abandoned)."""
+def unfinished(events: Sequence[Event], active: ActiveRecord | None = None) -> RunId | None:
+    """The latest runbook run that made progress but did not finish (nor was abandoned).
+
+    A failover whose first step reported a failure made progress all the same when the
+    record (``active``) is its target's under the epoch it would take: the store applied the
+    take and timed out before it answered."""
     ids = [rid for e in events if (rid := RunId.parse(e.run)) is not None]
     if not ids:
         return None
@@ -81,6 +85,9 @@ def unfinished(events: Sequence[Event]) -> RunId | None:
     if any(e.outcome == "abandoned" for e in mine):
         return None
     done = done_steps(str(last), events)
+    if not done and last.kind == "failover" and active is not None:
+        took = active.site == last.target and active.epoch == last.epoch + 1
+        return last if took else None
     return last if done and last_step(last.kind) not in done else None
 
 

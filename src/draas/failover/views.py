@@ -79,5 +79,11 @@ def without_store(cfg: Config, now: float) -> View:
 
 
 def lease_timings(cfg: Config) -> LeaseTimings:
+    """The lease task runs every probe interval (at most every ``lease_renew_s``) and renews
+    on each of its rounds: the lease's TTL and margin then leave the most room for a store
+    that answers slowly."""
     t = cfg.timings
-    return LeaseTimings(ttl_s=t.lease_ttl_s, renew_s=t.lease_renew_s, margin_s=t.retry_timeout_s)
+    every = min(t.probe_interval_s, t.lease_renew_s)
+    return LeaseTimings(
+        ttl_s=t.lease_ttl_s, renew_s=every, margin_s=t.retry_timeout_s, tick_s=every
+    )
