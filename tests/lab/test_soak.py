@@ -5,6 +5,7 @@ lost, no split-brain instant, every agent's memory stays flat. The 30-minute run
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections.abc import Iterator
@@ -37,7 +38,15 @@ def test_three_minutes_of_gray_wan_with_writes_change_nothing(lab: Lab) -> None:
     result = soak(lab, 180, OUT, print)
     print(json.dumps(result, indent=1))
     assert result["failovers"] == 0 and result["site_at_end"] == "primary", result
-    assert result["lost_acked_writes"] == 0 and result["acked_writes"] > 500, result
+    assert result["lost_acked_writes"] == 0 and result["acked_writes"] > 200, result
+    # Writes went on throughout (how many a second depends on the machine; none stalled).
+    acked = sorted(
+        float(r["t_end"])
+        for r in map(json.loads, (OUT / "writes.jsonl").read_text().splitlines())
+        if r["outcome"] == "acked"
+    )
+    gaps = [b - a for a, b in itertools.pairwise(acked)]
+    assert max(gaps) < 10, f"writes stalled for {max(gaps):.1f} s"
     assert result["split_brain_instants"] == 0, result["split_brain"]
     for agent, mem in result["memory"].items():
         # flat: a leak of even 10 KiB a second would show as 1.7 MiB over the soak
