@@ -196,9 +196,11 @@ def _free_record(v: LeaseView) -> LeaseAction:
 
 class LeaseState:
     """What the agent holds, owned here behind one lock: the record, when it was last
-    renewed, whether the database was fenced for it. Readers take a ``Held`` snapshot;
-    fencing and reopening hold ``exclusive()`` so they never interleave (store calls are
-    never made under it: a hanging store must not delay a fence)."""
+    renewed, whether the database was fenced for it. Readers take a ``Held`` snapshot (that
+    lock is never held across I/O, so a renewal is never held up). The database's fence and
+    reopen are serialized by ``exclusive()``, a second lock held across the demote or promote
+    they run, so they never interleave. No store call is made under either: a hanging store
+    must not delay a fence."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
