@@ -16,6 +16,7 @@ from draas.agent.outbox import Outbox
 from draas.clock import FakeClock
 from draas.coordination import ActiveRecord, Event
 from draas.coordination.memory import MemoryStore
+from draas.errors import CoordinationError
 from draas.failover.lease import LeaseTimings
 from draas.failover.policy import Action
 from draas.replication.memory import MemoryReplicator
@@ -101,6 +102,26 @@ def test_the_home_site_takes_the_record_first_and_renews_it_when_due(site: Site)
     assert site.keeper.state.snapshot().last_renewal == site.clock.now()
     site.clock.advance(4.5)  # the renewal extended the lease: still there after 5.6 s
     assert site.store.active() is not None
+
+
+def test_a_renewal_is_tried_even_when_the_record_cannot_be_read(site: Site) -> None:
+    """A store that times out on reads (a member rejoining, an election) may still take the
+    renewal: the holder tries it rather than count down to a fence."""
+    reads = {"n": 0}
+    real = site.store.active
+
+    def flaky_active() -> ActiveRecord | None:
+        reads["n"] += 1
+        raise CoordinationError("read timed out")
+
+    site.store.active = flaky_active  # type: ignore[method-assign]
+    for _ in range(8):  # 4 s of rounds whose reads all fail
+        site.clock.advance(0.5)
+        site.tick()
+        assert site.fence_tick() == ""
+    site.store.active = real  # type: ignore[method-assign]
+    assert reads["n"] == 8 and not site.db.read_only
+    assert site.keeper.state.snapshot().last_renewal == site.clock.now()
 
 
 def test_a_holder_cut_off_from_the_store_fences_itself_before_its_lease_can_expire(

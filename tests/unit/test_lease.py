@@ -53,7 +53,7 @@ def kind(v: LeaseView) -> str:
 @pytest.mark.parametrize(
     ("since_renewal", "store", "expected"),
     [
-        (3.9, None, "none"),  # renewed recently enough, store not read (the fence watch)
+        (3.9, None, "renew"),  # the store unread: try the renewal alone, fence not yet
         (4.0, None, "fence"),  # ttl - margin without a renewal: fence, store or no store
         (4.0, STORE_MINE, "fence"),  # even if the store now answers: the time has run out
         (0.5, StoreView(THEIRS, 4), "fence"),  # the record moved
@@ -72,6 +72,12 @@ def test_fencing_says_why() -> None:
     assert a.kind == "fence" and a.reason == "could not renew the lease for 4.2 s"
     moved = decide_lease(view(HOLDING, StoreView(THEIRS, 4)))
     assert moved.reason == "the active record moved to site-b (epoch 4)"
+
+
+def test_without_a_store_reading_only_a_due_renewal_is_tried() -> None:
+    assert kind(view(Held(MINE, NOW - 0.5))) == "none"  # not due
+    assert decide_lease(view(Held(MINE, NOW - 2.0))).record == MINE  # due: the held record
+    assert kind(view(Held(), db_role="read-only")) == "none"  # nothing held: nothing to do
 
 
 def test_a_fenced_agent_never_fences_again_by_time() -> None:

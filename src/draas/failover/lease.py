@@ -8,7 +8,9 @@ The rules, first match wins:
 
 1. **fence (time)**: holding, and not renewed for ``ttl - margin``: the database goes
    read-only before the lease can expire and anyone else can take the record. Needs no
-   store: the fence watch checks it on a short timer that no store call can delay.
+   store: the fence watch checks it on a short timer that no store call can delay (and
+   carries out nothing else). When the store could not be read, a holder still tries to
+   renew (another member may answer the renewal) and does nothing else.
 2. **fence (record)**: holding, and the store names another holder, or no holder at all (the
    record was taken over, or is gone): the record is no longer ours.
 3. **take**: nobody has ever held the record (epoch 0) and this is the home site.
@@ -133,7 +135,9 @@ def decide_lease(v: LeaseView) -> LeaseAction:
     last = held.last_renewal
     if held.holding and last is not None and must_fence(v.now, last, t.ttl_s, t.margin_s):
         return LeaseAction("fence", f"could not renew the lease for {v.now - last:.1f} s")
-    if v.store is None:
+    if v.store is None:  # the store did not answer this round (or was not asked)
+        if held.holding and last is not None and t.renewal_due(v.now - last):
+            return LeaseAction("renew", "due; the record could not be read", held.record)
         return LeaseAction("none", "the store was not read")
     active = v.store.active
     if held.holding and (active is None or active.holder != v.node):
