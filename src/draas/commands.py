@@ -67,9 +67,10 @@ def _runner(
     should_stop: Stop,
     clock: Clock | None,
     on_taken: OnTaken = None,
+    forced: bool = False,
 ) -> Callable[[RunContext], None]:
     """Runs (or resumes) ``run``'s runbook, recording its steps as ``by``."""
-    book = deployment.runbook(run, on_taken=on_taken)
+    book = deployment.runbook(run, on_taken=on_taken, forced=forced)
 
     def go(ctx: RunContext) -> None:
         RunbookRunner(deployment.store, by, clock, should_stop=should_stop).run(book, str(run), ctx)
@@ -161,7 +162,8 @@ def plan_failover(
         reason = f"forced by the operator ({decision.reason})"
     _checked_reps(deployment, "failover", primary, dr)
     run = RunId("failover", dr, view.last_epoch)
-    go = _runner(deployment, run, by, should_stop, clock, on_taken=on_taken)
+    forced = decision.action != "failover"
+    go = _runner(deployment, run, by, should_stop, clock, on_taken=on_taken, forced=forced)
 
     def execute() -> str:
         ctx = RunContext()

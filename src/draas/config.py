@@ -188,11 +188,13 @@ class Coordination(_Model):
 
 class Replication(_Model):
     mode: Literal["async", "semi-sync"] = "async"
-    # How long a commit waits for the DR site's acknowledgement before the primary falls back
-    # to asynchronous replication. It must outlast the lease: a primary cut off from the DR
-    # site must fence itself (ending the waiting commits unacknowledged) before it would
-    # acknowledge a write the DR site never received. Default: the lease TTL plus 1 s.
+    # No longer used: semi-sync never falls back on its own timeout; the active site's agent
+    # removes the standby from the sync record first (after timings.sync_degrade_s). Refused
+    # with that explanation when set.
     semi_sync_timeout_ms: PositiveInt | None = None
+    # Asynchronous mode: an automatic failover only to a standby that had applied all but at
+    # most this many of the transactions the active site last published (0: all of them).
+    max_failover_lag_trx: Annotated[int, Field(ge=0, le=1_000_000)] = 10
     databases: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_]+$")]] = Field(
         default_factory=lambda: ["keystone"], min_length=1
     )
@@ -243,6 +245,7 @@ PRESETS: dict[str, dict[str, float]] = {
         lease_renew_s=1.0,
         retry_timeout_s=1.0,
         failback_hold_s=10.0,
+        sync_degrade_s=1.0,
     ),
     "normal": dict(
         probe_interval_s=1.0,
@@ -254,6 +257,7 @@ PRESETS: dict[str, dict[str, float]] = {
         lease_renew_s=2.0,
         retry_timeout_s=2.0,
         failback_hold_s=60.0,
+        sync_degrade_s=2.0,
     ),
     "safe": dict(
         probe_interval_s=2.0,
@@ -265,6 +269,7 @@ PRESETS: dict[str, dict[str, float]] = {
         lease_renew_s=5.0,
         retry_timeout_s=5.0,
         failback_hold_s=300.0,
+        sync_degrade_s=5.0,
     ),
 }
 
@@ -284,6 +289,10 @@ class Timings(_Model):
     # Automatic failback waits until the old primary has been up this long without a break:
     # a flapping site is not given the service back (no ping-pong).
     failback_hold_s: PositiveFloat
+    # Semi-sync: how long a commit may wait for the named standby's acknowledgement before
+    # the active site removes it from the sync record and commits without it (the write stall
+    # of a cut link between the sites; the standby is then not eligible for failover).
+    sync_degrade_s: PositiveFloat
 
     @model_validator(mode="before")
     @classmethod
@@ -307,11 +316,6 @@ class Config(_Model):
     timings: Timings = Field(default_factory=lambda: Timings.model_validate({}))
     api: Api = Field(default_factory=Api)
     drill: Drill | None = None
-
-    def semi_sync_timeout_ms(self) -> int:
-        """The semi-sync timeout in force (the configured one, or the lease TTL plus 1 s)."""
-        explicit = self.replication.semi_sync_timeout_ms
-        return explicit if explicit is not None else round(self.timings.lease_ttl_s * 1000) + 1000
 
     def site_with_role(self, role: str) -> str:
         return next(name for name, site in self.sites.items() if site.role == role)
@@ -414,12 +418,17 @@ def semantic_problems(cfg: Config) -> list[str]:
             "between two renewals"
         )
     wait = cfg.replication.semi_sync_timeout_ms
-    if cfg.replication.mode == "semi-sync" and wait is not None and wait < t.lease_ttl_s * 1000:
+    if wait is not None:
         problems.append(
-            f"replication.semi_sync_timeout_ms: {wait} is shorter than timings.lease_ttl_s "
-            f"({t.lease_ttl_s:g} s): a primary cut off from the DR site would acknowledge writes "
-            f"the DR site never received before it fences itself; use at least "
-            f"{round(t.lease_ttl_s * 1000) + 1000} or leave it out (the lease TTL plus 1 s)"
+            f"replication.semi_sync_timeout_ms: {wait} is no longer used: semi-sync never falls "
+            "back to asynchronous replication on its own (that would acknowledge writes the "
+            "named standby never received); the active site removes the standby from the sync "
+            "record first, after timings.sync_degrade_s. Remove the setting"
+        )
+    if t.sync_degrade_s >= t.lease_ttl_s:
+        problems.append(
+            f"timings.sync_degrade_s: {t.sync_degrade_s} is not shorter than lease_ttl_s "
+            f"{t.lease_ttl_s}; writes would stall longer on a cut link than on a lost site"
         )
     return problems
 

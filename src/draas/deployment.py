@@ -48,7 +48,6 @@ def replicators(cfg: Config) -> dict[str, Replicator]:
             ep,
             r.databases,
             semi_sync=r.mode == "semi-sync",
-            semi_sync_timeout_ms=cfg.semi_sync_timeout_ms(),
             link_timeout_s=r.link_timeout_s,
         )
     return out
@@ -199,10 +198,16 @@ class Deployment:
         return out
 
     def runbook(
-        self, run: RunId, *, on_taken: OnTaken = None, via: Sequence[str] | None = None
+        self,
+        run: RunId,
+        *,
+        on_taken: OnTaken = None,
+        via: Sequence[str] | None = None,
+        forced: bool = False,
     ) -> Runbook:
         """The runbook that ``run`` names (``via``: the frontends its verify step goes through;
-        ``on_taken``: told the record the failover takes)."""
+        ``on_taken``: told the record the failover takes; ``forced``: an operator's failover
+        that accepts a loss, so the target need not be the named synchronous standby)."""
         ttl = self.cfg.timings.lease_ttl_s
         target, source = run.target, self.other(run.target)
         switches, verify = self.switches(target), self.verify_probes(target, via)
@@ -218,6 +223,7 @@ class Deployment:
                 verify=verify,
                 ttl_s=ttl,
                 on_taken=on_taken,
+                named_only=self.cfg.replication.mode == "semi-sync" and not forced,
             )
         return switchover_runbook(
             self.store,

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from draas.agent.status import eligible_line
 from draas.apiclient import ApiClient
 from draas.config import Config, load_config
 from draas.errors import ApiError, DraasError
@@ -92,6 +93,9 @@ def render_status(st: dict[str, Any]) -> str:
             f"last step: {e.get('run')} {e.get('step')} {e.get('outcome')} "
             f"({_ago(e.get('ts'), now)}, {e.get('node')})"
         )
+    standby = st.get("standby")
+    if standby:
+        lines.append(("" if standby["eligible"] else "ALERT: ") + eligible_line(standby))
     auto = st.get("automatic")
     if auto:
         alert = "ALERT: " if auto["action"] in ("wait", "manual-only") else ""

@@ -13,13 +13,14 @@ from typing import Any
 import pytest
 
 from draas.agent.controller import Controller
+from draas.agent.dbwatch import report_of
 from draas.agent.gate import RunbookGate
 from draas.agent.observer import Observer
 from draas.agent.outbox import Outbox
 from draas.agent.routing import RouteFollower
 from draas.clock import FakeClock
 from draas.config import Config, parse_config
-from draas.coordination import ActiveRecord, DatabaseReport, Event
+from draas.coordination import ActiveRecord, DatabaseReport, Event, Position
 from draas.coordination.memory import MemoryStore
 from draas.deployment import Deployment
 from draas.failover.runbook import RunbookRunner
@@ -162,9 +163,18 @@ class KitDeployment(Deployment):
         return [self.check]
 
 
-def publish_all(store: MemoryStore, now: float, **targets: tuple[str, float]) -> None:
+def publish_all(
+    store: MemoryStore,
+    now: float,
+    dr_db: DatabaseReport | None = None,
+    **targets: tuple[str, float],
+) -> None:
+    """Every agent publishes ``targets``; the DR site's agent its database ``dr_db``."""
     for node in ("site-a", "site-b", "witness"):
-        store.publish(observation(node, now, **targets), 10.0)
+        obs = observation(node, now, **targets)
+        if node == "site-b" and dr_db is not None:
+            obs = dataclasses.replace(obs, database=dr_db)
+        store.publish(obs, 10.0)
 
 
 @pytest.fixture
@@ -188,6 +198,8 @@ def controller(tmp_path: Path) -> tuple[Controller, KitDeployment, FakeClock]:
     store.take_active("primary", "site-a", 0, 5.0)
     deployment.primary.write("t0")
     deployment.dr.status()
+    # What the active site's agent publishes (asynchronous mode measures the DR site by it).
+    store.publish_position(Position("primary", 1, deployment.primary.position(), clock.now()))
     return c, deployment, clock
 
 
@@ -204,12 +216,13 @@ def test_the_controller_fails_over_on_the_quorum_then_fails_back_after_the_hold(
     publish_all(store, clock.now(), primary=("up", clock.now()), dr=("up", clock.now()))
     assert c.duty().startswith("decision: none")
     down = clock.advance(1.0)
-    publish_all(store, down, primary=("down", down), dr=("up", down - 1))
+    applied = report_of(d.dr.status())  # it had everything the primary last published
+    publish_all(store, down, applied, primary=("down", down), dr=("up", down - 1))
     clock.advance(3.0)  # past the 2 s window: confirmed, but the primary still holds
     assert c.duty().startswith("decision: await-release")
     d.primary.reachable_now = False  # powered off: its lease runs out
     clock.advance(2.0)
-    publish_all(store, clock.now(), primary=("down", down), dr=("up", down - 1))
+    publish_all(store, clock.now(), applied, primary=("down", down), dr=("up", down - 1))
     said = c.duty()
     assert said.startswith("failover-dr-from-e1 done (epoch 2)")
     assert store.active() == ActiveRecord("dr", 2, "site-b", "2")

@@ -155,21 +155,19 @@ def test_window_must_hold_fall_probes() -> None:
     assert any(m.startswith("timings.confirm_window_s: 4.0 is shorter") for m in msgs)
 
 
-def test_semi_sync_waits_longer_than_the_lease_by_default_and_never_shorter() -> None:
+def test_semi_sync_has_no_timeout_of_its_own_and_degrades_faster_than_the_lease() -> None:
     data = example()
     data["timings"] = {"preset": "fast"}
-    assert parse_config(data).semi_sync_timeout_ms() == 6000  # lease TTL 5 s plus 1 s
-    data["replication"]["semi_sync_timeout_ms"] = 1000
+    assert parse_config(data).timings.sync_degrade_s == 1.0
+    data["replication"]["semi_sync_timeout_ms"] = 6000  # an old setting: refused, explained
     msgs = problems(data)
     assert [
-        m
-        for m in msgs
-        if m.startswith(
-            "replication.semi_sync_timeout_ms: 1000 is shorter than timings.lease_ttl_s (5 s)"
-        )
+        m for m in msgs if m.startswith("replication.semi_sync_timeout_ms: 6000 is no longer used")
     ], msgs
-    data["replication"]["mode"] = "async"  # no acknowledgement is waited for: any value goes
-    assert parse_config(data).semi_sync_timeout_ms() == 1000
+    del data["replication"]["semi_sync_timeout_ms"]
+    data["timings"]["sync_degrade_s"] = 5.0
+    msgs = problems(data)
+    assert [m for m in msgs if m.startswith("timings.sync_degrade_s: 5.0 is not shorter")], msgs
 
 
 def test_a_keystone_check_needs_its_account_and_a_short_enough_interval() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from draas.measure.rto import rto, samples, summarize, windows
-from draas.measure.writes import account, write_figures, write_outages
+from draas.measure.writes import account, longest_stall, write_figures, write_outages
 
 
 def log(pattern: str, t0: float = 100.0, step: float = 0.1, **kw: Any) -> list[dict[str, Any]]:
@@ -132,3 +132,15 @@ def test_writes_that_never_recover_have_no_write_rto() -> None:
     }
     clean = [wr(1, "acked"), wr(2, "acked")]
     assert write_figures(clean, 0) == {"write_rto_s": 0.0, "write_downtime_s": 0.0}
+
+
+def test_the_longest_stall_is_the_longest_gap_between_acknowledgements() -> None:
+    log = [
+        {"t_start": 10.0, "t_end": 10.1, "outcome": "acked"},
+        {"t_start": 10.2, "t_end": 11.5, "outcome": "acked"},  # waited 1.3 s for the standby
+        {"t_start": 11.6, "t_end": 11.7, "outcome": "failed"},
+        {"t_start": 11.8, "t_end": 11.9, "outcome": "acked"},
+        {"t_start": 30.0, "t_end": 30.1, "outcome": "acked"},  # after the window
+    ]
+    assert longest_stall(log, 10.0, 12.0) == 1.4  # 10.1 -> 11.5
+    assert longest_stall(log, 12.5, 13.0) is None  # no write in the window

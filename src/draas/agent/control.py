@@ -121,10 +121,13 @@ class Control:
         try:
             active, last = self.store.active(), self.store.last_epoch()
             obs, events, ok = self.store.observations(), self.store.events(), True
+            sync, position = self.store.sync(), self.store.position()
         except CoordinationError:
             active, last, obs, events, ok = None, 0, {}, [], False
+            sync, position = None, None
         now = self.clock.now()
-        decision = decide(view_of(self.cfg, now, obs, active, last)) if ok else None
+        view = view_of(self.cfg, now, obs, active, last, sync, position)
+        decision = decide(view) if ok else None
         doc = status_doc(
             self.cfg,
             node=self.node.name,
@@ -136,6 +139,8 @@ class Control:
             dns_points_at=self.dns_points_at(),
             store_ok=ok,
             decision=decision,
+            sync=sync,
+            position=position,
         )
         doc["command_running"] = self.gate.running
         doc["lag_history"] = [list(x) for x in self.lag]

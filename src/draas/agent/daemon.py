@@ -11,6 +11,8 @@ what it sees) and serves the control API. A site's agent also keeps the lease
     lease        every probe interval (at most the renewal interval): the lease rules
     fence watch  every 0.1 s, on a thread of its own: the self-fencing rule alone
     db watch     every 2 s: this site's database
+    sync         every 0.25 s (at most a quarter of the degrade bound), on a thread of its own,
+                 on the active site: the sync record (``syncer.Syncer``) and the position
     routes       every 0.2 s: a frontend follows the lease
 """
 
@@ -32,6 +34,7 @@ from draas.agent.keeper import LeaseKeeper
 from draas.agent.observer import Observer
 from draas.agent.outbox import Outbox
 from draas.agent.routing import RouteFollower
+from draas.agent.syncer import Syncer
 from draas.clock import Clock, SystemClock
 from draas.config import Config, Node, load_config
 from draas.coordination import ActiveRecord, CoordinationStore
@@ -39,7 +42,7 @@ from draas.deployment import Deployment, frontend_engine, probes, read_secret
 from draas.errors import ConfigError, DraasError
 from draas.failover.policy import Action, decide
 from draas.failover.runbook import RunbookRunner
-from draas.failover.views import lease_timings, view_of, voters
+from draas.failover.views import lease_timings, site_agents, view_of, voters
 from draas.health.probes import ProbeResult
 from draas.replication import Replicator
 from draas.traffic.frontend.proxy import ProxyEngine
@@ -48,6 +51,7 @@ log = logging.getLogger("draas.agent")
 
 ROUTES_S = 0.2  # how often a frontend's agent follows the lease
 FENCE_CHECK_S = 0.1  # how often the self-fencing rule is checked
+SYNC_CHECK_S = 0.25  # how often the active site checks its standby (at most degrade / 4)
 
 
 def api_token(cfg: Config) -> str | None:
@@ -93,6 +97,7 @@ class Agent:
         self.observed = asyncio.Event()
         self.keeper: LeaseKeeper | None = None
         self.dbwatch: DatabaseWatch | None = None
+        self.syncer: Syncer | None = None
         self.follower: RouteFollower | None = None
         self._configure(cfg)
         self.control = Control(
@@ -187,6 +192,24 @@ class Agent:
             )
         else:
             self.keeper.timings, self.keeper.rep = lease_timings(cfg), replicator
+        self.syncer = None
+        if replicator is not None:
+            standby = self.deployment.other(site)
+            keeper = self.keeper
+            self.syncer = Syncer(
+                node=self.node.name,
+                site=site,
+                standby=standby,
+                own=replicator,
+                partner=self.deployment.reps.get(standby),
+                standby_agents=site_agents(cfg, standby),
+                store=self.store,
+                clock=self.clock,
+                emit=self.outbox.emit,
+                held=lambda: keeper.state.snapshot().record,
+                degrade_after_s=cfg.timings.sync_degrade_s,
+                semi_sync=cfg.replication.mode == "semi-sync",
+            )
 
     def _holding(self) -> bool:
         return self.keeper is not None and self.keeper.state.snapshot().record is not None
@@ -196,8 +219,21 @@ class Agent:
             self.keeper.took_over(record)
 
     def _quorum(self, active: ActiveRecord | None, last_epoch: int) -> Action:
-        view = view_of(self.cfg, self.clock.now(), self.store.observations(), active, last_epoch)
+        store = self.store
+        view = view_of(
+            self.cfg,
+            self.clock.now(),
+            store.observations(),
+            active,
+            last_epoch,
+            store.sync(),
+            store.position(),
+        )
         return decide(view).action
+
+    def _sync_tick(self) -> str:
+        """The syncer of the current config (a reload may build a new one)."""
+        return "" if self.syncer is None else self.syncer.tick()
 
     def _on_probe(self, target: str, result: ProbeResult) -> None:
         self.control.metrics.observe_probe(target, result.ok, result.latency_s)
@@ -276,7 +312,10 @@ class Agent:
         # The lease and the self-fencing rule on threads of their own: they never wait behind
         # a runbook, an API call or each other (a store call may take a timeout per etcd member
         # when this site is cut off; the fence rule makes none).
-        own = [ThreadPoolExecutor(max_workers=1, thread_name_prefix=n) for n in ("lease", "fence")]
+        own = [
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix=n)
+            for n in ("lease", "fence", "sync")
+        ]
         tasks = [asyncio.create_task(self._cycles(stop))]
         if self.keeper is not None:
             keeper = self.keeper
@@ -289,6 +328,11 @@ class Agent:
                     self._every(stop, keeper.fence_tick, FENCE_CHECK_S, "fence", own[1])
                 ),
             ]
+        if self.syncer is not None:
+            every = min(SYNC_CHECK_S, self.cfg.timings.sync_degrade_s / 4)
+            tasks.append(
+                asyncio.create_task(self._every(stop, self._sync_tick, every, "sync", own[2]))
+            )
         if self.dbwatch is not None:
             dbwatch = self.dbwatch
             tasks.append(asyncio.create_task(self._every(stop, dbwatch.check, CHECK_S, "db")))

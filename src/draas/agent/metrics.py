@@ -70,7 +70,16 @@ class _StatusCollector(Collector):
                 fe_up.add_metric([fe["name"], observer], 1.0 if state == "up" else 0.0)
             if fe["routes_to"]:
                 routes.add_metric([fe["name"], fe["routes_to"]], 1.0)
-        yield from (up, fe_up, active, lag, healthy, routes)
+        eligible = GaugeMetricFamily(
+            "draas_standby_eligible",
+            "1 if the standby site may be promoted automatically (named synchronous standby, "
+            "or within the lag bound in async mode)",
+            labels=["site"],
+        )
+        standby = st.get("standby")
+        if standby:
+            eligible.add_metric([standby["site"]], 1.0 if standby["eligible"] else 0.0)
+        yield from (up, fe_up, active, lag, healthy, routes, eligible)
         epoch = GaugeMetricFamily("draas_active_epoch", "Epoch of the active record (0: none)")
         epoch.add_metric([], float((st["active"] or {}).get("epoch", 0)))
         yield epoch

@@ -6,13 +6,14 @@ agent read, so it is tested without any I/O.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from draas.config import Config
-from draas.coordination import ActiveRecord, Event, Observation
+from draas.coordination import ActiveRecord, Event, Observation, Position, SyncRecord
 from draas.failover.policy import Decision
-from draas.failover.views import database_of
+from draas.failover.views import database_of, eligibility_of
 
 RUNBOOKS = ("failover", "failback", "switchover", "frontend-dns", "drill", "command")
 
@@ -64,9 +65,12 @@ def status_doc(
     dns_points_at: str | None,
     store_ok: bool = True,
     decision: Decision | None = None,
+    sync: SyncRecord | None = None,
+    position: Position | None = None,
 ) -> dict[str, Any]:
     """``decision``: what the failover policy says on this same view (shown so that an
-    operator sees why nothing moves, e.g. a lost quorum or an unfit replica)."""
+    operator sees why nothing moves, e.g. a lost quorum or an unfit replica); ``sync`` and
+    ``position``: who may be promoted (the standby's eligibility)."""
     sites = []
     for name, site in cfg.sites.items():
         db = database_of(cfg, name, observations)
@@ -114,6 +118,18 @@ def status_doc(
             "target": by_address.get(dns_points_at or ""),
         }
     runs = failovers(events)
+    standby = None
+    if store_ok and active is not None:
+        other = next(n for n in cfg.sites if n != active.site)
+        fit = eligibility_of(cfg, other, observations, last_epoch, sync, position)
+        standby = {
+            "site": other,
+            "mode": cfg.replication.mode,
+            "eligible": not fit.why_not,
+            "why_not": fit.why_not or None,
+            "since": fit.since,
+            "behind_trx": fit.behind,
+        }
     return {
         "node": node,
         "time": round(now, 3),
@@ -131,14 +147,33 @@ def status_doc(
         "last_step": last_step(events),
         "failovers_total": len(runs),
         "last_failover_at": runs[-1][1] if runs else None,
-        "summary": summary(active, sites, store_ok),
+        "standby": standby,
+        "summary": summary(active, sites, store_ok, standby),
         "automatic": None
         if decision is None
         else {"action": decision.action, "reason": decision.reason},
     }
 
 
-def summary(active: ActiveRecord | None, sites: list[dict[str, Any]], store_ok: bool) -> str:
+def eligible_line(standby: Mapping[str, Any]) -> str:
+    """'dr: eligible for failover' or 'dr: NOT eligible since 23:56:23, 12 transactions
+    behind at last report (why)'."""
+    site = standby["site"]
+    if standby["eligible"]:
+        return f"{site}: eligible for failover"
+    since = standby.get("since")
+    when = "" if since is None else " since " + time.strftime("%H:%M:%S", time.localtime(since))
+    behind = standby.get("behind_trx")
+    lacks = "" if behind is None else f", {behind} transaction(s) behind at last report"
+    return f"{site}: NOT eligible for failover{when}{lacks} ({standby['why_not']})"
+
+
+def summary(
+    active: ActiveRecord | None,
+    sites: list[dict[str, Any]],
+    store_ok: bool,
+    standby_doc: Mapping[str, Any] | None = None,
+) -> str:
     if not store_ok:
         return "coordination store unreachable: no automatic action possible"
     if active is None:
@@ -158,4 +193,5 @@ def summary(active: ActiveRecord | None, sites: list[dict[str, Any]], store_ok: 
             )
     elif standby and db:
         rep = f"{standby[0]['name']} is {db.get('role')}, not replicating"
-    return f"{active.site} active (epoch {active.epoch}, held by {active.holder}); {rep}"
+    head = f"{active.site} active (epoch {active.epoch}, held by {active.holder}); {rep}"
+    return head if standby_doc is None else f"{head}; {eligible_line(standby_doc)}"

@@ -19,8 +19,10 @@ from draas.coordination.records import (
     DatabaseReport,
     Event,
     Observation,
+    Position,
     Seen,
     State,
+    SyncRecord,
 )
 
 __all__ = [
@@ -30,8 +32,10 @@ __all__ = [
     "DatabaseReport",
     "Event",
     "Observation",
+    "Position",
     "Seen",
     "State",
+    "SyncRecord",
     "make_store",
 ]
 
@@ -55,10 +59,17 @@ class CoordinationStore(ABC):
 
     @abstractmethod
     def take_active(
-        self, site: str, holder: str, expected_epoch: int, ttl_s: float
+        self,
+        site: str,
+        holder: str,
+        expected_epoch: int,
+        ttl_s: float,
+        named: SyncRecord | None = None,
     ) -> ActiveRecord:
-        """Become active with epoch ``expected_epoch + 1``, if no one holds the record and the
-        epoch is still ``expected_epoch``; else raise ``StaleEpoch`` and change nothing."""
+        """Become active with epoch ``expected_epoch + 1``, if no one holds the record, the
+        epoch is still ``expected_epoch`` and (``named``) the sync record is still exactly
+        ``named``; else raise ``StaleEpoch`` and change nothing. An automatic failover passes
+        the record that names its site: a holder that removed it first wins the race."""
 
     @abstractmethod
     def hand_over(
@@ -74,6 +85,26 @@ class CoordinationStore(ABC):
     @abstractmethod
     def release_active(self, record: ActiveRecord) -> None:
         """Give the record up (only if it is still this one)."""
+
+    # -- who may be promoted -------------------------------------------------------------------
+    @abstractmethod
+    def sync(self) -> SyncRecord | None:
+        """The sync record (None: never written)."""
+
+    @abstractmethod
+    def set_sync(
+        self, holder: ActiveRecord, expected: SyncRecord | None, new: SyncRecord
+    ) -> SyncRecord:
+        """Replace the sync record ``expected`` (None: absent) with ``new``, only while
+        ``holder`` is still the active record; else raise ``StaleEpoch``, change nothing."""
+
+    @abstractmethod
+    def publish_position(self, position: Position) -> None:
+        """The holder's GTID position (a plain key: it outlives its writer)."""
+
+    @abstractmethod
+    def position(self) -> Position | None:
+        """The last published position (None: never published)."""
 
     # -- observations --------------------------------------------------------------------------
     @abstractmethod

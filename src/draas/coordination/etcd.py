@@ -4,6 +4,8 @@ Keys under the configured prefix:
 
     <prefix>epoch              the last epoch granted (plain key: survives lease expiry)
     <prefix>active             the active record (JSON), attached to its holder's lease
+    <prefix>sync               who may be promoted (JSON, plain key), written by the holder only
+    <prefix>position           the holder's last GTID position (JSON, plain key)
     <prefix>observers/<name>   each observer's latest view, attached to that observer's lease
     <prefix>events/<time>      the event log
 
@@ -23,7 +25,14 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from draas.coordination import ActiveRecord, CoordinationStore, Event, Observation
+from draas.coordination import (
+    ActiveRecord,
+    CoordinationStore,
+    Event,
+    Observation,
+    Position,
+    SyncRecord,
+)
 from draas.errors import CoordinationError, StaleEpoch
 
 with warnings.catch_warnings():
@@ -140,24 +149,43 @@ class EtcdStore(CoordinationStore):
             {"request_put": {"key": _b64(self._key("last")), "value": _b64(record.to_json())}},
         ]
 
-    def take_active(
-        self, site: str, holder: str, expected_epoch: int, ttl_s: float
-    ) -> ActiveRecord:
-        def attempt(c: Any) -> ActiveRecord:
-            lease = self._grant(c, ttl_s)
-            record = ActiveRecord(site, expected_epoch + 1, holder, str(lease))
-            absent = {
-                "key": _b64(self._key("active")),
+    def _is(self, name: str, value: str | None) -> dict[str, Any]:
+        """Compare: key ``name`` holds exactly ``value`` (None: it does not exist)."""
+        if value is None:
+            return {
+                "key": _b64(self._key(name)),
                 "result": "EQUAL",
                 "target": "CREATE",
                 "create_revision": 0,
             }
-            if self._txn(c, [absent, self._epoch_is(expected_epoch)], self._writes(record, lease)):
+        return {
+            "key": _b64(self._key(name)),
+            "result": "EQUAL",
+            "target": "VALUE",
+            "value": _b64(value),
+        }
+
+    def take_active(
+        self,
+        site: str,
+        holder: str,
+        expected_epoch: int,
+        ttl_s: float,
+        named: SyncRecord | None = None,
+    ) -> ActiveRecord:
+        def attempt(c: Any) -> ActiveRecord:
+            lease = self._grant(c, ttl_s)
+            record = ActiveRecord(site, expected_epoch + 1, holder, str(lease))
+            compare = [self._is("active", None), self._epoch_is(expected_epoch)]
+            if named is not None:
+                compare.append(self._is("sync", named.to_json()))
+            if self._txn(c, compare, self._writes(record, lease)):
                 return record
             Lease(lease, c).revoke()
+            sync = "" if named is None else f", or {site} is no longer the named standby"
             raise StaleEpoch(
                 f"cannot take the active record with epoch {expected_epoch}: "
-                f"it is held ({self._read_active(c)}) or the epoch moved"
+                f"it is held ({self._read_active(c)}) or the epoch moved{sync}"
             )
 
         return self._do("take active", attempt)
@@ -198,6 +226,38 @@ class EtcdStore(CoordinationStore):
                 Lease(int(record.lease), c).revoke()
 
         self._do("release active", attempt)
+
+    # -- who may be promoted -------------------------------------------------------------------
+    def sync(self) -> SyncRecord | None:
+        got = self._do("read sync", lambda c: c.get(self._key("sync")))
+        return SyncRecord.from_json(got[0]) if got else None
+
+    def set_sync(
+        self, holder: ActiveRecord, expected: SyncRecord | None, new: SyncRecord
+    ) -> SyncRecord:
+        def attempt(c: Any) -> SyncRecord:
+            compare = [
+                self._is("active", holder.to_json()),
+                self._is("sync", None if expected is None else expected.to_json()),
+            ]
+            put = {"request_put": {"key": _b64(self._key("sync")), "value": _b64(new.to_json())}}
+            if self._txn(c, compare, [put]):
+                return new
+            got = c.get(self._key("sync"))
+            raise StaleEpoch(
+                f"cannot write the sync record: the active record is {self._read_active(c)} "
+                f"(not {holder}) or the sync record is {got[0] if got else None} "
+                f"(not {expected})"
+            )
+
+        return self._do("write sync", attempt)
+
+    def publish_position(self, position: Position) -> None:
+        self._do("publish position", lambda c: c.put(self._key("position"), position.to_json()))
+
+    def position(self) -> Position | None:
+        got = self._do("read position", lambda c: c.get(self._key("position")))
+        return Position.from_json(got[0]) if got else None
 
     # -- observations --------------------------------------------------------------------------
     def publish(self, observation: Observation, ttl_s: float) -> None:

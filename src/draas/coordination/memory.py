@@ -11,7 +11,14 @@ import threading
 from typing import Any
 
 from draas.clock import Clock, SystemClock
-from draas.coordination import ActiveRecord, CoordinationStore, Event, Observation
+from draas.coordination import (
+    ActiveRecord,
+    CoordinationStore,
+    Event,
+    Observation,
+    Position,
+    SyncRecord,
+)
 from draas.errors import CoordinationError, StaleEpoch
 
 
@@ -25,6 +32,8 @@ class MemoryStore(CoordinationStore):
         self._last: ActiveRecord | None = None
         self._active_expires = 0.0
         self._epoch = 0
+        self._sync: SyncRecord | None = None
+        self._position: Position | None = None
         # Stored as the JSON documents etcd would hold: what goes in comes out parsed.
         self._obs: dict[str, tuple[float, dict[str, Any]]] = {}
         self._events: list[dict[str, Any]] = []
@@ -63,10 +72,17 @@ class MemoryStore(CoordinationStore):
         return self._active
 
     def take_active(
-        self, site: str, holder: str, expected_epoch: int, ttl_s: float
+        self,
+        site: str,
+        holder: str,
+        expected_epoch: int,
+        ttl_s: float,
+        named: SyncRecord | None = None,
     ) -> ActiveRecord:
         self._enter("take active")
         with self._lock:
+            if named is not None and self._sync != named:
+                raise StaleEpoch(f"the sync record is {self._sync}, not {named}")
             current = self._live_active()
             if current is not None:
                 raise StaleEpoch(
@@ -101,6 +117,34 @@ class MemoryStore(CoordinationStore):
         with self._lock:
             if self._live_active() == record:
                 self._active = None
+
+    def sync(self) -> SyncRecord | None:
+        self._enter("read sync")
+        with self._lock:
+            return self._sync
+
+    def set_sync(
+        self, holder: ActiveRecord, expected: SyncRecord | None, new: SyncRecord
+    ) -> SyncRecord:
+        self._enter("write sync")
+        with self._lock:
+            live = self._live_active()
+            if live != holder:
+                raise StaleEpoch(f"the active record is {live}, not {holder}")
+            if self._sync != expected:
+                raise StaleEpoch(f"the sync record is {self._sync}, not {expected}")
+            self._sync = new
+            return new
+
+    def publish_position(self, position: Position) -> None:
+        self._enter("publish position")
+        with self._lock:
+            self._position = position
+
+    def position(self) -> Position | None:
+        self._enter("read position")
+        with self._lock:
+            return self._position
 
     def publish(self, observation: Observation, ttl_s: float) -> None:
         self._enter("publish")

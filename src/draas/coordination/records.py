@@ -2,6 +2,8 @@
 
 - ``ActiveRecord``: the site that may take writes and serve traffic, under an epoch (the
   fencing token) and its holder's lease.
+- ``SyncRecord``: the standby that may be promoted automatically (the holder names it only
+  while it acknowledges every commit); ``Position``: the holder's last published GTID position.
 - ``Observation``: what one vantage point sees of each target (up, down, unknown, since when),
   with where a frontend routes and a site's database report; it expires unless republished.
 - ``Event``: one recorded fact (a runbook step, a detection, a lease change), read by the
@@ -51,6 +53,65 @@ class ActiveRecord:
 
 
 @dataclass(frozen=True)
+class SyncRecord:
+    """Who may be promoted: the standby site that the holder of epoch ``epoch`` replicates to
+    synchronously (None: none, so no automatic failover), since ``since`` (holder's clock),
+    and why it changed. Written only by the holder of ``epoch``, each change a compare-and-swap;
+    a record of an older epoch names no one (the new holder has not named a standby yet)."""
+
+    epoch: int
+    standby: str | None
+    since: float
+    reason: str = ""
+
+    def to_json(self) -> str:
+        doc = {
+            "epoch": self.epoch,
+            "standby": self.standby,
+            "since": self.since,
+            "reason": self.reason,
+        }
+        return json.dumps(doc, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> SyncRecord:
+        doc = json.loads(text)
+        standby = doc.get("standby")
+        return cls(
+            int(doc["epoch"]),
+            None if standby is None else str(standby),
+            float(doc.get("since", 0.0)),
+            str(doc.get("reason") or ""),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def names(self, site: str, epoch: int) -> bool:
+        """Whether ``site`` is the named standby of the holder of ``epoch``."""
+        return self.epoch == epoch and self.standby == site
+
+
+@dataclass(frozen=True)
+class Position:
+    """The last GTID position the holder of ``epoch`` at ``site`` published (its clock ``at``):
+    what a failover in asynchronous mode measures a candidate against."""
+
+    site: str
+    epoch: int
+    gtid: str
+    at: float
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Position:
+        doc = json.loads(text)
+        return cls(str(doc["site"]), int(doc["epoch"]), str(doc["gtid"]), float(doc["at"]))
+
+
+@dataclass(frozen=True)
 class Seen:
     """One target as one vantage point sees it: its state and since when (that point's clock)."""
 
@@ -78,6 +139,8 @@ class DatabaseReport:
     last_error: str = ""
     unfit: str | None = None  # why it must not be promoted automatically
     gtid_binlog_pos: str | None = None
+    gtid_slave_pos: str | None = None  # a replica: what it applied
+    source: str | None = None  # a replica: its source's host
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

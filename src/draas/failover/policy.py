@@ -7,7 +7,9 @@ Rules (DESIGN.md's invariants):
   configured, and never fewer than two) have each seen it down for the whole confirmation
   window; observers whose publications expired do not vote;
 - failover goes to the DR site only if the same quorum sees it up, and never automatically
-  to a replica its agent reports unfit (stopped by an error, or stalled on a full disk);
+  to a replica its agent reports unfit (stopped by an error, or stalled on a full disk) or
+  that is not eligible (``failover.sync``: not the named synchronous standby, or too far
+  behind in asynchronous mode); the primary is then not asked to step down either;
 - without a coordination store there is no automatic decision (manual failover only);
 - fence before promote: while the failed site still holds the ``active`` lease the answer is
   ``await-release``: its agent, seeing the same quorum, demotes its database and releases the
@@ -33,6 +35,7 @@ Cause = Literal[
     "not-confirmed",
     "no-healthy-target",
     "unfit-replica",
+    "not-eligible",
     "held",
     "confirmed",
 ]
@@ -52,6 +55,9 @@ class View:
     # What the DR site's agent last published about its database, None when it publishes
     # nothing: an unfit replica is never promoted automatically.
     dr_replica: DatabaseReport | None = None
+    # Why the DR site may not be promoted automatically ('' : it may): not the named
+    # synchronous standby, or too far behind the last published position (async).
+    dr_ineligible: str = ""
 
 
 @dataclass(frozen=True)
@@ -140,6 +146,15 @@ def decide(view: View) -> Decision:
             "accept the loss with a forced failover",
             votes=tally,
             cause="unfit-replica",
+        )
+    if view.dr_ineligible:
+        return Decision(
+            "wait",
+            f"{view.primary} is down ({', '.join(down)}) but {view.dr_ineligible}: no "
+            "automatic failover (it may lack acknowledged writes); wait for the primary, or "
+            "accept the stated loss with a forced failover",
+            votes=tally,
+            cause="not-eligible",
         )
     why = (
         f"{view.primary} down for {view.confirm_window_s:g} s by {', '.join(down)}; "

@@ -86,10 +86,14 @@ def failover_runbook(
     verify: Sequence[Probe],
     ttl_s: float,
     on_taken: OnTaken = None,
+    named_only: bool = False,
 ) -> Runbook:
     """``holder``: whose lease the new record is (the target site's agent, which renews it).
     ``on_taken``: told the record the moment it is taken, so that its holder renews it while
-    the later steps run (they may outlast the lease)."""
+    the later steps run (they may outlast the lease). ``named_only`` (an automatic failover
+    in semi-sync mode): the record is taken only while the sync record names ``target``
+    under ``expected_epoch``, in the same compare-and-swap (a holder that removed it first
+    wins)."""
 
     def take_lease(ctx: RunContext) -> None:
         current = store.active()
@@ -98,7 +102,15 @@ def failover_runbook(
         else:
             # Only a free record is taken: the old holder has released it or its lease
             # expired, so it has fenced itself (fence before promote).
-            rec = store.take_active(target, holder, expected_epoch, ttl_s)
+            named = None
+            if named_only:
+                named = store.sync()
+                if named is None or not named.names(target, expected_epoch):
+                    raise StaleEpoch(
+                        f"{target} is not the named synchronous standby of epoch "
+                        f"{expected_epoch} (sync record: {named}): not promoted automatically"
+                    )
+            rec = store.take_active(target, holder, expected_epoch, ttl_s, named=named)
         ctx.epoch = rec.epoch
         if on_taken is not None:
             on_taken(rec)

@@ -7,9 +7,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from draas.config import Config
-from draas.coordination import ActiveRecord, CoordinationStore, DatabaseReport, Observation
+from draas.coordination import (
+    ActiveRecord,
+    CoordinationStore,
+    DatabaseReport,
+    Observation,
+    Position,
+    SyncRecord,
+)
 from draas.failover.lease import LeaseTimings
 from draas.failover.policy import View
+from draas.failover.sync import Eligibility, eligibility
 
 
 def voters(cfg: Config) -> list[str]:
@@ -32,16 +40,39 @@ def database_of(
     return next((r for r in reports if r is not None), None)
 
 
+def eligibility_of(
+    cfg: Config,
+    site: str,
+    observations: Mapping[str, Observation],
+    last_epoch: int,
+    sync: SyncRecord | None,
+    position: Position | None,
+) -> Eligibility:
+    """Whether ``site`` may be promoted automatically, by the config's replication mode."""
+    return eligibility(
+        mode=cfg.replication.mode,
+        standby=site,
+        last_epoch=last_epoch,
+        record=sync,
+        report=database_of(cfg, site, observations),
+        position=position,
+        max_lag_trx=cfg.replication.max_failover_lag_trx,
+    )
+
+
 def view_of(
     cfg: Config,
     now: float,
     observations: Mapping[str, Observation],
     active: ActiveRecord | None,
     last_epoch: int,
+    sync: SyncRecord | None = None,
+    position: Position | None = None,
 ) -> View:
-    """The policy's view from what was already read (the DR site's database report included:
-    an unfit replica is never promoted automatically)."""
+    """The policy's view from what was already read (the DR site's database report and its
+    eligibility included: an unfit or ineligible replica is never promoted automatically)."""
     dr = cfg.site_with_role("dr")
+    fit = eligibility_of(cfg, dr, observations, last_epoch, sync, position)
     return View(
         now=now,
         voters=voters(cfg),
@@ -52,6 +83,7 @@ def view_of(
         dr=dr,
         confirm_window_s=cfg.timings.confirm_window_s,
         dr_replica=database_of(cfg, dr, observations),
+        dr_ineligible=fit.why_not,
     )
 
 
@@ -60,7 +92,15 @@ def snapshot(
 ) -> View:
     """The policy's view, read from the store (``active``: already read)."""
     current = active if active is not None else store.active()
-    return view_of(cfg, now, store.observations(), current, store.last_epoch())
+    return view_of(
+        cfg,
+        now,
+        store.observations(),
+        current,
+        store.last_epoch(),
+        store.sync(),
+        store.position(),
+    )
 
 
 def without_store(cfg: Config, now: float) -> View:

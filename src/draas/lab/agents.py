@@ -158,15 +158,11 @@ def start_agents(
     config = write_config(lab, preset, scheme, replication, timings, deep_check)
     etcd.move_leader(lab, "witness")
     if replication == "semi-sync":
-        from draas.config import load_config
         from draas.lab.components import mariadb
 
-        wait_ms = load_config(config).semi_sync_timeout_ms()
-        primary = mariadb.replicator(lab, "primary", semi_sync=True, timeout_ms=wait_ms)
+        primary = mariadb.replicator(lab, "primary", semi_sync=True)
         primary.promote()
-        mariadb.replicator(lab, "dr", semi_sync=True, timeout_ms=wait_ms).replicate_from(
-            primary, seed=False
-        )
+        mariadb.replicator(lab, "dr", semi_sync=True).replicate_from(primary, seed=False)
     for spec in agent_specs(lab, config, scheme):
         lab.sup.launch(spec)
     return config

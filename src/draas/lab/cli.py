@@ -151,6 +151,11 @@ def _cmd_disaster(args: argparse.Namespace) -> int:
         params = {"hosts": hosts, "peers": peers}
     elif args.name == "replication-cut":
         params = {}
+    elif args.name == "replication-cut-then-power-off":
+        if not 0 <= args.cut_s <= 3600:
+            raise LabError(f"--cut-s {args.cut_s}: must be from 0 to 3600 s")
+        lab.topo.host(host)
+        params = {"host": host, "cut_s": args.cut_s}
     else:
         params = {"hosts": host.split(","), "loss_pct": args.loss_pct, "jitter_ms": args.jitter_ms}
     disaster = DISASTERS[args.name](lab, **params)
@@ -196,6 +201,7 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
         _progress,
         preset=args.preset,
         replication=args.replication,
+        cut_s=args.cut_s,
     )
     from draas.lab.report import markdown
 
@@ -303,6 +309,12 @@ def add_lab_parser(sub: Any) -> None:
     dis.add_argument("--duration", type=float, help="revert after this many seconds")
     dis.add_argument("--loss-pct", type=float, default=5.0, help="gray-network loss (default 5)")
     dis.add_argument("--jitter-ms", type=float, default=20.0, help="gray-network jitter")
+    dis.add_argument(
+        "--cut-s",
+        type=float,
+        default=10.0,
+        help="replication-cut-then-power-off: how long the link is cut before the power-off",
+    )
     dis.set_defaults(func=_cmd_disaster)
 
     ls.add_parser("restore", help="revert every active disaster").set_defaults(func=_cmd_restore)
@@ -322,6 +334,12 @@ def add_lab_parser(sub: Any) -> None:
     exp.add_argument("--out", default="experiment", metavar="DIR")
     exp.add_argument("--preset", default="fast", choices=("fast", "normal", "safe"))
     exp.add_argument("--replication", default="semi-sync", choices=("async", "semi-sync"))
+    exp.add_argument(
+        "--cut-s",
+        type=float,
+        default=10.0,
+        help="replication-cut-then-power-off: seconds the link is cut before the power-off",
+    )
     exp.set_defaults(func=_cmd_experiment)
     demo = ls.add_parser(
         "demo",

@@ -27,6 +27,7 @@ class Disaster(ABC):
 
     def __init__(self, lab: Lab, **params: Any) -> None:
         self.lab = lab
+        self.struck_at: float | None = None  # when the disaster's decisive part happened
         self.params = params
         self.id = params.get("id") or f"{self.name}-{int(time.time() * 1000) % 10**9}"
         self.params["id"] = self.id
@@ -36,6 +37,7 @@ class Disaster(ABC):
         return f"{self.name} {shown}"
 
     def inject(self) -> dict[str, Any]:
+        self.struck_at = time.time()
         self._inject()
         event = self.lab.run.record_event(
             "disaster", name=self.name, phase="inject", params=self.params
@@ -154,6 +156,33 @@ class ReplicationCut(Disaster):
 
     def _revert(self) -> None:
         self.lab.remove_impairment(self.id)
+
+
+class ReplicationCutThenPowerOff(Disaster):
+    name = "replication-cut-then-power-off"
+    summary = (
+        "cut the replication link (cut_s seconds, default 10) while the primary serves, then "
+        "power the primary off with the link still cut; revert powers it on and heals the link"
+    )
+
+    def _parts(self) -> tuple[ReplicationCut, PowerOff]:
+        host = self.params.get("host", "primary")
+        return (
+            ReplicationCut(self.lab, id=f"{self.id}-cut"),
+            PowerOff(self.lab, host=host, id=f"{self.id}-power"),
+        )
+
+    def _inject(self) -> None:
+        cut, power = self._parts()
+        cut._inject()
+        time.sleep(float(self.params.get("cut_s", 10.0)))
+        self.struck_at = time.time()  # the power-off is the disaster the RTO is measured from
+        power._inject()
+
+    def _revert(self) -> None:
+        cut, power = self._parts()
+        power._revert()
+        cut._revert()
 
 
 class GrayNetwork(Disaster):
@@ -333,6 +362,7 @@ DISASTERS: dict[str, type[Disaster]] = {
         PowerOff,
         Partition,
         ReplicationCut,
+        ReplicationCutThenPowerOff,
         GrayNetwork,
         ApiErrors,
         DbReadOnly,

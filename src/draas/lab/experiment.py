@@ -26,6 +26,7 @@ from draas.lab.disasters import (
     Disaster,
     NetworkFailure,
     PowerOff,
+    ReplicationCutThenPowerOff,
     ServiceCrash,
     ServiceHang,
     restore_all,
@@ -34,9 +35,21 @@ from draas.lab.eventlog import detected, first, read_events, routed
 from draas.lab.lab import Lab, LabSettings
 from draas.lab.meters import WEB, Meters
 from draas.lab.services import frontends_for, resolve
+from draas.measure.writes import longest_stall
 
-DISASTERS = ("power-off", "network-failure", "service-crash", "service-hang", "frontend-crash")
-SITE_DISASTERS = {"power-off", "network-failure", "service-crash", "service-hang"}
+CUT = "replication-cut-then-power-off"
+DISASTERS = (
+    "power-off",
+    "network-failure",
+    "service-crash",
+    "service-hang",
+    "frontend-crash",
+    CUT,
+)
+SITE_DISASTERS = {"power-off", "network-failure", "service-crash", "service-hang", CUT}
+# A standby cut off before the disaster may lack acknowledged writes: never failed over to
+# automatically (it is not the named synchronous standby, or too far behind in async mode).
+NO_FAILOVER = {CUT}
 SCHEMES = (
     "dns",
     "frontend",
@@ -92,7 +105,9 @@ FAILBACK_TIMEOUT_S = 90.0
 Progress = Callable[[str], None]
 
 
-def make_disaster(lab: Lab, name: str) -> Disaster:
+def make_disaster(lab: Lab, name: str, cut_s: float = 10.0) -> Disaster:
+    if name == CUT:
+        return ReplicationCutThenPowerOff(lab, host="primary", cut_s=cut_s)
     if name == "power-off":
         return PowerOff(lab, host="primary")
     if name == "network-failure":
@@ -155,7 +170,14 @@ def clean_state(lab: Lab, baseline: bool = False) -> None:
 
 # -- one run -----------------------------------------------------------------------------------
 def one_run(
-    lab: Lab, scheme: str, disaster: str, repeat: int, seq: int, out: Path, progress: Progress
+    lab: Lab,
+    scheme: str,
+    disaster: str,
+    repeat: int,
+    seq: int,
+    out: Path,
+    progress: Progress,
+    cut_s: float = 10.0,
 ) -> dict[str, Any]:
     run_id = f"{scheme}-{disaster}-{repeat}"
     rundir = out / "runs" / run_id
@@ -173,9 +195,10 @@ def one_run(
         + seed.get("confirm_window_s", 0)
         + seed.get("probe_interval_s", 0) * seed.get("fall", 0)
     )
-    d = make_disaster(lab, disaster)
-    t0 = time.time()
+    d = make_disaster(lab, disaster, cut_s)
+    t_begin = time.time()
     d.inject()
+    t0 = d.struck_at or t_begin  # the power-off of a cut-then-power-off
     progress(f"  {run_id}: {d.describe()} injected")
     recovered = None
     try:
@@ -227,7 +250,7 @@ def one_run(
         mariadb.wait_in_sync(lab, "dr", "primary")
     wr = meters.writes_report(site)
     failovers = len(failover_runs(evs))
-    expected = 1 if disaster in SITE_DISASTERS else 0
+    expected = 1 if disaster in SITE_DISASTERS - NO_FAILOVER else 0
     alarm = detected(evs, "primary" if disaster in SITE_DISASTERS else "fe-a", since=t0)
     decided = (
         first(evs, run="failover-", step="take-lease", outcome="started") if failovers else None
@@ -272,6 +295,8 @@ def one_run(
         if summary.rto_s is None or switched is None
         else round(summary.rto_s - (switched - t0), 3),
         "failovers": failovers,
+        "failed_over": failovers > 0,
+        "cut_write_stall_s": longest_stall(with_writer, t_begin, t0) if disaster == CUT else None,
         "false_failovers": max(0, failovers - expected),
         "lost_acked_writes": wr.lost,
         "lost_writes_span_s": round(wr.lost_span_s, 3),
@@ -301,7 +326,10 @@ def run_matrix(
     progress: Progress,
     preset: str = "fast",
     replication: str = "semi-sync",
+    cut_s: float = 10.0,
 ) -> dict[str, Any]:
+    if not 0 <= cut_s <= 600:
+        raise LabError(f"--cut-s {cut_s}: must be from 0 to 600 s")
     for s in schemes:
         if s not in SCHEMES:
             raise LabError(f"--schemes: unknown scheme {s!r}; allowed: {', '.join(SCHEMES)}")
@@ -330,6 +358,7 @@ def run_matrix(
                 "consecutive": 3,
                 "warmup_s": WARMUP_S,
                 "hold_s": HOLD_S,
+                "cut_s": cut_s,
             },
             "versions": versions(),
             "runs": runs,
@@ -348,7 +377,7 @@ def run_matrix(
                     seq += 1
                     progress(f"[{seq}/{total}] {scheme} / {disaster} / run {r}")
                     try:
-                        res = one_run(lab, scheme, disaster, r, seq, out, progress)
+                        res = one_run(lab, scheme, disaster, r, seq, out, progress, cut_s)
                     except Exception as e:  # one broken run must not end the matrix
                         res = failed_run(scheme, disaster, r, f"{type(e).__name__}: {e}")
                         progress(f"  run failed: {res['error']}; rebuilding the lab")
@@ -403,6 +432,8 @@ RESULT_FIELDS = (
     "switch_s",
     "client_catch_up_s",
     "failovers",
+    "failed_over",
+    "cut_write_stall_s",
     "false_failovers",
     "lost_acked_writes",
     "lost_writes_span_s",
@@ -481,6 +512,15 @@ def table(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 if any(r.get("split_brain_instants") is None for r in mine)
                 else sum(r["split_brain_instants"] for r in mine),
                 "failback_median_s": _stats(fb)["median"],
+                "failed_over": sum(1 for r in mine if r.get("failed_over")),
+                "cut_write_stall_max_s": max(
+                    (
+                        r["cut_write_stall_s"]
+                        for r in mine
+                        if r.get("cut_write_stall_s") is not None
+                    ),
+                    default=None,
+                ),
                 "detection_median_s": _stats(
                     [r["detection_s"] for r in mine if r["detection_s"] is not None]
                 )["median"],

@@ -3,6 +3,7 @@ against what the active site's database holds at the end."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -80,3 +81,18 @@ def write_figures(log: Iterable[Mapping[str, Any]], since: float) -> dict[str, f
         _, end, closed = windows[0]
         rto = round(end - since, 3) if closed else None
     return {"write_rto_s": rto, "write_downtime_s": round(sum(b - a for a, b, _ in windows), 3)}
+
+
+def longest_stall(log: Iterable[Mapping[str, Any]], start: float, end: float) -> float | None:
+    """The longest time writes made no progress between ``start`` and ``end``: the longest
+    gap between consecutive acknowledgements (the writer writes one at a time, so a commit
+    waiting for a standby's acknowledgement shows as such a gap); None without any write."""
+    acks = sorted(
+        float(r["t_end"])
+        for r in log
+        if r["outcome"] == "acked" and start <= float(r["t_end"]) and float(r["t_start"]) < end
+    )
+    if not acks:
+        return None
+    points = [start, *acks]
+    return round(max(b - a for a, b in itertools.pairwise(points)), 3)

@@ -85,6 +85,18 @@ class ReplicationStatus:
 
 
 @dataclass(frozen=True)
+class SemiSyncState:
+    """The active site's side of semi-synchronous replication, as the holder's agent reads it:
+    whether commits wait for a standby's acknowledgement (``enabled``), how many standbys are
+    connected to acknowledge, and how long the oldest commit has been waiting (0: none)."""
+
+    enabled: bool
+    clients: int
+    waiting_s: float
+    gtid_binlog_pos: str = ""
+
+
+@dataclass(frozen=True)
 class RejoinReport:
     site: str
     source: str
@@ -150,6 +162,15 @@ class Replicator(ABC):
     @abstractmethod
     def rejoin(self, source: Replicator, recovery_dir: Path) -> RejoinReport:
         """Old primary back: save what only it holds, then become a replica of ``source``."""
+
+    @abstractmethod
+    def semi_sync_state(self) -> SemiSyncState:
+        """This server's semi-sync master side (what the holder's agent decides from)."""
+
+    @abstractmethod
+    def set_semi_sync(self, on: bool) -> None:
+        """Commits wait for a standby's acknowledgement (``on``, with no timeout of its own),
+        or complete without one (``off``: every waiting commit completes at once)."""
 
     @abstractmethod
     def checksums(self) -> dict[str, int | None]:

@@ -23,6 +23,7 @@ from draas.replication import (
     RejoinReport,
     ReplicationStatus,
     Replicator,
+    SemiSyncState,
     gtid,
     log_event,
 )
@@ -35,6 +36,10 @@ RETRYABLE = {1040, 1205, 1213, 2002, 2003, 2006, 2013}
 WAITING_FOR_ACK = "Waiting for semi-sync ACK from slave"
 # ... and while ``SET GLOBAL read_only`` holds it back (before it wrote anything).
 BLOCKED_BY_READ_ONLY = "Waiting for backup lock"
+# Semi-sync's own timeout, in ms: effectively never (about 31,700 years). Its fallback to
+# asynchronous replication would acknowledge commits the standby never received while the
+# store still names that standby; the holder's agent degrades on purpose instead, in order.
+NO_TIMEOUT_MS = 10**15
 
 
 def errant_between(mine: dict[str, Any], theirs: dict[str, Any]) -> list[gtid.ErrantRange]:
@@ -52,7 +57,7 @@ class MariaDBReplicator(Replicator):
         databases: Sequence[str] = ("keystone",),
         *,
         semi_sync: bool = False,
-        semi_sync_timeout_ms: int = 1000,
+        semi_sync_timeout_ms: int = NO_TIMEOUT_MS,
         link_timeout_s: int = 5,
         events: EventSink = log_event,
     ) -> None:
@@ -210,8 +215,11 @@ class MariaDBReplicator(Replicator):
             self._drain(rows[0], drain_timeout_s)
         statements: list[str | tuple[str, Any]] = []
         if self.semi_sync:
+            # Writes open waiting for a standby's acknowledgement: safe whatever the sync
+            # record says; the holder's agent turns it off (or names the standby) at once.
             statements += [
                 ("SET GLOBAL rpl_semi_sync_master_timeout = %s", (self.semi_sync_timeout_ms,)),
+                "SET GLOBAL rpl_semi_sync_master_wait_no_slave = ON",
                 "SET GLOBAL rpl_semi_sync_master_wait_point = AFTER_SYNC",
                 "SET GLOBAL rpl_semi_sync_master_enabled = ON",
                 "SET GLOBAL rpl_semi_sync_slave_enabled = OFF",
@@ -431,6 +439,37 @@ class MariaDBReplicator(Replicator):
         return RejoinReport(
             self.endpoint.site, source.endpoint.site, count, recovery, bool(bad), took
         )
+
+    # -- semi-sync, as the holder's agent drives it -------------------------------------------
+    def semi_sync_state(self) -> SemiSyncState:
+        with self.connect(read_timeout=5) as conn, conn.cursor() as cur:
+            cur.execute(
+                "SELECT @@rpl_semi_sync_master_enabled AS en, @@gtid_binlog_pos AS bp, "
+                "(SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE "
+                "VARIABLE_NAME = 'RPL_SEMI_SYNC_MASTER_CLIENTS') AS clients, "
+                "(SELECT MAX(TIME_MS) FROM information_schema.PROCESSLIST WHERE STATE = %s) "
+                "AS waiting_ms",
+                (WAITING_FOR_ACK,),
+            )
+            row = cur.fetchone() or {}
+        return SemiSyncState(
+            enabled=bool(row.get("en")),
+            clients=int(row.get("clients") or 0),
+            waiting_s=float(row.get("waiting_ms") or 0) / 1000,
+            gtid_binlog_pos=str(row.get("bp") or ""),
+        )
+
+    def set_semi_sync(self, on: bool) -> None:
+        if on:
+            self.execute(
+                ("SET GLOBAL rpl_semi_sync_master_timeout = %s", (self.semi_sync_timeout_ms,)),
+                "SET GLOBAL rpl_semi_sync_master_wait_no_slave = ON",
+                "SET GLOBAL rpl_semi_sync_master_wait_point = AFTER_SYNC",
+                "SET GLOBAL rpl_semi_sync_master_enabled = ON",
+            )
+        else:
+            self.execute("SET GLOBAL rpl_semi_sync_master_enabled = OFF")
+        self.events("semi-sync", "on" if on else "off", site=self.endpoint.site)
 
     # -- checks ----------------------------------------------------------------------------
     def checksums(self) -> dict[str, int | None]:

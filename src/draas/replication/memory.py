@@ -16,7 +16,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from draas.errors import ErrantTransactions, ReplicationError
-from draas.replication import DbEndpoint, RejoinReport, ReplicationStatus, Replicator
+from draas.replication import (
+    DbEndpoint,
+    RejoinReport,
+    ReplicationStatus,
+    Replicator,
+    SemiSyncState,
+)
 
 
 class MemoryReplicator(Replicator):
@@ -30,6 +36,9 @@ class MemoryReplicator(Replicator):
         self.reachable_now = True
         self.calls: list[str] = []
         self.hooks: dict[str, Callable[[], None]] = {}
+        self.semi_on = False  # commits wait for a replica's acknowledgement
+        self.waiting_s = 0.0  # how long the oldest commit has waited (a test sets it)
+        self.replicas: list[MemoryReplicator] = []
         self._lock = threading.RLock()
 
     # -- what a test does --------------------------------------------------------------------
@@ -40,6 +49,10 @@ class MemoryReplicator(Replicator):
             if self.read_only or self.source is not None:
                 raise ReplicationError(f"site {self.endpoint.site} is read-only: {txn} refused")
             self.log.append(txn)
+
+    def position(self) -> str:
+        """The log as a GTID position (domain 0, server 1: one sequence for every site)."""
+        return f"0-1-{len(self.log)}" if self.log else ""
 
     def _enter(self, call: str) -> None:
         self.calls.append(call)
@@ -67,8 +80,8 @@ class MemoryReplicator(Replicator):
                 site=self.endpoint.site,
                 role="read-only" if self.read_only else "primary",
                 read_only=self.read_only,
-                gtid_binlog_pos=str(len(self.log)),
-                gtid_slave_pos=str(len(self.log)) if self.source else "",
+                gtid_binlog_pos=self.position(),
+                gtid_slave_pos=self.position() if self.source else "",
             )
             if self.source is None:
                 return base
@@ -126,6 +139,8 @@ class MemoryReplicator(Replicator):
                     f"{src.endpoint.site} never received; rejoin saves them first"
                 )
             self.source, self.running, self.read_only = src, True, True
+            if self not in src.replicas:
+                src.replicas.append(self)
             self._pull()
 
     def wait_caught_up(self, source: Replicator, timeout_s: float = 30.0) -> float:
@@ -156,6 +171,17 @@ class MemoryReplicator(Replicator):
             return RejoinReport(
                 self.endpoint.site, src.endpoint.site, len(errant), recovery, bool(errant), 0.0
             )
+
+    def semi_sync_state(self) -> SemiSyncState:
+        with self._lock:
+            self._enter("semi_sync_state")
+            acking = [r for r in self.replicas if r.source is self and r.running and r.link_up]
+            return SemiSyncState(self.semi_on, len(acking), self.waiting_s, self.position())
+
+    def set_semi_sync(self, on: bool) -> None:
+        with self._lock:
+            self._enter("set_semi_sync")
+            self.semi_on = on
 
     def checksums(self) -> dict[str, int | None]:
         with self._lock:

@@ -22,7 +22,7 @@ from draas.lab.readiness import TcpReady
 from draas.lab.secrets import secret
 from draas.lab.supervisor import ProcessSpec
 from draas.replication import DbEndpoint
-from draas.replication.mariadb import MariaDBReplicator
+from draas.replication.mariadb import NO_TIMEOUT_MS, MariaDBReplicator
 
 SITES = ("primary", "dr")
 SERVER_IDS = {"primary": 1, "dr": 2}
@@ -224,7 +224,7 @@ def wait_in_sync(lab: LabEngine, replica: str, source: str, timeout_s: float = 3
 
 
 def replicator(
-    lab: LabEngine, host: str, *, semi_sync: bool = False, timeout_ms: int = 1000
+    lab: LabEngine, host: str, *, semi_sync: bool = False, timeout_ms: int = NO_TIMEOUT_MS
 ) -> MariaDBReplicator:
     """The product's replicator for a lab site, reaching its server through the Unix socket
     (the lab's tools run in the root namespace) and naming the lab address to its peers."""

@@ -1,0 +1,189 @@
+"""The active site's agent keeps the sync record true (``failover.sync`` decides, this carries
+it out, on a thread of its own so that a stalled database or store never holds up the lease),
+and publishes its GTID position for asynchronous mode's bound. Every change of the record is
+an event (runbook ``sync``, run ``sync-STANDBY``: ``named`` or ``removed``)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from draas.clock import Clock
+from draas.coordination import (
+    ActiveRecord,
+    CoordinationStore,
+    Event,
+    Observation,
+    Position,
+    SyncRecord,
+)
+from draas.errors import CoordinationError, DraasError, StaleEpoch
+from draas.failover.sync import SyncAction, SyncView, decide_sync
+from draas.replication import Replicator, SemiSyncState
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[Event], object]
+OBSERVATIONS_S = 1.0  # how long the standby's published report is reused
+POSITION_S = 0.5  # how often the position is published (when it moved)
+
+
+class Syncer:
+    def __init__(
+        self,
+        *,
+        node: str,
+        site: str,
+        standby: str,
+        own: Replicator,
+        partner: Replicator | None,
+        standby_agents: list[str],
+        store: CoordinationStore,
+        clock: Clock,
+        emit: Emit,
+        held: Callable[[], ActiveRecord | None],
+        degrade_after_s: float,
+        semi_sync: bool,
+    ) -> None:
+        self.node, self.site, self.standby = node, site, standby
+        self.own, self.partner = own, partner
+        self.standby_agents = standby_agents
+        self.store = store
+        self.clock = clock
+        self.emit = emit
+        self.held = held
+        self.degrade_after_s = degrade_after_s
+        self.semi_sync = semi_sync
+        self._observations: tuple[float, dict[str, Observation]] = (-1e9, {})
+        self._published: tuple[float, str] = (-1e9, "")
+
+    # -- gathering -----------------------------------------------------------------------------
+    def _standby_report(self) -> tuple[Observation | None, bool]:
+        at, seen = self._observations
+        if time.monotonic() - at > OBSERVATIONS_S:
+            seen = self.store.observations()
+            self._observations = (time.monotonic(), seen)
+        for agent in self.standby_agents:
+            obs = seen.get(agent)
+            if obs is not None and obs.database is not None:
+                return obs, True
+        return None, False
+
+    def view(self, record: ActiveRecord) -> SyncView:
+        sync = self.store.sync()
+        try:
+            semi: SemiSyncState | None = self.own.semi_sync_state()
+        except DraasError:
+            semi = None
+        obs, _ = self._standby_report()
+        db = None if obs is None else obs.database
+        source_ok = db is not None and db.source == self.own.endpoint.host
+        return SyncView(
+            epoch=record.epoch,
+            record=sync,
+            standby=self.standby,
+            semi=semi,
+            standby_db=db,
+            standby_source_ok=source_ok,
+            degrade_after_s=self.degrade_after_s,
+        )
+
+    # -- the round -----------------------------------------------------------------------------
+    def tick(self) -> str:
+        """Up to three actions (clear, then disable or name) so a new holder stops stalling
+        its writes within one round; returns what changed ('' for nothing)."""
+        record = self.held()
+        if record is None or record.site != self.site:
+            return ""
+        said: list[str] = []
+        try:
+            self._publish_position(record)
+            if not self.semi_sync:
+                return ""
+            for _ in range(3):
+                view = self.view(record)
+                action = decide_sync(view)
+                if action.kind == "none":
+                    break
+                said.append(self.apply(action, view, record))
+        except CoordinationError as exc:
+            said.append(f"sync record not checked: {exc}")
+        return "; ".join(s for s in said if s)
+
+    def _publish_position(self, record: ActiveRecord) -> None:
+        at, last = self._published
+        if time.monotonic() - at < POSITION_S:
+            return
+        try:
+            pos = self.own.status().gtid_binlog_pos
+        except DraasError:
+            return
+        if pos != last or time.monotonic() - at > 10 * POSITION_S:
+            self.store.publish_position(Position(self.site, record.epoch, pos, self.clock.now()))
+            self._published = (time.monotonic(), pos)
+
+    def apply(self, action: SyncAction, view: SyncView, record: ActiveRecord) -> str:
+        now = self.clock.now()
+        if action.kind == "clear":
+            self.store.set_sync(
+                record, view.record, SyncRecord(record.epoch, None, now, action.reason)
+            )
+            return ""
+        if action.kind == "disable":
+            self.own.set_semi_sync(False)
+            return f"semi-sync off: {action.reason}"
+        if action.kind == "degrade":
+            return self._degrade(action, view, record, now)
+        return self._name(action, view, record)
+
+    def _degrade(self, action: SyncAction, view: SyncView, record: ActiveRecord, now: float) -> str:
+        try:
+            self.store.set_sync(
+                record, view.record, SyncRecord(record.epoch, None, now, action.reason)
+            )
+        except (CoordinationError, StaleEpoch) as exc:
+            # Not removed from the record: commits keep waiting (the lease rules fence us if
+            # the store stays out of reach); never acknowledge without the named standby.
+            return f"{self.standby} NOT removed from the sync record ({exc}); writes wait"
+        self.own.set_semi_sync(False)  # only now may commits complete without the standby
+        self._event("removed", action.reason, record.epoch, now)
+        return f"{self.standby} is no longer eligible for failover: {action.reason}"
+
+    def _name(self, action: SyncAction, view: SyncView, record: ActiveRecord) -> str:
+        if self.partner is None:
+            return ""
+        self.own.set_semi_sync(True)  # from now on every commit waits for the standby
+        try:
+            self.partner.wait_caught_up(self.own, timeout_s=max(0.5, self.degrade_after_s))
+        except DraasError as exc:
+            self.own.set_semi_sync(False)
+            return f"{self.standby} not named: it did not catch up ({exc})"
+        now = self.clock.now()
+        self.store.set_sync(
+            record, view.record, SyncRecord(record.epoch, self.standby, now, action.reason)
+        )
+        self._event("named", action.reason, record.epoch, now)
+        return f"{self.standby} is eligible for failover: {action.reason}"
+
+    def _write(
+        self, record: ActiveRecord, view: SyncView, standby: str | None, why: str, now: float
+    ) -> None:
+        """Compare-and-swap the sync record under our epoch (StaleEpoch: it changed)."""
+        self.store.set_sync(record, view.record, SyncRecord(record.epoch, standby, now, why))
+
+    def _event(self, outcome: str, detail: str, epoch: int, now: float) -> None:
+        self.emit(
+            Event(
+                ts=now,
+                node=self.node,
+                runbook="sync",
+                run=f"sync-{self.standby}",
+                step="eligibility",
+                outcome=outcome,
+                epoch=epoch,
+                target=self.standby,
+                detail=detail,
+            )
+        )
+        log.log(logging.INFO if outcome == "named" else logging.WARNING, "%s: %s", outcome, detail)
