@@ -11,8 +11,10 @@ as it can, promotes, moves DNS, and says what it could not do.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from draas.clock import Clock, SystemClock
 from draas.config import Config
@@ -23,7 +25,7 @@ from draas.failover.policy import decide
 from draas.failover.runbook import RunbookRunner, RunContext
 from draas.failover.runbooks import OnTaken
 from draas.failover.runs import Kind, RunId
-from draas.failover.views import snapshot
+from draas.failover.views import eligibility_of, snapshot, standby_doc
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,10 @@ class Plan:
     run_id: str
     target: str
     execute: Callable[[], str]  # runs (or resumes) the runbook; says what it did
+    # A forced failover to a standby that is not eligible: the loss it accepts, in words and
+    # in transactions (at least that many: behind the old primary's last published position).
+    loss: str = ""
+    loss_trx: int | None = None
 
 
 def describe(cfg: Config, kind: Kind, to: str | None = None, force: bool = False) -> str:
@@ -164,13 +170,45 @@ def plan_failover(
     run = RunId("failover", dr, view.last_epoch)
     forced = decision.action != "failover"
     go = _runner(deployment, run, by, should_stop, clock, on_taken=on_taken, forced=forced)
+    fit = eligibility_of(
+        cfg,
+        dr,
+        view.observations,
+        view.last_epoch,
+        deployment.store.sync(),
+        deployment.store.position(),
+    )
+    loss = known_loss(dr, fit.why_not, fit.behind, fit.since) if forced and fit.why_not else ""
 
     def execute() -> str:
         ctx = RunContext()
         go(ctx)
-        return f"failover to {dr} done: {run}, now epoch {ctx.epoch}: {reason}"
+        said = f"failover to {dr} done: {run}, now epoch {ctx.epoch}: {reason}"
+        return f"{said}; {loss}" if loss else said
 
-    return Plan("failover", str(run), dr, execute)
+    return Plan("failover", str(run), dr, execute, loss, fit.behind if loss else None)
+
+
+def standby_of(cfg: Config, store: CoordinationStore) -> dict[str, Any]:
+    """The DR site's eligibility as the status document shows it, read from the store."""
+    obs, last = store.observations(), store.last_epoch()
+    dr = cfg.site_with_role("dr")
+    return standby_doc(cfg, dr, obs, last, store.sync(), store.position())
+
+
+def known_loss(site: str, why_not: str, behind: int | None, since: float | None) -> str:
+    """What a forced failover to an ineligible ``site`` gives up, in words."""
+    when = "" if since is None else " since " + time.strftime("%H:%M:%S", time.localtime(since))
+    count = (
+        "an unknown number of acknowledged writes"
+        if behind is None
+        else f"at least {behind} acknowledged transaction(s) (what {site} lacked of the old "
+        "primary's last published position)"
+    )
+    return (
+        f"KNOWN LOSS: {why_not}{when}; promoting it gives up {count}; the old primary saves "
+        "them to a recovery file when it rejoins"
+    )
 
 
 def _failover_without_store(cfg: Config, primary: str, dr: str) -> str:

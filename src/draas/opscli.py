@@ -205,15 +205,18 @@ def cmd_move(args: argparse.Namespace) -> int:
     kind = next(k for k in KINDS if k == args.command)
     if kind == "switchover" and args.to not in cfg.sites:
         raise DraasError(f"--to {args.to!r}: not a site; sites: {sorted(cfg.sites)}")
-    if not confirm(
-        args,
-        describe(
-            cfg,
-            kind,
-            args.to if kind == "switchover" else None,
-            force=kind == "failover" and args.force,
-        ),
-    ):
+    what = describe(
+        cfg,
+        kind,
+        args.to if kind == "switchover" else None,
+        force=kind == "failover" and args.force,
+    )
+    if kind == "failover" and args.force:
+        loss = forced_loss(args, cfg)
+        if loss:
+            print(loss, file=sys.stderr)  # stated before the question, and recorded by the run
+            what += " and accept that loss"
+    if not confirm(args, what):
         return 1
     if args.direct:
         return move_direct(args, cfg, kind)
@@ -234,6 +237,26 @@ def cmd_move(args: argparse.Namespace) -> int:
     if args.no_wait or started["run"].endswith("-without-store"):
         return 0
     return follow_run(api, started["run"], kind)
+
+
+def forced_loss(args: argparse.Namespace, cfg: Config) -> str:
+    """What a forced failover would give up ('' when the DR site is eligible), read from the
+    store (--direct) or from an agent's status."""
+    from draas import commands
+
+    if args.direct:
+        store = commands.store_or_none(cfg)
+        if store is None:
+            return "the coordination store is unreachable: the loss cannot be stated"
+        doc = commands.standby_of(cfg, store)
+    else:
+        try:
+            doc = client(args).get("/v1/status").get("standby")
+        except DraasError as exc:
+            return f"the loss cannot be stated (no agent answered: {exc})"
+    if not doc or doc["eligible"]:
+        return ""
+    return commands.known_loss(doc["site"], doc["why_not"], doc["behind_trx"], doc["since"])
 
 
 def cmd_drill(args: argparse.Namespace) -> int:

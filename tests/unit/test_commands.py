@@ -4,6 +4,7 @@ still renews its lease (even forced), a switchover to the site already active.""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -11,9 +12,12 @@ import pytest
 from draas.clock import FakeClock
 from draas.commands import plan_failover, plan_switchover
 from draas.config import Config, load_config
+from draas.coordination import DatabaseReport, Position, SyncRecord
 from draas.coordination.memory import MemoryStore
 from draas.deployment import Deployment
 from draas.errors import DraasError
+from draas.replication.memory import MemoryReplicator
+from draas.testkit import observation
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "draas.toml"
 
@@ -71,3 +75,28 @@ def test_moving_traffic_without_a_terminal_needs_yes() -> None:
         check=False,
     )
     assert got.returncode == 1 and "confirm with --yes" in got.stderr
+
+
+def test_a_forced_failover_to_a_standby_that_is_not_named_states_the_known_loss(
+    cfg: Config,
+) -> None:
+    clock = FakeClock()
+    store = MemoryStore(clock)
+    holder = store.take_active("primary", "site-a", 0, 5)
+    store.set_sync(holder, None, SyncRecord(1, "dr", clock.now()))
+    cut = clock.advance(1.0)
+    store.set_sync(holder, store.sync(), SyncRecord(1, None, cut, "a commit waited 1.0 s"))
+    store.publish_position(Position("primary", 1, "0-1-40", clock.advance(5.0)))
+    report = DatabaseReport("replica", True, gtid_slave_pos="0-1-25", source="primary")
+    dr_agent = next(n.name for n in cfg.nodes if n.site == "dr")
+    store.publish(dataclasses.replace(observation(dr_agent, clock.now()), database=report), 60)
+    clock.advance(6.0)  # the primary's lease ran out
+    with pytest.raises(DraasError, match="quorum does not confirm"):
+        plan_failover(Deployment(cfg, store), cfg, force=False, clock=clock)
+    deployment = Deployment(cfg, store)
+    deployment._reps = {s: MemoryReplicator(s) for s in ("primary", "dr")}  # no real servers
+    plan = plan_failover(deployment, cfg, force=True, clock=clock)
+    assert plan.loss_trx == 15
+    assert plan.loss.startswith("KNOWN LOSS: dr is not the named synchronous standby")
+    assert "at least 15 acknowledged transaction(s)" in plan.loss
+    assert store.active() is None  # planned only: nothing changed yet

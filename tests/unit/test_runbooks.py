@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from draas.clock import FakeClock
-from draas.coordination import ActiveRecord
+from draas.coordination import ActiveRecord, SyncRecord
 from draas.coordination.memory import MemoryStore
 from draas.errors import ReplicationError, StaleEpoch
 from draas.failover.runbook import RunbookRunner, RunContext
@@ -32,7 +32,7 @@ class Kit:
         self.probe = ScriptedProbe()
         self.taken: list[ActiveRecord] = []
 
-    def failover(self, expected_epoch: int = 1) -> RunContext:
+    def failover(self, expected_epoch: int = 1, named_only: bool = False) -> RunContext:
         book = failover_runbook(
             self.store,
             target="dr",
@@ -44,6 +44,7 @@ class Kit:
             verify=[self.probe],
             ttl_s=5.0,
             on_taken=self.taken.append,
+            named_only=named_only,
         )
         ctx = RunContext()
         RunbookRunner(self.store, "site-b", self.clock).run(book, "failover-dr-from-e1", ctx)
@@ -103,6 +104,20 @@ def test_a_failover_waits_for_a_held_record_and_changes_nothing(kit: Kit) -> Non
         kit.failover()
     assert kit.dr.read_only and kit.dns.moves == []
     assert kit.store.active() == ActiveRecord("primary", 1, "site-a", "1")
+
+
+def test_an_automatic_failover_takes_over_only_as_the_named_synchronous_standby(kit: Kit) -> None:
+    holder = kit.store.active()
+    assert holder is not None
+    kit.store.set_sync(holder, None, SyncRecord(1, "dr", 0.0))
+    removed = SyncRecord(1, None, 1.0, "a commit waited 1.0 s")
+    kit.store.set_sync(holder, kit.store.sync(), removed)  # the link was cut: degraded
+    kit.clock.advance(6.0)  # then the primary died: its lease expired
+    with pytest.raises(StaleEpoch, match="not the named synchronous standby"):
+        kit.failover(named_only=True)
+    assert kit.store.active() is None and kit.dr.read_only and kit.store.last_epoch() == 1
+    ctx = kit.failover(named_only=False)  # forced by an operator: it goes ahead
+    assert ctx.epoch == 2 and not kit.dr.read_only
 
 
 def test_a_failover_fences_a_reachable_old_primary(kit: Kit) -> None:

@@ -214,7 +214,12 @@ class Control:
                     step=kind,
                     outcome="accepted",
                     target=plan.target,
-                    extra={"by": by, "force": force},
+                    extra={"by": by, "force": force}
+                    | (
+                        {"known_loss": plan.loss, "known_loss_trx": plan.loss_trx}
+                        if plan.loss
+                        else {}
+                    ),
                 )
             )
         except BaseException:

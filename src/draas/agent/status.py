@@ -13,7 +13,7 @@ from typing import Any
 from draas.config import Config
 from draas.coordination import ActiveRecord, Event, Observation, Position, SyncRecord
 from draas.failover.policy import Decision
-from draas.failover.views import database_of, eligibility_of
+from draas.failover.views import database_of, standby_doc
 
 RUNBOOKS = ("failover", "failback", "switchover", "frontend-dns", "drill", "command")
 
@@ -121,15 +121,7 @@ def status_doc(
     standby = None
     if store_ok and active is not None:
         other = next(n for n in cfg.sites if n != active.site)
-        fit = eligibility_of(cfg, other, observations, last_epoch, sync, position)
-        standby = {
-            "site": other,
-            "mode": cfg.replication.mode,
-            "eligible": not fit.why_not,
-            "why_not": fit.why_not or None,
-            "since": fit.since,
-            "behind_trx": fit.behind,
-        }
+        standby = standby_doc(cfg, other, observations, last_epoch, sync, position)
     return {
         "node": node,
         "time": round(now, 3),

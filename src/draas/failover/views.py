@@ -5,6 +5,7 @@ operator's commands and the status read the same facts the same way."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from draas.config import Config
 from draas.coordination import (
@@ -58,6 +59,26 @@ def eligibility_of(
         position=position,
         max_lag_trx=cfg.replication.max_failover_lag_trx,
     )
+
+
+def standby_doc(
+    cfg: Config,
+    site: str,
+    observations: Mapping[str, Observation],
+    last_epoch: int,
+    sync: SyncRecord | None,
+    position: Position | None,
+) -> dict[str, Any]:
+    """``site``'s eligibility as the status, the metrics and the forced failover show it."""
+    fit = eligibility_of(cfg, site, observations, last_epoch, sync, position)
+    return {
+        "site": site,
+        "mode": cfg.replication.mode,
+        "eligible": not fit.why_not,
+        "why_not": fit.why_not or None,
+        "since": fit.since,
+        "behind_trx": fit.behind,
+    }
 
 
 def view_of(

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
+from draas.errors import LabError
 from draas.lab.components import bind9, etcd, haproxy
 from draas.lab.lab import Lab
 from draas.lab.secrets import secret, secret_file
@@ -153,7 +155,9 @@ def start_agents(
 ) -> Path:
     """Write the lab's draas.toml for the lab's scheme and start every node's agent. With
     ``replication="semi-sync"`` the sites are switched to semi-synchronous replication first
-    (the primary waits for the DR site's acknowledgement before it answers a commit)."""
+    (the primary waits for the DR site's acknowledgement before it answers a commit), and this
+    returns once the primary's agent has named the DR site its synchronous standby (before
+    that, no automatic failover can happen)."""
     scheme = lab.settings.scheme
     config = write_config(lab, preset, scheme, replication, timings, deep_check)
     etcd.move_leader(lab, "witness")
@@ -165,7 +169,31 @@ def start_agents(
         mariadb.replicator(lab, "dr", semi_sync=True).replicate_from(primary, seed=False)
     for spec in agent_specs(lab, config, scheme):
         lab.sup.launch(spec)
+    if replication == "semi-sync":
+        wait_eligible(lab, "dr")
     return config
+
+
+def eligible(lab: Lab, site: str) -> bool:
+    """Whether ``site`` may be promoted automatically as far as the sync record says: it is
+    named under the active epoch, or there is no sync record at all (asynchronous mode)."""
+    got = etcd_get(lab, "sync")
+    if not got:
+        return True
+    record = json.loads(got[0])
+    active = etcd_get(lab, "active")
+    epoch = json.loads(active[0])["epoch"] if active else None
+    return bool(record.get("standby") == site and record.get("epoch") == epoch)
+
+
+def wait_eligible(lab: Lab, site: str, timeout_s: float = 40.0) -> None:
+    """Until ``site`` is the named synchronous standby (bounded)."""
+    deadline = time.monotonic() + timeout_s
+    while not eligible(lab, site):
+        if time.monotonic() > deadline:
+            got = etcd_get(lab, "sync")
+            raise LabError(f"{site} not named the synchronous standby in {timeout_s:g} s: {got}")
+        time.sleep(0.3)
 
 
 def etcd_get(lab: Lab, key: str, prefix: bool = False) -> list[str]:

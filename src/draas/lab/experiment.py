@@ -20,7 +20,7 @@ from typing import Any
 
 from draas.agent.status import failovers as failover_runs
 from draas.errors import LabError
-from draas.lab.agents import etcd_get, start_agents
+from draas.lab.agents import eligible, etcd_get, start_agents
 from draas.lab.components import bind9, haproxy, mariadb, powerdns
 from draas.lab.disasters import (
     Disaster,
@@ -165,6 +165,8 @@ def clean_state(lab: Lab, baseline: bool = False) -> None:
         on_fe_a = lambda: resolve(lab, bind9.SERVICE_NAME) == [fe_a]  # noqa: E731
         wait("the client resolving the name to fe-a", on_fe_a, FAILBACK_TIMEOUT_S, 0.5)
     mariadb.wait_in_sync(lab, "dr", "primary")
+    if not baseline:  # semi-sync: the DR site named the synchronous standby again
+        wait("the DR site eligible", lambda: eligible(lab, "dr"), FAILBACK_TIMEOUT_S, 0.3)
     time.sleep(3)  # every vantage point has seen everything up for a while
 
 
