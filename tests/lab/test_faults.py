@@ -31,20 +31,23 @@ from support import (
     wait_until,
 )
 
-from draas.lab.agents import start_agents
-from draas.lab.components import mariadb
+from draas.lab.agents import eligible, start_agents
+from draas.lab.components import keystone, mariadb
 from draas.lab.disasters import (
     ApiErrors,
     DbReadOnly,
     DiskFull,
     Partition,
     PowerOff,
+    ReplicationCut,
     ServiceCrash,
     ServiceSlow,
 )
 from draas.lab.eventlog import detected, read_events
 from draas.lab.lab import Lab, LabSettings
 from draas.lab.meters import Meters
+from draas.lab.writer import read_log
+from draas.measure.writes import longest_stall
 
 pytestmark = pytest.mark.lab
 
@@ -95,6 +98,7 @@ def measured(lab: Lab, fault: str) -> Iterator[Run]:
     wait_until("the primary active", lambda: (active(lab) or {}).get("site") == "primary", 120)
     wait_until("the client served by the primary", lambda: served_by(lab) == "primary", 30)
     mariadb.wait_in_sync(lab, "dr", "primary")
+    wait_until("the DR site named the synchronous standby", lambda: eligible(lab, "dr"), 60)
     tag = f"{fault[:12]}{int(time.time()) % 100000}"
     run = Run(Meters(lab, tag, ARTIFACTS / fault, duration_s=600))
     since = time.time()
@@ -516,6 +520,105 @@ def test_a_flapping_primary_fails_over_at_most_once_and_never_ping_pongs(lab: La
     f = run.figures
     assert f["failovers"] <= 1 and f["lost_acked_writes"] == 0 and f["acked_writes"] > 0, f
     assert f["split_brain_instants"] == 0, f["split_brain"]
+    p, d = in_sync_checksums(lab)
+    assert p == d
+
+
+DEGRADE_S = 1.0  # the fast preset's timings.sync_degrade_s
+
+
+def sync_events(lab: Lab, since: float) -> list[tuple[str, str]]:
+    return [
+        (str(e["outcome"]), str(e.get("detail")))
+        for e in events(lab)
+        if e.get("runbook") == "sync" and float(e["ts"]) >= since
+    ]
+
+
+def test_a_cut_replication_link_stalls_writes_at_most_the_degrade_bound_then_renames_dr(
+    lab: Lab,
+) -> None:
+    """The link between the sites is cut while writes go on: commits wait for the DR site's
+    acknowledgement for the degrade bound, then the primary removes it from the sync record
+    (no longer eligible) and commits alone; healed, it catches up and is named again. No
+    failover, nothing lost."""
+    with measured(lab, "replication-cut") as run:
+        cut = ReplicationCut(lab)
+        run.injected()
+        cut.inject()
+        try:
+            wait_until("dr removed from the sync record", lambda: not eligible(lab, "dr"), 20)
+            time.sleep(4)  # writes go on at the primary, without the DR site
+            status = draas(lab, "status")
+            assert "ALERT: dr: NOT eligible for failover since" in status.stdout, status.stdout
+        finally:
+            healed = time.time()
+            cut.revert()
+        took = wait_until("dr named again", lambda: eligible(lab, "dr"), 60)
+        print(f"healed to named again: {took:.1f} s")
+    f = run.figures
+    stall = longest_stall(run.meters.write_log(), run.t0, healed)
+    print(f"write stall of the cut: {stall} s (degrade bound {DEGRADE_S} s)")
+    assert stall is not None and stall <= DEGRADE_S + 2.0, stall  # the bound, one check, a write
+    assert [o for o, _ in sync_events(lab, run.t0)] == ["removed", "named"]
+    assert f["failovers"] == 0 and f["lost_acked_writes"] == 0 and f["acked_writes"] > 0, f
+    assert f["split_brain_instants"] == 0, f["split_brain"]
+
+
+def test_a_cut_then_a_dead_primary_promotes_nothing_and_a_forced_failover_states_the_loss(
+    lab: Lab,
+) -> None:
+    """The link is cut, writes go on at the primary alone, then the primary is powered off:
+    the DR site lacks acknowledged writes, so nothing promotes it (the decision says why).
+    The operator's forced failover states the loss before it acts (in transactions, exactly
+    the acknowledged writes the DR site lacks: the writes stopped before the power-off, so the
+    primary's last published position holds them all) and records it; the old primary saves
+    them to a recovery file when it rejoins."""
+    with measured(lab, "cut-then-power-off") as run:
+        epoch = int(active(lab)["epoch"])  # type: ignore[index]
+        cut = ReplicationCut(lab)
+        off = PowerOff(lab, host="primary")
+        cut.inject()
+        try:
+            wait_until("dr removed from the sync record", lambda: not eligible(lab, "dr"), 20)
+            spec, out = keystone.writer_spec(lab, "alone", f"http://{PRIMARY}:5000", "alone", 4.0)
+            lab.sup.launch(spec)
+            wait_until("the writer done", lambda: lab.sup.state(spec.name) == "exited", 60)
+            acked = {r["name"] for r in read_log(out) if r["outcome"] == "acked"}
+            time.sleep(2.0)  # the primary publishes its position
+            run.injected()
+            off.inject()
+            time.sleep(3 * 0.5 + 2.0 + 5.0 + 3)  # detection, window, the lease's expiry, margin
+            assert failovers_since(lab, run.t0) == [] and active(lab) is None
+            refused = [
+                e
+                for e in read_events(lab, run.t0)
+                if e.runbook == "decision" and e.extra.get("cause") == "not-eligible"
+            ]
+            assert refused, "no decision event refusing the standby that is not named"
+            missing = acked - keystone.project_names(lab, "dr", "alone")
+            forced = draas(lab, "failover", "--force", "--yes")
+            assert forced.returncode == 0, forced.stderr
+            assert "KNOWN LOSS: dr is not the named synchronous standby" in forced.stderr
+            stated = int(forced.stderr.split("gives up at least ")[1].split()[0])
+            print(f"acknowledged alone: {len(acked)}; DR lacks {len(missing)}; stated {stated}")
+            assert len(missing) > 0 and stated == len(missing), (stated, len(missing))
+            cmd = [
+                e
+                for e in read_events(lab, run.t0)
+                if e.runbook == "command" and e.extra.get("force")
+            ]
+            assert cmd and cmd[-1].extra.get("known_loss_trx") == stated
+            wait_until("dr active", lambda: (active(lab) or {}).get("site") == "dr", 30)
+            assert done_steps(lab, f"failover-dr-from-e{epoch}") == FAILOVER
+        finally:
+            off.revert()
+            cut.revert()
+        back_home(lab)
+        saved = list((lab.run.path / "recovery").glob("*.sql"))
+        assert saved, "the old primary's own writes were not saved to a recovery file"
+    f = run.figures
+    assert f["failovers"] == 1 and f["split_brain_instants"] == 0, f
     p, d = in_sync_checksums(lab)
     assert p == d
 

@@ -10,7 +10,7 @@ import pytest
 
 from draas.agent.status import status_doc
 from draas.config import Config, load_config
-from draas.coordination import ActiveRecord, Event, Observation
+from draas.coordination import ActiveRecord, Event, Observation, SyncRecord
 from draas.failover.drill import (
     DrillCheck,
     frontends_check,
@@ -250,5 +250,24 @@ def test_status_shows_why_nothing_fails_over_as_an_alert(cfg: Config) -> None:
         events=[],
         dns_points_at=None,
         decision=Decision("none", "primary confirmed down by 0 of 2"),
+        sync=SyncRecord(1, "dr", 0.0),  # named: eligible
     )
     assert "ALERT" not in render_status(calm)
+    assert "dr: eligible for failover" in render_status(calm)
+    removed = SyncRecord(1, None, 0.0, "a commit waited")
+    degraded = status_doc(
+        cfg,
+        node="site-b",
+        now=1.0,
+        active=None,
+        last_epoch=1,
+        observations={},
+        events=[],
+        dns_points_at=None,
+        decision=Decision("none", "primary confirmed down by 0 of 2"),
+        sync=removed,
+    )
+    shown = render_status(degraded)
+    assert "ALERT: dr: NOT eligible for failover since" in shown
+    assert "not the named synchronous standby: a commit waited" in shown
+    assert degraded["standby"]["eligible"] is False

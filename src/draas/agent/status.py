@@ -119,8 +119,13 @@ def status_doc(
         }
     runs = failovers(events)
     standby = None
-    if store_ok and active is not None:
-        other = next(n for n in cfg.sites if n != active.site)
+    if store_ok:
+        # The active site's partner; with no record (a failover pending), the DR site.
+        other = (
+            cfg.site_with_role("dr")
+            if active is None
+            else next(n for n in cfg.sites if n != active.site)
+        )
         standby = standby_doc(cfg, other, observations, last_epoch, sync, position)
     return {
         "node": node,
@@ -169,7 +174,8 @@ def summary(
     if not store_ok:
         return "coordination store unreachable: no automatic action possible"
     if active is None:
-        return "no site holds the active lease (failover under way, or lease expired)"
+        head = "no site holds the active lease (failover under way, or lease expired)"
+        return head if standby_doc is None else f"{head}; {eligible_line(standby_doc)}"
     standby = [s for s in sites if s["name"] != active.site]
     db = (standby[0]["database"] or {}) if standby else {}
     rep = "replica state unknown"
