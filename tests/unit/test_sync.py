@@ -39,6 +39,7 @@ def view(
         standby_db=db,
         standby_source_ok=db is not None and db.source == "db.a",
         degrade_after_s=1.0,
+        standby_behind=0,
     )
 
 
@@ -66,6 +67,9 @@ STALE = SyncRecord(2, "b", 50.0)
         (view(NOBODY, dataclasses.replace(OFF, clients=0)), "none"),  # not connected
         (view(NOBODY, OFF, db=dataclasses.replace(FIT, healthy=False)), "none"),
         (view(NOBODY, OFF, db=dataclasses.replace(FIT, unfit="disk full")), "none"),
+        (dataclasses.replace(view(NOBODY, OFF), retry_in_s=2.0), "none"),  # just removed
+        (dataclasses.replace(view(NOBODY, OFF), standby_behind=21), "none"),  # far behind
+        (dataclasses.replace(view(NOBODY, OFF), standby_behind=None), "none"),  # unknown
     ],
 )
 def test_the_sync_rules(v: SyncView, kind: str) -> None:
@@ -134,6 +138,7 @@ class Kit:
             held=lambda: self.record,
             degrade_after_s=1.0,
             semi_sync=True,
+            retry_s=0.0,
         )
 
     def publish_standby(self) -> None:

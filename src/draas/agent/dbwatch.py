@@ -33,7 +33,7 @@ def report_of(st: ReplicationStatus) -> DatabaseReport:
         last_error=st.last_error,
         unfit=st.unfit,
         gtid_binlog_pos=st.gtid_binlog_pos,
-        gtid_slave_pos=st.gtid_slave_pos or None,
+        gtid_slave_pos=st.gtid_slave_pos if st.role == "replica" else None,
         source=st.source,
     )
 

@@ -20,13 +20,14 @@ from draas.coordination import (
 )
 from draas.errors import CoordinationError, DraasError, StaleEpoch
 from draas.failover.sync import SyncAction, SyncView, decide_sync
-from draas.replication import Replicator, SemiSyncState
+from draas.replication import Replicator, SemiSyncState, gtid
 
 log = logging.getLogger(__name__)
 
 Emit = Callable[[Event], object]
 OBSERVATIONS_S = 1.0  # how long the standby's published report is reused
 POSITION_S = 0.5  # how often the position is published (when it moved)
+RETRY_S = 5.0  # after a removal, the least time before the standby is named again
 
 
 class Syncer:
@@ -45,6 +46,7 @@ class Syncer:
         held: Callable[[], ActiveRecord | None],
         degrade_after_s: float,
         semi_sync: bool,
+        retry_s: float = RETRY_S,
     ) -> None:
         self.node, self.site, self.standby = node, site, standby
         self.own, self.partner = own, partner
@@ -55,8 +57,10 @@ class Syncer:
         self.held = held
         self.degrade_after_s = degrade_after_s
         self.semi_sync = semi_sync
+        self.retry_s = retry_s
         self._observations: tuple[float, dict[str, Observation]] = (-1e9, {})
         self._published: tuple[float, str] = (-1e9, "")
+        self._removed_at = -1e9  # monotonic time of the last removal (or failed naming)
 
     # -- gathering -----------------------------------------------------------------------------
     def _standby_report(self) -> tuple[Observation | None, bool]:
@@ -79,6 +83,9 @@ class Syncer:
         obs, _ = self._standby_report()
         db = None if obs is None else obs.database
         source_ok = db is not None and db.source == self.own.endpoint.host
+        behind = None
+        if db is not None and semi is not None and db.gtid_slave_pos is not None:
+            behind = gtid.behind(gtid.parse(semi.gtid_binlog_pos), gtid.parse(db.gtid_slave_pos))
         return SyncView(
             epoch=record.epoch,
             record=sync,
@@ -87,6 +94,8 @@ class Syncer:
             standby_db=db,
             standby_source_ok=source_ok,
             degrade_after_s=self.degrade_after_s,
+            standby_behind=behind,
+            retry_in_s=max(0.0, self.retry_s - (time.monotonic() - self._removed_at)),
         )
 
     # -- the round -----------------------------------------------------------------------------
@@ -147,17 +156,22 @@ class Syncer:
             # the store stays out of reach); never acknowledge without the named standby.
             return f"{self.standby} NOT removed from the sync record ({exc}); writes wait"
         self.own.set_semi_sync(False)  # only now may commits complete without the standby
+        self._removed_at = time.monotonic()
         self._event("removed", action.reason, record.epoch, now)
         return f"{self.standby} is no longer eligible for failover: {action.reason}"
 
     def _name(self, action: SyncAction, view: SyncView, record: ActiveRecord) -> str:
         if self.partner is None:
             return ""
+        if not self.partner.reachable(timeout_s=0.5):
+            self._removed_at = time.monotonic()
+            return f"{self.standby} not named: its database does not answer"
         self.own.set_semi_sync(True)  # from now on every commit waits for the standby
         try:
             self.partner.wait_caught_up(self.own, timeout_s=max(0.5, self.degrade_after_s))
         except DraasError as exc:
             self.own.set_semi_sync(False)
+            self._removed_at = time.monotonic()
             return f"{self.standby} not named: it did not catch up ({exc})"
         now = self.clock.now()
         self.store.set_sync(

@@ -8,6 +8,9 @@ The promise (DESIGN.md, invariant 3) is kept by order, as in Patroni's synchrono
 - **degrade** by removing the standby from the record first (compare-and-swap under the
   holder's epoch), and only then let commits complete without it (semi-sync off). A holder
   that cannot write the record does not degrade: its writes stall and the lease rules fence it;
+- a standby removed is named again only after a pause (``retry_in_s``) and once its own
+  report shows it caught up (at most ``CATCH_UP_TRX`` behind): a cut link does not turn into
+  a stall every few seconds;
 - a commit waiting longer than ``degrade_after_s`` for the named standby, semi-sync found off
   (a restarted server), or a standby that cannot apply what it receives (stopped by an error,
   stalled on a full disk) each end its naming;
@@ -27,6 +30,9 @@ from draas.coordination import DatabaseReport, Position, SyncRecord
 from draas.replication import SemiSyncState, gtid
 
 SyncKind = Literal["none", "clear", "name", "degrade", "disable"]
+# A standby is named again only once its own report shows it at most this many transactions
+# behind (then enabling semi-sync stalls commits only while it applies those).
+CATCH_UP_TRX = 20
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,8 @@ class SyncView:
     standby_db: DatabaseReport | None  # the standby's database as its agent published it
     standby_source_ok: bool  # that report says it replicates from our database
     degrade_after_s: float
+    standby_behind: int | None = None  # transactions of ours its report had not applied
+    retry_in_s: float = 0.0  # removed this recently: not named again before this has passed
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,11 @@ def not_ready(view: SyncView) -> str:
         return f"{view.standby}'s replication is not running: {db.last_error or 'no error'}"
     if semi is None or semi.clients < 1:
         return f"{view.standby} is not connected to acknowledge commits"
+    if view.retry_in_s > 0:
+        return f"removed from the record a moment ago: tried again in {view.retry_in_s:.1f} s"
+    if view.standby_behind is None or view.standby_behind > CATCH_UP_TRX:
+        behind = "an unknown number of" if view.standby_behind is None else view.standby_behind
+        return f"{view.standby} is {behind} transaction(s) behind (at most {CATCH_UP_TRX})"
     return ""
 
 
