@@ -156,6 +156,7 @@ def test_a_drill_passes_when_healthy_and_names_the_check_when_the_replica_stops(
     verdicts = {c["name"]: c["verdict"] for c in report["checks"]}
     assert verdicts == {
         "quorum": "pass",
+        "dr-eligible": "pass",
         "dr-replica-in-sync": "pass",
         "dr-service-answers": "pass",
         "dr-issues-token": "pass",

@@ -13,6 +13,7 @@ from draas.config import Config, load_config
 from draas.coordination import ActiveRecord, Event, Observation, SyncRecord
 from draas.failover.drill import (
     DrillCheck,
+    eligible_check,
     frontends_check,
     markdown,
     quorum_check,
@@ -186,6 +187,15 @@ def test_drill_quorum_and_frontends_checks(cfg: Config) -> None:
     blind = {**all_nodes, "fe-b": seen(dr="down")}
     f = frontends_check(cfg, observed(blind))
     assert f.ok is False and "fe-b (sees dr down)" in f.detail
+
+
+def test_the_drill_fails_when_the_dr_site_may_not_be_promoted_automatically() -> None:
+    named = {"site": "dr", "eligible": True, "why_not": None}
+    assert eligible_check(named).ok is True
+    removed = {"site": "dr", "eligible": False, "why_not": "dr is not the named standby: cut"}
+    bad = eligible_check(removed)
+    assert bad.ok is False and bad.detail == "dr is not the named standby: cut"
+    assert eligible_check(None).ok is False  # no store: nothing can be promoted automatically
 
 
 def test_a_skipped_check_does_not_fail_the_drill_and_the_report_says_it() -> None:

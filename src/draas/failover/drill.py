@@ -17,6 +17,7 @@ from typing import Any
 from draas.config import Config
 from draas.coordination import CoordinationStore, Observation
 from draas.errors import DraasError
+from draas.failover.views import standby_doc
 from draas.health.probes import Probe, ProbeResult
 from draas.replication import ReplicationStatus, Replicator
 from draas.traffic import TrafficSwitch
@@ -90,6 +91,16 @@ def frontends_check(cfg: Config, observations: Mapping[str, Observation] | None)
     return DrillCheck(name, True, f"{', '.join(fes)} see {dr} up")
 
 
+def eligible_check(standby: Mapping[str, Any] | None) -> DrillCheck:
+    """The DR site may be promoted automatically (named synchronous standby, or within the
+    async lag bound): else a failover now would wait, or lose acknowledged writes if forced."""
+    if standby is None:
+        return DrillCheck("dr-eligible", False, "the coordination store is unreachable")
+    if standby["eligible"]:
+        return DrillCheck("dr-eligible", True, f"{standby['site']} may be promoted automatically")
+    return DrillCheck("dr-eligible", False, str(standby["why_not"]))
+
+
 def verdict(checks: list[DrillCheck]) -> bool:
     return all(c.ok is not False for c in checks)
 
@@ -107,13 +118,16 @@ def run_drill(
     service's checks aimed at the DR site; ``drill_password``: the ``[drill]`` account's."""
     t0 = time.time()
     dr = cfg.site_with_role("dr")
-    observations = None
+    observations, standby = None, None
     if store is not None:
         try:
             observations = store.observations()
+            standby = standby_doc(
+                cfg, dr, observations, store.last_epoch(), store.sync(), store.position()
+            )
         except DraasError:
             observations = None
-    checks = [quorum_check(cfg, observations)]
+    checks = [quorum_check(cfg, observations), eligible_check(standby)]
     st, err = None, ""
     if dr in reps:
         try:
