@@ -381,6 +381,12 @@ def test_a_dr_site_with_a_full_disk_is_reported_and_never_failed_over_to(lab: La
 
         took = wait_until("the DR replica healthy again", recovered, 90)
         print(f"space freed to replication running: {took:.1f} s")
+        took = wait_until("dr named the synchronous standby again", lambda: eligible(lab, "dr"), 60)
+        print(f"replication running to named again: {took:.1f} s")
+    # Stalled on its full disk, the DR site stopped acknowledging: it was removed from the sync
+    # record (not eligible) and named again once it had caught up.
+    outcomes = [o for o, _ in sync_events(lab, run.t0)]
+    assert "removed" in outcomes and outcomes[-1] == "named", outcomes
     f = run.figures
     assert f["failovers"] == 0 and f["site_at_end"] == "primary", f
     assert f["lost_acked_writes"] == 0 and f["acked_writes"] > 0, f
