@@ -590,9 +590,11 @@ def test_a_cut_then_a_dead_primary_promotes_nothing_and_a_forced_failover_states
     off = PowerOff(lab, host="primary")
     cut.inject()
     try:
-        wait_until("dr removed from the sync record", lambda: not eligible(lab, "dr"), 20)
-        spec, out = keystone.writer_spec(lab, "alone", f"http://{PRIMARY}:5000", "alone", 4.0)
+        # The first write waits for the DR site's acknowledgement, then the primary removes it
+        # from the sync record and goes on alone (without writes nothing is lost: it stays named).
+        spec, out = keystone.writer_spec(lab, "alone", f"http://{PRIMARY}:5000", "alone", 5.0)
         lab.sup.launch(spec)
+        wait_until("dr removed from the sync record", lambda: not eligible(lab, "dr"), 20)
         wait_until("the writer done", lambda: lab.sup.state(spec.name) == "exited", 60)
         acked = {r["name"] for r in read_log(out) if r["outcome"] == "acked"}
         time.sleep(2.0)  # the primary publishes its position

@@ -155,9 +155,9 @@ def start_agents(
 ) -> Path:
     """Write the lab's draas.toml for the lab's scheme and start every node's agent. With
     ``replication="semi-sync"`` the sites are switched to semi-synchronous replication first
-    (the primary waits for the DR site's acknowledgement before it answers a commit), and this
-    returns once the primary's agent has named the DR site its synchronous standby (before
-    that, no automatic failover can happen)."""
+    (the primary waits for the DR site's acknowledgement before it answers a commit). Returns
+    once the DR site is eligible for failover (semi-sync: named the synchronous standby;
+    async: both positions published): before that, no automatic failover can happen."""
     scheme = lab.settings.scheme
     config = write_config(lab, preset, scheme, replication, timings, deep_check)
     etcd.move_leader(lab, "witness")
@@ -169,17 +169,19 @@ def start_agents(
         mariadb.replicator(lab, "dr", semi_sync=True).replicate_from(primary, seed=False)
     for spec in agent_specs(lab, config, scheme):
         lab.sup.launch(spec)
-    if replication == "semi-sync":
-        wait_eligible(lab, "dr")
+    wait_eligible(lab, "dr")
     return config
 
 
 def eligible(lab: Lab, site: str) -> bool:
-    """Whether ``site`` may be promoted automatically as far as the sync record says: it is
-    named under the active epoch, or there is no sync record at all (asynchronous mode)."""
+    """Whether ``site`` may be promoted automatically as far as the store shows: semi-sync,
+    it is named under the active epoch in the sync record; async (no sync record), the active
+    site has published its position and ``site``'s agent its applied one."""
     got = etcd_get(lab, "sync")
     if not got:
-        return True
+        obs = etcd_get(lab, f"observers/site-{site}")
+        applied = json.loads(obs[0]).get("replication", {}).get("gtid_slave_pos") if obs else None
+        return bool(etcd_get(lab, "position")) and applied is not None
     record = json.loads(got[0])
     active = etcd_get(lab, "active")
     epoch = json.loads(active[0])["epoch"] if active else None
