@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -198,6 +199,24 @@ def test_vantage_point_publishes_one_document() -> None:
         ).action
         == "await-release"
     )
+
+
+def test_a_dr_site_not_eligible_is_never_promoted_nor_is_the_primary_asked_to_step_down() -> None:
+    obs = {
+        "dr-agent": seen("down", NOW - 6),
+        "witness": seen("down", NOW - 5),
+        "fe-b": seen("up", 0),
+    }
+    why = "dr is not the named synchronous standby: a commit has waited 1.0 s"
+    for active in (None, PRIMARY):  # expired lease, or a holder that could step down
+        d = decide(dataclasses.replace(view(obs, active=active), dr_ineligible=why))
+        assert d.action == "wait" and d.target is None and d.cause == "not-eligible"
+        assert why in d.reason and "forced failover" in d.reason
+    assert decide(view(obs, active=None)).action == "failover"  # eligible: it goes
+    # async mode within the bound: it goes, and says what it gives up
+    lagging = dataclasses.replace(view(obs, active=None), dr_gives_up=3)
+    d = decide(lagging)
+    assert d.action == "failover" and d.gave_up_trx == 3 and "gives up 3 transaction(s)" in d.reason
 
 
 def test_an_unfit_dr_replica_is_never_promoted_nor_is_the_primary_asked_to_step_down() -> None:

@@ -148,7 +148,8 @@ class Controller:
                 outcome=decision.action,
                 target=decision.target,
                 detail=decision.reason,
-                extra={"cause": decision.cause},
+                extra={"cause": decision.cause}
+                | ({} if decision.gave_up_trx is None else {"gave_up_trx": decision.gave_up_trx}),
             )
         )
 

@@ -58,6 +58,9 @@ class View:
     # Why the DR site may not be promoted automatically ('' : it may): not the named
     # synchronous standby, or too far behind the last published position (async).
     dr_ineligible: str = ""
+    # Async mode: transactions of the last published position the DR site had not applied
+    # (within the bound, so eligible): what a failover now gives up. None: none known.
+    dr_gives_up: int | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ class Decision:
     replace: ActiveRecord | None = None
     votes: dict[str, list[str]] = field(default_factory=dict)
     cause: Cause = ""
+    gave_up_trx: int | None = None  # async mode: acknowledged transactions a failover gives up
 
 
 def needed_votes(voters: Sequence[str]) -> int:
@@ -160,6 +164,12 @@ def decide(view: View) -> Decision:
         f"{view.primary} down for {view.confirm_window_s:g} s by {', '.join(down)}; "
         f"{view.dr} up by {', '.join(up_dr)}"
     )
+    lost = view.dr_gives_up
+    if lost:
+        why += (
+            f"; {view.dr} gives up {lost} transaction(s) of {view.primary}'s last published "
+            "position (asynchronous mode, within replication.max_failover_lag_trx)"
+        )
     if view.active is not None:
         held = view.active
         wait = f"waiting until {held.holder} releases or its lease (epoch {held.epoch}) expires"
@@ -179,6 +189,7 @@ def decide(view: View) -> Decision:
         expected_epoch=view.last_epoch,
         votes=tally,
         cause="confirmed",
+        gave_up_trx=lost,
     )
 
 

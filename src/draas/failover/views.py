@@ -105,6 +105,7 @@ def view_of(
         confirm_window_s=cfg.timings.confirm_window_s,
         dr_replica=database_of(cfg, dr, observations),
         dr_ineligible=fit.why_not,
+        dr_gives_up=fit.behind if cfg.replication.mode == "async" else None,
     )
 
 
