@@ -43,13 +43,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--out", type=Path, default=Path("results/agent_cost.json"))
+    parser.add_argument(
+        "--replication",
+        choices=("async", "semi-sync"),
+        default="async",
+        help="semi-sync: the active site's agent also keeps the sync record",
+    )
     args = parser.parse_args()
     if not 10 <= args.seconds <= 600:
         parser.error(f"--seconds {args.seconds}: must be 10..600")
     lab = Lab("b" + secrets.token_hex(3))
     try:
         lab.up(LabSettings(scheme="hybrid"))
-        start_agents(lab, preset="fast")
+        start_agents(lab, preset="fast", replication=args.replication)
         deadline = time.monotonic() + 30
         while not etcd_get(lab, "active") and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -71,6 +77,7 @@ def main() -> None:
         "seconds": args.seconds,
         "preset": "fast",
         "scheme": "hybrid",
+        "replication": args.replication,
         "agents": len(agents),
         "agent_cpu_pct_max": max(agents.values()),
         "agent_cpu_pct_total": round(sum(agents.values()), 2),
