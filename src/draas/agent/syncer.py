@@ -25,7 +25,8 @@ from draas.replication import Replicator, SemiSyncState, gtid
 log = logging.getLogger(__name__)
 
 Emit = Callable[[Event], object]
-OBSERVATIONS_S = 1.0  # how long the standby's published report is reused
+OBSERVATIONS_S = 2.0  # how long the standby's published report is reused (it changes every 2 s)
+SYNC_READ_S = 2.0  # the sync record is read again at least this often (we are its only writer)
 POSITION_S = 0.5  # how often the position is published (when it moved)
 RETRY_S = 5.0  # after a removal, the least time before the standby is named again
 
@@ -61,6 +62,9 @@ class Syncer:
         self._observations: tuple[float, dict[str, Observation]] = (-1e9, {})
         self._published: tuple[float, str] = (-1e9, "")
         self._removed_at = -1e9  # monotonic time of the last removal (or failed naming)
+        # The record as last read or written by us, and when (None: read it again): under our
+        # epoch only we write it; any failed or uncertain write drops the copy.
+        self._sync: tuple[float, SyncRecord | None] | None = None
 
     # -- gathering -----------------------------------------------------------------------------
     def _standby_report(self) -> tuple[Observation | None, bool]:
@@ -74,12 +78,16 @@ class Syncer:
                 return obs, True
         return None, False
 
-    def view(self, record: ActiveRecord) -> SyncView:
-        sync = self.store.sync()
-        try:
-            semi: SemiSyncState | None = self.own.semi_sync_state()
-        except DraasError:
-            semi = None
+    def _record(self) -> SyncRecord | None:
+        cached = self._sync
+        if cached is None or time.monotonic() - cached[0] > SYNC_READ_S:
+            self._sync = None
+            cached = (time.monotonic(), self.store.sync())
+            self._sync = cached
+        return cached[1]
+
+    def view(self, record: ActiveRecord, semi: SemiSyncState | None) -> SyncView:
+        sync = self._record()
         obs, _ = self._standby_report()
         db = None if obs is None else obs.database
         source_ok = db is not None and db.source == self.own.endpoint.host
@@ -107,27 +115,30 @@ class Syncer:
             return ""
         said: list[str] = []
         try:
-            self._publish_position(record)
-            if not self.semi_sync:
-                return ""
             for _ in range(3):
-                view = self.view(record)
+                try:
+                    semi: SemiSyncState | None = self.own.semi_sync_state()
+                except DraasError:
+                    semi = None
+                if not said:
+                    self._publish_position(record, semi)
+                if not self.semi_sync:
+                    return ""
+                view = self.view(record, semi)
                 action = decide_sync(view)
                 if action.kind == "none":
                     break
-                said.append(self.apply(action, view, record))
-        except CoordinationError as exc:
+                said.append(self.apply(action, view, record) or action.kind)
+        except (CoordinationError, StaleEpoch) as exc:
+            self._sync = None  # read it again
             said.append(f"sync record not checked: {exc}")
-        return "; ".join(s for s in said if s)
+        return "; ".join(s for s in said if s not in ("", "clear"))
 
-    def _publish_position(self, record: ActiveRecord) -> None:
+    def _publish_position(self, record: ActiveRecord, semi: SemiSyncState | None) -> None:
         at, last = self._published
-        if time.monotonic() - at < POSITION_S:
+        if time.monotonic() - at < POSITION_S or semi is None:
             return
-        try:
-            pos = self.own.status().gtid_binlog_pos
-        except DraasError:
-            return
+        pos = semi.gtid_binlog_pos
         if pos != last or time.monotonic() - at > 10 * POSITION_S:
             self.store.publish_position(Position(self.site, record.epoch, pos, self.clock.now()))
             self._published = (time.monotonic(), pos)
@@ -135,9 +146,7 @@ class Syncer:
     def apply(self, action: SyncAction, view: SyncView, record: ActiveRecord) -> str:
         now = self.clock.now()
         if action.kind == "clear":
-            self.store.set_sync(
-                record, view.record, SyncRecord(record.epoch, None, now, action.reason)
-            )
+            self._write(record, view, None, action.reason, now)
             return ""
         if action.kind == "disable":
             self.own.set_semi_sync(False)
@@ -148,9 +157,7 @@ class Syncer:
 
     def _degrade(self, action: SyncAction, view: SyncView, record: ActiveRecord, now: float) -> str:
         try:
-            self.store.set_sync(
-                record, view.record, SyncRecord(record.epoch, None, now, action.reason)
-            )
+            self._write(record, view, None, action.reason, now)
         except (CoordinationError, StaleEpoch) as exc:
             # Not removed from the record: commits keep waiting (the lease rules fence us if
             # the store stays out of reach); never acknowledge without the named standby.
@@ -174,9 +181,7 @@ class Syncer:
             self._removed_at = time.monotonic()
             return f"{self.standby} not named: it did not catch up ({exc})"
         now = self.clock.now()
-        self.store.set_sync(
-            record, view.record, SyncRecord(record.epoch, self.standby, now, action.reason)
-        )
+        self._write(record, view, self.standby, action.reason, now)
         self._event("named", action.reason, record.epoch, now)
         return f"{self.standby} is eligible for failover: {action.reason}"
 
@@ -184,7 +189,10 @@ class Syncer:
         self, record: ActiveRecord, view: SyncView, standby: str | None, why: str, now: float
     ) -> None:
         """Compare-and-swap the sync record under our epoch (StaleEpoch: it changed)."""
-        self.store.set_sync(record, view.record, SyncRecord(record.epoch, standby, now, why))
+        new = SyncRecord(record.epoch, standby, now, why)
+        self._sync = None  # a failed or uncertain write: read it again
+        self.store.set_sync(record, view.record, new)
+        self._sync = (time.monotonic(), new)
 
     def _event(self, outcome: str, detail: str, epoch: int, now: float) -> None:
         self.emit(
