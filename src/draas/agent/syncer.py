@@ -67,7 +67,7 @@ class Syncer:
         self._sync: tuple[float, SyncRecord | None] | None = None
 
     # -- gathering -----------------------------------------------------------------------------
-    def _standby_report(self) -> tuple[Observation | None, bool]:
+    def _standby_report(self) -> Observation | None:
         at, seen = self._observations
         if time.monotonic() - at > OBSERVATIONS_S:
             seen = self.store.observations()
@@ -75,8 +75,8 @@ class Syncer:
         for agent in self.standby_agents:
             obs = seen.get(agent)
             if obs is not None and obs.database is not None:
-                return obs, True
-        return None, False
+                return obs
+        return None
 
     def _record(self) -> SyncRecord | None:
         cached = self._sync
@@ -88,7 +88,7 @@ class Syncer:
 
     def view(self, record: ActiveRecord, semi: SemiSyncState | None) -> SyncView:
         sync = self._record()
-        obs, _ = self._standby_report()
+        obs = self._standby_report()
         db = None if obs is None else obs.database
         source_ok = db is not None and db.source == self.own.endpoint.host
         behind = None
