@@ -246,6 +246,10 @@ PRESETS: dict[str, dict[str, float]] = {
         retry_timeout_s=1.0,
         failback_hold_s=10.0,
         sync_degrade_s=1.0,
+        reach_interval_s=0.1,
+        reach_timeout_s=0.1,
+        reach_fall=3,
+        reach_window_s=0.0,
     ),
     "normal": dict(
         probe_interval_s=1.0,
@@ -258,6 +262,10 @@ PRESETS: dict[str, dict[str, float]] = {
         retry_timeout_s=2.0,
         failback_hold_s=60.0,
         sync_degrade_s=2.0,
+        reach_interval_s=0.25,
+        reach_timeout_s=0.25,
+        reach_fall=3,
+        reach_window_s=0.5,
     ),
     "safe": dict(
         probe_interval_s=2.0,
@@ -270,6 +278,10 @@ PRESETS: dict[str, dict[str, float]] = {
         retry_timeout_s=5.0,
         failback_hold_s=300.0,
         sync_degrade_s=5.0,
+        reach_interval_s=0.5,
+        reach_timeout_s=0.5,
+        reach_fall=4,
+        reach_window_s=2.0,
     ),
 }
 
@@ -293,6 +305,15 @@ class Timings(_Model):
     # the active site removes it from the sync record and commits without it (the write stall
     # of a cut link between the sites; the standby is then not eligible for failover).
     sync_degrade_s: PositiveFloat
+    # Hard failures: every agent also tries a TCP connection to each port of the service at
+    # each site this often (each try given reach_timeout_s); a site none of whose ports
+    # accepts one for reach_fall rounds in a row is unreachable, and counts as down for the
+    # quorum after reach_window_s more (instead of fall rounds and confirm_window_s, which
+    # stay for gray failures: errors, slow answers).
+    reach_interval_s: Annotated[float, Field(ge=0.05, le=60)]
+    reach_timeout_s: Annotated[float, Field(ge=0.01, le=60)]
+    reach_fall: Annotated[int, Field(ge=2, le=100)]
+    reach_window_s: Annotated[float, Field(ge=0, le=3600)]
 
     @model_validator(mode="before")
     @classmethod
@@ -405,6 +426,11 @@ def semantic_problems(cfg: Config) -> list[str]:
             f"timings.confirm_window_s: {t.confirm_window_s} is shorter than "
             f"probe_interval_s x fall = {t.probe_interval_s * t.fall:g}; "
             "the window must hold 'fall' failed probes"
+        )
+    if t.reach_interval_s > t.probe_interval_s:
+        problems.append(
+            f"timings.reach_interval_s: {t.reach_interval_s} exceeds probe_interval_s "
+            f"{t.probe_interval_s}; the reachability check is the faster one"
         )
     if t.failback_hold_s < t.confirm_window_s:
         problems.append(

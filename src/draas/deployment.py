@@ -14,7 +14,15 @@ from draas.errors import ConfigError
 from draas.failover.runbook import Runbook
 from draas.failover.runbooks import OnTaken, Switches, failover_runbook, switchover_runbook
 from draas.failover.runs import RunId
-from draas.health.probes import HttpProbe, KeystoneProbe, Periodic, Probe, TcpProbe, TokenBox
+from draas.health.probes import (
+    HttpProbe,
+    KeystoneProbe,
+    Periodic,
+    Probe,
+    ReachProbe,
+    TcpProbe,
+    TokenBox,
+)
 from draas.replication import DbEndpoint, Replicator
 from draas.traffic import TrafficSwitch
 from draas.traffic.frontend import FrontendEngine, make_engine
@@ -91,6 +99,16 @@ def site_probes(cfg: Config) -> dict[str, list[Probe]]:
     tokens = TokenBox()
     return {
         name: [probe_for(cfg, c, site.address, tokens) for c in cfg.service.checks]
+        for name, site in cfg.sites.items()
+    }
+
+
+def reach_probes(cfg: Config) -> dict[str, Probe]:
+    """Each site's service ports, a TCP connection each (the hard-failure check)."""
+    ports = [c.port for c in cfg.service.checks]
+    t = cfg.timings
+    return {
+        name: ReachProbe(site.address, ports, timeout_s=t.reach_timeout_s)
         for name, site in cfg.sites.items()
     }
 

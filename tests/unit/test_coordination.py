@@ -7,6 +7,7 @@ import dataclasses
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -14,7 +15,15 @@ from dataclasses import dataclass
 import pytest
 
 from draas.clock import FakeClock
-from draas.coordination import CoordinationStore, DatabaseReport, Event, Observation, Seen
+from draas.coordination import (
+    ActiveRecord,
+    CoordinationStore,
+    DatabaseReport,
+    Event,
+    Observation,
+    Seen,
+    SyncRecord,
+)
 from draas.coordination.memory import MemoryStore
 from draas.errors import CoordinationError, StaleEpoch
 from draas.testkit import event, free_port, observation, wait_port
@@ -130,6 +139,48 @@ def test_hand_over_bumps_the_epoch_and_fences_the_old_record(kit: Kit) -> None:
     assert s.active() == new
 
 
+def test_the_named_standby_takes_a_held_record_only_as_it_is(kit: Kit) -> None:
+    """A promotion that does not wait for the holder's lease: compare-and-swap on the record,
+    the epoch and the sync record; the old holder's renewals fail from then on."""
+    s = kit.store
+    old = s.take_active("primary", "agent-a", 0, TTL)
+    named = s.set_sync(old, None, SyncRecord(1, "dr", 1.0, "caught up"))
+    stale = ActiveRecord("primary", 1, "agent-x", old.lease)
+    with pytest.raises(StaleEpoch):
+        s.take_active("dr", "agent-b", 1, TTL, named=named, replace=stale)  # not the record
+    with pytest.raises(StaleEpoch):  # not the sync record any more
+        s.take_active("dr", "agent-b", 1, TTL, named=SyncRecord(1, None, 2.0), replace=old)
+    assert s.active() == old and s.last_epoch() == 1
+    new = s.take_active("dr", "agent-b", 1, TTL, named=named, replace=old)
+    assert (new.site, new.epoch, new.holder) == ("dr", 2, "agent-b")
+    assert s.active() == new and s.last_epoch() == 2
+    assert s.renew_active(old, TTL) is False  # the old holder learns it lost
+    with pytest.raises(StaleEpoch):  # nor can anyone take it again from the old record
+        s.take_active("dr", "agent-c", 1, TTL, named=named, replace=old)
+    with pytest.raises(StaleEpoch):  # the old holder cannot degrade under its epoch
+        s.set_sync(old, named, SyncRecord(1, None, 3.0, "waited"))
+    kit.wait(TTL * 0.6)
+    assert s.renew_active(new, TTL) and s.active() == new
+
+
+def test_a_watch_returns_the_record_as_soon_as_it_moves(kit: Kit) -> None:
+    s = kit.store
+    old = s.take_active("primary", "agent-a", 0, TTL)
+    t0 = time.monotonic()
+    assert s.wait_active(old, 0.3) == old  # nothing moved: as it is, after the timeout
+    assert time.monotonic() - t0 >= 0.25
+    moved: list[ActiveRecord] = []
+    mover = threading.Timer(0.3, lambda: moved.append(s.hand_over(old, "dr", "agent-b", TTL)))
+    mover.start()
+    t0 = time.monotonic()
+    got = s.wait_active(old, 10.0)
+    waited = time.monotonic() - t0
+    mover.join()
+    assert got is not None and got.same_grant(moved[0]) and got.site == "dr"
+    assert waited < 5.0  # woken by the move, not by the timeout
+    assert s.wait_active(None, 10.0) == s.active()  # a record where none was seen: at once
+
+
 def test_release_only_by_the_holder(kit: Kit) -> None:
     s = kit.store
     old = s.take_active("primary", "agent-a", 0, TTL)
@@ -158,7 +209,7 @@ def test_an_observation_comes_back_as_it_was_published(kit: Kit) -> None:
     s = kit.store
     report = DatabaseReport("replica", True, read_only=True, lag_s=0.5, lag_trx=2, semi_sync="on")
     sent = Observation("site-dr", 5.0, {"primary": Seen("up", 1.0)}, database=report)
-    routed = Observation("fe-a", 5.0, {"dr": Seen("down", 2.0)}, routes_to="dr")
+    routed = Observation("fe-a", 5.0, {"dr": Seen("down", 2.0, 1.5)}, routes_to="dr")
     s.publish(sent, TTL)
     s.publish(routed, TTL)
     assert s.observations() == {"site-dr": sent, "fe-a": routed}

@@ -66,6 +66,60 @@ def test_fence_before_promote_waits_while_the_old_holder_keeps_its_lease() -> No
     assert "waiting until agent-primary releases" in d.reason
 
 
+def test_the_named_standby_takes_over_without_waiting_for_the_held_lease() -> None:
+    """Semi-sync mode: the old primary cannot complete a commit once the standby stops
+    acknowledging it, so the decision is a failover that replaces the held record."""
+    obs = {
+        "dr-agent": seen("down", NOW - 6),
+        "witness": seen("down", NOW - 5),
+        "fe-b": seen("up", 0),
+    }
+    d = decide(view(obs, preempt=True))
+    assert d.action == "failover" and d.replace == PRIMARY and d.target == "dr"
+    assert d.expected_epoch == 3 and "without waiting for its lease" in d.reason
+    not_named = decide(view(obs, preempt=True, dr_ineligible="dr is not the named standby"))
+    assert not_named.action == "wait" and not_named.cause == "not-eligible"
+    unconfirmed = {**obs, "witness": seen("down", NOW - 4.9)}
+    assert decide(view(unconfirmed, preempt=True)).action == "none"
+    dr_holds = ActiveRecord("dr", 3, "agent-dr")  # never taken from a DR holder
+    assert decide(view(obs, active=dr_holds, preempt=True)).action == "none"
+
+
+def unreachable(since: float, deep: State = "up") -> Observation:
+    """Sees the primary answer no TCP connection since ``since`` (its deep checks: ``deep``)."""
+    return Observation(
+        "",
+        NOW,
+        {"primary": Seen(deep, 0.0, unreachable_since=since), "dr": Seen("up", 0.0)},
+    )
+
+
+def test_a_hard_failure_is_confirmed_after_the_reach_window_not_the_long_one() -> None:
+    obs = {
+        "dr-agent": unreachable(NOW - 0.25),
+        "witness": unreachable(NOW - 0.2),
+        "fe-b": seen("up", 0),
+    }
+    d = decide(view(obs, active=None, reach_window_s=0.2))
+    assert d.action == "failover" and "unreachable for 0.2 s" in d.reason
+    assert d.votes["primary_down"] == ["dr-agent", "witness"]
+    assert decide(view(obs, active=None, reach_window_s=0.3)).action == "none"  # too soon
+    assert decide(view(obs, active=None)).action == "none"  # no reach window: only the long one
+    one = {**obs, "witness": seen("up", 0)}  # one unreachable vantage point alone never counts
+    assert decide(view(one, active=None, reach_window_s=0.0)).action == "none"
+
+
+def test_an_unreachable_target_never_counts_as_up() -> None:
+    obs = {
+        "dr-agent": seen("down", NOW - 6),
+        "witness": seen("down", NOW - 6),
+        "fe-b": observation(primary=("down", NOW - 6), dr=("up", 0)),
+    }
+    cut = Observation("", NOW, {"primary": Seen("down", NOW - 6), "dr": Seen("up", 0, NOW - 1)})
+    d = decide(view({**obs, "dr-agent": cut, "witness": cut}, active=None, reach_window_s=0.0))
+    assert d.action == "wait" and d.cause == "no-healthy-target"
+
+
 def test_down_for_less_than_the_window_does_not_count() -> None:
     d = decide(
         view(
@@ -235,3 +289,17 @@ def test_an_unfit_dr_replica_is_never_promoted_nor_is_the_primary_asked_to_step_
     # a replica that only lost its source (the disaster itself) is fit
     lost = DatabaseReport("replica", False, io_running="Connecting")
     assert decide(view(obs, active=None, dr_replica=lost)).action == "failover"
+
+
+def test_a_vantage_point_finds_a_target_unreachable_after_reach_fall_rounds() -> None:
+    vp = VantagePoint("witness", ["primary", "dr"], rise=2, fall=3, reach=["primary"], reach_fall=3)
+    for t in (10.0, 10.1):
+        assert not vp.feed_reach("primary", False, t)
+    assert vp.observation(10.15).targets["primary"].unreachable_since is None
+    assert vp.feed_reach("primary", False, 10.2)  # the third round in a row
+    doc = vp.observation(10.3)
+    assert doc.targets["primary"] == Seen("unknown", 0.0, unreachable_since=10.2)
+    assert doc.to_dict()["targets"]["primary"]["unreachable_since"] == 10.2
+    assert Observation.from_dict(doc.to_dict()) == doc
+    assert vp.feed_reach("primary", True, 10.4)  # one connection accepted: reachable again
+    assert vp.observation(10.5).targets["primary"].unreachable_since is None

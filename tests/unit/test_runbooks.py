@@ -120,6 +120,68 @@ def test_an_automatic_failover_takes_over_only_as_the_named_synchronous_standby(
     assert ctx.epoch == 2 and not kit.dr.read_only
 
 
+def name_dr(kit: Kit) -> ActiveRecord:
+    """The primary holds epoch 1 and replicates to the DR site synchronously."""
+    holder = kit.store.active()
+    assert holder is not None
+    kit.store.set_sync(holder, None, SyncRecord(1, "dr", 0.0, "caught up"))
+    kit.primary.semi_on = True
+    return holder
+
+
+def test_the_named_standby_stops_acknowledging_then_takes_the_held_record(kit: Kit) -> None:
+    """No wait for a live lease: once the DR site's receiver is stopped the old primary can
+    complete no commit, the record moves under epoch + 1 and every acknowledged write is
+    promoted with the DR site."""
+    old = name_dr(kit)
+    kit.primary.write("acked")  # acknowledged: the standby received it
+    order: list[str] = []
+    kit.dr.hooks["stop_receiving"] = lambda: order.append(f"stop, record {kit.store.active()}")
+    refused: list[str] = []
+
+    def old_primary_alive_meanwhile() -> None:  # not yet fenced: its commits must not complete
+        with pytest.raises(ReplicationError, match="waits for an acknowledgement") as exc:
+            kit.primary.write("never acknowledged")
+        refused.append(str(exc.value))
+
+    kit.dr.hooks["promote"] = old_primary_alive_meanwhile
+    ctx = kit.failover(named_only=True)  # the primary's lease still runs
+    assert order == [f"stop, record {old}"]  # the receiver stopped before the record moved
+    assert ctx.epoch == 2 and kit.store.active() == ActiveRecord("dr", 2, "site-b", "2")
+    assert kit.dr.log == ["t0", "t1", "t2", "acked"] and not kit.dr.read_only
+    assert kit.store.renew_active(old, 5.0) is False  # the old holder learns it lost
+    assert len(refused) == 1 and "never acknowledged" not in kit.dr.log
+    done = [e.step for e in kit.store.events() if e.outcome == "done"]
+    assert done.index("promote") < done.index("fence-old")  # fencing does not delay it
+
+
+def test_a_standby_removed_first_is_not_promoted_and_acknowledges_again(kit: Kit) -> None:
+    holder = name_dr(kit)
+    removed = SyncRecord(1, None, 1.0, "a commit waited 1.0 s")
+
+    def primary_degrades_meanwhile() -> None:  # the race with the holder's syncer: it wins
+        kit.store.set_sync(holder, kit.store.sync(), removed)
+
+    kit.dr.hooks["stop_receiving"] = primary_degrades_meanwhile
+    with pytest.raises(StaleEpoch):
+        kit.failover(named_only=True)
+    assert kit.store.active() == holder and kit.dr.read_only and kit.dr.receiving
+    assert "resume_receiving" in kit.dr.calls
+    kit.primary.semi_on = False  # degraded: commits complete alone, the DR site still receives
+    kit.primary.write("after")
+    assert kit.dr.status().lag_trx == 0
+
+
+def test_a_standby_that_is_not_named_stops_nothing_and_takes_nothing(kit: Kit) -> None:
+    holder = kit.store.active()
+    assert holder is not None
+    kit.store.set_sync(holder, None, SyncRecord(1, None, 0.0, "never caught up"))
+    with pytest.raises(StaleEpoch, match="not the named synchronous standby"):
+        kit.failover(named_only=True)
+    assert "stop_receiving" not in kit.dr.calls and kit.dr.receiving
+    assert kit.store.active() == holder and kit.dr.read_only
+
+
 def test_a_failover_fences_a_reachable_old_primary(kit: Kit) -> None:
     kit.clock.advance(6.0)
     kit.failover()

@@ -132,6 +132,10 @@ class Controller:
                 return self.run(RunId("failback", self.primary, epoch), back.reason)
         return f"decision: {decision.action}: {decision.reason}"
 
+    def settled(self) -> bool:
+        """The DR site is active: a failure is acted on at the next probe cycle, no sooner."""
+        return self.decided is not None and self.decided[1] == "dr-active"
+
     def _record(self, decision: Decision) -> None:
         """An event each time the decision changes (its action or its cause)."""
         key = (decision.action, decision.cause)

@@ -7,13 +7,17 @@ what it sees) and serves the control API. A site's agent also keeps the lease
 (``routing.RouteFollower``); the DR site's agent is the controller in this version
 (``controller.Controller``). Each task runs on its own timer, the blocking ones in threads:
 
-    cycle        every probe interval: observe, publish; the controller's duty
+    cycle        every probe interval: observe (the service's checks), publish
+    reach        every reach interval (0.1 s in the fast preset): a TCP connection to each
+                 site's ports; a change is published at once and wakes the controller
+    controller   on the DR site's agent, on a thread of its own: decide and run the runbooks,
+                 as soon as something was published (woken) or every probe interval
     lease        every probe interval (at most the renewal interval): the lease rules
     fence watch  every 0.1 s, on a thread of its own: the self-fencing rule alone
     db watch     every 2 s: this site's database
     sync         every 0.25 s (at most a quarter of the degrade bound), on a thread of its own,
                  on the active site: the sync record (``syncer.Syncer``) and the position
-    routes       every 0.2 s: a frontend follows the lease
+    routes       a frontend watches the record (held open up to 1 s) and follows it at once
 """
 
 from __future__ import annotations
@@ -33,12 +37,12 @@ from draas.agent.gate import RunbookGate
 from draas.agent.keeper import LeaseKeeper
 from draas.agent.observer import Observer
 from draas.agent.outbox import Outbox
-from draas.agent.routing import RouteFollower
+from draas.agent.routing import WATCH_S, RouteFollower
 from draas.agent.syncer import Syncer
 from draas.clock import Clock, SystemClock
 from draas.config import Config, Node, load_config
 from draas.coordination import ActiveRecord, CoordinationStore
-from draas.deployment import Deployment, frontend_engine, probes, read_secret
+from draas.deployment import Deployment, frontend_engine, probes, reach_probes, read_secret
 from draas.errors import ConfigError, DraasError
 from draas.failover.policy import Action, decide
 from draas.failover.runbook import RunbookRunner
@@ -49,7 +53,7 @@ from draas.traffic.frontend.proxy import ProxyEngine
 
 log = logging.getLogger("draas.agent")
 
-ROUTES_S = 0.2  # how often a frontend's agent follows the lease
+ROUTES_S = 0.01  # pause between a frontend's rounds (each one watches the record)
 FENCE_CHECK_S = 0.1  # how often the self-fencing rule is checked
 SYNC_CHECK_S = 0.25  # how often the active site checks its standby (at most degrade / 4)
 
@@ -95,6 +99,8 @@ class Agent:
         # Set once this agent has probed and published: the lease task starts then (the
         # record is taken by an agent that already sees, as the others see it).
         self.observed = asyncio.Event()
+        # Set when there is something new to decide on: the controller runs at once.
+        self.wake = asyncio.Event()
         self.keeper: LeaseKeeper | None = None
         self.dbwatch: DatabaseWatch | None = None
         self.syncer: Syncer | None = None
@@ -129,6 +135,8 @@ class Agent:
             clock=self.clock,
             emit=self.outbox.emit,
             on_probe=self._on_probe,
+            reach=reach_probes(cfg),
+            reach_fall=t.reach_fall,
         )
         rep = self.deployment.reps.get(node.site or "") if node.role == "site" else None
         if node.site is not None:
@@ -274,11 +282,8 @@ class Agent:
 
     # -- the tasks -----------------------------------------------------------------------------
     def duties(self) -> str:
-        """The blocking part of a cycle: the controller's duty and the lag history."""
-        said = [self.control.lag_duty()]
-        if self.controller is not None:
-            said.append(self.controller.duty())
-        return "; ".join(s for s in said if s)
+        """The blocking part of a cycle: the lag history."""
+        return self.control.lag_duty()
 
     async def cycle(self) -> str:
         detections = await self.observer.observe()
@@ -286,8 +291,67 @@ class Agent:
             log.info("%s", line)
         self.observed.set()
         await asyncio.to_thread(self.observer.publish)
+        self.wake.set()  # the controller decides on what was just published
         await asyncio.to_thread(self.outbox.flush)
         return await asyncio.to_thread(self.duties)
+
+    async def _reaching(self, stop: asyncio.Event) -> None:
+        """The hard-failure check, on its own short interval: a change is published at once
+        (not at the next probe cycle), and wakes the controller; while a site is
+        unreachable the controller is woken every round (the other voters' reports come in
+        one by one)."""
+        loop = asyncio.get_running_loop()
+        every = self.cfg.timings.reach_interval_s
+        while not stop.is_set():
+            started = loop.time()
+            try:
+                changes = await self.observer.reach_round()
+                for line in changes:
+                    log.info("%s", line)
+                if changes:
+                    await asyncio.to_thread(self.observer.publish)
+                if changes or (self.observer.unreachable() and self._eager()):
+                    self.wake.set()
+            except DraasError as exc:
+                log.warning("reachability round failed: %s", exc)
+            pause = max(0.0, every - (loop.time() - started))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), pause)
+
+    def _eager(self) -> bool:
+        """Whether the controller has a decision to take early (not when the DR site is
+        already active: nothing is moved on a site's failure then)."""
+        return self.controller is not None and not self.controller.settled()
+
+    async def _controlling(self, stop: asyncio.Event, executor: Executor) -> None:
+        """The controller's duty on a thread of its own, as soon as something new was
+        published (woken) or every probe interval, never two at once."""
+        assert self.controller is not None
+        loop = asyncio.get_running_loop()
+        await self.observed.wait()
+        last = ""
+        while not stop.is_set():
+            self.wake.clear()
+            controller = self.controller  # a reload may build a new one
+            try:
+                said = await loop.run_in_executor(executor, controller.duty)
+            except DraasError as exc:
+                said = f"controller failed: {exc}"
+            except Exception:  # a bug must not stop the controller: say it, go on
+                log.exception("the controller's duty failed unexpectedly")
+                said = ""
+            if said and said != last:
+                log.info("%s", said)
+            last = said
+            woken = asyncio.ensure_future(self.wake.wait())
+            stopped = asyncio.ensure_future(stop.wait())
+            _, pending = await asyncio.wait(
+                {woken, stopped},
+                timeout=self.cfg.timings.probe_interval_s,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            for task in pending:
+                task.cancel()
 
     async def run(self) -> None:
         stop = asyncio.Event()
@@ -314,9 +378,14 @@ class Agent:
         # when this site is cut off; the fence rule makes none).
         own = [
             ThreadPoolExecutor(max_workers=1, thread_name_prefix=n)
-            for n in ("lease", "fence", "sync")
+            for n in ("lease", "fence", "sync", "controller", "routes")
         ]
-        tasks = [asyncio.create_task(self._cycles(stop))]
+        tasks = [
+            asyncio.create_task(self._cycles(stop)),
+            asyncio.create_task(self._reaching(stop)),
+        ]
+        if self.controller is not None:
+            tasks.append(asyncio.create_task(self._controlling(stop, own[3])))
         if self.keeper is not None:
             keeper = self.keeper
             every = lease_timings(self.cfg).tick_s
@@ -337,8 +406,12 @@ class Agent:
             dbwatch = self.dbwatch
             tasks.append(asyncio.create_task(self._every(stop, dbwatch.check, CHECK_S, "db")))
         if self.follower is not None:
-            follow = self.follower.follow
-            tasks.append(asyncio.create_task(self._every(stop, follow, ROUTES_S, "routes")))
+            follower = self.follower
+
+            def follow() -> str:  # a watch held open up to WATCH_S, then at once again
+                return follower.follow(watch_s=WATCH_S)
+
+            tasks.append(asyncio.create_task(self._every(stop, follow, ROUTES_S, "routes", own[4])))
         await stop.wait()
         await self._shut_down(tasks)
         for executor in own:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import threading
 from collections.abc import Callable, Mapping, Sequence
 
 from draas.clock import Clock
@@ -33,10 +34,16 @@ class Observer:
         clock: Clock,
         emit: Emit,
         on_probe: OnProbe | None = None,
+        reach: Mapping[str, Probe] | None = None,
+        reach_fall: int = 3,
     ) -> None:
         self.node = node
         self.probes = {t: list(p) for t, p in probes.items()}
-        self.vantage = VantagePoint(node, list(self.probes), rise, fall)
+        self.reach = dict(reach or {})
+        self.vantage = VantagePoint(
+            node, list(self.probes), rise, fall, reach=list(self.reach), reach_fall=reach_fall
+        )
+        self._publishing = threading.Lock()
         self.ttl_s = ttl_s
         self.store = store
         self.clock = clock
@@ -68,13 +75,31 @@ class Observer:
                 self.emit(self._detection(target, state, detail))
         return said
 
-    def _detection(self, target: str, state: str, detail: str) -> Event:
+    async def reach_round(self) -> list[str]:
+        """One round of TCP connects to every site (the hard-failure check): returns the
+        changes it found, as sentences (each also an event)."""
+        now = self.clock.now()
+        targets = list(self.reach)
+        results = await asyncio.gather(*(self.reach[t].check() for t in targets))
+        said = []
+        for target, r in zip(targets, results, strict=True):
+            if self.vantage.feed_reach(target, r.ok, now):
+                state = "reachable" if r.ok else "unreachable"
+                said.append(f"{self.node} finds {target} {state}")
+                self.emit(self._detection(target, state, r.detail, step="reach"))
+        return said
+
+    def unreachable(self) -> list[str]:
+        """The targets this vantage point finds unreachable now."""
+        return [t for t in self.reach if self.vantage.unreachable_since(t) is not None]
+
+    def _detection(self, target: str, state: str, detail: str, step: str = "detect") -> Event:
         return Event(
             ts=self.clock.now(),
             node=self.node,
             runbook="monitor",
             run=f"sees-{target}",
-            step="detect",
+            step=step,
             outcome=state,
             target=target,
             detail=detail,
@@ -88,4 +113,7 @@ class Observer:
         )
 
     def publish(self) -> None:
-        self.store.publish(self.observation(), self.ttl_s)
+        """Publish what this vantage point sees now (the probe cycle and the reach rounds
+        both publish: one at a time)."""
+        with self._publishing:
+            self.store.publish(self.observation(), self.ttl_s)

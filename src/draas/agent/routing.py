@@ -1,17 +1,20 @@
 """A frontend's agent routes its data plane to the site that holds the ``active`` record
 (traffic follows the lease, never raw health), reads back where it routes every few rounds (a
-restarted data plane may route elsewhere), and records each move as an event."""
+restarted data plane may route elsewhere), and records each move as an event. It watches the
+record (``wait_active``): a move is followed as soon as the store has it."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from draas.clock import Clock
-from draas.coordination import CoordinationStore, Event
+from draas.coordination import ActiveRecord, CoordinationStore, Event
 from draas.errors import CoordinationError, DraasError
 from draas.traffic import TrafficSwitch
 
 READ_BACK_EVERY = 5  # rounds
+WATCH_S = 1.0  # the longest a watch is held open (then the round reads back and watches anew)
 
 
 class RouteFollower:
@@ -33,6 +36,7 @@ class RouteFollower:
         self.on_move = on_move  # republish the observation at once
         self.routes_to: str | None = None
         self.rounds = 0
+        self.seen: ActiveRecord | None = None  # the record as last read
 
     def read_back(self) -> None:
         try:
@@ -40,11 +44,18 @@ class RouteFollower:
         except DraasError:
             self.routes_to = None
 
-    def follow(self) -> str:
+    def follow(self, watch_s: float = 0.0) -> str:
+        """One round: the record (as soon as it moves, within ``watch_s``), then route to its
+        site if the data plane does not."""
         try:
-            active = self.store.active()
+            if watch_s > 0:
+                active = self.store.wait_active(self.seen, watch_s)
+            else:
+                active = self.store.active()
         except CoordinationError:
+            time.sleep(min(watch_s, 0.2))  # the store is out of reach: not a busy loop
             return ""  # keep routing where we route: traffic moves only with the lease
+        self.seen = active
         self.rounds += 1
         if self.rounds % READ_BACK_EVERY == 0:
             self.read_back()

@@ -10,6 +10,7 @@ stays, so the next holder takes ``epoch + 1``.
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 
 from draas.config import Coordination
@@ -36,6 +37,7 @@ __all__ = [
     "Seen",
     "State",
     "SyncRecord",
+    "another_grant",
     "make_store",
 ]
 
@@ -65,11 +67,16 @@ class CoordinationStore(ABC):
         expected_epoch: int,
         ttl_s: float,
         named: SyncRecord | None = None,
+        replace: ActiveRecord | None = None,
     ) -> ActiveRecord:
-        """Become active with epoch ``expected_epoch + 1``, if no one holds the record, the
-        epoch is still ``expected_epoch`` and (``named``) the sync record is still exactly
-        ``named``; else raise ``StaleEpoch`` and change nothing. An automatic failover passes
-        the record that names its site: a holder that removed it first wins the race."""
+        """Become active with epoch ``expected_epoch + 1``, if no one holds the record (or,
+        with ``replace``, the record is still exactly ``replace``), the epoch is still
+        ``expected_epoch`` and (``named``) the sync record is still exactly ``named``; else
+        raise ``StaleEpoch`` and change nothing. An automatic failover passes the record that
+        names its site: a holder that removed it first wins the race. ``replace`` takes the
+        record from a holder that still has a lease (a promotion that does not wait for a
+        dead primary's lease): only with ``named``, by a standby that has already stopped
+        acknowledging the holder's commits; the old lease is revoked."""
 
     @abstractmethod
     def hand_over(
@@ -85,6 +92,17 @@ class CoordinationStore(ABC):
     @abstractmethod
     def release_active(self, record: ActiveRecord) -> None:
         """Give the record up (only if it is still this one)."""
+
+    def wait_active(self, seen: ActiveRecord | None, timeout_s: float) -> ActiveRecord | None:
+        """The active record as soon as it is another grant than ``seen`` (a watch: a
+        frontend acts on a move at once), or as it is after ``timeout_s``. This default
+        looks every 50 ms; a store that can watch does better."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            current = self.active()
+            if another_grant(seen, current) or time.monotonic() >= deadline:
+                return current
+            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
 
     # -- who may be promoted -------------------------------------------------------------------
     @abstractmethod
@@ -123,6 +141,13 @@ class CoordinationStore(ABC):
     @abstractmethod
     def events(self) -> list[Event]:
         """Every event, oldest first, each with its ``id``."""
+
+
+def another_grant(seen: ActiveRecord | None, current: ActiveRecord | None) -> bool:
+    """Whether ``current`` is another grant of the record than ``seen`` (None: no record)."""
+    if seen is None or current is None:
+        return seen is not current
+    return not seen.same_grant(current)
 
 
 def make_store(cfg: Coordination, *, timeout_s: float = 2.0) -> CoordinationStore:

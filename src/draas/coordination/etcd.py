@@ -16,6 +16,7 @@ or its absence) before writing both, so two contenders can never both win.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import math
 import secrets
@@ -25,6 +26,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+import requests
+
 from draas.coordination import (
     ActiveRecord,
     CoordinationStore,
@@ -32,6 +35,7 @@ from draas.coordination import (
     Observation,
     Position,
     SyncRecord,
+    another_grant,
 )
 from draas.errors import CoordinationError, StaleEpoch
 
@@ -172,14 +176,20 @@ class EtcdStore(CoordinationStore):
         expected_epoch: int,
         ttl_s: float,
         named: SyncRecord | None = None,
+        replace: ActiveRecord | None = None,
     ) -> ActiveRecord:
         def attempt(c: Any) -> ActiveRecord:
             lease = self._grant(c, ttl_s)
             record = ActiveRecord(site, expected_epoch + 1, holder, str(lease))
-            compare = [self._is("active", None), self._epoch_is(expected_epoch)]
+            held = None if replace is None else replace.to_json()
+            compare = [self._is("active", held), self._epoch_is(expected_epoch)]
             if named is not None:
                 compare.append(self._is("sync", named.to_json()))
             if self._txn(c, compare, self._writes(record, lease)):
+                if replace is not None and replace.lease:
+                    # Its holder's renewals now fail at once (the record moved anyway).
+                    with contextlib.suppress(Exception):
+                        Lease(int(replace.lease), c).revoke()
                 return record
             Lease(lease, c).revoke()
             sync = "" if named is None else f", or {site} is no longer the named standby"
@@ -219,6 +229,40 @@ class EtcdStore(CoordinationStore):
             return int(Lease(int(record.lease), c).refresh()) > 0
 
         return self._do("renew active", attempt)
+
+    def wait_active(self, seen: ActiveRecord | None, timeout_s: float) -> ActiveRecord | None:
+        """A watch on the record's key from the revision it was read at, held open for at
+        most ``timeout_s`` (one streaming request of etcd's gateway)."""
+
+        def attempt(c: Any) -> ActiveRecord | None:
+            got = c.post(c.get_url("/kv/range"), json={"key": _b64(self._key("active"))})
+            kvs = got.get("kvs") or []
+            current = None
+            if kvs:
+                value = base64.b64decode(kvs[0]["value"])
+                current = ActiveRecord.from_json(value, lease=str(kvs[0].get("lease", "")))
+            if another_grant(seen, current):
+                return current
+            start = int(got["header"]["revision"]) + 1
+            watch = {"create_request": {"key": _b64(self._key("active")), "start_revision": start}}
+            moved = False
+            with (
+                contextlib.suppress(requests.RequestException),
+                c.session.post(
+                    c.get_url("/watch"),
+                    json=watch,
+                    stream=True,
+                    timeout=(self.timeout_s, timeout_s),
+                ) as resp,
+            ):
+                deadline = time.monotonic() + timeout_s
+                for chunk in resp.iter_content(chunk_size=None):
+                    if b'"events"' in chunk or time.monotonic() >= deadline:
+                        moved = b'"events"' in chunk
+                        break
+            return self._read_active(c) if moved else current
+
+        return self._do("watch active", attempt)
 
     def release_active(self, record: ActiveRecord) -> None:
         def attempt(c: Any) -> None:

@@ -78,13 +78,17 @@ class MemoryStore(CoordinationStore):
         expected_epoch: int,
         ttl_s: float,
         named: SyncRecord | None = None,
+        replace: ActiveRecord | None = None,
     ) -> ActiveRecord:
         self._enter("take active")
         with self._lock:
             if named is not None and self._sync != named:
                 raise StaleEpoch(f"the sync record is {self._sync}, not {named}")
             current = self._live_active()
-            if current is not None:
+            if replace is not None:
+                if current is None or not current.same_grant(replace):
+                    raise StaleEpoch(f"the active record is {current}, not {replace}")
+            elif current is not None:
                 raise StaleEpoch(
                     f"site {current.site} holds the active record (epoch "
                     f"{current.epoch}, holder {current.holder})"

@@ -113,15 +113,29 @@ class Position:
 
 @dataclass(frozen=True)
 class Seen:
-    """One target as one vantage point sees it: its state and since when (that point's clock)."""
+    """One target as one vantage point sees it: its state and since when (that point's clock),
+    and since when none of its ports accepts a TCP connection (a hard failure: powered off,
+    cut off, its service gone; None: it is reachable)."""
 
     state: State
     since: float
+    unreachable_since: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"state": self.state, "since": self.since}
+        if self.unreachable_since is not None:
+            doc["unreachable_since"] = self.unreachable_since
+        return doc
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> Seen:
         state = str(doc.get("state", "unknown"))
-        return cls(state if state in STATES else "unknown", float(doc["since"]))
+        gone = doc.get("unreachable_since")
+        return cls(
+            state if state in STATES else "unknown",
+            float(doc["since"]),
+            None if gone is None else float(gone),
+        )
 
 
 @dataclass(frozen=True)
@@ -172,7 +186,7 @@ class Observation:
         doc: dict[str, Any] = {
             "observer": self.observer,
             "at": self.at,
-            "targets": {t: {"state": s.state, "since": s.since} for t, s in self.targets.items()},
+            "targets": {t: s.to_dict() for t, s in self.targets.items()},
         }
         if self.routes_to is not None:
             doc["routes_to"] = self.routes_to

@@ -11,10 +11,17 @@ Rules (DESIGN.md's invariants):
   that is not eligible (``failover.sync``: not the named synchronous standby, or too far
   behind in asynchronous mode); the primary is then not asked to step down either;
 - without a coordination store there is no automatic decision (manual failover only);
-- fence before promote: while the failed site still holds the ``active`` lease the answer is
-  ``await-release``: its agent, seeing the same quorum, demotes its database and releases the
-  lease; if it cannot (powered off, cut off), the lease expires, and it has fenced itself
-  before that (``must_fence``). Only then is the DR site promoted.
+- semi-sync mode (``preempt``): the named synchronous standby does not wait for the failed
+  site's lease. The answer is ``failover`` with ``replace`` (the record held): the runbook
+  first stops the standby's receiver, so the old primary, dead or alive, can no longer
+  complete a commit, then takes the record from it under epoch + 1 (compare-and-swap on the
+  record, the epoch and the sync record), applies what it received and opens for writes.
+  The old primary fences itself when it sees the record moved, or when it cannot renew;
+- asynchronous mode (an old primary may still acknowledge writes alone): while the failed
+  site holds the ``active`` lease the answer is ``await-release``: its agent, seeing the
+  same quorum, demotes its database and releases the lease; if it cannot (powered off, cut
+  off), the lease expires, and it has fenced itself before that (``must_fence``). Only then
+  is the DR site promoted.
 """
 
 from __future__ import annotations
@@ -61,6 +68,12 @@ class View:
     # Async mode: transactions of the last published position the DR site had not applied
     # (within the bound, so eligible): what a failover now gives up. None: none known.
     dr_gives_up: int | None = None
+    # Semi-sync mode: the named standby takes the record from a live holder once it stopped
+    # acknowledging it (no wait for the lease). Async mode: it waits for the lease.
+    preempt: bool = False
+    # A hard failure (no TCP connection to any of the site's ports) counts as a vote once
+    # seen for this long (None: only the confirmation window counts).
+    reach_window_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -87,7 +100,8 @@ def votes(
     window_s: float | None = None,
 ) -> list[str]:
     """Voters (the view's, or ``voters``) that have seen ``site`` in ``state`` for at least
-    the confirmation window (or ``window_s``)."""
+    the confirmation window (or ``window_s``). A site none of whose ports accepts a TCP
+    connection counts as down after the shorter ``reach_window_s``, and never as up."""
     window = view.confirm_window_s if window_s is None else window_s
     out = []
     for voter in view.voters if voters is None else voters:
@@ -95,9 +109,31 @@ def votes(
         if obs is None:
             continue  # expired: a silent observer does not vote
         seen = obs.state_of(site)
-        if seen is not None and seen.state == state and view.now - seen.since >= window:
+        if seen is None:
+            continue
+        gone = seen.unreachable_since
+        if state == "up" and gone is not None:
+            continue
+        confirmed = seen.state == state and view.now - seen.since >= window
+        if confirmed or (state == "down" and hard_down(view, gone)):
             out.append(voter)
     return out
+
+
+def _unreachable(view: View, voter: str, site: str) -> float | None:
+    obs = view.observations.get(voter)
+    seen = None if obs is None else obs.state_of(site)
+    return None if seen is None else seen.unreachable_since
+
+
+def hard_down(view: View, unreachable_since: float | None) -> bool:
+    """Unreachable (no TCP at all) for the reach window: a hard failure, confirmed sooner
+    than a gray one (errors, slow answers) whose window is ``confirm_window_s``."""
+    return (
+        view.reach_window_s is not None
+        and unreachable_since is not None
+        and view.now - unreachable_since >= view.reach_window_s
+    )
 
 
 def decide(view: View) -> Decision:
@@ -160,15 +196,31 @@ def decide(view: View) -> Decision:
             votes=tally,
             cause="not-eligible",
         )
-    why = (
-        f"{view.primary} down for {view.confirm_window_s:g} s by {', '.join(down)}; "
-        f"{view.dr} up by {', '.join(up_dr)}"
+    hard = [v for v in down if hard_down(view, _unreachable(view, v, view.primary))]
+    how = (
+        f"unreachable for {view.reach_window_s:g} s"
+        if len(hard) == len(down)
+        else f"down for {view.confirm_window_s:g} s"
     )
+    why = f"{view.primary} {how} by {', '.join(down)}; {view.dr} up by {', '.join(up_dr)}"
     lost = view.dr_gives_up
     if lost:
         why += (
             f"; {view.dr} gives up {lost} transaction(s) of {view.primary}'s last published "
             "position (asynchronous mode, within replication.max_failover_lag_trx)"
+        )
+    if view.active is not None and view.preempt and view.active.site == view.primary:
+        held = view.active
+        return Decision(
+            "failover",
+            f"{why}; {view.dr} is the named synchronous standby: it stops acknowledging "
+            f"{view.primary} and takes the record from {held.holder} (epoch {held.epoch}) "
+            "without waiting for its lease",
+            target=view.dr,
+            expected_epoch=view.last_epoch,
+            replace=held,
+            votes=tally,
+            cause="confirmed",
         )
     if view.active is not None:
         held = view.active

@@ -1,8 +1,9 @@
 """The runbooks, as data over the things they act on (any ``Replicator``, ``TrafficSwitch`` and
 ``Probe``: the MariaDB ones in production, the in-memory ones in unit tests).
 
-- failover: take the lease (new epoch), fence the old primary, promote the DR site, move
-  traffic, verify through the path a client uses;
+- failover: take the lease (new epoch; in semi-sync mode from a primary that still holds it,
+  once the target stopped acknowledging it), promote the target, move traffic, fence the old
+  primary (best effort: it fences itself), verify through the path a client uses;
 - switchover (planned, either direction, zero loss): the target catches up, writes pause on
   the source, the target drains to the source's last transaction, the lease is handed over
   (new epoch), the target is promoted, the source replicates from it, traffic moves, verify;
@@ -93,27 +94,60 @@ def failover_runbook(
     the later steps run (they may outlast the lease). ``named_only`` (an automatic failover
     in semi-sync mode): the record is taken only while the sync record names ``target``
     under ``expected_epoch``, in the same compare-and-swap (a holder that removed it first
-    wins)."""
+    wins); and it is taken from ``old_site`` even while its lease lives (see ``take_lease``)."""
 
     def take_lease(ctx: RunContext) -> None:
         current = store.active()
         if current is not None and current.site == target and current.holder == holder:
             rec = current  # already ours (resumed after a crash)
-        else:
+        elif not named_only:
             # Only a free record is taken: the old holder has released it or its lease
             # expired, so it has fenced itself (fence before promote).
-            named = None
-            if named_only:
-                named = store.sync()
-                if named is None or not named.names(target, expected_epoch):
-                    raise StaleEpoch(
-                        f"{target} is not the named synchronous standby of epoch "
-                        f"{expected_epoch} (sync record: {named}): not promoted automatically"
-                    )
-            rec = store.take_active(target, holder, expected_epoch, ttl_s, named=named)
+            rec = store.take_active(target, holder, expected_epoch, ttl_s)
+        else:
+            rec = take_from_holder(current)
         ctx.epoch = rec.epoch
         if on_taken is not None:
             on_taken(rec)
+
+    def take_from_holder(current: ActiveRecord | None) -> ActiveRecord:
+        """Semi-sync: the old primary can complete a commit only with the acknowledgement of
+        the named standby (no timeout, ``wait_no_slave``), and can stop waiting for it only
+        after removing it from the sync record. So once the target's receiver is stopped,
+        the old primary, dead or alive, acknowledges no more writes, and the record is taken
+        from it under epoch + 1 (compare-and-swap on the record, the epoch and the sync record:
+        a holder that removed the target first wins). Not free and not the old site's record
+        of ``expected_epoch``: someone else moved it, nothing is stopped."""
+        named = store.sync()
+        if named is None or not named.names(target, expected_epoch):
+            raise StaleEpoch(
+                f"{target} is not the named synchronous standby of epoch "
+                f"{expected_epoch} (sync record: {named}): not promoted automatically"
+            )
+        replace = None
+        if current is not None:
+            if current.site != old_site or current.epoch != expected_epoch:
+                raise StaleEpoch(
+                    f"the active record is {current}, not {old_site}'s of epoch "
+                    f"{expected_epoch}: someone else moved it"
+                )
+            replace = current
+        rep = reps.get(target)
+        if rep is not None:
+            rep.stop_receiving()
+        try:
+            return store.take_active(
+                target, holder, expected_epoch, ttl_s, named=named, replace=replace
+            )
+        except StaleEpoch:
+            # Not taken (the holder removed the target first, or moved on): acknowledge it
+            # again. After any other failure the take may have applied: stay stopped.
+            if rep is not None:
+                try:
+                    rep.resume_receiving()
+                except DraasError as exc:
+                    log.warning("%s: could not restart its receiver: %s", target, exc)
+            raise
 
     def fence_old(ctx: RunContext) -> None:
         old = reps.get(old_site)

@@ -18,7 +18,10 @@ Kind = Literal["failover", "switchover", "failback"]
 KINDS: tuple[Kind, ...] = ("failover", "switchover", "failback")
 
 # The steps of each runbook, in order (``runbooks.py`` builds them in this order).
-FAILOVER_STEPS = ("take-lease", "fence-old", "promote", "switch-traffic", "verify", "detach")
+# The old primary is fenced after traffic moved: it can no longer complete a commit once the
+# record is taken (it lost the lease, or the standby stopped acknowledging it), and it fences
+# itself; reaching it (or finding it dead) must not delay the promotion.
+FAILOVER_STEPS = ("take-lease", "promote", "switch-traffic", "fence-old", "verify", "detach")
 SWITCHOVER_STEPS = (
     "catch-up",
     "pause-and-drain",

@@ -106,6 +106,8 @@ def view_of(
         dr_replica=database_of(cfg, dr, observations),
         dr_ineligible=fit.why_not,
         dr_gives_up=fit.behind if cfg.replication.mode == "async" else None,
+        preempt=cfg.replication.mode == "semi-sync",
+        reach_window_s=cfg.timings.reach_window_s,
     )
 
 

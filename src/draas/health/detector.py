@@ -43,16 +43,37 @@ class RiseFall:
 
 
 class VantagePoint:
-    """One observer's detectors, one per target, and the document it publishes."""
+    """One observer's detectors, one per target (the service's checks), and for the targets
+    also checked for reachability (TCP connects, on a shorter interval) one more each; and
+    the document it publishes."""
 
-    def __init__(self, name: str, targets: list[str], rise: int, fall: int) -> None:
+    def __init__(
+        self,
+        name: str,
+        targets: list[str],
+        rise: int,
+        fall: int,
+        reach: list[str] | None = None,
+        reach_fall: int = 3,
+    ) -> None:
         self.name = name
         self.detectors = {t: RiseFall(rise, fall) for t in targets}
+        self.reach = {t: RiseFall(1, reach_fall) for t in reach or []}
 
     def feed(self, target: str, ok: bool, at: float) -> bool:
         return self.detectors[target].feed(ok, at)
 
+    def feed_reach(self, target: str, ok: bool, at: float) -> bool:
+        """One round of TCP connects to ``target`` (``ok``: one of its ports accepted)."""
+        return self.reach[target].feed(ok, at)
+
+    def unreachable_since(self, target: str) -> float | None:
+        d = self.reach.get(target)
+        return d.since if d is not None and d.state == "down" else None
+
     def observation(self, at: float) -> Observation:
         """What this vantage point sees at ``at``, as it publishes it."""
-        seen = {t: Seen(d.state, d.since) for t, d in self.detectors.items()}
+        seen = {
+            t: Seen(d.state, d.since, self.unreachable_since(t)) for t, d in self.detectors.items()
+        }
         return Observation(self.name, at, seen)

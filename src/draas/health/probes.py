@@ -265,3 +265,20 @@ class TcpProbe:
                 False, time.monotonic() - t0, f"tcp {self.host}:{self.port}: {exc!r}"
             )
         return ProbeResult(True, time.monotonic() - t0, f"tcp {self.host}:{self.port}: open")
+
+
+class ReachProbe:
+    """Whether a host accepts a TCP connection on any of ``ports`` (tried at once): a host
+    that accepts none is powered off, cut off, or its service is gone (a hard failure)."""
+
+    def __init__(self, host: str, ports: list[int], timeout_s: float) -> None:
+        self.host = host
+        self.probes = [TcpProbe(host, p, timeout_s=timeout_s) for p in sorted(set(ports))]
+
+    async def check(self) -> ProbeResult:
+        t0 = time.monotonic()
+        results = await asyncio.gather(*(p.check() for p in self.probes))
+        took = time.monotonic() - t0
+        if any(r.ok for r in results):
+            return ProbeResult(True, took, f"{self.host} accepts TCP connections")
+        return ProbeResult(False, took, "; ".join(r.detail for r in results))

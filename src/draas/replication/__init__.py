@@ -143,6 +143,17 @@ class Replicator(ABC):
         """Stop replicating and forget the source (idempotent)."""
 
     @abstractmethod
+    def stop_receiving(self, within_s: float = 2.0) -> None:
+        """Stop receiving the source's transactions (its replication receiver), so that this
+        server acknowledges none of its commits from now on; what was received stays to be
+        applied by ``promote``. Idempotent; a server that is not a replica has nothing to stop."""
+
+    @abstractmethod
+    def resume_receiving(self) -> None:
+        """Start the receiver stopped by ``stop_receiving`` again (a promotion that was not
+        carried out)."""
+
+    @abstractmethod
     def demote(self, connect_timeout_s: float = 3.0, within_s: float = 10.0) -> float:
         """Refuse the service's writes at once (``read_only``, the service's sessions ended);
         return the seconds it took."""

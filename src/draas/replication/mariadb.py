@@ -233,6 +233,8 @@ class MariaDBReplicator(Replicator):
                 "SET GLOBAL rpl_semi_sync_master_wait_point = AFTER_SYNC",
                 "SET GLOBAL rpl_semi_sync_master_enabled = ON",
                 "SET GLOBAL rpl_semi_sync_slave_enabled = OFF",
+                # A shutdown would otherwise release the commits waiting for the standby.
+                "SET GLOBAL shutdown_wait_for_slaves = ON",
             ]
         statements.append("SET GLOBAL read_only = OFF")
         self.execute(*statements)
@@ -261,6 +263,44 @@ class MariaDBReplicator(Replicator):
 
     def detach(self) -> None:
         self.execute("STOP SLAVE", "RESET SLAVE ALL")
+
+    def stop_receiving(self, within_s: float = 2.0) -> None:
+        """``STOP SLAVE IO_THREAD``: the receiver is ended (its socket shut), so no further
+        event is received or acknowledged; the relay log keeps what was."""
+        t0 = time.monotonic()
+        if not self.query("SHOW SLAVE STATUS"):
+            return
+        failed: list[BaseException] = []
+        done = threading.Event()
+
+        def stop() -> None:
+            try:
+                self.execute("STOP SLAVE IO_THREAD")
+            except Exception as exc:  # reported by the caller's thread
+                failed.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=stop, name="stop-receiving", daemon=True).start()
+        if not done.wait(within_s) or failed:
+            why = failed[0] if failed else f"still stopping after {within_s:g} s"
+            raise ReplicationError(
+                f"site {self.endpoint.site}: the replication receiver did not stop ({why})",
+                retryable=True,
+            )
+        rows = self.query("SHOW SLAVE STATUS")
+        if rows and rows[0].get("Slave_IO_Running") == "Yes":
+            raise ReplicationError(
+                f"site {self.endpoint.site}: the replication receiver still runs after "
+                "STOP SLAVE IO_THREAD",
+                retryable=True,
+            )
+        took = time.monotonic() - t0
+        self.events("stop-receiving", "done", site=self.endpoint.site, took_s=round(took, 4))
+
+    def resume_receiving(self) -> None:
+        if self.query("SHOW SLAVE STATUS"):
+            self.execute("START SLAVE IO_THREAD")
 
     def resume(self) -> None:
         """Start the replication threads again as configured (a restarted replica: servers

@@ -32,6 +32,7 @@ class MemoryReplicator(Replicator):
         self.read_only = not writable
         self.source: MemoryReplicator | None = None
         self.running = False  # the replication threads
+        self.receiving = True  # the receiver (stop_receiving stops it alone)
         self.link_up = True
         self.reachable_now = True
         self.calls: list[str] = []
@@ -48,7 +49,18 @@ class MemoryReplicator(Replicator):
             self._enter("write")
             if self.read_only or self.source is not None:
                 raise ReplicationError(f"site {self.endpoint.site} is read-only: {txn} refused")
+            if self.semi_on and not self._acking():
+                # MariaDB would hold the commit until a replica acknowledges it (no timeout,
+                # wait_no_slave on): never acknowledged to the client.
+                raise ReplicationError(
+                    f"site {self.endpoint.site}: {txn} waits for an acknowledgement no "
+                    "replica sends"
+                )
             self.log.append(txn)
+            if self.semi_on:  # acknowledged: the replica received it
+                for r in self._acking():
+                    with r._lock:
+                        r._pull()
 
     def position(self) -> str:
         """The log as a GTID position (domain 0, server 1: one sequence for every site)."""
@@ -67,6 +79,8 @@ class MemoryReplicator(Replicator):
     def _pull(self) -> None:
         src = self.source
         if src is None or not self.running or not self.link_up or not src.reachable_now:
+            return
+        if not self.receiving:
             return
         if src.log[: len(self.log)] == self.log:
             self.log = list(src.log)
@@ -111,6 +125,24 @@ class MemoryReplicator(Replicator):
                 self.source, self.running = None, False  # writable: no longer a replica
             return 0.0
 
+    def stop_receiving(self, within_s: float = 2.0) -> None:
+        with self._lock:
+            self._enter("stop_receiving")
+            self.receiving = False
+
+    def resume_receiving(self) -> None:
+        with self._lock:
+            self._enter("resume_receiving")
+            self.receiving = True
+
+    def _acking(self) -> list[MemoryReplicator]:
+        """The replicas that acknowledge this server's commits now."""
+        return [
+            r
+            for r in self.replicas
+            if r.source is self and r.running and r.receiving and r.link_up and r.reachable_now
+        ]
+
     def detach(self) -> None:
         with self._lock:
             self._enter("detach")
@@ -125,7 +157,7 @@ class MemoryReplicator(Replicator):
     def resume(self) -> None:
         with self._lock:
             self._enter("resume")
-            self.read_only, self.running = True, True
+            self.read_only, self.running, self.receiving = True, True, True
 
     def replicate_from(self, source: Replicator, *, seed: bool) -> None:
         with self._lock:
@@ -139,6 +171,7 @@ class MemoryReplicator(Replicator):
                     f"{src.endpoint.site} never received; rejoin saves them first"
                 )
             self.source, self.running, self.read_only = src, True, True
+            self.receiving = True
             if self not in src.replicas:
                 src.replicas.append(self)
             self._pull()
@@ -167,7 +200,7 @@ class MemoryReplicator(Replicator):
                 recovery = recovery_dir / f"errant-{self.endpoint.site}.txt"
                 recovery.write_text("".join(f"{t}\n" for t in errant))
             self.log = list(src.log)
-            self.source, self.running = src, True
+            self.source, self.running, self.receiving = src, True, True
             return RejoinReport(
                 self.endpoint.site, src.endpoint.site, len(errant), recovery, bool(errant), 0.0
             )
@@ -175,7 +208,7 @@ class MemoryReplicator(Replicator):
     def semi_sync_state(self) -> SemiSyncState:
         with self._lock:
             self._enter("semi_sync_state")
-            acking = [r for r in self.replicas if r.source is self and r.running and r.link_up]
+            acking = self._acking()
             return SemiSyncState(self.semi_on, len(acking), self.waiting_s, self.position())
 
     def set_semi_sync(self, on: bool) -> None:
