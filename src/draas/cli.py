@@ -41,7 +41,12 @@ def _cmd_agent(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config)
     # Store calls give up well within the lease: the agent must still be able to fence in time.
-    store = make_store(cfg.coordination, timeout_s=cfg.timings.retry_timeout_s / 2)
+    # Its own host's etcd member first, then the witness's: a member at a site that fails
+    # would cost a connect timeout on the calls that matter most then.
+    near = [n.address for n in cfg.nodes if n.name == args.node] + [
+        n.address for n in cfg.nodes_with_role("witness")
+    ]
+    store = make_store(cfg.coordination, timeout_s=cfg.timings.retry_timeout_s / 2, prefer=near)
     agent = Agent(cfg, args.node, store, config_path=args.config, serve_api=not args.no_api)
     asyncio.run(agent.run())
     return 0

@@ -125,6 +125,26 @@ def test_write_outages_from_the_first_unacknowledged_write_to_the_next_acknowled
     assert write_figures(log[:5], since=0) == {"write_rto_s": 3.0, "write_downtime_s": 2.0}
 
 
+def test_a_write_in_flight_at_the_disaster_opens_the_outage_and_an_answer_closes_it() -> None:
+    """Writers side by side: the write hanging when the site died counts from the disaster;
+    an acknowledgement of a write started before the outage does not end it; the first
+    write started after it ends it when it is answered (its ``t_end``)."""
+
+    def ws(t0: float, t1: float, outcome: str) -> dict[str, Any]:
+        return {"t_start": t0, "t_end": t1, "outcome": outcome, "name": f"p{t0}"}
+
+    log = [
+        ws(9.7, 9.9, "acked"),  # done before the disaster: not counted
+        ws(9.8, 11.8, "unknown"),  # in flight at 10.0, timed out
+        ws(9.9, 10.05, "acked"),  # answered just after it, but started before the outage
+        ws(10.3, 12.3, "unknown"),
+        ws(10.6, 11.2, "failed"),
+        ws(11.3, 11.45, "acked"),  # the first write the new site acknowledges
+    ]
+    assert write_outages(log, since=10.0) == [(10.0, 11.45, True)]
+    assert write_figures(log, since=10.0) == {"write_rto_s": 1.45, "write_downtime_s": 1.45}
+
+
 def test_writes_that_never_recover_have_no_write_rto() -> None:
     assert write_figures([wr(1, "acked"), wr(2, "failed"), wr(3, "failed")], 1.5) == {
         "write_rto_s": None,

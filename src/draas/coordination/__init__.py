@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 
 from draas.config import Coordination
 from draas.coordination.records import (
@@ -150,12 +151,16 @@ def another_grant(seen: ActiveRecord | None, current: ActiveRecord | None) -> bo
     return not seen.same_grant(current)
 
 
-def make_store(cfg: Coordination, *, timeout_s: float = 2.0) -> CoordinationStore:
-    """The store named by a validated ``coordination`` config section."""
+def make_store(
+    cfg: Coordination, *, timeout_s: float = 2.0, prefer: Sequence[str] = ()
+) -> CoordinationStore:
+    """The store named by a validated ``coordination`` config section (``prefer``: hosts
+    whose members are tried first, in that order)."""
     if cfg.backend == "memory":
         from draas.coordination.memory import MemoryStore
 
         return MemoryStore()
-    from draas.coordination.etcd import EtcdStore
+    from draas.coordination.etcd import EtcdStore, nearest_first
 
-    return EtcdStore(cfg.endpoints, prefix=cfg.prefix, timeout_s=timeout_s)
+    endpoints = nearest_first(cfg.endpoints, prefer)
+    return EtcdStore(endpoints, prefix=cfg.prefix, timeout_s=timeout_s)

@@ -47,6 +47,18 @@ with warnings.catch_warnings():
     from etcd3gw.lease import Lease
 
 T = TypeVar("T")
+CONNECT_S = 0.3  # the longest a connection to a member may take
+
+
+def nearest_first(endpoints: Sequence[str], prefer: Sequence[str]) -> list[str]:
+    """``endpoints`` with those on the ``prefer`` hosts first (in that order), the rest as
+    configured."""
+
+    def rank(url: str) -> int:
+        host = urlsplit(url).hostname or ""
+        return prefer.index(host) if host in prefer else len(prefer)
+
+    return sorted(endpoints, key=rank)  # stable: the configured order within a rank
 
 
 def _b64(text: str) -> str:
@@ -76,6 +88,9 @@ class EtcdStore(CoordinationStore):
                 protocol=u.scheme or "http",
                 timeout=self.timeout_s,
             )
+            # A member that is gone is given up on after a short connect timeout (a live
+            # one accepts within a round trip); an answer may take the full timeout.
+            self._clients[url].timeout = (min(self.timeout_s, CONNECT_S), self.timeout_s)
         return self._clients[url]
 
     def _do(self, what: str, fn: Callable[[Any], T]) -> T:

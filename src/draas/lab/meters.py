@@ -24,6 +24,11 @@ from draas.measure.writes import WriteReport, account, write_figures
 WEB = "http://keystone.draas.test/"
 API = "http://keystone.draas.test:5000/v3"
 API_BASE = "http://keystone.draas.test:5000"
+# The write checker: four writers a quarter of a second apart, each at most one write a
+# second (about the load one writer made back to back), so that while writes hang on a dead
+# site one is still tried every quarter second or so.
+WRITERS = 4
+WRITE_EVERY_S = 0.25
 
 
 class Meters:
@@ -66,7 +71,7 @@ class Meters:
             ],
         )
         self.writer, self.writes = keystone.writer_spec(
-            lab, f"writer-{tag}", API_BASE, self.prefix, duration_s, 0.1
+            lab, f"writer-{tag}", API_BASE, self.prefix, duration_s, WRITE_EVERY_S, workers=WRITERS
         )
         self.checker = None
         self.samples = rundir / "splitbrain.jsonl"

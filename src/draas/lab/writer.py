@@ -1,5 +1,9 @@
 """A Keystone write load that records what was acknowledged: it creates projects named
-``PREFIX-SEQ`` one after another through the API and logs every attempt as a JSON line.
+``PREFIX-SEQ`` through the API and logs every attempt as a JSON line. ``--workers`` writers
+run side by side, started ``--interval`` apart, each starting a write at most every
+``workers x interval``: while writes hang on a dead site (up to ``--timeout``), a new one is
+still tried every interval or so, so the first write the service acknowledges after a
+disaster is seen within about an interval, not a timeout.
 
     python -m draas.lab.writer --url http://keystone.draas.test:5000 --password-file F \\
         --prefix w1 --duration 10 --interval 0.05 --out writes.jsonl
@@ -13,9 +17,11 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import itertools
 import json
 import socket
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -109,35 +115,50 @@ def run(
     out: Path,
     timeout: float,
     max_writes: int,
+    workers: int = 1,
 ) -> dict[str, int]:
-    ks = Keystone(url, password, timeout)
     counts = {"acked": 0, "failed": 0, "unknown": 0}
     t_end = time.time() + duration
-    seq = 0
-    with out.open("a") as f:
-        while time.time() < t_end and seq < max_writes:
-            seq += 1
+    seqs = itertools.count(1)
+    lock = threading.Lock()
+    period = workers * interval  # each worker's pace: the load is about one write per interval
+
+    def worker(delay: float) -> None:
+        ks = Keystone(url, password, timeout)
+        time.sleep(delay)
+        while time.time() < t_end:
+            with lock:
+                seq = next(seqs)
+            if seq > max_writes:
+                return
             name = f"{prefix}-{seq:06d}"
             t0 = time.time()
             outcome, status, error = attempt(ks, name)
             t1 = time.time()
-            counts[outcome] += 1
-            f.write(
-                json.dumps(
-                    {
-                        "seq": seq,
-                        "name": name,
-                        "t_start": round(t0, 6),
-                        "t_end": round(t1, 6),
-                        "outcome": outcome,
-                        "status": status,
-                        "error": error,
-                    }
-                )
-                + "\n"
-            )
-            f.flush()
-            time.sleep(max(0.0, interval - (t1 - t0)))
+            row = {
+                "seq": seq,
+                "name": name,
+                "t_start": round(t0, 6),
+                "t_end": round(t1, 6),
+                "outcome": outcome,
+                "status": status,
+                "error": error,
+            }
+            with lock:
+                counts[outcome] += 1
+                f.write(json.dumps(row) + "\n")
+                f.flush()
+            time.sleep(max(0.0, period - (t1 - t0)))
+
+    with out.open("a") as f:
+        threads = [
+            threading.Thread(target=worker, args=(i * interval,), daemon=True)
+            for i in range(workers)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
     return counts
 
 
@@ -150,10 +171,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--interval", type=float, default=0.05, help="seconds between writes")
     p.add_argument("--timeout", type=float, default=2.0, help="per-request timeout")
     p.add_argument("--max-writes", type=int, default=100_000)
+    p.add_argument("--workers", type=int, default=1, help="writers side by side (1-16)")
     p.add_argument("--out", type=Path, required=True)
     a = p.parse_args(argv)
     if not 0 < a.duration <= 7200 or not 0 <= a.interval <= 60:
         p.error("--duration must be in (0, 7200] s and --interval in [0, 60] s")
+    if not 1 <= a.workers <= 16:
+        p.error(f"--workers must be 1 to 16, not {a.workers}")
     counts = run(
         a.url,
         a.password_file.read_text().strip(),
@@ -163,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         a.out,
         a.timeout,
         a.max_writes,
+        a.workers,
     )
     print(json.dumps(counts))
     return 0

@@ -52,29 +52,33 @@ def account(log: Iterable[Mapping[str, Any]], held: set[str]) -> WriteReport:
 def write_outages(
     log: Iterable[Mapping[str, Any]], since: float
 ) -> list[tuple[float, float, bool]]:
-    """Windows ``(start, end, closed)`` in which writes started at or after ``since`` were not
-    acknowledged: from the first such write to the next acknowledged one (``closed``); a
-    window still open when the log ends ends at its last write, not closed."""
+    """Windows ``(start, end, closed)`` in which writes went unacknowledged from ``since`` on:
+    each opens at the first write (in flight at ``since`` or started later) that was not
+    acknowledged, from ``since`` at the earliest, and closes when the next write started
+    after it is acknowledged (its answer's time: ``closed``); a window still open when the
+    log ends ends at its last write, not closed."""
     rows = sorted(
-        (float(r["t_start"]), r["outcome"] == "acked") for r in log if float(r["t_start"]) >= since
+        (float(r["t_start"]), float(r.get("t_end", r["t_start"])), r["outcome"] == "acked")
+        for r in log
+        if float(r.get("t_end", r["t_start"])) >= since
     )
     out: list[tuple[float, float, bool]] = []
     start: float | None = None
-    for t, acked in rows:
+    for t0, t1, acked in rows:
         if not acked and start is None:
-            start = t
-        elif acked and start is not None:
-            out.append((start, t, True))
+            start = max(since, t0)
+        elif acked and start is not None and t0 >= start:
+            out.append((start, t1, True))
             start = None
     if start is not None:
-        out.append((start, rows[-1][0], False))
+        out.append((start, max(start, rows[-1][0]), False))
     return out
 
 
 def write_figures(log: Iterable[Mapping[str, Any]], since: float) -> dict[str, float | None]:
-    """``write_rto_s``: from ``since`` to the end of the first window of unacknowledged
-    writes (0 without one, None if it never closed); ``write_downtime_s``: every window
-    from ``since`` on (a failback's pause included)."""
+    """``write_rto_s``: from ``since`` to the first acknowledgement that ends the first window
+    of unacknowledged writes (0 without one, None if it never closed); ``write_downtime_s``:
+    every window from ``since`` on (a failback's pause included)."""
     windows = write_outages(log, since)
     rto: float | None = 0.0
     if windows:

@@ -42,6 +42,17 @@ BLOCKED_BY_READ_ONLY = "Waiting for backup lock"
 NO_TIMEOUT_MS = 10**15
 
 
+# How often stop_receiving looks whether its stop is under way, and the receiver states in
+# which it waits for its source (nothing read that is not yet written).
+STOP_LOOK_S = 0.05
+RECEIVER_WAITING = (
+    "Waiting for master to send event",
+    "Connecting to master",
+    "Reconnecting after a failed master event read",
+    "Waiting to reconnect after a failed master event read",
+)
+
+
 def errant_between(mine: dict[str, Any], theirs: dict[str, Any]) -> list[gtid.ErrantRange]:
     """Errant transactions of a server, from both servers' GTID variables."""
     seen = [
@@ -233,9 +244,12 @@ class MariaDBReplicator(Replicator):
                 "SET GLOBAL rpl_semi_sync_master_wait_point = AFTER_SYNC",
                 "SET GLOBAL rpl_semi_sync_master_enabled = ON",
                 "SET GLOBAL rpl_semi_sync_slave_enabled = OFF",
-                # A shutdown would otherwise release the commits waiting for the standby.
-                "SET GLOBAL shutdown_wait_for_slaves = ON",
             ]
+            if self.query("SHOW GLOBAL VARIABLES LIKE 'shutdown_wait_for_slaves'"):
+                # A shutdown would otherwise release the commits waiting for the standby
+                # (MariaDB Enterprise has it; Community servers need SHUTDOWN WAIT FOR ALL
+                # SLAVES, see docs/operations.md).
+                statements.append("SET GLOBAL shutdown_wait_for_slaves = ON")
         statements.append("SET GLOBAL read_only = OFF")
         self.execute(*statements)
         if detach:
@@ -246,7 +260,9 @@ class MariaDBReplicator(Replicator):
 
     def _drain(self, slave: dict[str, Any], timeout_s: float) -> None:
         """Apply all that the source has sent (its relay log) before writes open: in semi-sync
-        mode that is what the source acknowledged to its clients. Then stop applying."""
+        mode that is what the source acknowledged to its clients. The applier is stopped by
+        ``detach`` (later): stopping it now would wait behind a receiver's stop that is still
+        breaking a read from a dead source, and it has nothing left to apply."""
         received = slave.get("Gtid_IO_Pos") or ""
         if slave.get("Slave_SQL_Running") != "Yes":
             self.execute("START SLAVE SQL_THREAD")
@@ -259,14 +275,18 @@ class MariaDBReplicator(Replicator):
                     f"{received}) within {timeout_s:g} s: {st.last_error or 'no error'}; "
                     "not promoted, still read-only"
                 )
-        self.execute("STOP SLAVE SQL_THREAD")
 
     def detach(self) -> None:
         self.execute("STOP SLAVE", "RESET SLAVE ALL")
 
     def stop_receiving(self, within_s: float = 2.0) -> None:
-        """``STOP SLAVE IO_THREAD``: the receiver is ended (its socket shut), so no further
-        event is received or acknowledged; the relay log keeps what was."""
+        """``STOP SLAVE IO_THREAD``. The receiver checks for the stop after every read from its
+        source, before it writes (and acknowledges) what it read: once the statement runs, no
+        further event is acknowledged. Against a live source it ends at the next event or
+        heartbeat; against a dead one its read is only broken by the statement's second
+        signal, two seconds later, yet nothing can arrive meanwhile. So this returns when the
+        statement is done, or runs ("Killing slave") while the receiver waits for its source:
+        the statement finishes on its own."""
         t0 = time.monotonic()
         if not self.query("SHOW SLAVE STATUS"):
             return
@@ -282,21 +302,38 @@ class MariaDBReplicator(Replicator):
                 done.set()
 
         threading.Thread(target=stop, name="stop-receiving", daemon=True).start()
-        if not done.wait(within_s) or failed:
-            why = failed[0] if failed else f"still stopping after {within_s:g} s"
+        while not done.wait(STOP_LOOK_S):
+            if self._stop_under_way():
+                took = time.monotonic() - t0
+                self.events("stop-receiving", "stopping", site=self.endpoint.site, took_s=took)
+                return
+            if time.monotonic() - t0 > within_s:
+                raise ReplicationError(
+                    f"site {self.endpoint.site}: the replication receiver did not stop within "
+                    f"{within_s:g} s",
+                    retryable=True,
+                )
+        if failed:
             raise ReplicationError(
-                f"site {self.endpoint.site}: the replication receiver did not stop ({why})",
-                retryable=True,
-            )
-        rows = self.query("SHOW SLAVE STATUS")
-        if rows and rows[0].get("Slave_IO_Running") == "Yes":
-            raise ReplicationError(
-                f"site {self.endpoint.site}: the replication receiver still runs after "
-                "STOP SLAVE IO_THREAD",
+                f"site {self.endpoint.site}: STOP SLAVE IO_THREAD failed: {failed[0]}",
                 retryable=True,
             )
         took = time.monotonic() - t0
         self.events("stop-receiving", "done", site=self.endpoint.site, took_s=round(took, 4))
+
+    def _stop_under_way(self) -> bool:
+        """Our stop runs, and the receiver waits for its source (it is not writing an event
+        it read just before the stop)."""
+        rows = self.query(
+            "SELECT COMMAND, STATE, INFO FROM information_schema.PROCESSLIST "
+            "WHERE INFO = 'STOP SLAVE IO_THREAD' OR COMMAND = 'Slave_IO'"
+        )
+        stopping = any(
+            r["INFO"] == "STOP SLAVE IO_THREAD" and r["STATE"] == "Killing slave" for r in rows
+        )
+        receiver = [r for r in rows if r["COMMAND"] == "Slave_IO"]
+        idle = all(r["STATE"] in RECEIVER_WAITING for r in receiver)
+        return stopping and idle
 
     def resume_receiving(self) -> None:
         if self.query("SHOW SLAVE STATUS"):

@@ -192,6 +192,7 @@ def writer_spec(
     duration_s: float,
     interval_s: float = 0.05,
     host: str = "client",
+    workers: int = 1,
 ) -> tuple[ProcessSpec, Path]:
     """A Keystone write load (``draas.lab.writer``) run inside a lab host, and its log file."""
     from draas.lab.secrets import secret_file
@@ -214,6 +215,8 @@ def writer_spec(
         str(interval_s),
         "--out",
         str(out),
+        "--workers",
+        str(workers),
     ]
     return lab.spec(name, host, argv), out
 
