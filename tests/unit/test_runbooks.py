@@ -239,3 +239,28 @@ def test_a_failback_saves_what_only_the_old_primary_held(kit: Kit, tmp_path: Pat
         e.step for e in kit.store.events() if e.run.startswith("failback") and e.outcome == "done"
     ]
     assert tuple(done) == FAILBACK_STEPS
+
+
+def test_a_failback_that_failed_after_the_hand_over_resumes_under_the_new_epoch(
+    kit: Kit, tmp_path: Path
+) -> None:
+    """Run again from the epoch it started from (as the controller does), the run acts for
+    the epoch its hand-over took, not the one it started from (it was abandoned before)."""
+    kit.primary.reachable_now = False
+    kit.clock.advance(6.0)
+    kit.failover()
+    kit.primary.reachable_now = True
+
+    def refuse() -> None:
+        raise ReplicationError("dr cannot reach primary yet", retryable=True)
+
+    kit.dr.hooks["replicate_from"] = refuse
+    with pytest.raises(ReplicationError):
+        kit.switchover("primary", epoch=2, rejoin=tmp_path)  # fails at reverse-replication
+    assert kit.store.active() == ActiveRecord("primary", 3, "site-primary", "3")
+    del kit.dr.hooks["replicate_from"]
+    ctx = kit.switchover("primary", epoch=2, rejoin=tmp_path)  # resumed there
+    assert ctx.epoch == 3
+    failback = [e for e in kit.store.events() if e.run.startswith("failback")]
+    assert [e.step for e in failback if e.outcome == "done"] == list(FAILBACK_STEPS)
+    assert not any(e.outcome == "abandoned" for e in failback)

@@ -165,11 +165,12 @@ class RunbookRunner:
 
     def run(self, book: Runbook, run_id: str, ctx: RunContext) -> RunState:
         """Run (or resume) ``book`` to its end; a failing step is recorded and re-raised."""
-        if ctx.epoch is None:  # resuming: the epoch the run was acting for
-            mine = [e for e in self.store.events() if e.run == run_id]
-            epochs = [e.epoch for e in mine if e.outcome == "done" and e.epoch]
-            if epochs:
-                ctx.epoch = epochs[-1]
+        # Resuming: the epoch the run acts for now is the one its last done step recorded
+        # (a hand-over moved it past the epoch the run started from).
+        mine = [e for e in self.store.events() if e.run == run_id]
+        epochs = [e.epoch for e in mine if e.outcome == "done" and e.epoch]
+        if epochs and (ctx.epoch is None or epochs[-1] > ctx.epoch):
+            ctx.epoch = epochs[-1]
         while (step := next_step(book, run_id, self.store.events())) is not None:
             if self.should_stop is not None and self.should_stop():
                 raise RunbookInterrupted(
