@@ -305,11 +305,11 @@ class Timings(_Model):
     # the active site removes it from the sync record and commits without it (the write stall
     # of a cut link between the sites; the standby is then not eligible for failover).
     sync_degrade_s: PositiveFloat
-    # Hard failures: every agent also tries a TCP connection to each port of the service at
-    # each site this often (each try given reach_timeout_s); a site none of whose ports
-    # accepts one for reach_fall rounds in a row is unreachable, and counts as down for the
-    # quorum after reach_window_s more (instead of fall rounds and confirm_window_s, which
-    # stay for gray failures: errors, slow answers).
+    # Hard failures: every agent also tries a TCP connection to the service's first port at
+    # each site this often (each try given reach_timeout_s); a site that accepts none for
+    # reach_fall rounds in a row is unreachable, and counts as down for the quorum after
+    # reach_window_s more (instead of fall rounds and confirm_window_s, which stay for gray
+    # failures: errors, slow answers, a crashed service).
     reach_interval_s: Annotated[float, Field(ge=0.05, le=60)]
     reach_timeout_s: Annotated[float, Field(ge=0.01, le=60)]
     reach_fall: Annotated[int, Field(ge=2, le=100)]

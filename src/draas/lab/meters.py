@@ -24,11 +24,11 @@ from draas.measure.writes import WriteReport, account, write_figures
 WEB = "http://keystone.draas.test/"
 API = "http://keystone.draas.test:5000/v3"
 API_BASE = "http://keystone.draas.test:5000"
-# The write checker: four writers a quarter of a second apart, each at most one write a
+# The write checker: three writers a third of a second apart, each at most one write a
 # second (about the load one writer made back to back), so that while writes hang on a dead
-# site one is still tried every quarter second or so.
-WRITERS = 4
-WRITE_EVERY_S = 0.25
+# site (up to the writer's 2 s timeout) one is still tried every two thirds of a second.
+WRITERS = 3
+WRITE_EVERY_S = 0.33
 
 
 class Meters:

@@ -44,7 +44,7 @@ NO_TIMEOUT_MS = 10**15
 
 # How often stop_receiving looks whether its stop is under way, and the receiver states in
 # which it waits for its source (nothing read that is not yet written).
-STOP_LOOK_S = 0.05
+STOP_LOOK_S = 0.02
 RECEIVER_WAITING = (
     "Waiting for master to send event",
     "Connecting to master",
