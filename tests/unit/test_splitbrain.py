@@ -176,3 +176,23 @@ def test_a_write_stored_while_the_other_site_stayed_writable_is_two_writers() ->
     )
     s.update(read_only_after={"primary": None, "dr": False})
     assert violations([s], SITES, FES)[0]["problems"] == ["dr and primary accept writes"]
+
+
+def test_an_old_primary_whose_commits_wait_for_a_standby_that_left_cannot_acknowledge() -> None:
+    """Taken over without waiting for its lease: the cut-off old primary is still writable by
+    its flag, but semi-sync holds every commit (no replica connected), so it acknowledges
+    nothing; the same database with commits completing is two writers."""
+    cut_off = {
+        "t": 1.0,
+        "write": {"primary": "unknown", "dr": "acked"},
+        "active": "dr",
+        "read_only": {"primary": False, "dr": False},
+        "held": {"primary": True, "dr": False},
+        "read_only_after": {"primary": False, "dr": False},
+        "held_after": {"primary": True, "dr": False},
+        "frontends": {"fe-a": "dr"},
+    }
+    assert violations([cut_off], SITES, FES) == []
+    assert accepting(cut_off) == ["dr"]
+    acking = {**cut_off, "held": {"primary": False, "dr": False}}
+    assert violations([acking], SITES, FES)[0]["problems"] == ["dr and primary accept writes"]

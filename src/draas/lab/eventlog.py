@@ -50,8 +50,16 @@ def detected(
     since: float | None = None,
     nodes: Sequence[str] | None = None,
 ) -> float | None:
-    """When a vantage point (of ``nodes``, default any) first saw ``target`` in ``state``."""
-    return first(events, step="detect", outcome=state, target=target, nodes=nodes, since=since)
+    """When a vantage point (of ``nodes``, default any) first saw ``target`` in ``state``: by
+    the service's checks, or (``down``) by finding it unreachable, whichever came first."""
+    seen = first(events, step="detect", outcome=state, target=target, nodes=nodes, since=since)
+    if state != "down":
+        return seen
+    gone = first(
+        events, step="reach", outcome="unreachable", target=target, nodes=nodes, since=since
+    )
+    times = [t for t in (seen, gone) if t is not None]
+    return min(times) if times else None
 
 
 def routed(

@@ -2,7 +2,10 @@
 site accepts writes (its database's ``read_only`` and a real write through Keystone at the
 site's own address), which site holds the ``active`` lease, and where the DNS name and each
 frontend send traffic. An instant is a violation when two sites accept writes, or when
-traffic goes to a site that accepts writes without holding the lease.
+traffic goes to a site that accepts writes without holding the lease. A database "accepts" a
+write when it is not read-only and its commits are not held for a standby's acknowledgement
+that no standby can send (semi-sync, no replica connected): the instants that matter are those
+where two sites can acknowledge a write, not those where two ``read_only`` flags are off.
 
     python -m draas.lab.splitbrain --config draas.toml --password-file F --out samples.jsonl \\
         --interval 0.25 --duration 600
@@ -38,22 +41,33 @@ def _after(sample: Mapping[str, Any], key: str) -> Any:
     return sample.get(f"{key}_after", sample.get(key))  # older samples: one reading
 
 
+def _open(read_only: Mapping[str, Any], held: Mapping[str, Any]) -> dict[str, bool]:
+    """Per site, whether its database could acknowledge a write in that round: not read-only,
+    and its commits not held for a standby's acknowledgement that no standby can send
+    (semi-sync on, waiting with no replica connected: ``held``)."""
+    return {s: read_only.get(s) is False and held.get(s) is not True for s in read_only}
+
+
+def _rounds(sample: Mapping[str, Any]) -> tuple[dict[str, bool], dict[str, bool]]:
+    before = _open(sample.get("read_only", {}), sample.get("held", {}))
+    after = _open(_after(sample, "read_only"), _after(sample, "held") or {})
+    return before, after
+
+
 def writable_throughout(sample: Mapping[str, Any]) -> list[str]:
-    """Sites whose database was writable in both rounds of the sample."""
-    before, after = sample.get("read_only", {}), _after(sample, "read_only")
-    return sorted(s for s in before if before.get(s) is False and after.get(s) is False)
+    """Sites whose database could acknowledge a write in both rounds of the sample."""
+    before, after = _rounds(sample)
+    return sorted(s for s in before if before[s] and after.get(s, False))
 
 
 def accepting(sample: Mapping[str, Any]) -> list[str]:
-    """Sites that took writes at some instant of the sample (a stored write, or a writable
-    database in either round)."""
-    before, after = sample.get("read_only", {}), _after(sample, "read_only")
+    """Sites that took writes at some instant of the sample (a stored write, or a database
+    that could acknowledge one in either round)."""
+    before, after = _rounds(sample)
     writes = sample.get("write", {})
     sites = set(writes) | set(before) | set(after)
     return sorted(
-        s
-        for s in sites
-        if writes.get(s) == ACCEPTS or before.get(s) is False or after.get(s) is False
+        s for s in sites if writes.get(s) == ACCEPTS or before.get(s, False) or after.get(s, False)
     )
 
 
@@ -144,16 +158,34 @@ class Sampler:
         }
         self.pool = ThreadPoolExecutor(max_workers=8)
 
-    def _read_only(self, site: str) -> bool | None:
+    def _database(self, site: str) -> tuple[bool | None, bool | None]:
+        """(read_only, held): held when semi-sync holds every commit for an acknowledgement
+        and no replica is connected to send one (MariaDB never gives up on its own: the
+        timeout is effectively infinite and wait_no_slave is on)."""
         try:
             with (
                 self.reps[site].connect(connect_timeout=1, read_timeout=2) as conn,
                 conn.cursor() as cur,
             ):
-                cur.execute("SELECT @@read_only AS ro")
-                return bool(cur.fetchone()["ro"])
+                cur.execute(
+                    "SELECT @@read_only AS ro, @@rpl_semi_sync_master_enabled AS en, "
+                    "@@rpl_semi_sync_master_wait_no_slave AS nos"
+                )
+                v = cur.fetchone()
+                cur.execute(
+                    "SHOW GLOBAL STATUS WHERE Variable_name IN "
+                    "('Rpl_semi_sync_master_status', 'Rpl_semi_sync_master_clients')"
+                )
+                st = {r["Variable_name"]: r["Value"] for r in cur.fetchall()}
         except Exception:  # unreachable or refused: not known to accept writes
-            return None
+            return None, None
+        held = (
+            bool(v["en"])
+            and bool(v["nos"])
+            and st.get("Rpl_semi_sync_master_status") == "ON"
+            and st.get("Rpl_semi_sync_master_clients") == "0"
+        )
+        return bool(v["ro"]), held
 
     def _write(self, site: str) -> str:
         from draas.lab.writer import attempt
@@ -180,29 +212,33 @@ class Sampler:
         except Exception:  # a crashed HAProxy routes nowhere
             return None
 
-    def _read_only_all(self) -> dict[str, bool | None]:
-        got = {s: self.pool.submit(self._read_only, s) for s in self.cfg.sites}
-        return {s: f.result() for s, f in got.items()}
+    def _databases(self) -> tuple[dict[str, bool | None], dict[str, bool | None]]:
+        got = {s: self.pool.submit(self._database, s) for s in self.cfg.sites}
+        done = {s: f.result() for s, f in got.items()}
+        return {s: d[0] for s, d in done.items()}, {s: d[1] for s, d in done.items()}
 
     def sample(self) -> dict[str, Any]:
         """One sample, in the order the rules rely on (see the pure part above)."""
         t = time.time()
         active = self._active()
-        read_only = self._read_only_all()
+        read_only, held = self._databases()
         wr = {s: self.pool.submit(self._write, s) for s in self.cfg.sites}
         dns = self.pool.submit(self._dns)
         fes = {f: self.pool.submit(self._route, f) for f in self.frontends}
         routes = {f: x.result() for f, x in fes.items()}
         writes = {s: f.result() for s, f in wr.items()}
         dns_now = dns.result()
+        read_only_after, held_after = self._databases()
         return {
             "t": round(t, 3),
             "active": active,
             "read_only": read_only,
+            "held": held,
             "write": writes,
             "dns": dns_now,
             "frontends": routes,
-            "read_only_after": self._read_only_all(),
+            "read_only_after": read_only_after,
+            "held_after": held_after,
             "active_after": self._active(),
         }
 
