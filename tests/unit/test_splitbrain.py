@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from draas.lab.splitbrain import accepting, traffic_targets, violations
+from draas.lab.splitbrain import accepting, held_between, traffic_targets, violations
 
 SITES = {"primary": "198.18.1.10", "dr": "198.18.2.10"}
 FES = {"fe-a": "198.18.1.20", "fe-b": "198.18.2.20"}
@@ -196,3 +196,27 @@ def test_an_old_primary_whose_commits_wait_for_a_standby_that_left_cannot_acknow
     assert accepting(cut_off) == ["dr"]
     acking = {**cut_off, "held": {"primary": False, "dr": False}}
     assert violations([acking], SITES, FES)[0]["problems"] == ["dr and primary accept writes"]
+
+
+def test_commits_held_between_two_readings_only_when_none_completed_while_some_waited() -> None:
+    def st(status: str, clients: str, waiting: str, yes: str, no: str = "0") -> dict[str, str]:
+        return {
+            "Rpl_semi_sync_master_status": status,
+            "Rpl_semi_sync_master_clients": clients,
+            "Rpl_semi_sync_master_wait_sessions": waiting,
+            "Rpl_semi_sync_master_yes_tx": yes,
+            "Rpl_semi_sync_master_no_tx": no,
+            "wait_no_slave": "ON",
+        }
+
+    # Cut off by a partition: the replica is still counted, a commit waits, none completes.
+    assert held_between(st("ON", "1", "1", "40"), st("ON", "1", "2", "40"))
+    # The standby acknowledges: commits complete between the readings.
+    assert not held_between(st("ON", "1", "1", "40"), st("ON", "1", "1", "41"))
+    # Semi-sync off: commits complete without waiting.
+    assert not held_between(st("OFF", "0", "0", "40", "3"), st("OFF", "0", "0", "40", "5"))
+    # Nothing waits (no write came): nothing proves a write would be held.
+    assert not held_between(st("ON", "1", "0", "40"), st("ON", "1", "0", "40"))
+    # No replica at all, wait_no_slave on: every commit waits.
+    assert held_between(st("ON", "0", "0", "40"), st("ON", "0", "0", "40"))
+    assert not held_between({}, st("ON", "0", "0", "40"))  # unreadable: not known

@@ -125,6 +125,33 @@ def violations(
     return out
 
 
+def held_between(before: Mapping[str, str], after: Mapping[str, str]) -> bool:
+    """Whether semi-sync held every commit of a database from one reading of its counters to
+    the next: on in both, commits waiting at the second, and none completed in between, with
+    an acknowledgement or without one. (Its client count is no proof: a replica cut off by a
+    partition stays counted until the connection times out, and sends nothing.) Or, at a
+    reading, no replica connected at all with ``wait_no_slave`` on."""
+    if not before or not after:
+        return False
+
+    def idle(st: Mapping[str, str]) -> bool:
+        return (
+            st.get("Rpl_semi_sync_master_status") == "ON"
+            and st.get("wait_no_slave") == "ON"
+            and st.get("Rpl_semi_sync_master_clients") == "0"
+        )
+
+    if idle(before) and idle(after):
+        return True
+    on = all(st.get("Rpl_semi_sync_master_status") == "ON" for st in (before, after))
+    waiting = int(after.get("Rpl_semi_sync_master_wait_sessions", "0") or 0) > 0
+    moved = any(
+        before.get(k) != after.get(k)
+        for k in ("Rpl_semi_sync_master_yes_tx", "Rpl_semi_sync_master_no_tx")
+    )
+    return on and waiting and not moved
+
+
 # -- the sampler ---------------------------------------------------------------------------------
 class Sampler:
     def __init__(self, config: str, password: str, timeout_s: float) -> None:
@@ -158,34 +185,26 @@ class Sampler:
         }
         self.pool = ThreadPoolExecutor(max_workers=8)
 
-    def _database(self, site: str) -> tuple[bool | None, bool | None]:
-        """(read_only, held): held when semi-sync holds every commit for an acknowledgement
-        and no replica is connected to send one (MariaDB never gives up on its own: the
-        timeout is effectively infinite and wait_no_slave is on)."""
+    def _database(self, site: str) -> tuple[bool | None, dict[str, str]]:
+        """(read_only, the semi-sync master's status counters)."""
         try:
             with (
                 self.reps[site].connect(connect_timeout=1, read_timeout=2) as conn,
                 conn.cursor() as cur,
             ):
-                cur.execute(
-                    "SELECT @@read_only AS ro, @@rpl_semi_sync_master_enabled AS en, "
-                    "@@rpl_semi_sync_master_wait_no_slave AS nos"
-                )
+                cur.execute("SELECT @@read_only AS ro, @@rpl_semi_sync_master_wait_no_slave AS nos")
                 v = cur.fetchone()
-                cur.execute(
-                    "SHOW GLOBAL STATUS WHERE Variable_name IN "
-                    "('Rpl_semi_sync_master_status', 'Rpl_semi_sync_master_clients')"
-                )
-                st = {r["Variable_name"]: r["Value"] for r in cur.fetchall()}
+                cur.execute("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_%'")
+                st = {r["Variable_name"]: str(r["Value"]) for r in cur.fetchall()}
         except Exception:  # unreachable or refused: not known to accept writes
-            return None, None
-        held = (
-            bool(v["en"])
-            and bool(v["nos"])
-            and st.get("Rpl_semi_sync_master_status") == "ON"
-            and st.get("Rpl_semi_sync_master_clients") == "0"
-        )
-        return bool(v["ro"]), held
+            return None, {}
+        st["wait_no_slave"] = "ON" if v["nos"] else "OFF"
+        return bool(v["ro"]), st
+
+    def _databases(self) -> tuple[dict[str, bool | None], dict[str, dict[str, str]]]:
+        got = {s: self.pool.submit(self._database, s) for s in self.cfg.sites}
+        done = {s: f.result() for s, f in got.items()}
+        return {s: d[0] for s, d in done.items()}, {s: d[1] for s, d in done.items()}
 
     def _write(self, site: str) -> str:
         from draas.lab.writer import attempt
@@ -212,23 +231,19 @@ class Sampler:
         except Exception:  # a crashed HAProxy routes nowhere
             return None
 
-    def _databases(self) -> tuple[dict[str, bool | None], dict[str, bool | None]]:
-        got = {s: self.pool.submit(self._database, s) for s in self.cfg.sites}
-        done = {s: f.result() for s, f in got.items()}
-        return {s: d[0] for s, d in done.items()}, {s: d[1] for s, d in done.items()}
-
     def sample(self) -> dict[str, Any]:
         """One sample, in the order the rules rely on (see the pure part above)."""
         t = time.time()
         active = self._active()
-        read_only, held = self._databases()
+        read_only, semi = self._databases()
         wr = {s: self.pool.submit(self._write, s) for s in self.cfg.sites}
         dns = self.pool.submit(self._dns)
         fes = {f: self.pool.submit(self._route, f) for f in self.frontends}
         routes = {f: x.result() for f, x in fes.items()}
         writes = {s: f.result() for s, f in wr.items()}
         dns_now = dns.result()
-        read_only_after, held_after = self._databases()
+        read_only_after, semi_after = self._databases()
+        held = {site: held_between(semi[site], semi_after[site]) for site in semi}
         return {
             "t": round(t, 3),
             "active": active,
@@ -238,7 +253,7 @@ class Sampler:
             "dns": dns_now,
             "frontends": routes,
             "read_only_after": read_only_after,
-            "held_after": held_after,
+            "held_after": held,
             "active_after": self._active(),
         }
 

@@ -12,7 +12,12 @@ from draas.errors import LabError
 from draas.lab.engine import LabEngine
 from draas.lab.readiness import UnixReady
 from draas.lab.supervisor import ProcessSpec
-from draas.traffic.frontend.haproxy import PORTS, parse_servers_state, runtime_command
+from draas.traffic.frontend.haproxy import (
+    DEFAULT_CHECK,
+    PORTS,
+    parse_servers_state,
+    runtime_command,
+)
 from draas.traffic.frontend.haproxy import config_text as engine_config
 
 FRONTENDS = ("fe-a", "fe-b")
@@ -22,15 +27,27 @@ def socket_path(lab: LabEngine, host: str) -> Path:
     return lab.run.path / f"haproxy-{host}" / "admin.sock"
 
 
+# The autonomous baseline checks as often and as many times as draas's fast preset probes
+# a site's reachability (every 0.1 s, down after 3 failures; up after 2 passes), so that the
+# comparison is at the same aggressiveness.
+BASELINE_CHECK = "check inter 100ms fall 3 rise 2"
+
+
 def config_text(lab: LabEngine, host: str, autonomous: bool = False) -> str:
     sites = {s: lab.topo.host(s).address for s in ("primary", "dr")}
-    return engine_config(
+    text = engine_config(
         lab.topo.host(host).address,
         sites,
         "primary",
         str(socket_path(lab, host)),
         autonomous=autonomous,
+        check=BASELINE_CHECK if autonomous else DEFAULT_CHECK,
     )
+    if autonomous:  # a check waits for its answer no longer than its interval
+        text = text.replace(
+            "    timeout server 30s\n", "    timeout server 30s\n    timeout check 100ms\n"
+        )
+    return text
 
 
 def spec(lab: LabEngine, host: str) -> ProcessSpec:

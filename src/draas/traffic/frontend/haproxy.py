@@ -54,6 +54,9 @@ def admin_ready(admin_state: str) -> bool:
     return int(admin_state) & NOT_ROUTED == 0
 
 
+DEFAULT_CHECK = "check inter 1s fastinter 250ms downinter 500ms"
+
+
 def config_text(
     bind: str,
     sites: Mapping[str, str],
@@ -62,14 +65,15 @@ def config_text(
     autonomous: bool = False,
     ports: Mapping[str, int] = PORTS,
     listen: Mapping[str, int] | None = None,
+    check: str = DEFAULT_CHECK,
 ) -> str:
     """An HAProxy configuration: one frontend and backend per port, a server per site.
 
     Controlled (default): every site but ``active`` starts in maintenance; the engine moves
     traffic. Autonomous: the other sites are ``backup`` servers and HAProxy fails over on its
     own health checks (the baseline; unsafe for stateful services: a recovered stale primary
-    gets traffic back the moment its checks pass).
-    """
+    gets traffic back the moment its checks pass). ``check``: the servers' health-check
+    settings (the baseline is run as aggressive as draas's preset)."""
     parts = [
         "global",
         f"    stats socket {admin_socket} mode 600 level admin",
@@ -92,7 +96,7 @@ def config_text(
             f"    default_backend {name}",
             f"backend {name}",
             f"    option httpchk {check}",
-            "    default-server check inter 1s fastinter 250ms downinter 500ms",
+            f"    default-server {check}",
         ]
         for site, addr in sites.items():
             extra = "" if site == active else (" backup" if autonomous else " disabled")
