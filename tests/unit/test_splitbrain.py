@@ -213,6 +213,8 @@ def test_commits_held_between_two_readings_only_when_none_completed_while_some_w
     assert held_between(st("ON", "1", "1", "40"), st("ON", "1", "2", "40"))
     # The standby acknowledges: commits complete between the readings.
     assert not held_between(st("ON", "1", "1", "40"), st("ON", "1", "1", "41"))
+    # Fenced between the readings: the waiting sessions were killed (no OK to their clients).
+    assert held_between(st("ON", "1", "2", "40", "0"), st("ON", "1", "0", "40", "2"))
     # Semi-sync off: commits complete without waiting.
     assert not held_between(st("OFF", "0", "0", "40", "3"), st("OFF", "0", "0", "40", "5"))
     # Nothing waits (no write came): nothing proves a write would be held.

@@ -127,10 +127,12 @@ def violations(
 
 def held_between(before: Mapping[str, str], after: Mapping[str, str]) -> bool:
     """Whether semi-sync held every commit of a database from one reading of its counters to
-    the next: on in both, commits waiting at the second, and none completed in between, with
-    an acknowledgement or without one. (Its client count is no proof: a replica cut off by a
-    partition stays counted until the connection times out, and sends nothing.) Or, at a
-    reading, no replica connected at all with ``wait_no_slave`` on."""
+    the next: on in both (with its timeout effectively infinite, a commit then completes only
+    with an acknowledgement, or when its session is killed, which answers its client with a
+    closed connection, not OK), a commit waiting at one of them, and no acknowledgement in
+    between. (The client count is no proof: a replica cut off by a partition stays counted
+    until the connection times out, and sends nothing.) Or no replica connected at all, at
+    both readings, with ``wait_no_slave`` on."""
     if not before or not after:
         return False
 
@@ -144,12 +146,11 @@ def held_between(before: Mapping[str, str], after: Mapping[str, str]) -> bool:
     if idle(before) and idle(after):
         return True
     on = all(st.get("Rpl_semi_sync_master_status") == "ON" for st in (before, after))
-    waiting = int(after.get("Rpl_semi_sync_master_wait_sessions", "0") or 0) > 0
-    moved = any(
-        before.get(k) != after.get(k)
-        for k in ("Rpl_semi_sync_master_yes_tx", "Rpl_semi_sync_master_no_tx")
+    waiting = any(
+        int(st.get("Rpl_semi_sync_master_wait_sessions", "0") or 0) > 0 for st in (before, after)
     )
-    return on and waiting and not moved
+    acked = before.get("Rpl_semi_sync_master_yes_tx") != after.get("Rpl_semi_sync_master_yes_tx")
+    return on and waiting and not acked
 
 
 # -- the sampler ---------------------------------------------------------------------------------
