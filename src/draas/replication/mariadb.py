@@ -245,11 +245,6 @@ class MariaDBReplicator(Replicator):
                 "SET GLOBAL rpl_semi_sync_master_enabled = ON",
                 "SET GLOBAL rpl_semi_sync_slave_enabled = OFF",
             ]
-            if self.query("SHOW GLOBAL VARIABLES LIKE 'shutdown_wait_for_slaves'"):
-                # A shutdown would otherwise release the commits waiting for the standby
-                # (MariaDB Enterprise has it; Community servers need SHUTDOWN WAIT FOR ALL
-                # SLAVES, see docs/operations.md).
-                statements.append("SET GLOBAL shutdown_wait_for_slaves = ON")
         statements.append("SET GLOBAL read_only = OFF")
         self.execute(*statements)
         if detach:
