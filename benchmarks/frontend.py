@@ -6,7 +6,10 @@ added latency (direct, embedded proxy, HAProxy), switch time, and DNS update tim
 Needs root and ``wrk``. The static backend is HAProxy answering ``http-request return`` on each
 site (tens of thousands of requests per second), so the figures are the frontends' own. The
 load comes from the client host with one wrk thread and 10 connections; the embedded proxy is
-one Python process (one core). switch_ms: from ``point_to`` to the first answer from the new
+one Python process (one core). Added latency: 3000 rounds of one request to each of direct,
+proxy and HAProxy, interleaved, the per-round difference with the direct one; its p5, p50, p95
+and p99 (the spread: single pairs can go below zero, the median of the hop does not).
+switch_ms: from ``point_to`` to the first answer from the new
 site, for a client sending requests back to back. dns_update_ms: an RFC 2136 update through
 the lab's BIND, read back from the server.
 """
@@ -37,6 +40,7 @@ from draas.traffic.frontend.haproxy import HaproxyEngine, config_text
 STATIC_PORT = 8090
 PROXY_PORT = 8095
 HAPROXY_PORT = 8096
+PAIRS = 3000  # request rounds for the added latency (one request to each URL per round)
 
 
 def static_backend(lab: Lab, site: str) -> None:
@@ -77,6 +81,44 @@ def wrk(lab: Lab, url: str, seconds: float, conns: int = 10) -> dict[str, float]
 
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     return {"rps": rps, "p50_ms": ms("50%"), "p99_ms": ms("99%")}
+
+
+def paired_latency(lab: Lab, urls: dict[str, str], rounds: int) -> dict[str, list[float]]:
+    """Milliseconds each frontend adds, per request pair: every round sends one request to
+    each URL, back to back, in a rotating order, over one kept-alive connection each, from the
+    client host; the difference with the direct request of the same round is that round's
+    added time. Pairs taken close together share the machine's state, so the quantiles of the
+    differences measure the hop, not the noise between two separate runs."""
+    ns = lab.ns("client")
+    conns: dict[str, http.client.HTTPConnection] = {}
+    for name, url in urls.items():
+        host, port = url.split("//")[1].rstrip("/").split(":")
+        conn = http.client.HTTPConnection(host, int(port), timeout=2)
+        conn.sock = netns.tcp_connect(ns, host, int(port), timeout=2)
+        conns[name] = conn
+
+    def once(name: str) -> float:
+        t0 = time.perf_counter()
+        conns[name].request("GET", "/")
+        conns[name].getresponse().read()
+        return (time.perf_counter() - t0) * 1000
+
+    names = list(urls)
+    for name in names:  # warm up
+        once(name)
+    added: dict[str, list[float]] = {n: [] for n in names if n != "direct"}
+    for i in range(rounds):
+        order = names[i % len(names) :] + names[: i % len(names)]
+        took = {name: once(name) for name in order}
+        for name in added:
+            added[name].append(took[name] - took["direct"])
+    for conn in conns.values():
+        conn.close()
+    return added
+
+
+def quantile(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q * 100) - 1]
 
 
 def switch_time(lab: Lab, host: str, port: int, flip: object) -> float:
@@ -166,8 +208,8 @@ def main() -> None:
         # Throughput: 10 connections, saturating. Added latency: one connection, one request
         # at a time (under saturation a percentile measures the queue, not the hop).
         load = {k: wrk(lab, u, args.seconds) for k, u in urls.items()}
-        lat = {k: wrk(lab, u, args.seconds, conns=1) for k, u in urls.items()}
-        direct, proxy, hap = lat["direct"], lat["proxy"], lat["haproxy"]
+        direct = wrk(lab, urls["direct"], args.seconds, conns=1)
+        added = paired_latency(lab, urls, rounds=PAIRS)
         engine = HaproxyEngine("fe-a", admin_socket=str(hsock), sites=sites, backends=("web",))
         hap_switch = switch_time(lab, "fe-a", HAPROXY_PORT, lambda: engine.point_to("dr"))
         proxy_switch = embedded_switch_time(lab, sites)
@@ -193,10 +235,12 @@ def main() -> None:
             "haproxy_rps": round(load["haproxy"]["rps"]),
             "proxy_to_haproxy_rps_ratio": round(load["proxy"]["rps"] / load["haproxy"]["rps"], 3),
             "direct_p50_ms": round(direct["p50_ms"], 3),
-            "proxy_added_p50_ms": round(proxy["p50_ms"] - direct["p50_ms"], 3),
-            "proxy_added_p99_ms": round(proxy["p99_ms"] - direct["p99_ms"], 3),
-            "haproxy_added_p50_ms": round(hap["p50_ms"] - direct["p50_ms"], 3),
-            "haproxy_added_p99_ms": round(hap["p99_ms"] - direct["p99_ms"], 3),
+            **{
+                f"{name}_added_{label}_ms": round(quantile(added[name], q), 3)
+                for name in ("proxy", "haproxy")
+                for label, q in (("p5", 0.05), ("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
+            },
+            "added_pairs": PAIRS,
             "switch_ms": round(max(hap_switch, proxy_switch) * 1000, 2),
             "haproxy_switch_ms": round(hap_switch * 1000, 2),
             "proxy_switch_ms": round(proxy_switch * 1000, 2),
