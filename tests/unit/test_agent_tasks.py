@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -68,6 +70,46 @@ def test_a_vantage_point_records_each_change_it_sees_and_publishes_it() -> None:
     assert all(e.node == "witness" and e.run == f"sees-{e.target}" for e in store.events())
 
 
+def test_a_vantage_point_finds_a_site_unreachable_on_its_own_short_rounds() -> None:
+    """The reach rounds: reach_fall rounds without a TCP connection make the site
+    unreachable (an event, and the published observation says since when), one accepted
+    connection makes it reachable again; the service's checks are not involved."""
+    clock = FakeClock()
+    store = MemoryStore(clock)
+    outbox = Outbox(store)
+    gone, deep = ScriptedProbe(), ScriptedProbe()
+    obs = Observer(
+        node="fe-a",
+        probes={"primary": [deep]},
+        rise=2,
+        fall=3,
+        ttl_s=3.0,
+        store=store,
+        clock=clock,
+        emit=outbox.emit,
+        reach={"primary": gone},
+        reach_fall=3,
+    )
+    gone.ok = False
+    said = []
+    for _ in range(3):
+        said += asyncio.run(obs.reach_round())
+        clock.advance(0.1)
+    assert said == ["fe-a finds primary unreachable"] and obs.unreachable() == ["primary"]
+    obs.publish()
+    outbox.flush()
+    seen = store.observations()["fe-a"].state_of("primary")
+    assert seen is not None and seen.unreachable_since == pytest.approx(clock.now() - 0.1)
+    assert deep.calls == 0  # the service's checks run on their own interval
+    gone.ok = True
+    assert asyncio.run(obs.reach_round()) == ["fe-a finds primary reachable"]
+    assert obs.unreachable() == []
+    reach = [(e.step, e.outcome) for e in store.events() if e.run == "sees-primary"]
+    assert reach == [("reach", "unreachable")]  # the second is still in the outbox
+    outbox.flush()
+    assert [e.outcome for e in store.events() if e.step == "reach"] == ["unreachable", "reachable"]
+
+
 def test_events_wait_in_the_outbox_while_the_store_is_away_and_keep_their_order() -> None:
     store = MemoryStore(FakeClock())
     outbox = Outbox(store, limit=3)
@@ -105,6 +147,15 @@ def test_a_frontend_follows_the_lease_and_records_each_move() -> None:
     outbox.flush()
     (moved,) = [e for e in store.events() if e.step == "route"]
     assert (moved.node, moved.target, moved.epoch) == ("fe-a", "dr", 1)
+    # Watching: a round returns as soon as the record moves, not when its watch times out.
+    rec = store.active()
+    assert rec is not None
+    mover = threading.Timer(0.2, lambda: store.hand_over(rec, "primary", "site-a", 5.0))
+    mover.start()
+    t0 = time.monotonic()
+    said = follower.follow(watch_s=10.0)
+    mover.join()
+    assert said == "fe-a routes to primary (was dr, epoch 2)" and time.monotonic() - t0 < 5
 
 
 # -- the controller --------------------------------------------------------------------------
