@@ -523,8 +523,26 @@ def table(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     ),
                     default=None,
                 ),
-                "detection_median_s": _stats(
-                    [r["detection_s"] for r in mine if r["detection_s"] is not None]
+                **{
+                    f"{key[:-2]}_median_s": _stats(
+                        [r[key] for r in mine if r.get(key) is not None]
+                    )["median"]
+                    for key in (
+                        "detection_s",
+                        "decision_s",
+                        "switch_s",
+                        "client_catch_up_s",
+                        "write_rto_s",
+                    )
+                },
+                # Writes the service acknowledged after the disaster, per run (0 for the
+                # baselines: they promote no database).
+                "writes_after_disaster_median": _stats(
+                    [
+                        r["acked_writes_after_disaster"]
+                        for r in mine
+                        if r.get("acked_writes_after_disaster") is not None
+                    ]
                 )["median"],
             }
         )
