@@ -135,7 +135,8 @@ class Agent:
             clock=self.clock,
             emit=self.outbox.emit,
             on_probe=self._on_probe,
-            reach=reach_probes(cfg),
+            # Only the voters' reach counts (the primary site's agent does not vote on it).
+            reach=reach_probes(cfg) if node.name in voters(cfg) else {},
             reach_fall=t.reach_fall,
         )
         rep = self.deployment.reps.get(node.site or "") if node.role == "site" else None

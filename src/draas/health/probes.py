@@ -269,16 +269,31 @@ class TcpProbe:
 
 class ReachProbe:
     """Whether a host accepts a TCP connection on any of ``ports`` (tried at once): a host
-    that accepts none is powered off, cut off, or its service is gone (a hard failure)."""
+    that accepts none is powered off, cut off, or its service is gone (a hard failure). A bare
+    non-blocking connect, closed at once (no stream objects: it runs ten times a second)."""
 
     def __init__(self, host: str, ports: list[int], timeout_s: float) -> None:
         self.host = host
-        self.probes = [TcpProbe(host, p, timeout_s=timeout_s) for p in sorted(set(ports))]
+        self.ports = sorted(set(ports))
+        self.timeout_s = timeout_s
+
+    async def _connect(self, port: int) -> str:
+        """'' when it connected, else why not."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            connecting = asyncio.get_running_loop().sock_connect(sock, (self.host, port))
+            await asyncio.wait_for(connecting, self.timeout_s)
+        except (OSError, TimeoutError) as exc:
+            return f"tcp {self.host}:{port}: {exc!r}"
+        finally:
+            sock.close()
+        return ""
 
     async def check(self) -> ProbeResult:
         t0 = time.monotonic()
-        results = await asyncio.gather(*(p.check() for p in self.probes))
+        failed = await asyncio.gather(*(self._connect(p) for p in self.ports))
         took = time.monotonic() - t0
-        if any(r.ok for r in results):
+        if not all(failed):
             return ProbeResult(True, took, f"{self.host} accepts TCP connections")
-        return ProbeResult(False, took, "; ".join(r.detail for r in results))
+        return ProbeResult(False, took, "; ".join(failed))
