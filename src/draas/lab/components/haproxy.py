@@ -41,7 +41,7 @@ def config_text(lab: LabEngine, host: str, autonomous: bool = False) -> str:
         "primary",
         str(socket_path(lab, host)),
         autonomous=autonomous,
-        check=BASELINE_CHECK if autonomous else DEFAULT_CHECK,
+        health=BASELINE_CHECK if autonomous else DEFAULT_CHECK,
     )
     if autonomous:  # a check waits for its answer no longer than its interval
         text = text.replace(

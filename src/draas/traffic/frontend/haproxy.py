@@ -65,14 +65,14 @@ def config_text(
     autonomous: bool = False,
     ports: Mapping[str, int] = PORTS,
     listen: Mapping[str, int] | None = None,
-    check: str = DEFAULT_CHECK,
+    health: str = DEFAULT_CHECK,
 ) -> str:
     """An HAProxy configuration: one frontend and backend per port, a server per site.
 
     Controlled (default): every site but ``active`` starts in maintenance; the engine moves
     traffic. Autonomous: the other sites are ``backup`` servers and HAProxy fails over on its
     own health checks (the baseline; unsafe for stateful services: a recovered stale primary
-    gets traffic back the moment its checks pass). ``check``: the servers' health-check
+    gets traffic back the moment its checks pass). ``health``: the servers' health-check
     settings (the baseline is run as aggressive as draas's preset)."""
     parts = [
         "global",
@@ -96,7 +96,7 @@ def config_text(
             f"    default_backend {name}",
             f"backend {name}",
             f"    option httpchk {check}",
-            f"    default-server {check}",
+            f"    default-server {health}",
         ]
         for site, addr in sites.items():
             extra = "" if site == active else (" backup" if autonomous else " disabled")
