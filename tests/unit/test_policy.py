@@ -303,3 +303,28 @@ def test_a_vantage_point_finds_a_target_unreachable_after_reach_fall_rounds() ->
     assert Observation.from_dict(doc.to_dict()) == doc
     assert vp.feed_reach("primary", True, 10.4)  # one connection accepted: reachable again
     assert vp.observation(10.5).targets["primary"].unreachable_since is None
+
+
+def test_after_a_move_only_an_unreachable_site_counts_for_a_while() -> None:
+    """A site just given the service back (failback, switchover) is often slow for seconds:
+    for the hold, gray symptoms do not fail it over; no TCP at all still does. The epoch an
+    observer finds at its first look is not a move."""
+    from draas.failover.views import Settling
+
+    gray = {
+        "dr-agent": seen("down", NOW - 6),
+        "witness": seen("down", NOW - 6),
+        "fe-b": seen("up", 0),
+    }
+    settle = Settling(hold_s=10.0)
+    first = settle.apply(view(gray, active=None, preempt=True))
+    assert decide(settle.apply(view(gray, preempt=True))).action == "failover"  # first look
+    moved = dataclasses.replace(view(gray, preempt=True), active=ActiveRecord("primary", 4, "a"))
+    held = decide(settle.apply(moved))
+    assert held.action == "none" and "only an unreachable site counts" in held.reason
+    hard = {**gray, "dr-agent": unreachable(NOW - 1), "witness": unreachable(NOW - 1)}
+    moved_hard = dataclasses.replace(moved, observations=hard, reach_window_s=0.2)
+    assert decide(settle.apply(moved_hard)).action == "failover"
+    later = dataclasses.replace(moved, now=NOW + 10.0)
+    assert decide(settle.apply(later)).action == "failover"  # the hold is over
+    assert first.gray_after == float("-inf")

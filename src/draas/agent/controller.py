@@ -18,7 +18,7 @@ from draas.failover.frontends import pick_frontend
 from draas.failover.policy import Decision, View, decide, failback_due
 from draas.failover.runbook import Runbook, RunbookRunner, RunContext, Step
 from draas.failover.runs import RunId, unfinished
-from draas.failover.views import site_agents, snapshot, without_store
+from draas.failover.views import Settling, site_agents, snapshot, without_store
 
 log = logging.getLogger("draas.agent")
 
@@ -60,6 +60,7 @@ class Controller:
         self.dns_read = -DNS_REFRESH_S
         self.origin: dict[int, bool] = {}  # epoch -> came by a failover
         self.decided: tuple[str, str] | None = None  # the last decision recorded
+        self.settling = Settling(cfg.timings.failback_hold_s)
 
     # -- runbooks ------------------------------------------------------------------------------
     def book(self, run: RunId) -> Runbook:
@@ -118,6 +119,7 @@ class Controller:
         return "; ".join(s for s in said if s)
 
     def site_duty(self, view: View) -> str:
+        view = self.settling.apply(view)
         decision = decide(view)
         self._record(decision)
         if decision.action == "failover":

@@ -46,7 +46,7 @@ from draas.deployment import Deployment, frontend_engine, probes, reach_probes, 
 from draas.errors import ConfigError, DraasError
 from draas.failover.policy import Action, decide
 from draas.failover.runbook import RunbookRunner
-from draas.failover.views import lease_timings, site_agents, view_of, voters
+from draas.failover.views import Settling, lease_timings, site_agents, view_of, voters
 from draas.health.probes import ProbeResult
 from draas.replication import Replicator
 from draas.traffic.frontend.proxy import ProxyEngine
@@ -101,6 +101,7 @@ class Agent:
         self.observed = asyncio.Event()
         # Set when there is something new to decide on: the controller runs at once.
         self.wake = asyncio.Event()
+        self.settling = Settling(cfg.timings.failback_hold_s)  # for the lease rules' quorum
         self.keeper: LeaseKeeper | None = None
         self.dbwatch: DatabaseWatch | None = None
         self.syncer: Syncer | None = None
@@ -238,7 +239,7 @@ class Agent:
             store.sync(),
             store.position(),
         )
-        return decide(view).action
+        return decide(self.settling.apply(view)).action
 
     def _sync_tick(self) -> str:
         """The syncer of the current config (a reload may build a new one)."""

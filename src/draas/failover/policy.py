@@ -74,6 +74,10 @@ class View:
     # A hard failure (no TCP connection to any of the site's ports) counts as a vote once
     # seen for this long (None: only the confirmation window counts).
     reach_window_s: float | None = None
+    # Until then (the record moved a moment ago: a failback, a switchover, this controller just
+    # started), gray symptoms (errors, slow answers) do not count as down; a site that is
+    # unreachable still does. A site just given the service back is often slow for seconds.
+    gray_after: float = float("-inf")
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,8 @@ def votes(
         if state == "up" and gone is not None:
             continue
         confirmed = seen.state == state and view.now - seen.since >= window
+        if state == "down" and view.now < view.gray_after:
+            confirmed = False  # settling after a move: only a hard failure counts
         if confirmed or (state == "down" and hard_down(view, gone)):
             out.append(voter)
     return out
@@ -167,6 +173,11 @@ def decide(view: View) -> Decision:
         why = f"{view.primary} confirmed down by {len(down)} of {need} needed vantage points" + (
             f" ({', '.join(down)})" if down else ""
         )
+        if view.now < view.gray_after:
+            why += (
+                f"; the record moved a moment ago: until {view.gray_after - view.now:.1f} s "
+                "from now only an unreachable site counts"
+            )
         return Decision("none", why, votes=tally, cause="not-confirmed")
     if len(up_dr) < need:
         return Decision(

@@ -4,6 +4,7 @@ operator's commands and the status read the same facts the same way."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -151,3 +152,24 @@ def lease_timings(cfg: Config) -> LeaseTimings:
     return LeaseTimings(
         ttl_s=t.lease_ttl_s, renew_s=every, margin_s=t.retry_timeout_s, tick_s=every
     )
+
+
+class Settling:
+    """Holds gray symptoms back for ``hold_s`` after the active record's epoch was seen to
+    change (a failback, a switchover): a site just given the service back is often slow for
+    seconds; an unreachable one still counts (``View.gray_after``). The epoch found at the
+    first look (the observer's own start) is not a change: nothing is held back then."""
+
+    def __init__(self, hold_s: float) -> None:
+        self.hold_s = hold_s
+        self.seen: tuple[int, float] | None = None  # the epoch, and since when
+
+    def apply(self, view: View) -> View:
+        epoch = None if view.active is None else view.active.epoch
+        if epoch is not None and self.seen is None:
+            self.seen = (epoch, float("-inf"))
+        elif epoch is not None and self.seen is not None and self.seen[0] != epoch:
+            self.seen = (epoch, view.now)
+        if self.seen is None:
+            return view
+        return dataclasses.replace(view, gray_after=self.seen[1] + self.hold_s)
