@@ -299,7 +299,8 @@ class Timings(_Model):
     lease_renew_s: PositiveFloat
     retry_timeout_s: PositiveFloat
     # Automatic failback waits until the old primary has been up this long without a break:
-    # a flapping site is not given the service back (no ping-pong).
+    # a flapping site is not given the service back (no ping-pong). For as long after the
+    # record moved, only an unreachable site is failed over (gray symptoms are held back).
     failback_hold_s: PositiveFloat
     # Semi-sync: how long a commit may wait for the named standby's acknowledgement before
     # the active site removes it from the sync record and commits without it (the write stall
