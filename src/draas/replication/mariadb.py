@@ -8,7 +8,7 @@ import dataclasses
 import socket
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,24 @@ RECEIVER_WAITING = (
     "Reconnecting after a failed master event read",
     "Waiting to reconnect after a failed master event read",
 )
+
+
+def aside(fn: Callable[[], object], name: str) -> tuple[threading.Event, list[BaseException]]:
+    """Run ``fn`` on a thread of its own (a statement that may wait on a lock or a thread) while
+    the caller keeps watching: set when it ended, and what it raised."""
+    done = threading.Event()
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            fn()
+        except Exception as exc:  # reported by the caller's thread
+            failed.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return done, failed
 
 
 def errant_between(mine: dict[str, Any], theirs: dict[str, Any]) -> list[gtid.ErrantRange]:
@@ -285,18 +303,7 @@ class MariaDBReplicator(Replicator):
         t0 = time.monotonic()
         if not self.query("SHOW SLAVE STATUS"):
             return
-        failed: list[BaseException] = []
-        done = threading.Event()
-
-        def stop() -> None:
-            try:
-                self.execute("STOP SLAVE IO_THREAD")
-            except Exception as exc:  # reported by the caller's thread
-                failed.append(exc)
-            finally:
-                done.set()
-
-        threading.Thread(target=stop, name="stop-receiving", daemon=True).start()
+        done, failed = aside(lambda: self.execute("STOP SLAVE IO_THREAD"), "stop-receiving")
         while not done.wait(STOP_LOOK_S):
             if self._stop_under_way():
                 took = time.monotonic() - t0
@@ -355,20 +362,13 @@ class MariaDBReplicator(Replicator):
         ``_kill_service_sessions``): those commits end unacknowledged (their clients lose the
         connection), and ``read_only`` takes hold."""
         t0 = time.monotonic()
-        failed: list[BaseException] = []
         with self.connect(connect_timeout=max(1, round(connect_timeout_s))) as conn:
-            done = threading.Event()
 
             def set_read_only() -> None:
-                try:
-                    with conn.cursor() as cur:
-                        cur.execute("SET GLOBAL read_only = ON")
-                except Exception as exc:  # reported by the caller's thread
-                    failed.append(exc)
-                finally:
-                    done.set()
+                with conn.cursor() as cur:
+                    cur.execute("SET GLOBAL read_only = ON")
 
-            threading.Thread(target=set_read_only, name="demote", daemon=True).start()
+            done, failed = aside(set_read_only, "demote")
             while not done.wait(0.05):
                 with contextlib.suppress(ReplicationError):
                     self._kill_service_sessions()
