@@ -110,6 +110,7 @@ def connect(lab: LabEngine, host: str, database: str | None = None) -> pymysql.C
             password="",
             database=database,
             autocommit=True,
+            ssl_disabled=True,  # a local socket (see draas.replication.mariadb)
             connect_timeout=5,
             cursorclass=pymysql.cursors.DictCursor,
         )
