@@ -133,12 +133,21 @@ def failover_runbook(
                 )
             replace = current
         rep = reps.get(target)
+        t0 = time.monotonic()
         if rep is not None:
             rep.stop_receiving()
+        t1 = time.monotonic()
         try:
-            return store.take_active(
+            rec = store.take_active(
                 target, holder, expected_epoch, ttl_s, named=named, replace=replace
             )
+            log.info(
+                "%s stopped acknowledging in %.3f s; record taken in %.3f s",
+                target,
+                t1 - t0,
+                time.monotonic() - t1,
+            )
+            return rec
         except StaleEpoch:
             # Not taken (the holder removed the target first, or moved on): acknowledge it
             # again. After any other failure the take may have applied: stay stopped.
@@ -164,9 +173,11 @@ def failover_runbook(
             log.warning("could not demote %s (%s); relying on its self-fencing", old_site, exc)
 
     def promote(ctx: RunContext) -> None:
-        # Writes open as soon as all that was received is applied; the replication threads
-        # are stopped after traffic has moved (one may still be connecting to a dead host).
-        reps[target].promote(detach=False)
+        # Writes open as soon as all that was received is applied, without waiting for a
+        # standby: the new epoch names none (the holder's agent names one when it can). The
+        # replication threads are stopped after traffic has moved (one may still be
+        # connecting to a dead host).
+        reps[target].promote(detach=False, await_standby=False)
 
     def detach(ctx: RunContext) -> None:
         reps[target].detach()

@@ -132,11 +132,16 @@ class Replicator(ABC):
         a call that would wait a full connect timeout on a dead host)."""
 
     @abstractmethod
-    def promote(self, detach: bool = True, drain_timeout_s: float = 30.0) -> float:
+    def promote(
+        self, detach: bool = True, drain_timeout_s: float = 30.0, await_standby: bool = True
+    ) -> float:
         """Apply every transaction already received, accept writes, and (``detach``) stop
         replicating; return the seconds it took. With ``detach=False`` the replication
         threads are left for ``detach()``: stopping a thread that is still connecting to a
-        dead source can take seconds, and the service need not wait for it."""
+        dead source can take seconds, and the service need not wait for it. In semi-sync
+        mode, ``await_standby``: commits wait for a standby's acknowledgement until the
+        holder's agent names one or turns the wait off; False: they complete at once (a
+        failover: under the new epoch no standby is named, so none is owed anything)."""
 
     @abstractmethod
     def detach(self) -> None:

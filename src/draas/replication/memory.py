@@ -114,11 +114,15 @@ class MemoryReplicator(Replicator):
         self.calls.append("reachable")
         return self.reachable_now
 
-    def promote(self, detach: bool = True, drain_timeout_s: float = 30.0) -> float:
+    def promote(
+        self, detach: bool = True, drain_timeout_s: float = 30.0, await_standby: bool = True
+    ) -> float:
         with self._lock:
             self._enter("promote")
             self._pull()
             self.read_only = False
+            if not await_standby:
+                self.semi_on = False
             if detach:
                 self.source, self.running = None, False
             elif self.source is not None:
