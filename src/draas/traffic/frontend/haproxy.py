@@ -83,7 +83,12 @@ def config_text(
         "    log global",
         "    option httplog",
         "    option forwardfor",
-        "    timeout connect 1s",
+        # A request whose connection to a dead site cannot be made (nothing was sent) is
+        # tried again every 200 ms (up to 2 s), each time on the server the backend routes to
+        # then: sent before the switch, it is served by the new site after it.
+        "    retries 10",
+        "    option redispatch 1",
+        "    timeout connect 200ms",
         "    timeout client 30s",
         "    timeout server 30s",
     ]
