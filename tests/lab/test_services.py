@@ -243,3 +243,37 @@ def test_dns_scheme_points_the_name_at_the_primary_and_runs_no_frontend(lab_name
         assert code == 200 and "site=primary" in body
     finally:
         lab.down()
+
+
+def _lead_away(lab: Lab, hosts: list[str]) -> str:
+    """``EtcdStore.lead_away_from(hosts)`` run in the witness's namespace, as an agent would."""
+    code = (
+        "import json, sys; from draas.coordination.etcd import EtcdStore; "
+        "s = EtcdStore(json.loads(sys.argv[1])); print(s.lead_away_from(json.loads(sys.argv[2])))"
+    )
+    argv = [sys.executable, "-c", code, json.dumps(etcd.client_urls(lab)), json.dumps(hosts)]
+    proc = lab.exec("witness", argv, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    return str(proc.stdout).strip()
+
+
+def _leader_host(lab: Lab) -> str:
+    st = etcd.status(lab)
+    leader = {str(s["leader"]) for s in st}
+    assert len(leader) == 1, st
+    (url,) = [str(s["endpoint"]) for s in st if s["member"] == s["leader"]]
+    return url.split("//")[1].split(":")[0]
+
+
+def test_the_store_leader_is_moved_off_the_active_sites_hosts(full_lab: Lab) -> None:
+    # The active site's agent asks this every few seconds: a disaster at the site holding the
+    # leader would otherwise cost an election before the failover can write anything.
+    before = _leader_host(full_lab)
+    said = _lead_away(full_lab, [before])
+    assert said.startswith("etcd leadership moved from http://" + before), said
+    deadline = time.monotonic() + 10
+    while (after := _leader_host(full_lab)) == before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert after != before
+    # Already off those hosts: nothing is done.
+    assert _lead_away(full_lab, [before]) == ""

@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 
@@ -43,7 +44,7 @@ from draas.clock import Clock, SystemClock
 from draas.config import Config, Node, load_config
 from draas.coordination import ActiveRecord, CoordinationStore
 from draas.deployment import Deployment, frontend_engine, probes, reach_probes, read_secret
-from draas.errors import ConfigError, DraasError
+from draas.errors import ConfigError, CoordinationError, DraasError
 from draas.failover.policy import Action, decide
 from draas.failover.runbook import RunbookRunner
 from draas.failover.views import Settling, lease_timings, site_agents, view_of, voters
@@ -56,6 +57,7 @@ log = logging.getLogger("draas.agent")
 ROUTES_S = 0.01  # pause between a frontend's rounds (each one watches the record)
 FENCE_CHECK_S = 0.1  # how often the self-fencing rule is checked
 SYNC_CHECK_S = 0.25  # how often the active site checks its standby (at most degrade / 4)
+LEADER_EVERY_S = 5.0  # how often the holder checks where the store's leader is
 
 
 def api_token(cfg: Config) -> str | None:
@@ -101,6 +103,7 @@ class Agent:
         self.observed = asyncio.Event()
         # Set when there is something new to decide on: the controller runs at once.
         self.wake = asyncio.Event()
+        self._leader_checked = -1e9  # monotonic time the store's leader was last checked
         self.settling = Settling(cfg.timings.failback_hold_s)  # for the lease rules' quorum
         self.keeper: LeaseKeeper | None = None
         self.dbwatch: DatabaseWatch | None = None
@@ -284,8 +287,29 @@ class Agent:
 
     # -- the tasks -----------------------------------------------------------------------------
     def duties(self) -> str:
-        """The blocking part of a cycle: the lag history."""
-        return self.control.lag_duty()
+        """The blocking part of a cycle: the lag history; the holder keeps the store's leader
+        off its own site."""
+        said = [self.control.lag_duty()]
+        if self._holding() and time.monotonic() - self._leader_checked >= LEADER_EVERY_S:
+            self._leader_checked = time.monotonic()
+            said.append(self._lead_away())
+        return "; ".join(s for s in said if s)
+
+    def _lead_away(self) -> str:
+        """A leader on the active site would make a disaster there cost the store a leader
+        election (etcd: at least its election timeout) before the failover can write."""
+        site = self.node.site
+        here = self.cfg.sites.get(site) if site else None
+        hosts = [n.address for n in self.cfg.nodes if site and n.site == site]
+        if here is not None:
+            hosts += [here.address] + ([here.database.host] if here.database else [])
+        try:
+            moved = self.store.lead_away_from(hosts)
+        except CoordinationError as exc:
+            return f"store leader not checked: {exc}"
+        if moved:
+            log.info("%s: %s (off the active site %s)", self.node.name, moved, site)
+        return moved
 
     async def cycle(self) -> str:
         detections = await self.observer.observe()

@@ -105,6 +105,12 @@ class CoordinationStore(ABC):
                 return current
             time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
 
+    def lead_away_from(self, hosts: Sequence[str]) -> str:
+        """Keep the store's own leader off ``hosts`` (the active site's): a disaster there
+        must not also cost the store a leader election before anyone can act. Returns what
+        was done ('' for nothing). A store without a leader does nothing."""
+        return ""
+
     # -- who may be promoted -------------------------------------------------------------------
     @abstractmethod
     def sync(self) -> SyncRecord | None:

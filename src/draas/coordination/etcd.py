@@ -279,6 +279,39 @@ class EtcdStore(CoordinationStore):
 
         return self._do("watch active", attempt)
 
+    def lead_away_from(self, hosts: Sequence[str]) -> str:
+        """When the raft leader is a member on ``hosts``, hand leadership to the first other
+        member (in the configured order) that answers. etcd moves it at once, without an
+        election; only the leader may be asked."""
+
+        def attempt(c: Any) -> str:
+            status = c.post(c.get_url("/maintenance/status"), json={})
+            leader = int(status["leader"])
+            members = c.post(c.get_url("/cluster/member/list"), json={})["members"]
+            urls = {int(m["ID"]): m.get("clientURLs", []) for m in members}
+
+            def on(member: int) -> bool:
+                return any(urlsplit(u).hostname in hosts for u in urls.get(member, []))
+
+            if not on(leader) or not urls.get(leader):
+                return ""
+            others = [m for m in urls if m != leader and not on(m) and urls[m]]
+            for target in sorted(others, key=lambda m: self._rank(urls[m])):
+                with contextlib.suppress(Exception):
+                    lead = self._client(urls[leader][0])
+                    lead.post(
+                        lead.get_url("/maintenance/transfer-leadership"),
+                        json={"targetID": str(target)},
+                    )
+                    return f"etcd leadership moved from {urls[leader][0]} to {urls[target][0]}"
+            return ""
+
+        return self._do("move the leader", attempt)
+
+    def _rank(self, urls: Sequence[str]) -> int:
+        ranks = [i for i, e in enumerate(self.endpoints) if e in urls]
+        return min(ranks, default=len(self.endpoints))
+
     def release_active(self, record: ActiveRecord) -> None:
         def attempt(c: Any) -> None:
             if self._read_active(c) == record:

@@ -50,6 +50,9 @@ def spec(lab: LabEngine, member: str) -> ProcessSpec:
         "100",
         "--election-timeout",
         "1000",
+        # A member cut off (a network-failure disaster) campaigns with ever higher terms; on
+        # its return, without pre-vote, it would depose the leader and force an election.
+        "--pre-vote",
         "--logger",
         "zap",
         "--log-outputs",
