@@ -32,7 +32,7 @@ def test_one_outage_gives_a_window_and_the_rto_to_k_consecutive_passes() -> None
     w = s.windows[0]
     assert w.start == pytest.approx(100.3) and w.end == pytest.approx(100.7)
     assert s.downtime_s == pytest.approx(0.4)
-    assert s.rto_s == pytest.approx(100.7 - 100.25)
+    assert s.rto_s == pytest.approx(100.7 + 0.010 - 100.25)  # to the answer
     assert s.availability == pytest.approx(8 / 12, abs=1e-4)
 
 
@@ -47,15 +47,31 @@ def test_flapping_needs_k_consecutive_passes() -> None:
     seq = samples(log("+--+-++-+++++"))
     assert len(windows(seq)) == 3
     got, _ = rto(seq, 100.0, k=3)
-    assert got == pytest.approx(0.8)  # the run '+++' starting at index 8
+    assert got == pytest.approx(0.81)  # the run '+++' starting at index 8, answered
     got1, _ = rto(seq, 100.0, k=1)
-    assert got1 == pytest.approx(0.3)
+    assert got1 == pytest.approx(0.31)
 
 
 def test_rto_names_the_site_that_answered_after_recovery() -> None:
     records = log("++--", site="primary") + log("+++", t0=100.4, site="dr")
     s = summarize(records, disaster_t=100.15)
-    assert s.recovered_site == "dr" and s.rto_s == pytest.approx(0.25)
+    assert s.recovered_site == "dr" and s.rto_s == pytest.approx(0.26)
+
+
+def test_a_request_held_until_the_new_site_answers_counts_to_its_answer() -> None:
+    # Nothing failed, but the first request after the disaster was held 0.55 s (a frontend
+    # retrying its connection until the switch): the client was served at its answer.
+    held = [
+        {"t": 100.32, "ok": True, "latency_s": 0.55, "site": "dr"},
+        {"t": 100.42, "ok": True, "latency_s": 0.45, "site": "dr"},
+        {"t": 100.52, "ok": True, "latency_s": 0.01, "site": "dr"},
+    ]
+    records = [*log("+++", site="primary"), *held]
+    s = summarize(records, disaster_t=100.3)
+    assert s.rto_s == pytest.approx(0.57) and s.recovered_site == "dr"
+    # The same answers at their usual speed: nothing was held, the RTO is 0.
+    quick = log("+++", site="primary") + log("+++", t0=100.32, site="dr")
+    assert summarize(quick, disaster_t=100.3).rto_s == 0.0
 
 
 def test_checks_of_one_tick_pass_only_together() -> None:

@@ -102,7 +102,8 @@ def markdown(doc: dict[str, Any]) -> str:
         f" (timeout {s['meter_timeout_s']} s, recovered after {s['consecutive']} passes in a "
         "row). RTO: from the disaster to the client served again (web page and API through the "
         "service name: reads). Write RTO: to the first write acknowledged after it (Keystone "
-        "projects created through the service name by three writers a third of a second apart)."
+        "projects created through the service name, one every third of a second whatever is "
+        "still in flight)."
         " The breakdown (detect, decide, switch, client catch-up) is from the agents' events.",
         "",
     ]

@@ -7,9 +7,12 @@ one sample that is ``ok`` only if every check passed.
 
 - A downtime window runs from the first failed sample to the first passing sample after it
   (open if the log ends first).
-- The RTO, from the disaster's time, is the time to the first of ``k`` consecutive passing
-  samples after the first failure since the disaster (0 when nothing failed; None when the
-  service never came back for ``k`` samples).
+- The RTO, from the disaster's time, is the time to the *answer* of the first of ``k``
+  consecutive passing samples after the first failure since the disaster (None when the
+  service never came back for ``k`` samples). When nothing failed, it is the time to the
+  answer of the first sample after the disaster if that answer was held up (slower than
+  every sample before the disaster: a frontend holding requests until the new site takes
+  them), else 0.
 """
 
 from __future__ import annotations
@@ -105,19 +108,28 @@ def windows(seq: Sequence[Sample]) -> list[Window]:
     return out
 
 
+def answered(s: Sample) -> float:
+    return s.t + (s.latency_s or 0.0)
+
+
 def rto(seq: Sequence[Sample], disaster_t: float, k: int = 3) -> tuple[float | None, str | None]:
-    """Seconds from ``disaster_t`` to the first of ``k`` consecutive passes after the first
-    failure since then, and the site that answered it."""
+    """Seconds from ``disaster_t`` to the answer of the first of ``k`` consecutive passes
+    after the first failure since then, and the site that answered it."""
     after = [s for s in seq if s.t >= disaster_t]
     first_fail = next((i for i, s in enumerate(after) if not s.ok), None)
     if first_fail is None:
-        return 0.0, after[0].site if after else None
+        if not after:
+            return 0.0, None
+        normal = max((s.latency_s or 0.0 for s in seq if s.t < disaster_t and s.ok), default=0)
+        first = after[0]
+        held = (first.latency_s or 0.0) > normal
+        return (answered(first) - disaster_t if held else 0.0), first.site
     run = 0
     for i in range(first_fail, len(after)):
         run = run + 1 if after[i].ok else 0
         if run == k:
             first = after[i - k + 1]
-            return first.t - disaster_t, first.site
+            return answered(first) - disaster_t, first.site
     return None, None
 
 
