@@ -24,10 +24,10 @@ from draas.measure.writes import WriteReport, account, write_figures
 WEB = "http://keystone.draas.test/"
 API = "http://keystone.draas.test:5000/v3"
 API_BASE = "http://keystone.draas.test:5000"
-# The write checker: a write every third of a second on a fixed schedule (up to eight in flight),
+# The write checker: a write every third of a second on a fixed schedule (up to four in flight),
 # so that while writes hang on a dead site (up to the writer's 2 s timeout) new ones are still
 # tried on time: the write RTO is known to a third of a second (Keystone takes ~3 writes/s here).
-WRITERS = 8
+WRITERS = 4
 WRITE_EVERY_S = 0.33
 
 
