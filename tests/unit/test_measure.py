@@ -48,8 +48,12 @@ def test_flapping_needs_k_consecutive_passes() -> None:
     assert len(windows(seq)) == 3
     got, _ = rto(seq, 100.0, k=3)
     assert got == pytest.approx(0.81)  # the run '+++' starting at index 8, answered
+    # With k=1 the first sample, answered, already ends the outage: the failures after it
+    # are later incidents.
     got1, _ = rto(seq, 100.0, k=1)
-    assert got1 == pytest.approx(0.31)
+    assert got1 == pytest.approx(0.01)
+    got1, _ = rto(seq[1:], 100.1, k=1)
+    assert got1 == pytest.approx(0.21)  # from the first failure to the next pass, answered
 
 
 def test_rto_names_the_site_that_answered_after_recovery() -> None:
@@ -69,6 +73,11 @@ def test_a_request_held_until_the_new_site_answers_counts_to_its_answer() -> Non
     records = [*log("+++", site="primary"), *held]
     s = summarize(records, disaster_t=100.3)
     assert s.rto_s == pytest.approx(0.57) and s.recovered_site == "dr"
+    # A failure long after the service was served again (a failback's pause) is not this
+    # outage: it counts in the downtime only.
+    blip = [*records, *log("+++-+++", t0=100.62, site="dr")]
+    s = summarize(blip, disaster_t=100.3)
+    assert s.rto_s == pytest.approx(0.57) and s.downtime_s > 0
     # The same answers at their usual speed: nothing was held, the RTO is 0.
     quick = log("+++", site="primary") + log("+++", t0=100.32, site="dr")
     assert summarize(quick, disaster_t=100.3).rto_s == 0.0

@@ -9,10 +9,11 @@ one sample that is ``ok`` only if every check passed.
   (open if the log ends first).
 - The RTO, from the disaster's time, is the time to the *answer* of the first of ``k``
   consecutive passing samples after the first failure since the disaster (None when the
-  service never came back for ``k`` samples). When nothing failed, it is the time to the
-  answer of the first sample after the disaster if that answer was held up (slower than
-  every sample before the disaster: a frontend holding requests until the new site takes
-  them), else 0.
+  service never came back for ``k`` samples). When the first ``k`` samples after the
+  disaster passed (nothing failed, or requests were only held), it is the time to the answer
+  of the first one if that answer was held up (slower than every sample before the disaster:
+  a frontend holding requests until the new site takes them), else 0; a failure after that
+  is a later incident (a failback's pause) and counts in the downtime, not in the RTO.
 """
 
 from __future__ import annotations
@@ -114,12 +115,14 @@ def answered(s: Sample) -> float:
 
 def rto(seq: Sequence[Sample], disaster_t: float, k: int = 3) -> tuple[float | None, str | None]:
     """Seconds from ``disaster_t`` to the answer of the first of ``k`` consecutive passes
-    after the first failure since then, and the site that answered it."""
+    after the first failure since then, and the site that answered it. A failure after the
+    service was already served again (``k`` passes before any failure: nothing failed, or
+    requests were only held) is a later incident (a failback's pause), not this outage."""
     after = [s for s in seq if s.t >= disaster_t]
     first_fail = next((i for i, s in enumerate(after) if not s.ok), None)
-    if first_fail is None:
-        if not after:
-            return 0.0, None
+    if first_fail is None or first_fail >= k:
+        if not after or not all(s.ok for s in after[:k]):
+            return (0.0 if not after else None), None
         normal = max((s.latency_s or 0.0 for s in seq if s.t < disaster_t and s.ok), default=0)
         first = after[0]
         held = (first.latency_s or 0.0) > normal
