@@ -139,7 +139,7 @@ class RunbookRunner:
         epoch: int | None,
         error: str | None = None,
         duration_s: float | None = None,
-    ) -> None:
+    ) -> Event:
         event = Event(
             ts=self.clock.now(),
             node=self.node,
@@ -162,16 +162,21 @@ class RunbookRunner:
             "" if duration_s is None else f" in {duration_s:g} s",
             "" if error is None else f": {error}",
         )
+        return event
 
     def run(self, book: Runbook, run_id: str, ctx: RunContext) -> RunState:
         """Run (or resume) ``book`` to its end; a failing step is recorded and re-raised."""
         # Resuming: the epoch the run acts for now is the one its last done step recorded
         # (a hand-over moved it past the epoch the run started from).
+        # The event log is read once (it grows with every run; reading it before each step
+        # cost a tenth of a second per step late in a long experiment): from then on this run's
+        # own events are the only ones that change which step is next (the gate and the
+        # epoch keep any other runner out).
         mine = [e for e in self.store.events() if e.run == run_id]
         epochs = [e.epoch for e in mine if e.outcome == "done" and e.epoch]
         if epochs and (ctx.epoch is None or epochs[-1] > ctx.epoch):
             ctx.epoch = epochs[-1]
-        while (step := next_step(book, run_id, self.store.events())) is not None:
+        while (step := next_step(book, run_id, mine)) is not None:
             if self.should_stop is not None and self.should_stop():
                 raise RunbookInterrupted(
                     f"{run_id}: stopped before step {step.name}; the run "
@@ -198,12 +203,14 @@ class RunbookRunner:
                     duration_s=round(time.monotonic() - t0, 4),
                 )
                 raise
-            self._event(
-                run_id,
-                book,
-                step.name,
-                "done",
-                ctx.epoch,
-                duration_s=round(time.monotonic() - t0, 4),
+            mine.append(
+                self._event(
+                    run_id,
+                    book,
+                    step.name,
+                    "done",
+                    ctx.epoch,
+                    duration_s=round(time.monotonic() - t0, 4),
+                )
             )
         return state_of(run_id, self.store.events())
