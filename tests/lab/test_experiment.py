@@ -17,9 +17,11 @@ pytestmark = pytest.mark.lab
 
 
 def test_a_small_matrix_reports_consistent_finite_figures(tmp_path: Path) -> None:
-    doc = run_matrix(["dns", "frontend", "hybrid"], ["power-off"], 1, tmp_path, print)
+    # The DNS and hybrid schemes: between them every traffic path (the frontend scheme's has
+    # its own test in test_schemes.py).
+    doc = run_matrix(["dns", "hybrid"], ["power-off"], 1, tmp_path, print)
     saved = json.loads((tmp_path / "results.json").read_text())
-    assert saved["runs"] == doc["runs"] and len(saved["runs"]) == 3
+    assert saved["runs"] == doc["runs"] and len(saved["runs"]) == 2
     md = (tmp_path / "results.md").read_text()
     page = (tmp_path / "index.html").read_text()
     for run in saved["runs"]:
