@@ -49,10 +49,12 @@ class ApiClient:
         body: dict[str, Any] | None = None,
         query: dict[str, Any] | None = None,
         timeout_s: float | None = None,
+        token: bool = False,
+        raw_text: bool = False,
     ) -> Any:
         headers = {"Accept": "application/json"}
         data = None
-        if method == "POST":
+        if method == "POST" or token:
             headers["Authorization"] = f"Bearer {self._token()}"
             headers["Content-Type"] = "application/json"
             data = json.dumps(body or {}).encode()
@@ -72,7 +74,7 @@ class ApiClient:
                 ) as resp:
                     self.used = base
                     raw = resp.read()
-                    return raw.decode() if path == "/metrics" else json.loads(raw)
+                    return raw.decode() if path == "/metrics" or raw_text else json.loads(raw)
             except urllib.error.HTTPError as exc:
                 try:
                     msg = json.loads(exc.read()).get("error", exc.reason)
@@ -88,6 +90,10 @@ class ApiClient:
 
     def get(self, path: str, **query: Any) -> Any:
         return self._call("GET", path, query=query or None)
+
+    def get_secret(self, path: str, raw_text: bool = False) -> Any:
+        """A GET that needs the token (an agent fetching another's key directories)."""
+        return self._call("GET", path, token=True, raw_text=raw_text)
 
     def post(
         self, path: str, body: dict[str, Any] | None = None, timeout_s: float | None = None

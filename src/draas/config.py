@@ -231,6 +231,9 @@ class Api(_Model):
     tls_key_file: Path | None = None
     tls_ca_file: Path | None = None
     read_networks: list[Network] = Field(default_factory=list)
+    # The key directories travel between the agents over this API: only over TLS, unless this
+    # says otherwise (a lab on one machine; never across a real network).
+    insecure_key_transfer: bool = False
 
 
 PRESETS: dict[str, dict[str, float]] = {
@@ -403,6 +406,20 @@ def semantic_problems(cfg: Config) -> list[str]:
     if cfg.coordination.backend == "etcd" and not cfg.coordination.endpoints:
         problems.append(
             "coordination.endpoints: the 'etcd' backend needs at least one endpoint URL"
+        )
+    counts = {name: len(site.key_directories) for name, site in cfg.sites.items()}
+    if len(set(counts.values())) > 1:
+        problems.append(
+            "sites.*.key_directories: the sites list "
+            + ", ".join(f"{n} {c}" for n, c in sorted(counts.items()))
+            + " directories; they pair up by position (the n-th of one site is copied to the "
+            "n-th of the other), so list the same number at every site"
+        )
+    if any(counts.values()) and cfg.api.tls_cert_file is None and not cfg.api.insecure_key_transfer:
+        problems.append(
+            "api.tls_cert_file: the key directories travel between the agents over the control "
+            "API, only over TLS: set api.tls_cert_file and api.tls_key_file "
+            "(api.insecure_key_transfer = true is for a lab on one machine)"
         )
     if (cfg.api.tls_cert_file is None) != (cfg.api.tls_key_file is None):
         problems.append(

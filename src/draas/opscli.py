@@ -93,6 +93,10 @@ def render_status(st: dict[str, Any]) -> str:
             f"last step: {e.get('run')} {e.get('step')} {e.get('outcome')} "
             f"({_ago(e.get('ts'), now)}, {e.get('node')})"
         )
+    for site in st["sites"]:
+        keys = site.get("keys")
+        if keys:
+            lines.append(keys_line(site["name"], keys, now))
     standby = st.get("standby")
     if standby:
         lines.append(("" if standby["eligible"] else "ALERT: ") + eligible_line(standby))
@@ -103,6 +107,16 @@ def render_status(st: dict[str, Any]) -> str:
     if not st["store_ok"]:
         lines.append("WARNING: the coordination store is unreachable from this agent")
     return "\n".join(lines)
+
+
+def keys_line(site: str, keys: dict[str, Any], now: float) -> str:
+    if keys.get("alert"):
+        return f"ALERT: {site}: {keys['alert']}"
+    return (
+        f"keys: {site}'s key directories equal {keys['source']}'s "
+        f"(in sync since {_ago(keys.get('in_sync_since'), now)}, "
+        f"compared {_ago(keys.get('compared_at'), now)})"
+    )
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ which site a client reaches through the service name, bounded waits."""
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -15,7 +16,11 @@ from draas.lab.agents import etcd_get
 from draas.lab.components import keystone, mariadb
 from draas.lab.eventlog import read_events
 from draas.lab.lab import Lab
+from draas.lab.secrets import secret
 from draas.lab.writer import read_log
+
+PRIMARY_URL = "http://198.18.1.10:5000"
+DR_URL = "http://198.18.2.10:5000"
 
 # The runbooks' steps, in order, as the event log must show them done.
 FAILOVER = list(FAILOVER_STEPS)
@@ -104,3 +109,50 @@ def in_sync_checksums(lab: Lab) -> tuple[dict[str, Any], dict[str, Any]]:
     p = mariadb.replicator(lab, "primary")
     d = mariadb.replicator(lab, "dr")
     return p.checksums(), d.checksums()
+
+
+def issue_token(lab: Lab, url: str) -> str:
+    body = (
+        '{"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": '
+        f'"admin", "domain": {{"name": "Default"}}, "password": '
+        f'"{secret(lab.run, "keystone-admin")}"}}}}}}}}}}'
+    )
+    argv = [
+        "curl",
+        "-s",
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        "-m",
+        "10",
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        body,
+        f"{url}/v3/auth/tokens",
+    ]
+    proc = lab.exec("client", argv, capture_output=True, text=True)
+    match = re.search(r"(?im)^x-subject-token:\s*(\S+)", proc.stdout)
+    assert match, proc.stdout
+    return match.group(1)
+
+
+def validate(lab: Lab, url: str, token: str) -> int:
+    argv = [
+        "curl",
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-m",
+        "10",
+        "-H",
+        f"X-Auth-Token: {token}",
+        "-H",
+        f"X-Subject-Token: {token}",
+        f"{url}/v3/auth/tokens",
+    ]
+    proc = lab.exec("client", argv, capture_output=True, text=True)
+    return int(proc.stdout or 0)

@@ -7,6 +7,7 @@ gray failures, ...) is in test_faults.py."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -14,14 +15,18 @@ from collections.abc import Iterator
 
 import pytest
 from support import (
+    DR_URL,
     FAILBACK,
     FAILOVER,
+    PRIMARY_URL,
     active,
     authoritative,
     done_steps,
     events,
     in_sync_checksums,
+    issue_token,
     served_by,
+    validate,
     wait_until,
     write_through_service,
 )
@@ -32,6 +37,7 @@ from draas.lab.disasters import PowerOff, ReplicationCut
 from draas.lab.lab import Lab
 from draas.lab.services import resolve
 from draas.lab.writer import read_log
+from draas.replication.files import snapshot
 
 pytestmark = pytest.mark.lab
 
@@ -71,6 +77,41 @@ def test_a_broken_replication_link_alone_is_an_event_not_a_failover(lab: Lab) ->
     )
     mariadb.wait_in_sync(lab, "dr", "primary")
     assert not [e for e in events(lab) if e.get("runbook") == "failover"]
+
+
+def keys_equal(lab: Lab) -> bool:
+    there = [keystone.key_dirs(lab, h) for h in ("primary", "dr")]
+    return all(snapshot(there[0][k]).checksum == snapshot(there[1][k]).checksum for k in there[0])
+
+
+def test_a_key_rotation_at_the_active_site_reaches_the_standby_through_the_agents(
+    lab: Lab,
+) -> None:
+    # Twice: after one fernet rotation the new primary key is the old staged key, which the
+    # DR site already has; after two, tokens are signed with a key only a copy can bring.
+    rotate = ("--keystone-user", "root", "--keystone-group", "root")
+    before = snapshot(keystone.key_dirs(lab, "dr")["fernet"]).checksum
+    for _ in range(2):
+        keystone.manage(lab, "primary", "fernet_rotate", *rotate)
+    keystone.manage(lab, "primary", "credential_rotate", *rotate)
+    took = wait_until("the DR site's keys equal the primary's", lambda: keys_equal(lab), 15)
+    print(f"key directories equal {took:.1f} s after the last rotation")
+    assert snapshot(keystone.key_dirs(lab, "dr")["fernet"]).checksum != before
+    token = issue_token(lab, PRIMARY_URL)
+    assert validate(lab, DR_URL, token) == 200
+
+    def reported() -> bool:
+        st = json.loads(draas(lab, "status", "--json").stdout)
+        keys = next(s for s in st["sites"] if s["name"] == "dr")["keys"]
+        return bool(keys and keys["match"] and not keys["alert"] and keys["source"] == "primary")
+
+    wait_until("the status to say the keys are in sync", reported, 15)
+    copied = [e for e in events(lab) if e.get("runbook") == "keys"]
+    assert copied and all("written" in str(e.get("detail")) for e in copied)
+    assert not any(
+        snapshot(d).files["0"].data.decode().strip() in json.dumps(copied)
+        for d in keystone.key_dirs(lab, "primary").values()
+    ), "a key travelled through the event log"
 
 
 def test_primary_power_off_moves_the_service_to_dr_in_order(lab: Lab) -> None:

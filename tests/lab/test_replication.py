@@ -17,21 +17,18 @@ from pathlib import Path
 
 import pymysql
 import pytest
+from support import DR_URL, PRIMARY_URL, issue_token, validate
 
 from draas.errors import ErrantTransactions, ReplicationError
 from draas.lab.components import keystone, mariadb
 from draas.lab.disasters import Partition, PowerOff
 from draas.lab.lab import Lab
-from draas.lab.secrets import secret
 from draas.lab.writer import read_log
 from draas.replication import DbEndpoint
-from draas.replication.files import KeyDirSync, snapshot
+from draas.replication.files import apply, snapshot
 from draas.replication.mariadb import MariaDBReplicator
 
 pytestmark = pytest.mark.lab
-
-PRIMARY_URL = "http://198.18.1.10:5000"
-DR_URL = "http://198.18.2.10:5000"
 
 
 @pytest.fixture(scope="module")
@@ -135,8 +132,8 @@ def test_token_issued_at_primary_validates_at_dr_after_failover(lab: Lab) -> Non
     assert snapshot(src).checksum != snapshot(dst).checksum
     token = issue_token(lab, PRIMARY_URL)
     assert validate(lab, DR_URL, token) != 200, "signed with a key the DR site does not have"
-    report = KeyDirSync("fernet", dst, lambda: snapshot(src)).sync()
-    assert report["match"] and report["written"]
+    changed = apply(dst, snapshot(src))  # what the standby's agent does (test_failover.py)
+    assert changed["written"] and snapshot(src).checksum == snapshot(dst).checksum
     off = PowerOff(lab, host="primary")
     off.inject()
     try:
@@ -328,53 +325,6 @@ def test_bad_credentials_and_unreachable_peer_change_nothing(lab: Lab) -> None:
     # The refused call left the DR site exactly as it was: replicating from the primary.
     assert st.healthy_replica and st.source == "198.18.1.10" and st.read_only
     d.wait_caught_up(p)
-
-
-def issue_token(lab: Lab, url: str) -> str:
-    body = (
-        '{"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": '
-        f'"admin", "domain": {{"name": "Default"}}, "password": '
-        f'"{secret(lab.run, "keystone-admin")}"}}}}}}}}}}'
-    )
-    argv = [
-        "curl",
-        "-s",
-        "-D",
-        "-",
-        "-o",
-        "/dev/null",
-        "-m",
-        "10",
-        "-H",
-        "Content-Type: application/json",
-        "-d",
-        body,
-        f"{url}/v3/auth/tokens",
-    ]
-    proc = lab.exec("client", argv, capture_output=True, text=True)
-    match = re.search(r"(?im)^x-subject-token:\s*(\S+)", proc.stdout)
-    assert match, proc.stdout
-    return match.group(1)
-
-
-def validate(lab: Lab, url: str, token: str) -> int:
-    argv = [
-        "curl",
-        "-s",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        "-m",
-        "10",
-        "-H",
-        f"X-Auth-Token: {token}",
-        "-H",
-        f"X-Subject-Token: {token}",
-        f"{url}/v3/auth/tokens",
-    ]
-    proc = lab.exec("client", argv, capture_output=True, text=True)
-    return int(proc.stdout or 0)
 
 
 CATALOG_SCRIPT = """

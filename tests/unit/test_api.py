@@ -261,6 +261,24 @@ def test_status_metrics_dashboard_and_openapi_are_served(api: Served) -> None:
     assert status == 200 and doc == json.loads(json.dumps(document()))
 
 
+def test_the_keys_are_served_only_over_tls_and_with_the_token(api: Served, tmp_path: Path) -> None:
+    status, body = api.call("GET", "/v1/keys", token=api.token)
+    assert status == 403 and "only over TLS" in body["error"]
+    # A lab on one machine may say so explicitly; the token is still needed.
+    config = write_config(tmp_path)
+    config.write_text(config.read_text() + "insecure_key_transfer = true\n")
+    lab, stop = serve(config, MemoryStore(FakeClock()))
+    try:
+        assert lab.call("GET", "/v1/keys")[0] == 401
+        assert lab.call("GET", "/v1/keys", token="wrong-token-wrong-token")[0] == 401
+        status, body = lab.call("GET", "/v1/keys", token=lab.token)
+        assert status == 200 and body == {"directories": []}  # the witness holds no keys
+        status, body = lab.call("GET", "/v1/keys/0", token=lab.token)
+        assert status == 400 and "this site has 0" in body["error"]
+    finally:
+        stop()
+
+
 def test_read_endpoints_outside_read_networks_are_refused(tmp_path: Path) -> None:
     served, stop = serve(write_config(tmp_path, networks='["198.18.0.0/15"]'), MemoryStore())
     try:

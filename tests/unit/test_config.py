@@ -126,6 +126,20 @@ def test_cross_field_rules_each_have_a_message() -> None:
     assert any(m.startswith("timings.lease_ttl_s: 3.0 is less than") for m in msgs)
 
 
+def test_key_directories_pair_up_and_travel_only_over_tls() -> None:
+    data = example()
+    data["sites"]["dr"]["key_directories"] = ["/etc/keystone/fernet-keys"]
+    (msg,) = problems(data)
+    assert msg.startswith("sites.*.key_directories: the sites list dr 1, primary 2 directories")
+    data = example()
+    for key in ("tls_cert_file", "tls_key_file"):
+        del data["api"][key]
+    (msg,) = problems(data)
+    assert msg.startswith("api.tls_cert_file: the key directories travel") and "TLS" in msg
+    data["api"]["insecure_key_transfer"] = True  # a lab on one machine says so
+    parse_config(data)
+
+
 def test_two_primaries_refused() -> None:
     data = example()
     data["sites"]["dr"]["role"] = "primary"

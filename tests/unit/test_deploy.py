@@ -35,6 +35,7 @@ def exported() -> set[str]:
         "site-b": {
             "targets": {"primary": {"state": "up", "since": 0}},
             "replication": {"role": "replica", "lag_s": 0.1, "healthy": True},
+            "keys": {"source": "primary", "match": True, "compared_at": 0.5, "in_sync_since": 0.2},
         },
         "fe-a": {"targets": {"fe-b": {"state": "up", "since": 0}}, "routes_to": "primary"},
     }

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from draas.errors import ReplicationError
-from draas.replication.files import KeyDirSync, Manifest, apply, snapshot
+from draas.replication.files import Manifest, apply, snapshot
 
 
 def make_keys(d: Path, keys: dict[str, bytes]) -> None:
@@ -20,14 +20,12 @@ def make_keys(d: Path, keys: dict[str, bytes]) -> None:
         os.chmod(d / name, 0o600)
 
 
-def test_sync_copies_content_and_modes_and_removes_stale(tmp_path: Path) -> None:
+def test_apply_copies_content_and_modes_and_removes_stale(tmp_path: Path) -> None:
     src, dst = tmp_path / "src", tmp_path / "dst"
     make_keys(src, {"0": b"staged", "1": b"primary-key"})
     make_keys(dst, {"0": b"old", "7": b"stale"})
-    sync = KeyDirSync("fernet", dst, lambda: snapshot(src))
-    report = sync.sync()
-    assert report["match"] and report["changed"]
-    assert sorted(report["written"]) == ["0", "1"] and report["removed"] == ["7"]
+    changed = apply(dst, snapshot(src))
+    assert sorted(changed["written"]) == ["0", "1"] and changed["removed"] == ["7"]
     assert (dst / "1").read_bytes() == b"primary-key"
     assert stat.S_IMODE((dst / "1").stat().st_mode) == 0o600
     assert stat.S_IMODE(dst.stat().st_mode) == 0o700
@@ -35,25 +33,13 @@ def test_sync_copies_content_and_modes_and_removes_stale(tmp_path: Path) -> None
     assert not [p for p in dst.iterdir() if p.name.startswith(".draas-")]
 
 
-def test_second_sync_without_change_writes_nothing(tmp_path: Path) -> None:
+def test_applying_the_same_manifest_again_writes_nothing(tmp_path: Path) -> None:
     src, dst = tmp_path / "src", tmp_path / "dst"
     make_keys(src, {"0": b"a"})
-    sync = KeyDirSync("fernet", dst, lambda: snapshot(src))
-    sync.sync()
+    apply(dst, snapshot(src))
     mtime = (dst / "0").stat().st_mtime_ns
-    assert sync.sync()["changed"] is False
+    assert apply(dst, snapshot(src)) == {"written": [], "removed": []}
     assert (dst / "0").stat().st_mtime_ns == mtime
-
-
-def test_rotation_on_the_source_reaches_the_target(tmp_path: Path) -> None:
-    src, dst = tmp_path / "src", tmp_path / "dst"
-    make_keys(src, {"0": b"a", "1": b"b"})
-    sync = KeyDirSync("fernet", dst, lambda: snapshot(src))
-    sync.sync()
-    (src / "2").write_bytes(b"rotated")
-    os.chmod(src / "2", 0o600)
-    report = sync.sync()
-    assert report["written"] == ["2"] and report["match"]
 
 
 def test_manifest_survives_the_wire_and_detects_corruption(tmp_path: Path) -> None:

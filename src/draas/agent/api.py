@@ -15,10 +15,12 @@ import logging
 import ssl
 from collections.abc import Awaitable, Callable
 from importlib.resources import files
+from pathlib import Path
 from typing import Any, Protocol
 
 from aiohttp import web
 
+from draas.agent import keysync
 from draas.agent.openapi import document
 from draas.config import Config
 from draas.errors import CommandRefused, CoordinationError, DraasError
@@ -37,6 +39,7 @@ class Backend(Protocol):
         self, kind: str, *, to: str | None = None, force: bool = False, by: str = "api"
     ) -> dict[str, Any]: ...
     def drill(self, by: str = "api") -> dict[str, Any]: ...
+    def key_directories(self) -> list[Path]: ...
 
     @property
     def metrics(self) -> Any: ...
@@ -167,6 +170,34 @@ class ControlApi:
         body = await asyncio.to_thread(self.backend.metrics.render)
         return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4"})
 
+    # -- key directories (secrets: the token is needed to read them) --------------------------
+    def _keys_refused(self, request: web.Request) -> web.Response | None:
+        if not request.secure and not self.cfg.api.insecure_key_transfer:
+            return _error(
+                403,
+                "key directories are served only over TLS: set api.tls_cert_file and "
+                "api.tls_key_file (api.insecure_key_transfer is for a lab on one machine)",
+            )
+        return self._authorized(request)
+
+    async def keys(self, request: web.Request) -> web.Response:
+        refused = self._keys_refused(request)
+        if refused is not None:
+            return refused
+        dirs = self.backend.key_directories()
+        return web.json_response(await asyncio.to_thread(keysync.listing, dirs))
+
+    async def key_directory(self, request: web.Request) -> web.Response:
+        refused = self._keys_refused(request)
+        if refused is not None:
+            return refused
+        dirs = self.backend.key_directories()
+        raw = request.match_info["index"]
+        if not raw.isdigit() or not 0 <= int(raw) < len(dirs):
+            raise Bad(f"key directory {raw!r}: this site has {len(dirs)} (indexes from 0)")
+        text = await asyncio.to_thread(keysync.manifest, dirs, int(raw))
+        return web.Response(text=text, content_type="application/json")
+
     # -- commands ------------------------------------------------------------------------------
     async def _body(self, request: web.Request, allowed: dict[str, type]) -> dict[str, Any]:
         raw = await request.content.read(MAX_BODY + 1)
@@ -222,6 +253,8 @@ class ControlApi:
                 web.get("/v1/status", self.status),
                 web.get("/v1/events", self.events),
                 web.get("/metrics", self.metrics),
+                web.get("/v1/keys", self.keys),
+                web.get("/v1/keys/{index}", self.key_directory),
                 web.post("/v1/switchover", self.switchover),
                 web.post("/v1/failover", self.failover),
                 web.post("/v1/failback", self.failback),

@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from draas.agent.gate import RunbookGate
@@ -256,6 +257,11 @@ class Control:
             log.exception("%s failed unexpectedly", rid)
         finally:
             self.gate.leave()
+
+    def key_directories(self) -> list[Path]:
+        """This site's key directories (none on a frontend or the witness)."""
+        site = self.cfg.sites.get(self.node.site or "")
+        return list(site.key_directories) if site is not None and self.node.role == "site" else []
 
     def drill(self, by: str = "api") -> dict[str, Any]:
         cfg = self.cfg

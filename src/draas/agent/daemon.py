@@ -36,15 +36,17 @@ from draas.agent.controller import Controller
 from draas.agent.dbwatch import CHECK_S, DatabaseWatch
 from draas.agent.gate import RunbookGate
 from draas.agent.keeper import LeaseKeeper
+from draas.agent.keysync import KEYS_S, KeyPuller
 from draas.agent.observer import Observer
 from draas.agent.outbox import Outbox
 from draas.agent.routing import WATCH_S, RouteFollower
 from draas.agent.syncer import Syncer
+from draas.apiclient import ApiClient
 from draas.clock import Clock, SystemClock
 from draas.config import Config, Node, load_config
-from draas.coordination import ActiveRecord, CoordinationStore
+from draas.coordination import ActiveRecord, CoordinationStore, Event
 from draas.deployment import Deployment, frontend_engine, probes, reach_probes, read_secret
-from draas.errors import ConfigError, CoordinationError, DraasError
+from draas.errors import ApiError, ConfigError, CoordinationError, DraasError
 from draas.failover.policy import Action, decide
 from draas.failover.runbook import RunbookRunner
 from draas.failover.views import Settling, lease_timings, site_agents, view_of, voters
@@ -146,6 +148,18 @@ class Agent:
         rep = self.deployment.reps.get(node.site or "") if node.role == "site" else None
         if node.site is not None:
             self._configure_site(cfg, node.site, rep)
+        self.keys: KeyPuller | None = None
+        here = cfg.sites.get(node.site or "")
+        if node.role == "site" and here is not None and here.key_directories:
+            self.keys = KeyPuller(
+                dirs=here.key_directories,
+                fetch_listing=lambda site: self._keys_api(site).get_secret("/v1/keys"),
+                fetch_manifest=lambda site, i: self._keys_api(site).get_secret(
+                    f"/v1/keys/{i}", raw_text=True
+                ),
+            )
+            puller = self.keys
+            self.observer.keys = lambda: puller.report
         if node.role == "frontend":
             if self.follower is None:
                 self.follower = RouteFollower(
@@ -295,6 +309,50 @@ class Agent:
             said.append(self._lead_away())
         return "; ".join(s for s in said if s)
 
+    def _keys_api(self, site: str) -> ApiClient:
+        """The API of ``site``'s agent (the active site's: the keys' source)."""
+        scheme = "https" if self.cfg.api.tls_cert_file else "http"
+        if scheme == "http" and not self.cfg.api.insecure_key_transfer:
+            raise ApiError(
+                "key directories travel only over TLS: set api.tls_cert_file and api.tls_key_file"
+            )
+        there = [n for n in self.cfg.nodes if n.role == "site" and n.site == site]
+        if not there:
+            raise ApiError(f"no agent of site {site} is configured to fetch its keys from")
+        return ApiClient(
+            self.cfg, agent=f"{scheme}://{there[0].address}:{there[0].api_port}", timeout_s=5
+        )
+
+    def _keys_tick(self) -> str:
+        """The standby copies the active site's key directories when they changed."""
+        if self.keys is None:
+            return ""
+        try:
+            active = self.store.active()
+        except CoordinationError as exc:
+            return f"keys not compared: coordination store unreachable: {exc}"
+        if active is None or active.site == self.node.site:
+            self.keys.report = None  # the source, or nobody is: nothing to compare with
+            return ""
+        said = self.keys.tick(active.site)
+        if said:
+            self.outbox.emit(
+                Event(
+                    ts=self.clock.now(),
+                    node=self.node.name,
+                    runbook="keys",
+                    run=f"keys-{self.node.site}",
+                    step="sync",
+                    outcome="copied",
+                    target=self.node.site,
+                    detail=said,
+                )
+            )
+        report = self.keys.report
+        if report is not None and report.error:
+            return f"keys FAILED to sync from {report.source}: {report.error}"
+        return said
+
     def _lead_away(self) -> str:
         """A leader on the active site would make a disaster there cost the store a leader
         election (etcd: at least its election timeout) before the failover can write."""
@@ -428,6 +486,8 @@ class Agent:
             tasks.append(
                 asyncio.create_task(self._every(stop, self._sync_tick, every, "sync", own[2]))
             )
+        if self.keys is not None:
+            tasks.append(asyncio.create_task(self._every(stop, self._keys_tick, KEYS_S, "keys")))
         if self.dbwatch is not None:
             dbwatch = self.dbwatch
             tasks.append(asyncio.create_task(self._every(stop, dbwatch.check, CHECK_S, "db")))

@@ -51,8 +51,22 @@ class _StatusCollector(Collector):
             "1 if the site's replication threads run without error",
             labels=["site"],
         )
+        keys = GaugeMetricFamily(
+            "draas_keys_in_sync",
+            "1 if the standby site's key directories equal the active site's (no alert)",
+            labels=["site"],
+        )
+        keys_at = GaugeMetricFamily(
+            "draas_keys_compared_timestamp_seconds",
+            "When the standby last compared its key directories with the active site's",
+            labels=["site"],
+        )
         for s in st["sites"]:
             active.add_metric([s["name"]], 1.0 if s["active"] else 0.0)
+            if s.get("keys"):
+                keys.add_metric([s["name"]], 0.0 if s["keys"]["alert"] else 1.0)
+                if s["keys"]["compared_at"] is not None:
+                    keys_at.add_metric([s["name"]], float(s["keys"]["compared_at"]))
             for observer, state in s["seen"].items():
                 up.add_metric([s["name"], observer], 1.0 if state == "up" else 0.0)
             db = s["database"] or {}
@@ -79,7 +93,7 @@ class _StatusCollector(Collector):
         standby = st.get("standby")
         if standby:
             eligible.add_metric([standby["site"]], 1.0 if standby["eligible"] else 0.0)
-        yield from (up, fe_up, active, lag, healthy, routes, eligible)
+        yield from (up, fe_up, active, lag, healthy, routes, eligible, keys, keys_at)
         epoch = GaugeMetricFamily("draas_active_epoch", "Epoch of the active record (0: none)")
         epoch.add_metric([], float((st["active"] or {}).get("epoch", 0)))
         yield epoch

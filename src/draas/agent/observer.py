@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 
 from draas.clock import Clock
-from draas.coordination import CoordinationStore, DatabaseReport, Event, Observation
+from draas.coordination import CoordinationStore, DatabaseReport, Event, KeysReport, Observation
 from draas.health.detector import VantagePoint
 from draas.health.probes import Probe, ProbeResult
 
@@ -52,6 +52,7 @@ class Observer:
         # What the node's role adds to its observation (set by the agent's other tasks).
         self.routes_to: Callable[[], str | None] | None = None
         self.database: Callable[[], DatabaseReport | None] | None = None
+        self.keys: Callable[[], KeysReport | None] | None = None
 
     async def observe(self) -> list[str]:
         """One probe round (every probe of every target at once: it lasts one probe timeout
@@ -110,6 +111,7 @@ class Observer:
             self.vantage.observation(self.clock.now()),
             routes_to=None if self.routes_to is None else self.routes_to(),
             database=None if self.database is None else self.database(),
+            keys=None if self.keys is None else self.keys(),
         )
 
     def publish(self) -> None:

@@ -134,6 +134,34 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
+            "/v1/keys": {
+                "get": {
+                    "summary": "this site's key directories and their checksums (token needed)",
+                    "security": [{"bearer": []}],
+                    "responses": {
+                        "200": _json({"type": "object"}, "directories and checksums"),
+                        **_errors(401, 403),
+                    },
+                }
+            },
+            "/v1/keys/{index}": {
+                "get": {
+                    "summary": "one key directory's files (token needed; agents only)",
+                    "security": [{"bearer": []}],
+                    "parameters": [
+                        {
+                            "name": "index",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "integer", "minimum": 0},
+                        }
+                    ],
+                    "responses": {
+                        "200": _json({"type": "object"}, "the directory's manifest"),
+                        **_errors(400, 401, 403),
+                    },
+                }
+            },
             "/v1/switchover": {
                 "post": _command(
                     "planned switchover to a site (zero loss)",

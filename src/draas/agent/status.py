@@ -28,6 +28,18 @@ def _seen(observations: Mapping[str, Observation], target: str) -> dict[str, str
     return out
 
 
+def keys_of(
+    cfg: Config, site: str, observations: Mapping[str, Observation], now: float
+) -> dict[str, Any] | None:
+    """The site's copy of the key directories, as its agent published it (None: the site has
+    no key directories, or it is their source)."""
+    for node in cfg.nodes:
+        obs = observations.get(node.name)
+        if node.site == site and node.role == "site" and obs is not None and obs.keys:
+            return {**obs.keys.to_dict(), "alert": obs.keys.alert(now)}
+    return None
+
+
 def last_step(events: Sequence[Event]) -> dict[str, Any] | None:
     for e in reversed(events):
         if e.runbook in RUNBOOKS or e.run.startswith(RUNBOOKS):
@@ -82,6 +94,7 @@ def status_doc(
                 "active": active is not None and active.site == name,
                 "database": None if db is None else db.to_dict(),
                 "seen": _seen(observations, name),
+                "keys": keys_of(cfg, name, observations, now),
             }
         )
     frontends = []

@@ -169,6 +169,53 @@ class DatabaseReport:
         return cls(**values)
 
 
+KEYS_STALE_S = 60.0  # keys compared longer ago than this (or differing) are an alert
+
+
+@dataclass(frozen=True)
+class KeysReport:
+    """What the standby's agent publishes about its copy (never the keys)."""
+
+    source: str  # the active site the keys come from
+    match: bool  # every directory equals the source's at the last comparison
+    compared_at: float | None  # the last successful comparison (wall clock)
+    in_sync_since: float | None  # since when they have matched (None: they differ now)
+    differing: tuple[int, ...] = ()
+    error: str = ""  # why the last comparison failed ('' when it did not)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "match": self.match,
+            "compared_at": self.compared_at,
+            "in_sync_since": self.in_sync_since,
+            "differing": list(self.differing),
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> KeysReport:
+        return cls(
+            source=str(doc.get("source") or ""),
+            match=bool(doc.get("match")),
+            compared_at=doc.get("compared_at"),
+            in_sync_since=doc.get("in_sync_since"),
+            differing=tuple(int(i) for i in doc.get("differing") or ()),
+            error=str(doc.get("error") or ""),
+        )
+
+    def alert(self, now: float) -> str:
+        """'' when fine; else what an operator must look at."""
+        if self.match and self.compared_at is not None and now - self.compared_at <= KEYS_STALE_S:
+            return ""
+        if self.error:
+            return f"key directories not compared with {self.source}: {self.error}"
+        if not self.match:
+            return f"key directories {list(self.differing)} differ from {self.source}'s"
+        ago = now - (self.compared_at or 0)
+        return f"key directories last compared with {self.source} {ago:.0f} s ago"
+
+
 @dataclass(frozen=True)
 class Observation:
     """What ``observer`` published at ``at``."""
@@ -178,6 +225,7 @@ class Observation:
     targets: Mapping[str, Seen] = field(default_factory=dict)
     routes_to: str | None = None  # a frontend's agent: the site its data plane routes to
     database: DatabaseReport | None = None  # a site's agent: its database
+    keys: KeysReport | None = None  # the standby site's agent: its copy of the key directories
 
     def state_of(self, target: str) -> Seen | None:
         return self.targets.get(target)
@@ -192,18 +240,22 @@ class Observation:
             doc["routes_to"] = self.routes_to
         if self.database is not None:
             doc["replication"] = self.database.to_dict()
+        if self.keys is not None:
+            doc["keys"] = self.keys.to_dict()
         return doc
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any], observer: str = "") -> Observation:
         targets = {str(t): Seen.from_dict(s) for t, s in dict(doc.get("targets") or {}).items()}
         db = doc.get("replication")
+        keys = doc.get("keys")
         return cls(
             observer=str(doc.get("observer") or observer),
             at=float(doc.get("at", 0.0)),
             targets=targets,
             routes_to=None if doc.get("routes_to") is None else str(doc["routes_to"]),
             database=DatabaseReport.from_dict(db) if isinstance(db, Mapping) else None,
+            keys=KeysReport.from_dict(keys) if isinstance(keys, Mapping) else None,
         )
 
 

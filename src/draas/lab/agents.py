@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from draas.errors import LabError
-from draas.lab.components import bind9, etcd, haproxy
+from draas.lab.components import bind9, etcd, haproxy, keystone
 from draas.lab.lab import Lab
 from draas.lab.secrets import secret, secret_file
 from draas.lab.supervisor import ProcessSpec
@@ -87,6 +87,9 @@ def write_config(
             f"role = {q(role)}",
             f"address = {q(addr)}",
             f'database = {{ host = {q(addr)}, user = "draas", password_file = {q(str(db_pw))} }}',
+            # Keystone's fernet and credential keys: the agents keep the standby's copy equal.
+            "key_directories = "
+            + json.dumps([str(d) for d in keystone.key_dirs(lab, site).values()]),
         ]
     for name, (host, role) in nodes_for(scheme).items():
         lines += [
@@ -122,6 +125,8 @@ def write_config(
         "[api]",
         f"token_file = {q(str(secret_file(lab.run, 'api-token')))}",
         'read_networks = ["198.18.0.0/15", "127.0.0.0/8"]',
+        # The lab's agents talk over one machine's bridge; a real deployment uses TLS.
+        "insecure_key_transfer = true",
         "[drill]",
         'username = "admin"',
         'project = "admin"',

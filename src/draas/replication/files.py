@@ -1,5 +1,5 @@
 """Key directories (Keystone's fernet and credential key repositories, or any listed directory)
-copied from the active site to the standby: on every change and periodically.
+copied from the active site to the standby (``draas.agent.keysync`` carries them).
 
 A ``Manifest`` is the directory's content (file names, modes, bytes, SHA-256). ``apply()``
 makes a directory match a manifest with per-file atomic replacement (write a temporary file in
@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import logging
 import os
 import stat
 from dataclasses import dataclass
@@ -20,8 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from draas.errors import ReplicationError
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -127,44 +124,3 @@ def apply(directory: Path, manifest: Manifest) -> dict[str, list[str]]:
     finally:
         os.close(dfd)
     return changed
-
-
-class KeyDirSync:
-    """Keeps one standby directory equal to the active site's, and reports whether they match.
-
-    ``fetch`` returns the active site's manifest (read locally, or over the agents' API);
-    ``sync()`` is called on a timer and whenever the active side says its keys changed.
-    """
-
-    def __init__(self, name: str, target: Path, fetch: Any) -> None:
-        self.name = name
-        self.target = target
-        self.fetch = fetch
-        self.last_checksum: str | None = None
-
-    def sync(self) -> dict[str, Any]:
-        source = self.fetch()
-        if (
-            source.checksum == self.last_checksum
-            and snapshot(self.target).checksum == source.checksum
-        ):
-            return {"dir": self.name, "changed": False, "checksum": source.checksum, "match": True}
-        changed = apply(self.target, source)
-        after = snapshot(self.target).checksum
-        self.last_checksum = source.checksum
-        match = after == source.checksum
-        if changed["written"] or changed["removed"]:
-            log.info(
-                "key directory %s synced: %d written, %d removed, checksums %s",
-                self.name,
-                len(changed["written"]),
-                len(changed["removed"]),
-                "match" if match else "DIFFER",
-            )
-        return {
-            "dir": self.name,
-            "changed": bool(changed["written"] or changed["removed"]),
-            "checksum": after,
-            "match": match,
-            **changed,
-        }

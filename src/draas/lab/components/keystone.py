@@ -95,7 +95,8 @@ def manage(
 
 
 def setup_keys(lab: LabEngine) -> None:
-    """Create the fernet and credential keys on the primary, copy them to the DR site."""
+    """Create the fernet and credential keys on the primary, copy them to the DR site once
+    (before any agent runs); from then on the agents keep the standby's copy equal."""
     for d in key_dirs(lab, "primary").values():
         d.mkdir(parents=True, exist_ok=True)
     manage(lab, "primary", "fernet_setup", "--keystone-user", "root", "--keystone-group", "root")
