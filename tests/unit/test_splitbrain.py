@@ -6,7 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from draas.lab.splitbrain import accepting, held_between, traffic_targets, violations
+from draas.lab.splitbrain import (
+    UNREAD,
+    accepting,
+    held_between,
+    no_acknowledger,
+    traffic_targets,
+    violations,
+)
 
 SITES = {"primary": "198.18.1.10", "dr": "198.18.2.10"}
 FES = {"fe-a": "198.18.1.20", "fe-b": "198.18.2.20"}
@@ -222,3 +229,25 @@ def test_commits_held_between_two_readings_only_when_none_completed_while_some_w
     # No replica at all, wait_no_slave on: every commit waits.
     assert held_between(st("ON", "0", "0", "40"), st("ON", "0", "0", "40"))
     assert not held_between({}, st("ON", "0", "0", "40"))  # unreadable: not known
+
+
+def test_commits_are_held_in_one_reading_when_no_other_site_receives_from_it() -> None:
+    # The old primary's reading after its link came back: semi-sync on, no fallback, the
+    # standby's stopped receiver still counted as a client, no commit waiting at that instant.
+    primary = {
+        "Rpl_semi_sync_master_status": "ON",
+        "Rpl_semi_sync_master_clients": "1",
+        "wait_no_slave": "ON",
+        "timeout_ms": "4294967295",
+        "address": "198.18.1.10",
+    }
+    assert no_acknowledger("primary", primary, {"primary": None, "dr": None})
+    # The standby still receives from it: it may acknowledge, nothing is proven.
+    assert not no_acknowledger("primary", primary, {"primary": None, "dr": "198.18.1.10"})
+    # The standby was not read in that round: it may be receiving.
+    assert not no_acknowledger("primary", primary, {"primary": None, "dr": UNREAD})
+    # A timeout it could fall back on, or semi-sync off: not held.
+    assert not no_acknowledger("primary", {**primary, "timeout_ms": "2000"}, {"dr": None})
+    off = {**primary, "Rpl_semi_sync_master_status": "OFF"}
+    assert not no_acknowledger("primary", off, {"dr": None})
+    assert not no_acknowledger("primary", {}, {"dr": None})  # not read at all

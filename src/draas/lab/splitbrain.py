@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 ACCEPTS = "acked"  # a write through the site's own Keystone was stored
+NO_FALLBACK_MS = 3_600_000  # a semi-sync timeout this long never falls back while we look
 
 
 # -- the pure part: samples in, violations out ---------------------------------------------------
@@ -35,6 +36,7 @@ ACCEPTS = "acked"  # a write through the site's own Keystone was stored
 # proves: a site writable in both rounds was writable at the instant between them; a site
 # holding the lease in neither lease read did not hold it while the sample was taken.
 UNKNOWN = "?"  # the store could not be read: the lease rule is not judged for that sample
+UNREAD = "*"  # a database not read in a round: its receiver may run from any site
 
 
 def _after(sample: Mapping[str, Any], key: str) -> Any:
@@ -153,6 +155,20 @@ def held_between(before: Mapping[str, str], after: Mapping[str, str]) -> bool:
     return on and waiting and not acked
 
 
+def no_acknowledger(site: str, st: Mapping[str, str], sources: Mapping[str, str | None]) -> bool:
+    """Whether ``site``'s commits are held in one reading, whatever its client count says:
+    semi-sync on with ``wait_no_slave``, no timeout to fall back on, and no other site's
+    replication receiver running from it (``sources``: each site's receiver's source address
+    while it runs, None when stopped or connecting). A replica cut off or stopped stays
+    counted as a client until its dead connection is noticed, and sends nothing."""
+    if not st or st.get("Rpl_semi_sync_master_status") != "ON" or st.get("wait_no_slave") != "ON":
+        return False
+    if int(st.get("timeout_ms", "0") or 0) < NO_FALLBACK_MS:
+        return False
+    me = st.get("address")
+    return not any(src in (me, UNREAD) for other, src in sources.items() if other != site)
+
+
 # -- the sampler ---------------------------------------------------------------------------------
 class Sampler:
     def __init__(self, config: str, password: str, timeout_s: float) -> None:
@@ -187,19 +203,29 @@ class Sampler:
         self.pool = ThreadPoolExecutor(max_workers=8)
 
     def _database(self, site: str) -> tuple[bool | None, dict[str, str]]:
-        """(read_only, the semi-sync master's status counters)."""
+        """(read_only, the semi-sync master's status counters, its timeout, and the source
+        its own replication receiver runs from: ``receiving_from``, '' when not running)."""
         try:
             with (
                 self.reps[site].connect(connect_timeout=1, read_timeout=2) as conn,
                 conn.cursor() as cur,
             ):
-                cur.execute("SELECT @@read_only AS ro, @@rpl_semi_sync_master_wait_no_slave AS nos")
+                cur.execute(
+                    "SELECT @@read_only AS ro, @@rpl_semi_sync_master_wait_no_slave AS nos, "
+                    "@@rpl_semi_sync_master_timeout AS tmo"
+                )
                 v = cur.fetchone()
                 cur.execute("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_%'")
                 st = {r["Variable_name"]: str(r["Value"]) for r in cur.fetchall()}
+                cur.execute("SHOW SLAVE STATUS")
+                slave = cur.fetchone() or {}
         except Exception:  # unreachable or refused: not known to accept writes
             return None, {}
         st["wait_no_slave"] = "ON" if v["nos"] else "OFF"
+        st["timeout_ms"] = str(v["tmo"])
+        st["address"] = self.cfg.sites[site].address
+        running = slave.get("Slave_IO_Running") == "Yes"
+        st["receiving_from"] = str(slave.get("Master_Host") or "") if running else ""
         return bool(v["ro"]), st
 
     def _databases(self) -> tuple[dict[str, bool | None], dict[str, dict[str, str]]]:
@@ -244,7 +270,21 @@ class Sampler:
         writes = {s: f.result() for s, f in wr.items()}
         dns_now = dns.result()
         read_only_after, semi_after = self._databases()
-        held = {site: held_between(semi[site], semi_after[site]) for site in semi}
+        between = {site: held_between(semi[site], semi_after[site]) for site in semi}
+
+        def sources(reading: Mapping[str, Mapping[str, str]]) -> dict[str, str | None]:
+            # A site not read counts as possibly receiving from anyone: it proves nothing.
+            return {
+                s: (r.get("receiving_from") or None) if r else UNREAD for s, r in reading.items()
+            }
+
+        held = {
+            site: between[site] or no_acknowledger(site, semi[site], sources(semi)) for site in semi
+        }
+        held_after = {
+            site: between[site] or no_acknowledger(site, semi_after[site], sources(semi_after))
+            for site in semi
+        }
         return {
             "t": round(t, 3),
             "active": active,
@@ -254,7 +294,7 @@ class Sampler:
             "dns": dns_now,
             "frontends": routes,
             "read_only_after": read_only_after,
-            "held_after": held,
+            "held_after": held_after,
             "active_after": self._active(),
         }
 
