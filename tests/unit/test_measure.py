@@ -78,6 +78,10 @@ def test_a_request_held_until_the_new_site_answers_counts_to_its_answer() -> Non
     blip = [*records, *log("+++-+++", t0=100.62, site="dr")]
     s = summarize(blip, disaster_t=100.3)
     assert s.rto_s == pytest.approx(0.57) and s.downtime_s > 0
+    # One slow answer among the many before the disaster (a cold start) does not hide it.
+    slow_start = [{"t": 99.0, "ok": True, "latency_s": 0.9, "site": "primary"}]
+    slow_start += log("+" * 30, t0=99.01, step=0.01, site="primary")
+    assert summarize([*slow_start, *held], disaster_t=100.3).rto_s == pytest.approx(0.57)
     # The same answers at their usual speed: nothing was held, the RTO is 0.
     quick = log("+++", site="primary") + log("+++", t0=100.32, site="dr")
     assert summarize(quick, disaster_t=100.3).rto_s == 0.0

@@ -11,8 +11,8 @@ one sample that is ``ok`` only if every check passed.
   consecutive passing samples after the first failure since the disaster (None when the
   service never came back for ``k`` samples). When the first ``k`` samples after the
   disaster passed (nothing failed, or requests were only held), it is the time to the answer
-  of the first one if that answer was held up (slower than every sample before the disaster:
-  a frontend holding requests until the new site takes them), else 0; a failure after that
+  of the first one if that answer was held up (slower than 95 % of the samples before the
+  disaster: a frontend holding requests until the new site takes them), else 0; a failure after that
   is a later incident (a failback's pause) and counts in the downtime, not in the RTO.
 """
 
@@ -123,7 +123,10 @@ def rto(seq: Sequence[Sample], disaster_t: float, k: int = 3) -> tuple[float | N
     if first_fail is None or first_fail >= k:
         if not after or not all(s.ok for s in after[:k]):
             return (0.0 if not after else None), None
-        normal = max((s.latency_s or 0.0 for s in seq if s.t < disaster_t and s.ok), default=0)
+        # Held: slower than 95 % of the answers before the disaster (a cold start's few slow
+        # answers must not hide a held request).
+        before = [s.latency_s or 0.0 for s in seq if s.t < disaster_t and s.ok]
+        normal = percentile(sorted(before), 95) or 0.0
         first = after[0]
         held = (first.latency_s or 0.0) > normal
         return (answered(first) - disaster_t if held else 0.0), first.site
