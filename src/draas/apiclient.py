@@ -10,18 +10,23 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from draas.config import Config
+from draas.config import Config, Node
 from draas.errors import ApiError
+
+
+def agent_url(cfg: Config, node: Node) -> str:
+    """One agent's API (https when the agents serve TLS)."""
+    scheme = "https" if cfg.api.tls_cert_file else "http"
+    return f"{scheme}://{node.address}:{node.api_port}"
 
 
 def agent_urls(cfg: Config) -> list[str]:
     """Every agent's API, the DR site's first (it runs the controller), then the witness,
     the primary site's and the frontends'."""
-    scheme = "https" if cfg.api.tls_cert_file else "http"
     dr = cfg.site_with_role("dr")
     rank = {"witness": 1, "site": 2, "frontend": 3}
     nodes = sorted(cfg.nodes, key=lambda n: (0 if n.site == dr else rank[n.role], n.name))
-    return [f"{scheme}://{n.address}:{n.api_port}" for n in nodes]
+    return [agent_url(cfg, n) for n in nodes]
 
 
 class ApiClient:

@@ -41,7 +41,7 @@ from draas.agent.observer import Observer
 from draas.agent.outbox import Outbox
 from draas.agent.routing import WATCH_S, RouteFollower
 from draas.agent.syncer import Syncer
-from draas.apiclient import ApiClient
+from draas.apiclient import ApiClient, agent_url
 from draas.clock import Clock, SystemClock
 from draas.config import Config, Node, load_config
 from draas.coordination import ActiveRecord, CoordinationStore, Event
@@ -149,6 +149,7 @@ class Agent:
         if node.site is not None:
             self._configure_site(cfg, node.site, rep)
         self.keys: KeyPuller | None = None
+        self._key_clients: dict[str, ApiClient] = {}  # reset with the config
         here = cfg.sites.get(node.site or "")
         if node.role == "site" and here is not None and here.key_directories:
             self.keys = KeyPuller(
@@ -310,18 +311,20 @@ class Agent:
         return "; ".join(s for s in said if s)
 
     def _keys_api(self, site: str) -> ApiClient:
-        """The API of ``site``'s agent (the active site's: the keys' source)."""
-        scheme = "https" if self.cfg.api.tls_cert_file else "http"
-        if scheme == "http" and not self.cfg.api.insecure_key_transfer:
+        """The API of ``site``'s agent (the active site's: the keys' source), one client per
+        site (its TLS context is built once, not every round)."""
+        if site in self._key_clients:
+            return self._key_clients[site]
+        if self.cfg.api.tls_cert_file is None and not self.cfg.api.insecure_key_transfer:
             raise ApiError(
                 "key directories travel only over TLS: set api.tls_cert_file and api.tls_key_file"
             )
         there = [n for n in self.cfg.nodes if n.role == "site" and n.site == site]
         if not there:
             raise ApiError(f"no agent of site {site} is configured to fetch its keys from")
-        return ApiClient(
-            self.cfg, agent=f"{scheme}://{there[0].address}:{there[0].api_port}", timeout_s=5
-        )
+        client = ApiClient(self.cfg, agent=agent_url(self.cfg, there[0]), timeout_s=5)
+        self._key_clients[site] = client
+        return client
 
     def _keys_tick(self) -> str:
         """The standby copies the active site's key directories when they changed."""
