@@ -129,9 +129,9 @@ def plan_failover(
     on_taken: OnTaken = None,
     clock: Clock | None = None,
 ) -> Plan:
-    """Fail over to the DR site now: only what the quorum confirms, unless ``force``.
-    ``deployment`` None: the coordination store is unreachable (only a forced failover,
-    without a lease)."""
+    """Fail over from the active site to its standby now: only what the quorum confirms,
+    unless ``force``. ``deployment`` None: the coordination store is unreachable (only a
+    forced failover, without a lease, from the home site to the other)."""
     primary, dr = cfg.site_with_role("primary"), cfg.site_with_role("dr")
     if deployment is None:
         if not force:
@@ -147,6 +147,7 @@ def plan_failover(
             lambda: _failover_without_store(cfg, primary, dr),
         )
     view = snapshot(cfg, deployment.store, (clock or SystemClock()).now())
+    primary, dr = view.site, view.standby  # from the active site to its standby
     decision = decide(view)
     reason = decision.reason
     if decision.action != "failover":

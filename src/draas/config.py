@@ -209,6 +209,15 @@ class Replication(_Model):
     rpo_s: Annotated[float, Field(gt=0, le=86400)] = 5.0
 
 
+class Controller(_Model):
+    """Who may run the runbooks: one agent at a time holds the controller lease (``ttl_s``,
+    renewed every third of it); if it dies, another candidate takes over after at most the
+    TTL and resumes an unfinished run. ``candidates``: node names (empty: every agent)."""
+
+    candidates: list[Name] = Field(default_factory=list)
+    ttl_s: Annotated[float, Field(ge=2, le=60)] = 3.0
+
+
 class Drill(_Model):
     """A Keystone account the DR drill logs in with at the DR site (a token issued from the
     DR site's own database); without this section that check is skipped."""
@@ -340,6 +349,7 @@ class Config(_Model):
     replication: Replication = Field(default_factory=Replication)
     timings: Timings = Field(default_factory=lambda: Timings.model_validate({}))
     api: Api = Field(default_factory=Api)
+    controller: Controller = Field(default_factory=Controller)
     drill: Drill | None = None
 
     def site_with_role(self, role: str) -> str:
@@ -347,6 +357,10 @@ class Config(_Model):
 
     def nodes_with_role(self, role: str) -> list[Node]:
         return [n for n in self.nodes if n.role == role]
+
+    def controller_candidates(self) -> list[str]:
+        """The agents that may hold the controller lease, in the config's order."""
+        return self.controller.candidates or [n.name for n in self.nodes]
 
 
 def semantic_problems(cfg: Config) -> list[str]:
@@ -385,6 +399,11 @@ def semantic_problems(cfg: Config) -> list[str]:
             problems.append(
                 f"{where}.admin_socket: frontend {node.name!r} drives HAProxy (frontend.engine "
                 "= 'haproxy'), so it needs the path of HAProxy's runtime API socket"
+            )
+    for name in cfg.controller.candidates:
+        if name not in seen:
+            problems.append(
+                f"controller.candidates: {name!r} is not a node; allowed: {sorted(seen)}"
             )
     frontends = [n.name for n in cfg.nodes_with_role("frontend")]
     if cfg.scheme in ("dns", "hybrid") and cfg.dns is None:

@@ -12,7 +12,13 @@ from draas.config import Check, Config, Node
 from draas.coordination import CoordinationStore
 from draas.errors import ConfigError
 from draas.failover.runbook import Runbook
-from draas.failover.runbooks import OnTaken, Switches, failover_runbook, switchover_runbook
+from draas.failover.runbooks import (
+    OnTaken,
+    Switches,
+    failover_runbook,
+    rejoin_runbook,
+    switchover_runbook,
+)
 from draas.failover.runs import RunId
 from draas.health.probes import (
     HttpProbe,
@@ -230,6 +236,13 @@ class Deployment:
         that accepts a loss, so the target need not be the named synchronous standby)."""
         ttl = self.cfg.timings.lease_ttl_s
         target, source = run.target, self.other(run.target)
+        if run.kind == "rejoin":
+            return rejoin_runbook(
+                source=source,
+                target=target,
+                reps=self.reps,
+                rejoin_dir=self.cfg.replication.recovery_dir,
+            )
         switches, verify = self.switches(target), self.verify_probes(target, via)
         if run.kind == "failover":
             return failover_runbook(

@@ -47,7 +47,7 @@ def render_status(st: dict[str, Any]) -> str:
         "",
     ]
     lines.append(
-        f"{'SITE':<10} {'ROLE':<8} {'ACTIVE':<7} {'DATABASE':<10} {'LAG':<8} "
+        f"{'SITE':<10} {'STATE':<8} {'HOME':<5} {'ACTIVE':<7} {'DATABASE':<10} {'LAG':<8} "
         f"{'REPLICATION':<12} SEEN UP BY"
     )
     for s in st["sites"]:
@@ -55,8 +55,10 @@ def render_status(st: dict[str, Any]) -> str:
         lag = "-" if db.get("lag_s") is None else f"{db['lag_s']} s"
         rep = "-" if db.get("role") != "replica" else ("ok" if db.get("healthy") else "BROKEN")
         ups = [o for o, v in s["seen"].items() if v == "up"]
+        state = s.get("state", s["role"])
         lines.append(
-            f"{s['name']:<10} {s['role']:<8} {'yes' if s['active'] else '':<7} "
+            f"{s['name']:<10} {state:<8} {'yes' if s.get('home') else '':<5} "
+            f"{'yes' if s['active'] else '':<7} "
             f"{db.get('role', '?'):<10} {lag:<8} {rep:<12} "
             f"{len(ups)}/{len(s['seen'])} {','.join(ups)}"
         )
@@ -86,6 +88,7 @@ def render_status(st: dict[str, Any]) -> str:
         )
         + f"; failovers {st['failovers_total']}, last "
         f"{_ago(st['last_failover_at'], now)}"
+        + ("" if "controller" not in st else f"; controller {st['controller'] or 'NONE'}")
     )
     if st.get("last_step"):
         e = st["last_step"]

@@ -26,6 +26,7 @@ from draas.coordination import ActiveRecord, DatabaseReport, Event, Position
 from draas.coordination.memory import MemoryStore
 from draas.deployment import Deployment
 from draas.failover.runbook import RunbookRunner
+from draas.failover.runs import RunId
 from draas.health.probes import Probe
 from draas.replication import Replicator
 from draas.replication.memory import MemoryReplicator
@@ -286,7 +287,7 @@ def test_the_controller_fails_over_on_the_quorum_then_fails_back_after_the_hold(
         ("none", "not-confirmed"),
         ("await-release", "held"),
         ("failover", "confirmed"),
-        ("none", "dr-active"),
+        ("none", "not-confirmed"),  # now protecting dr, which nobody sees down
     ]
     # The primary comes back; failback waits for the hold (10 s in the fast preset).
     d.primary.reachable_now = True
@@ -321,3 +322,70 @@ def test_an_unfit_replica_is_recorded_and_never_promoted(
     assert d.dr.read_only and store.active() is None
     (refusal,) = [e for e in store.events() if e.runbook == "decision"]
     assert isinstance(refusal, Event) and refusal.extra["cause"] == "unfit-replica"
+
+
+def publish_views(
+    store: MemoryStore, now: float, reports: dict[str, DatabaseReport], **targets: tuple[str, float]
+) -> None:
+    """Every agent publishes ``targets``; a site's agent its database's report too."""
+    for node in ("site-a", "site-b", "witness"):
+        obs = dataclasses.replace(observation(node, now, **targets), database=reports.get(node))
+        store.publish(obs, 10.0)
+
+
+def test_after_a_switchover_the_dr_site_is_protected_and_its_failure_goes_home(
+    controller: tuple[Controller, KitDeployment, FakeClock],
+) -> None:
+    """Roles are symmetric: switched over to dr, a disaster there fails over to the home
+    site (no failback: it is home), and the returning dr site rejoins as its standby once."""
+    c, d, clock = controller
+    store = d.store
+    assert isinstance(store, MemoryStore)
+    said = c.run(RunId("switchover", "dr", 1), "planned")
+    assert said.startswith("switchover-dr-from-e1 done (epoch 2)")
+    assert store.active() == ActiveRecord("dr", 2, "site-b", "2")
+    d.dr.write("t1")
+    store.publish_position(Position("dr", 2, d.dr.position(), clock.now()))
+    home = {"site-a": report_of(d.primary.status())}  # it had everything dr published
+    publish_views(store, clock.now(), home, primary=("up", 0), dr=("up", 0))
+    assert c.duty().startswith("decision: none: dr confirmed down by 0")
+    down = clock.advance(1.0)
+    d.dr.reachable_now = False  # powered off: its lease runs out
+    clock.advance(6.0)
+    publish_views(store, clock.now(), home, primary=("up", 0), dr=("down", down))
+    said = c.duty()
+    assert said.startswith("failover-primary-from-e2 done (epoch 3)"), said
+    assert store.active() == ActiveRecord("primary", 3, "site-a", "3")
+    assert d.primary.log == ["t0", "t1"] and not d.primary.read_only
+    assert d.memory_dns.target == "192.0.2.10"
+    # dr comes back: not a failback (the service is home), but a rejoin, after the hold.
+    d.dr.reachable_now = True
+    back = clock.advance(1.0)
+    store.renew_active(store.active(), 60.0)  # type: ignore[arg-type]  # its holder renews
+    both = {"site-a": report_of(d.primary.status()), "site-b": report_of(d.dr.status())}
+    publish_views(store, back, both, primary=("up", 0), dr=("up", back))
+    assert c.duty().startswith("decision: none")  # up for 1 s: not yet
+    clock.advance(10.0)
+    publish_views(store, clock.now(), both, primary=("up", 0), dr=("up", back))
+    assert c.duty().startswith("rejoin-dr-from-e3 done (epoch 3)")
+    assert d.dr.source is d.primary and d.dr.read_only
+    assert store.active() == ActiveRecord("primary", 3, "site-a", "3")  # nothing moved
+    assert c.duty().startswith("decision: none")  # done once: not run again
+
+
+def test_a_controller_without_the_lease_decides_nothing(
+    controller: tuple[Controller, KitDeployment, FakeClock],
+) -> None:
+    c, d, clock = controller
+    store = d.store
+    assert isinstance(store, MemoryStore)
+    holding = [False]
+    c.holding = lambda: holding[0]
+    down = clock.now()
+    store.release_active(store.active())  # type: ignore[arg-type]
+    clock.advance(3.0)
+    applied = report_of(d.dr.status())
+    publish_all(store, clock.now(), applied, primary=("down", down), dr=("up", down))
+    assert c.duty() == "" and store.active() is None and not decisions(store)
+    holding[0] = True  # it takes the lease: it decides at once
+    assert c.duty().startswith("failover-dr-from-e1 done (epoch 2)")

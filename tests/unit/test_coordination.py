@@ -263,3 +263,29 @@ def test_unreachable_etcd_is_a_clear_retryable_error() -> None:
     with pytest.raises(CoordinationError, match="failed on every endpoint") as info:
         s.active()
     assert info.value.retryable
+
+
+def test_one_controller_at_a_time_and_another_takes_over_when_it_goes_silent(kit: Kit) -> None:
+    s = kit.store
+    assert s.controller() is None
+    assert s.claim_controller("witness", TTL)
+    assert not s.claim_controller("fe-a", TTL)  # held: refused, nothing changed
+    assert s.controller() == "witness"
+    for _ in range(2):
+        kit.wait(TTL * 0.6)
+        assert s.claim_controller("witness", TTL)  # renewed
+    assert s.controller() == "witness"
+    kit.wait(TTL + 1.5)  # the holder died: its lease expires
+    assert s.controller() is None
+    assert s.claim_controller("fe-a", TTL) and s.controller() == "fe-a"
+    assert not s.claim_controller("witness", TTL)  # the old holder learns it lost
+
+
+def test_only_the_controller_releases_its_lease(kit: Kit) -> None:
+    s = kit.store
+    assert s.claim_controller("witness", TTL)
+    s.release_controller("fe-a")
+    assert s.controller() == "witness"
+    s.release_controller("witness")
+    assert s.controller() is None
+    assert s.claim_controller("fe-a", TTL)

@@ -31,8 +31,8 @@ def view(observations: dict[str, Observation], active: ActiveRecord | None = Non
         observations=observations,
         active=active,
         last_epoch=active.epoch if active else 1,
-        primary="primary",
-        dr="dr",
+        site="primary",
+        standby="dr",
         confirm_window_s=2.0,
     )
 
@@ -89,23 +89,28 @@ def test_a_name_pointing_elsewhere_is_claimed_for_a_live_frontend() -> None:
 
 def test_failback_waits_for_the_quorum_and_the_primary_agent() -> None:
     up = {n: obs(primary=("up", NOW - 3)) for n in ["site-dr", "witness", "fe-a", "fe-b"]}
-    assert failback_due(view(up, DR_ACTIVE), ["site-primary"], 2.0).action == "none"  # no agent
+    assert (
+        failback_due(view(up, DR_ACTIVE), "primary", ["site-primary"], 2.0).action == "none"
+    )  # no agent
     up["site-primary"] = obs(primary=("up", NOW - 3))
-    d = failback_due(view(up, DR_ACTIVE), ["site-primary"], 2.0)
+    d = failback_due(view(up, DR_ACTIVE), "primary", ["site-primary"], 2.0)
     assert (d.action, d.target, d.expected_epoch) == ("failback", "primary", 2)
     short = {n: obs(primary=("up", NOW - 1)) for n in NODES}
-    assert failback_due(view(short, DR_ACTIVE), ["site-primary"], 2.0).action == "none"
+    assert failback_due(view(short, DR_ACTIVE), "primary", ["site-primary"], 2.0).action == "none"
     primary_active = ActiveRecord("primary", 3, "site-primary")
-    assert failback_due(view(up, primary_active), ["site-primary"], 2.0).action == "none"
+    assert failback_due(view(up, primary_active), "primary", ["site-primary"], 2.0).action == "none"
 
 
 def test_a_flapping_primary_does_not_get_the_service_back_before_the_hold() -> None:
     """Up for 3 s (more than the 2 s window) after each blip: not enough for a 10 s hold."""
     blipped = {n: obs(primary=("up", NOW - 3)) for n in NODES}
-    d = failback_due(view(blipped, DR_ACTIVE), ["site-primary"], 10.0)
+    d = failback_due(view(blipped, DR_ACTIVE), "primary", ["site-primary"], 10.0)
     assert d.action == "none" and "up for 10 s by 0" in d.reason
     steady = {n: obs(primary=("up", NOW - 11)) for n in NODES}
-    assert failback_due(view(steady, DR_ACTIVE), ["site-primary"], 10.0).action == "failback"
+    assert (
+        failback_due(view(steady, DR_ACTIVE), "primary", ["site-primary"], 10.0).action
+        == "failback"
+    )
 
 
 def ev(run: str, step: str, outcome: str) -> Event:

@@ -23,14 +23,12 @@ def seen(primary: State, since_p: float, dr: State = "up", since_d: float = 0.0)
 
 
 def view(obs: dict[str, Observation], active: ActiveRecord | None = PRIMARY, **kw: Any) -> View:
+    kw = {"site": "primary", "standby": "dr", "voters": VOTERS, **kw}
     return View(
         now=NOW,
-        voters=VOTERS,
         observations=obs,
         active=active,
         last_epoch=3,
-        primary="primary",
-        dr="dr",
         confirm_window_s=5.0,
         **kw,
     )
@@ -52,7 +50,7 @@ def test_quorum_over_the_window_fails_over_to_dr_with_the_epoch() -> None:
     d = decide(view(obs, active=None))  # the old holder's lease has ended
     assert d.action == "failover" and d.target == "dr"
     assert d.expected_epoch == 3 and d.replace is None
-    assert d.votes["primary_down"] == ["dr-agent", "witness"]
+    assert d.votes["site_down"] == ["dr-agent", "witness"]
 
 
 def test_fence_before_promote_waits_while_the_old_holder_keeps_its_lease() -> None:
@@ -77,12 +75,13 @@ def test_the_named_standby_takes_over_without_waiting_for_the_held_lease() -> No
     d = decide(view(obs, preempt=True))
     assert d.action == "failover" and d.replace == PRIMARY and d.target == "dr"
     assert d.expected_epoch == 3 and "without waiting for its lease" in d.reason
-    not_named = decide(view(obs, preempt=True, dr_ineligible="dr is not the named standby"))
+    not_named = decide(view(obs, preempt=True, standby_ineligible="dr is not the named standby"))
     assert not_named.action == "wait" and not_named.cause == "not-eligible"
     unconfirmed = {**obs, "witness": seen("down", NOW - 4.9)}
     assert decide(view(unconfirmed, preempt=True)).action == "none"
-    dr_holds = ActiveRecord("dr", 3, "agent-dr")  # never taken from a DR holder
-    assert decide(view(obs, active=dr_holds, preempt=True)).action == "none"
+    dr_holds = ActiveRecord("dr", 3, "agent-dr")  # dr is active and nobody sees it down
+    protecting_dr = view(obs, active=dr_holds, preempt=True, site="dr", standby="primary")
+    assert decide(protecting_dr).action == "none"
 
 
 def unreachable(since: float, deep: State = "up") -> Observation:
@@ -102,7 +101,7 @@ def test_a_hard_failure_is_confirmed_after_the_reach_window_not_the_long_one() -
     }
     d = decide(view(obs, active=None, reach_window_s=0.2))
     assert d.action == "failover" and "unreachable for 0.2 s" in d.reason
-    assert d.votes["primary_down"] == ["dr-agent", "witness"]
+    assert d.votes["site_down"] == ["dr-agent", "witness"]
     assert decide(view(obs, active=None, reach_window_s=0.3)).action == "none"  # too soon
     assert decide(view(obs, active=None)).action == "none"  # no reach window: only the long one
     one = {**obs, "witness": seen("up", 0)}  # one unreachable vantage point alone never counts
@@ -175,9 +174,18 @@ def test_no_failover_to_a_dr_site_nobody_sees_up() -> None:
     assert d.action == "wait" and "no healthy target" in d.reason
 
 
-def test_dr_active_means_no_automatic_bounce_back() -> None:
-    d = decide(view({v: seen("up", 0) for v in VOTERS}, active=ActiveRecord("dr", 4, "x")))
-    assert d.action == "none" and "planned switchover" in d.reason
+def test_roles_are_symmetric_the_dr_site_active_fails_over_to_the_home_site() -> None:
+    """After a switchover the DR site is active: it is protected like the home site, with
+    the home site as its standby (votes from the nodes not at dr)."""
+    dr_holds = ActiveRecord("dr", 4, "agent-dr")
+    voters = ["primary-agent", "witness", "fe-b"]
+    healthy = {v: seen("up", 0) for v in voters}
+    protecting_dr: dict[str, Any] = {"site": "dr", "standby": "primary", "voters": voters}
+    assert decide(view(healthy, dr_holds, **protecting_dr)).action == "none"
+    dr_down = {v: seen("up", 0, "down", NOW - 6) for v in voters}
+    d = decide(view(dr_down, dr_holds, preempt=True, **protecting_dr))
+    assert (d.action, d.target, d.replace, d.expected_epoch) == ("failover", "primary", dr_holds, 3)
+    assert d.reason.startswith("dr down for 5 s by primary-agent, witness, fe-b")
 
 
 def test_without_a_quorum_store_only_manual() -> None:
@@ -246,8 +254,8 @@ def test_vantage_point_publishes_one_document() -> None:
                 observations={"witness": doc, "dr-agent": doc},
                 active=PRIMARY,
                 last_epoch=3,
-                primary="primary",
-                dr="dr",
+                site="primary",
+                standby="dr",
                 confirm_window_s=5.0,
             )
         ).action
@@ -263,12 +271,12 @@ def test_a_dr_site_not_eligible_is_never_promoted_nor_is_the_primary_asked_to_st
     }
     why = "dr is not the named synchronous standby: a commit has waited 1.0 s"
     for active in (None, PRIMARY):  # expired lease, or a holder that could step down
-        d = decide(dataclasses.replace(view(obs, active=active), dr_ineligible=why))
+        d = decide(dataclasses.replace(view(obs, active=active), standby_ineligible=why))
         assert d.action == "wait" and d.target is None and d.cause == "not-eligible"
         assert why in d.reason and "forced failover" in d.reason
     assert decide(view(obs, active=None)).action == "failover"  # eligible: it goes
     # async mode within the bound: it goes, and says what it gives up
-    lagging = dataclasses.replace(view(obs, active=None), dr_gives_up=3)
+    lagging = dataclasses.replace(view(obs, active=None), standby_gives_up=3)
     d = decide(lagging)
     assert d.action == "failover" and d.gave_up_trx == 3 and "gives up 3 transaction(s)" in d.reason
 
@@ -283,12 +291,12 @@ def test_an_unfit_dr_replica_is_never_promoted_nor_is_the_primary_asked_to_step_
         "replica", False, unfit="disk full at site dr: replication waits for free space"
     )
     for active in (None, PRIMARY):  # expired lease, or a holder that could step down
-        d = decide(view(obs, active=active, dr_replica=full))
+        d = decide(view(obs, active=active, standby_replica=full))
         assert d.action == "wait" and d.target is None and d.cause == "unfit-replica"
         assert "replica is not fit to take over: disk full at site dr" in d.reason
     # a replica that only lost its source (the disaster itself) is fit
     lost = DatabaseReport("replica", False, io_running="Connecting")
-    assert decide(view(obs, active=None, dr_replica=lost)).action == "failover"
+    assert decide(view(obs, active=None, standby_replica=lost)).action == "failover"
 
 
 def test_a_vantage_point_finds_a_target_unreachable_after_reach_fall_rounds() -> None:

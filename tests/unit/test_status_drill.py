@@ -90,7 +90,12 @@ def test_status_after_a_failover_names_the_new_active_site_and_the_traffic(cfg: 
     assert st["last_step"]["step"] == "detach"
     assert st["summary"].startswith("dr active (epoch 2, held by site-b)")
     table = render_status(st)
-    assert "dr         dr       yes" in table
+    assert "dr         active         yes     primary" in table  # not home, active
+    assert "primary    standby  yes" in table  # home, its standby now
+    assert [(s["state"], s["home"]) for s in st["sites"]] == [
+        ("standby", True),
+        ("active", False),
+    ]
     assert "fe-a       dr         alive" in table and "fe-b       ?          DOWN" in table
     assert "DNS keystone.example.org. -> 192.0.2.20 (fe-a)" in table
     assert "failovers 1, last 10 s ago" in table

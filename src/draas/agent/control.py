@@ -123,11 +123,13 @@ class Control:
             active, last = self.store.active(), self.store.last_epoch()
             obs, events, ok = self.store.observations(), self.store.events(), True
             sync, position = self.store.sync(), self.store.position()
+            last_active = self.store.last_active() if active is None else None
+            controller = self.store.controller()
         except CoordinationError:
             active, last, obs, events, ok = None, 0, {}, [], False
-            sync, position = None, None
+            sync, position, last_active, controller = None, None, None, None
         now = self.clock.now()
-        view = view_of(self.cfg, now, obs, active, last, sync, position)
+        view = view_of(self.cfg, now, obs, active, last, sync, position, last=last_active)
         decision = decide(view) if ok else None
         doc = status_doc(
             self.cfg,
@@ -142,6 +144,8 @@ class Control:
             decision=decision,
             sync=sync,
             position=position,
+            last_active=last_active,
+            controller=controller,
         )
         doc["command_running"] = self.gate.running
         doc["lag_history"] = [list(x) for x in self.lag]

@@ -1,10 +1,14 @@
-"""The controller's duties, run by the DR site's agent in this version: decide on the quorum's
-snapshot, run the failover and failback runbooks (and resume an unfinished one after a restart
-or a failed step), and in the hybrid scheme keep the DNS name on a live frontend. Each change
-of the policy's decision is an event, so an operator (and a test) sees why nothing moves."""
+"""The controller's duties, run by whichever agent holds the controller lease
+(``leadership.ControllerLease``): decide on the quorum's snapshot, run the failover and
+failback runbooks (and resume an unfinished one when it takes the lease, after a restart or a
+failed step), and in the hybrid scheme keep the DNS name on a live frontend. Roles are
+symmetric: the decision protects whichever site is active and fails over to the other; a
+failback to the home site follows a failover, never a planned switchover. Each change of the
+policy's decision is an event, so an operator (and a test) sees why nothing moves."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 
@@ -17,8 +21,15 @@ from draas.errors import CoordinationError, DraasError, StaleEpoch
 from draas.failover.frontends import pick_frontend
 from draas.failover.policy import Decision, View, decide, failback_due
 from draas.failover.runbook import Runbook, RunbookRunner, RunContext, Step
-from draas.failover.runs import RunId, unfinished
-from draas.failover.views import Settling, site_agents, snapshot, without_store
+from draas.failover.runs import Kind, RunId, finished, unfinished
+from draas.failover.views import (
+    Settling,
+    home_site,
+    site_agents,
+    snapshot,
+    voters,
+    without_store,
+)
 
 log = logging.getLogger("draas.agent")
 
@@ -39,6 +50,7 @@ class Controller:
         gate: RunbookGate,
         on_taken: Callable[[ActiveRecord], None],
         emit: Callable[[Event], object],
+        holding: Callable[[], bool] = lambda: True,
     ) -> None:
         self.cfg = cfg
         self.node = node
@@ -49,7 +61,10 @@ class Controller:
         self.gate = gate
         self.on_taken = on_taken
         self.emit = emit
-        self.primary, self.dr = cfg.site_with_role("primary"), cfg.site_with_role("dr")
+        self.holding = holding  # this agent holds the controller lease
+        self.home = home_site(cfg)
+        self.protected: str | None = None  # the site the last decision protected
+        self.was_holding = False
         fes = cfg.nodes_with_role("frontend")
         self.frontends = [n.name for n in fes]
         self.fe_address = {n.name: n.address for n in fes}
@@ -59,6 +74,7 @@ class Controller:
         self.dns_at: str | None = None
         self.dns_read = -DNS_REFRESH_S
         self.origin: dict[int, bool] = {}  # epoch -> came by a failover
+        self.rejoined: set[str] = set()  # rejoin runs found finished
         self.decided: tuple[str, str] | None = None  # the last decision recorded
         self.settling = Settling(cfg.timings.failback_hold_s)
 
@@ -101,6 +117,12 @@ class Controller:
 
     # -- the duty ------------------------------------------------------------------------------
     def duty(self) -> str:
+        if not self.holding():
+            self.was_holding = False
+            return ""
+        if not self.was_holding:  # just took the lease: look for a run to finish first
+            self.was_holding, self.check_log, self.decided = True, True, None
+            self.retry_at = 0.0
         if self.clock.now() < self.retry_at:
             return ""
         try:
@@ -120,23 +142,40 @@ class Controller:
 
     def site_duty(self, view: View) -> str:
         view = self.settling.apply(view)
+        self.protected = view.site
         decision = decide(view)
         self._record(decision)
-        if decision.action == "failover":
+        if decision.action == "failover" and decision.target is not None:
             return self.run(
-                RunId("failover", self.dr, decision.expected_epoch or 0), decision.reason
+                RunId("failover", decision.target, decision.expected_epoch or 0), decision.reason
             )
-        if self.cfg.replication.failback == "auto" and view.store_ok:
-            home = site_agents(self.cfg, self.primary)
-            back = failback_due(view, home, self.cfg.timings.failback_hold_s)
+        active = view.active
+        if self.cfg.replication.failback == "auto" and view.store_ok and active is not None:
+            # The site failed over away from is back: home gets the service back (failback);
+            # the other site becomes home's standby again (rejoin).
+            back_site = view.standby
+            agents = site_agents(self.cfg, back_site)
+            judged = dataclasses.replace(view, voters=voters(self.cfg, back_site))
+            back = failback_due(judged, back_site, agents, self.cfg.timings.failback_hold_s)
             epoch = back.expected_epoch or 0
-            if back.action == "failback" and self.came_by_failover(epoch):
-                return self.run(RunId("failback", self.primary, epoch), back.reason)
+            kind: Kind = "failback" if back_site == self.home else "rejoin"
+            rid = RunId(kind, back_site, epoch)
+            if back.action == "failback" and self.came_by_failover(epoch) and self.due(rid):
+                return self.run(rid, back.reason)
         return f"decision: {decision.action}: {decision.reason}"
 
-    def settled(self) -> bool:
-        """The DR site is active: a failure is acted on at the next probe cycle, no sooner."""
-        return self.decided is not None and self.decided[1] == "dr-active"
+    def due(self, run: RunId) -> bool:
+        """A rejoin keeps the epoch: once finished it is not run again under it."""
+        if run.kind != "rejoin":
+            return True
+        key = str(run)
+        if key not in self.rejoined and finished(key, "rejoin", self.store.events()):
+            self.rejoined.add(key)
+        return key not in self.rejoined
+
+    def deciding_away(self) -> bool:
+        """The last decision moves the service off its site (no custody of its record)."""
+        return self.decided is not None and self.decided[0] in ("failover", "await-release")
 
     def _record(self, decision: Decision) -> None:
         """An event each time the decision changes (its action or its cause)."""
@@ -160,8 +199,8 @@ class Controller:
         )
 
     def came_by_failover(self, epoch: int) -> bool:
-        """Whether the DR site became active at ``epoch`` by a failover (failback follows) and
-        not by a planned switchover (it stays until the operator moves it)."""
+        """Whether the site away from home became active at ``epoch`` by a failover (failback
+        follows) and not by a planned switchover (it stays until the operator moves it)."""
         if epoch not in self.origin:
             runs = [
                 e.run

@@ -4,14 +4,18 @@ Every agent observes (probes the sites, and in the hybrid scheme the frontends, 
 what it sees) and serves the control API. A site's agent also keeps the lease
 (``keeper.LeaseKeeper``: take, renew, step down, fence, reopen) and watches its database
 (``dbwatch.DatabaseWatch``); a frontend's agent routes its data plane to the lease holder
-(``routing.RouteFollower``); the DR site's agent is the controller in this version
-(``controller.Controller``). Each task runs on its own timer, the blocking ones in threads:
+(``routing.RouteFollower``); the agent that holds the controller lease
+(``leadership.ControllerLease``) is the controller (``controller.Controller``). Each task
+runs on its own timer, the blocking ones in threads:
 
     cycle        every probe interval: observe (the service's checks), publish
     reach        every reach interval (0.1 s in the fast preset): a TCP connection to each
                  site's ports; a change is published at once and wakes the controller
-    controller   on the DR site's agent, on a thread of its own: decide and run the runbooks,
-                 as soon as something was published (woken) or every probe interval
+    controller   on the holder of the controller lease, on a thread of its own: decide and
+                 run the runbooks, as soon as something was published (woken) or every probe
+                 interval
+    leadership   every third of the controller lease's TTL, on a thread of its own: claim,
+                 renew or hand on the controller lease (and keep a dead site agent's record)
     lease        every probe interval (at most the renewal interval): the lease rules
     fence watch  every 0.1 s, on a thread of its own: the self-fencing rule alone
     db watch     every 2 s: this site's database
@@ -37,6 +41,7 @@ from draas.agent.dbwatch import CHECK_S, DatabaseWatch
 from draas.agent.gate import RunbookGate
 from draas.agent.keeper import LeaseKeeper
 from draas.agent.keysync import KEYS_S, KeyPuller
+from draas.agent.leadership import ControllerLease
 from draas.agent.observer import Observer
 from draas.agent.outbox import Outbox
 from draas.agent.routing import WATCH_S, RouteFollower
@@ -99,6 +104,14 @@ class Agent:
         self.outbox = Outbox(store)
         self.gate = RunbookGate()
         self.runner = RunbookRunner(store, node, self.clock, should_stop=lambda: self.stopping)
+        # The controller's runs also stop (between steps) when this agent lost the lease.
+        self.controller_runner = RunbookRunner(
+            store,
+            node,
+            self.clock,
+            should_stop=lambda: self.stopping or not self._controlling_now(),
+        )
+        self.leadership: ControllerLease | None = None
         self.last_said = ""
         # Set once this agent has probed and published: the lease task starts then (the
         # record is taken by an agent that already sees, as the others see it).
@@ -141,8 +154,8 @@ class Agent:
             clock=self.clock,
             emit=self.outbox.emit,
             on_probe=self._on_probe,
-            # Only the voters' reach counts (the primary site's agent does not vote on it).
-            reach=reach_probes(cfg) if node.name in voters(cfg) else {},
+            # Each agent votes on the sites it is not at: it reaches those.
+            reach={s: p for s, p in reach_probes(cfg).items() if s != node.site},
             reach_fall=t.reach_fall,
         )
         rep = self.deployment.reps.get(node.site or "") if node.role == "site" else None
@@ -174,18 +187,31 @@ class Agent:
             follower = self.follower
             self.observer.routes_to = lambda: follower.routes_to
         self.controller = None
-        if node.site == cfg.site_with_role("dr"):
+        if node.name in cfg.controller_candidates():
             self.controller = Controller(
                 cfg=cfg,
                 node=node.name,
                 store=self.store,
                 clock=self.clock,
-                runner=self.runner,
+                runner=self.controller_runner,
                 deployment=self.deployment,
                 gate=self.gate,
                 on_taken=self._took_over,
                 emit=self.outbox.emit,
+                holding=self._controlling_now,
             )
+            if self.leadership is None:
+                self.leadership = ControllerLease(
+                    cfg=cfg,
+                    node=node,
+                    store=self.store,
+                    clock=self.clock,
+                    emit=self.outbox.emit,
+                    busy=lambda: self.gate.running is not None,
+                    deciding_away=self._deciding_away,
+                )
+            else:
+                self.leadership.cfg = cfg
 
     def _configure_site(self, cfg: Config, site: str, replicator: Replicator | None) -> None:
         if replicator is not None:
@@ -239,6 +265,12 @@ class Agent:
                 semi_sync=cfg.replication.mode == "semi-sync",
             )
 
+    def _controlling_now(self) -> bool:
+        return self.leadership is not None and self.leadership.holding()
+
+    def _deciding_away(self) -> bool:
+        return self.controller is not None and self.controller.deciding_away()
+
     def _holding(self) -> bool:
         return self.keeper is not None and self.keeper.state.snapshot().record is not None
 
@@ -256,6 +288,7 @@ class Agent:
             last_epoch,
             store.sync(),
             store.position(),
+            last=store.last_active() if active is None else None,
         )
         return decide(self.settling.apply(view)).action
 
@@ -406,9 +439,13 @@ class Agent:
                 await asyncio.wait_for(stop.wait(), pause)
 
     def _eager(self) -> bool:
-        """Whether the controller has a decision to take early (not when the DR site is
-        already active: nothing is moved on a site's failure then)."""
-        return self.controller is not None and not self.controller.settled()
+        """Whether the controller has a decision to take early: this agent holds the
+        controller lease and the site it protects is the one found unreachable."""
+        return (
+            self.controller is not None
+            and self._controlling_now()
+            and self.controller.protected in self.observer.unreachable()
+        )
 
     async def _controlling(self, stop: asyncio.Event, executor: Executor) -> None:
         """The controller's duty on a thread of its own, as soon as something new was
@@ -465,14 +502,20 @@ class Agent:
         # when this site is cut off; the fence rule makes none).
         own = [
             ThreadPoolExecutor(max_workers=1, thread_name_prefix=n)
-            for n in ("lease", "fence", "sync", "controller", "routes")
+            for n in ("lease", "fence", "sync", "controller", "routes", "leadership")
         ]
         tasks = [
             asyncio.create_task(self._cycles(stop)),
             asyncio.create_task(self._reaching(stop)),
         ]
-        if self.controller is not None:
-            tasks.append(asyncio.create_task(self._controlling(stop, own[3])))
+        if self.controller is not None and self.leadership is not None:
+            lead = self.leadership
+            tasks += [
+                asyncio.create_task(self._controlling(stop, own[3])),
+                asyncio.create_task(
+                    self._every(stop, lead.tick, lead.every_s, "controller lease", own[5])
+                ),
+            ]
         if self.keeper is not None:
             keeper = self.keeper
             every = lease_timings(self.cfg).tick_s
@@ -575,6 +618,10 @@ class Agent:
             said = await asyncio.to_thread(self.keeper.release)
             if said:
                 log.warning("%s", said)
+        if self.leadership is not None:
+            said = await asyncio.to_thread(self.leadership.release)
+            if said:
+                log.info("%s", said)
         await asyncio.to_thread(self.outbox.flush)
         if self.api is not None:
             await self.api.stop()

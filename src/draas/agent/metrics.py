@@ -61,8 +61,15 @@ class _StatusCollector(Collector):
             "When the standby last compared its key directories with the active site's",
             labels=["site"],
         )
+        role = GaugeMetricFamily(
+            "draas_site_role",
+            "1 for each site's role now (active or standby; symmetric) and whether it is home",
+            labels=["site", "state", "home"],
+        )
         for s in st["sites"]:
             active.add_metric([s["name"]], 1.0 if s["active"] else 0.0)
+            home = "true" if s.get("home") else "false"
+            role.add_metric([s["name"], s.get("state", "standby"), home], 1.0)
             if s.get("keys"):
                 keys.add_metric([s["name"]], 0.0 if s["keys"]["alert"] else 1.0)
                 if s["keys"]["compared_at"] is not None:
@@ -93,7 +100,13 @@ class _StatusCollector(Collector):
         standby = st.get("standby")
         if standby:
             eligible.add_metric([standby["site"]], 1.0 if standby["eligible"] else 0.0)
-        yield from (up, fe_up, active, lag, healthy, routes, eligible, keys, keys_at)
+        controller = GaugeMetricFamily(
+            "draas_controller", "1 for the agent that holds the controller lease", labels=["node"]
+        )
+        if st.get("controller"):
+            controller.add_metric([st["controller"]], 1.0)
+        yield from (up, fe_up, active, role, lag, healthy, routes, eligible, keys, keys_at)
+        yield controller
         epoch = GaugeMetricFamily("draas_active_epoch", "Epoch of the active record (0: none)")
         epoch.add_metric([], float((st["active"] or {}).get("epoch", 0)))
         yield epoch

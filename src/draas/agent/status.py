@@ -13,7 +13,7 @@ from typing import Any
 from draas.config import Config
 from draas.coordination import ActiveRecord, Event, Observation, Position, SyncRecord
 from draas.failover.policy import Decision
-from draas.failover.views import database_of, standby_doc
+from draas.failover.views import database_of, home_site, other_site, protected_site, standby_doc
 
 RUNBOOKS = ("failover", "failback", "switchover", "frontend-dns", "drill", "command")
 
@@ -79,10 +79,15 @@ def status_doc(
     decision: Decision | None = None,
     sync: SyncRecord | None = None,
     position: Position | None = None,
+    last_active: ActiveRecord | None = None,
+    controller: str | None = None,
 ) -> dict[str, Any]:
     """``decision``: what the failover policy says on this same view (shown so that an
     operator sees why nothing moves, e.g. a lost quorum or an unfit replica); ``sync`` and
-    ``position``: who may be promoted (the standby's eligibility)."""
+    ``position``: who may be promoted (the standby's eligibility); ``last_active``: the record
+    as last granted (who was active when none holds it now); ``controller``: the agent that
+    holds the controller lease."""
+    protected = protected_site(cfg, active, last_active)
     sites = []
     for name, site in cfg.sites.items():
         db = database_of(cfg, name, observations)
@@ -90,6 +95,10 @@ def status_doc(
             {
                 "name": name,
                 "role": site.role,
+                "home": site.role == "primary",
+                # Roles are symmetric: the active site (or the last one, while the record is
+                # free) and its standby, whichever is home.
+                "state": "active" if name == protected else "standby",
                 "address": site.address,
                 "active": active is not None and active.site == name,
                 "database": None if db is None else db.to_dict(),
@@ -133,12 +142,8 @@ def status_doc(
     runs = failovers(events)
     standby = None
     if store_ok:
-        # The active site's partner; with no record (a failover pending), the DR site.
-        other = (
-            cfg.site_with_role("dr")
-            if active is None
-            else next(n for n in cfg.sites if n != active.site)
-        )
+        # The active site's partner (with no record: the last active site's partner).
+        other = other_site(cfg, protected)
         standby = standby_doc(cfg, other, observations, last_epoch, sync, position)
     return {
         "node": node,
@@ -150,6 +155,8 @@ def status_doc(
         if active is None
         else {"site": active.site, "epoch": active.epoch, "holder": active.holder},
         "last_epoch": last_epoch,
+        "home": home_site(cfg),
+        "controller": controller,
         "sites": sites,
         "frontends": frontends,
         "vantage_points": vantage,

@@ -113,6 +113,20 @@ class CoordinationStore(ABC):
         was done ('' for nothing). A store without a leader does nothing."""
         return ""
 
+    # -- the controller lease ------------------------------------------------------------------
+    @abstractmethod
+    def controller(self) -> str | None:
+        """The node that holds the controller lease (None: nobody, or it expired)."""
+
+    @abstractmethod
+    def claim_controller(self, node: str, ttl_s: float) -> bool:
+        """Take the controller lease for ``node`` when nobody holds it, or renew it when
+        ``node`` does; False (nothing changed) when another node holds it."""
+
+    @abstractmethod
+    def release_controller(self, node: str) -> None:
+        """Give the controller lease up (only if ``node`` holds it)."""
+
     # -- who may be promoted -------------------------------------------------------------------
     @abstractmethod
     def sync(self) -> SyncRecord | None:

@@ -6,6 +6,7 @@ Keys under the configured prefix:
     <prefix>active             the active record (JSON), attached to its holder's lease
     <prefix>sync               who may be promoted (JSON, plain key), written by the holder only
     <prefix>position           the holder's last GTID position (JSON, plain key)
+    <prefix>controller         the node that runs the runbooks, attached to its own lease
     <prefix>observers/<name>   each observer's latest view, attached to that observer's lease
     <prefix>events/<time>      the event log
 
@@ -318,6 +319,45 @@ class EtcdStore(CoordinationStore):
                 Lease(int(record.lease), c).revoke()
 
         self._do("release active", attempt)
+
+    # -- the controller lease ------------------------------------------------------------------
+    def controller(self) -> str | None:
+        got = self._do("read the controller", lambda c: c.get(self._key("controller")))
+        return got[0].decode() if got else None
+
+    def claim_controller(self, node: str, ttl_s: float) -> bool:
+        def attempt(c: Any) -> bool:
+            got = c.get(self._key("controller"), metadata=True)
+            if got:
+                value, meta = got[0]
+                if value.decode() != node:
+                    return False
+                if int(Lease(int(meta.get("lease", 0)), c).refresh()) > 0:
+                    return True  # renewed (an expired one is taken again below)
+            lease = self._grant(c, ttl_s)
+            put = {
+                "request_put": {
+                    "key": _b64(self._key("controller")),
+                    "value": _b64(node),
+                    "lease": lease,
+                }
+            }
+            if self._txn(c, [self._is("controller", None)], [put]):
+                return True
+            Lease(lease, c).revoke()
+            return False
+
+        return self._do("claim the controller", attempt)
+
+    def release_controller(self, node: str) -> None:
+        def attempt(c: Any) -> None:
+            got = c.get(self._key("controller"), metadata=True)
+            if got:
+                value, meta = got[0]
+                if value.decode() == node:
+                    Lease(int(meta.get("lease", 0)), c).revoke()
+
+        self._do("release the controller", attempt)
 
     # -- who may be promoted -------------------------------------------------------------------
     def sync(self) -> SyncRecord | None:

@@ -38,6 +38,7 @@ class MemoryStore(CoordinationStore):
         self._obs: dict[str, tuple[float, dict[str, Any]]] = {}
         self._events: list[dict[str, Any]] = []
         self._leases = itertools.count(1)
+        self._controller: tuple[str, float] | None = None  # holder, expiry
 
     def _enter(self, what: str) -> None:
         self.calls += 1
@@ -121,6 +122,30 @@ class MemoryStore(CoordinationStore):
         with self._lock:
             if self._live_active() == record:
                 self._active = None
+
+    def _live_controller(self) -> str | None:
+        if self._controller is not None and self.clock.now() >= self._controller[1]:
+            self._controller = None
+        return None if self._controller is None else self._controller[0]
+
+    def controller(self) -> str | None:
+        self._enter("read the controller")
+        with self._lock:
+            return self._live_controller()
+
+    def claim_controller(self, node: str, ttl_s: float) -> bool:
+        self._enter("claim the controller")
+        with self._lock:
+            if self._live_controller() not in (None, node):
+                return False
+            self._controller = (node, self.clock.now() + ttl_s)
+            return True
+
+    def release_controller(self, node: str) -> None:
+        self._enter("release the controller")
+        with self._lock:
+            if self._live_controller() == node:
+                self._controller = None
 
     def sync(self) -> SyncRecord | None:
         self._enter("read sync")

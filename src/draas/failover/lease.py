@@ -18,9 +18,9 @@ The rules, first match wins:
    since (the epoch did not move), this site's database is not a replica, and the quorum does
    not see the site down: the site still holds every write, take it again (new epoch) and
    reopen writes.
-5. **step down**: the home site holds the record and the quorum sees it down (the policy's
-   ``await-release``): fence, then release, so the DR site takes over without waiting for the
-   lease to expire.
+5. **step down**: this site holds the record and the quorum sees it down (the policy's
+   ``await-release``, asynchronous mode): fence, then release, so the standby takes over
+   without waiting for the lease to expire.
 6. **adopt**: the store says this agent holds a record it does not (handed over by a planned
    switchover, taken by a failover run here, or this agent restarted): renew it and hold it.
 7. **renew**: holding, due for renewal (``renew_s`` since the last one, give or take half a
@@ -87,7 +87,7 @@ class LeaseView:
     now: float
     node: str
     site: str
-    home: str  # the site that takes the record first, and steps down on the quorum's word
+    home: str  # the site that takes the record first (the config's home site)
     held: Held
     timings: LeaseTimings
     store: StoreView | None = None  # None: not read this round (the fence watch)
@@ -150,7 +150,7 @@ def decide_lease(v: LeaseView) -> LeaseAction:
         return _free_record(v)
     if active.holder != v.node:
         return LeaseAction("none", f"{active.holder} holds the record (epoch {active.epoch})")
-    if v.site == v.home and v.quorum == "await-release":
+    if v.quorum == "await-release":
         return LeaseAction("step-down", "a quorum of vantage points sees this site down", active)
     if held.record is None or held.record.epoch != active.epoch or held.fenced:
         return LeaseAction(

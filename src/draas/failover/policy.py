@@ -2,14 +2,18 @@
 own: the agent gathers observations and the active record, calls ``decide``, carries out what
 it returns, and logs the one sentence it says.
 
+Roles are symmetric: the view protects whichever site is active (``View.site``, the holder of
+the record, or of the last one) and names the other its ``standby``; the configured home site
+only matters for failback (``failback_due``).
+
 Rules (DESIGN.md's invariants):
 - a site is confirmed down when at least ``need`` vantage points (a majority of those
   configured, and never fewer than two) have each seen it down for the whole confirmation
   window; observers whose publications expired do not vote;
-- failover goes to the DR site only if the same quorum sees it up, and never automatically
+- failover goes to the standby site only if the same quorum sees it up, and never automatically
   to a replica its agent reports unfit (stopped by an error, or stalled on a full disk) or
   that is not eligible (``failover.sync``: not the named synchronous standby, or too far
-  behind in asynchronous mode); the primary is then not asked to step down either;
+  behind in asynchronous mode); the active site is then not asked to step down either;
 - without a coordination store there is no automatic decision (manual failover only);
 - semi-sync mode (``preempt``): the named synchronous standby does not wait for the failed
   site's lease. The answer is ``failover`` with ``replace`` (the record held): the runbook
@@ -37,7 +41,6 @@ Action = Literal["none", "wait", "await-release", "failover", "manual-only", "fa
 Cause = Literal[
     "",
     "store-lost",
-    "dr-active",
     "too-few-alive",
     "not-confirmed",
     "no-healthy-target",
@@ -55,19 +58,19 @@ class View:
     observations: Mapping[str, Observation]
     active: ActiveRecord | None
     last_epoch: int
-    primary: str
-    dr: str
+    site: str  # the site the decision protects: the active one (or the last one active)
+    standby: str  # the other site: where a failover goes
     confirm_window_s: float
     store_ok: bool = True
-    # What the DR site's agent last published about its database, None when it publishes
-    # nothing: an unfit replica is never promoted automatically.
-    dr_replica: DatabaseReport | None = None
-    # Why the DR site may not be promoted automatically ('' : it may): not the named
+    # What the standby site's agent last published about its database, None when it
+    # publishes nothing: an unfit replica is never promoted automatically.
+    standby_replica: DatabaseReport | None = None
+    # Why the standby may not be promoted automatically ('' : it may): not the named
     # synchronous standby, or too far behind the last published position (async).
-    dr_ineligible: str = ""
-    # Async mode: transactions of the last published position the DR site had not applied
+    standby_ineligible: str = ""
+    # Async mode: transactions of the last published position the standby had not applied
     # (within the bound, so eligible): what a failover now gives up. None: none known.
-    dr_gives_up: int | None = None
+    standby_gives_up: int | None = None
     # Semi-sync mode: the named standby takes the record from a live holder once it stopped
     # acknowledging it (no wait for the lease). Async mode: it waits for the lease.
     preempt: bool = False
@@ -151,16 +154,9 @@ def decide(view: View) -> Decision:
         )
     need = needed_votes(view.voters)
     alive = [v for v in view.voters if v in view.observations]
-    if view.active is not None and view.active.site == view.dr:
-        return Decision(
-            "none",
-            f"{view.dr} is active (epoch {view.active.epoch}); failback is "
-            "a planned switchover, never automatic bouncing",
-            cause="dr-active",
-        )
-    down = votes(view, view.primary, "down")
-    up_dr = votes(view, view.dr, "up")
-    tally = {"primary_down": down, "dr_up": up_dr, "alive": alive}
+    down = votes(view, view.site, "down")
+    up_dr = votes(view, view.standby, "up")
+    tally = {"site_down": down, "standby_up": up_dr, "alive": alive}
     if len(alive) < need:
         return Decision(
             "wait",
@@ -170,7 +166,7 @@ def decide(view: View) -> Decision:
             cause="too-few-alive",
         )
     if len(down) < need:
-        why = f"{view.primary} confirmed down by {len(down)} of {need} needed vantage points" + (
+        why = f"{view.site} confirmed down by {len(down)} of {need} needed vantage points" + (
             f" ({', '.join(down)})" if down else ""
         )
         if view.now < view.gray_after:
@@ -182,52 +178,52 @@ def decide(view: View) -> Decision:
     if len(up_dr) < need:
         return Decision(
             "wait",
-            f"{view.primary} is down ({', '.join(down)}) but {view.dr} is "
+            f"{view.site} is down ({', '.join(down)}) but {view.standby} is "
             f"seen up by only {len(up_dr)} of {need}: no healthy target",
             votes=tally,
             cause="no-healthy-target",
         )
-    unfit = None if view.dr_replica is None else view.dr_replica.unfit
+    unfit = None if view.standby_replica is None else view.standby_replica.unfit
     if unfit:
         return Decision(
             "wait",
-            f"{view.primary} is down ({', '.join(down)}) but {view.dr}'s "
+            f"{view.site} is down ({', '.join(down)}) but {view.standby}'s "
             f"replica is not fit to take over: {unfit}. No automatic failover (it "
-            "would lose what the primary acknowledged since); fix the replica, or "
+            f"would lose what {view.site} acknowledged since); fix the replica, or "
             "accept the loss with a forced failover",
             votes=tally,
             cause="unfit-replica",
         )
-    if view.dr_ineligible:
+    if view.standby_ineligible:
         return Decision(
             "wait",
-            f"{view.primary} is down ({', '.join(down)}) but {view.dr_ineligible}: no "
-            "automatic failover (it may lack acknowledged writes); wait for the primary, or "
+            f"{view.site} is down ({', '.join(down)}) but {view.standby_ineligible}: no "
+            f"automatic failover (it may lack acknowledged writes); wait for {view.site}, or "
             "accept the stated loss with a forced failover",
             votes=tally,
             cause="not-eligible",
         )
-    hard = [v for v in down if hard_down(view, _unreachable(view, v, view.primary))]
+    hard = [v for v in down if hard_down(view, _unreachable(view, v, view.site))]
     how = (
         f"unreachable for {view.reach_window_s:g} s"
         if len(hard) == len(down)
         else f"down for {view.confirm_window_s:g} s"
     )
-    why = f"{view.primary} {how} by {', '.join(down)}; {view.dr} up by {', '.join(up_dr)}"
-    lost = view.dr_gives_up
+    why = f"{view.site} {how} by {', '.join(down)}; {view.standby} up by {', '.join(up_dr)}"
+    lost = view.standby_gives_up
     if lost:
         why += (
-            f"; {view.dr} gives up {lost} transaction(s) of {view.primary}'s last published "
+            f"; {view.standby} gives up {lost} transaction(s) of {view.site}'s last published "
             "position (asynchronous mode, within replication.max_failover_lag_trx)"
         )
-    if view.active is not None and view.preempt and view.active.site == view.primary:
+    if view.active is not None and view.preempt and view.active.site == view.site:
         held = view.active
         return Decision(
             "failover",
-            f"{why}; {view.dr} is the named synchronous standby: it stops acknowledging "
-            f"{view.primary} and takes the record from {held.holder} (epoch {held.epoch}) "
+            f"{why}; {view.standby} is the named synchronous standby: it stops acknowledging "
+            f"{view.site} and takes the record from {held.holder} (epoch {held.epoch}) "
             "without waiting for its lease",
-            target=view.dr,
+            target=view.standby,
             expected_epoch=view.last_epoch,
             replace=held,
             votes=tally,
@@ -239,7 +235,7 @@ def decide(view: View) -> Decision:
         return Decision(
             "await-release",
             f"{why}; {wait}",
-            target=view.dr,
+            target=view.standby,
             expected_epoch=view.last_epoch,
             replace=held,
             votes=tally,
@@ -248,7 +244,7 @@ def decide(view: View) -> Decision:
     return Decision(
         "failover",
         why,
-        target=view.dr,
+        target=view.standby,
         expected_epoch=view.last_epoch,
         votes=tally,
         cause="confirmed",
@@ -256,29 +252,29 @@ def decide(view: View) -> Decision:
     )
 
 
-def failback_due(view: View, primary_nodes: Sequence[str], hold_s: float) -> Decision:
-    """Whether the old primary is back for long enough to start the failback runbook.
+def failback_due(view: View, site: str, site_nodes: Sequence[str], hold_s: float) -> Decision:
+    """Whether ``site``, failed over away from, is back for long enough to take it back: the
+    home site gets the service back (the failback runbook), the other site becomes the home
+    site's standby again (the rejoin runbook).
 
-    Only while the DR site is active; the quorum must have seen the primary site up, without
-    a break, for ``hold_s`` (a flapping site does not get the service back), and the primary
-    site's own agent must be alive (it holds the lease after the hand-over, so it has to be
-    there to renew it).
+    Only while the other site is active (the caller checks that it became active by a
+    failover, not by a planned switchover); the quorum must have seen ``site`` up, without a
+    break, for ``hold_s`` (a flapping site does not get the service back), and its own agent
+    must be alive (after a failback it holds the lease, so it has to be there to renew it).
     """
-    if view.active is None or view.active.site != view.dr:
-        return Decision("none", f"{view.dr} is not active: nothing to fail back")
+    if view.active is None or view.active.site == site:
+        return Decision("none", f"{site} is active or nobody is: nothing to bring back")
     need = needed_votes(view.voters)
-    up = votes(view, view.primary, "up", window_s=hold_s)
+    up = votes(view, site, "up", window_s=hold_s)
     if len(up) < need:
-        return Decision(
-            "none", f"{view.primary} seen up for {hold_s:g} s by {len(up)} of {need} needed"
-        )
-    alive = [n for n in primary_nodes if n in view.observations]
+        return Decision("none", f"{site} seen up for {hold_s:g} s by {len(up)} of {need} needed")
+    alive = [n for n in site_nodes if n in view.observations]
     if not alive:
-        return Decision("none", f"{view.primary} answers but its agent is not running")
+        return Decision("none", f"{site} answers but its agent is not running")
     return Decision(
         "failback",
-        f"{view.primary} up for {hold_s:g} s by {', '.join(up)}; its agent {alive[0]} is alive",
-        target=view.primary,
+        f"{site} up for {hold_s:g} s by {', '.join(up)}; its agent {alive[0]} is alive",
+        target=site,
         expected_epoch=view.active.epoch,
     )
 

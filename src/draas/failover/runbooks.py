@@ -8,7 +8,9 @@
   the source, the target drains to the source's last transaction, the lease is handed over
   (new epoch), the target is promoted, the source replicates from it, traffic moves, verify;
 - failback: the old primary rejoins as a replica of the active site (its errant transactions
-  saved, never silently dropped), then the same planned switchover home.
+  saved, never silently dropped), then the same planned switchover home;
+- rejoin: a site away from home that was failed over away from comes back as the home site's
+  standby (the same first steps as failback, no move).
 
 Every step is idempotent: after an agent restart the runner re-runs the step that has no
 ``done`` event, and each step first checks whether its work is already there. The order of the
@@ -212,27 +214,7 @@ def switchover_runbook(
     takes the lease); with ``rejoin_dir`` it is a failback: ``target`` first rejoins as a
     replica of ``source``, saving its errant transactions under ``rejoin_dir``."""
     src, dst = reps[source], reps[target]
-
-    def rejoin(ctx: RunContext) -> None:
-        if dst.replicates_from(src):
-            return
-        report = dst.rejoin(src, rejoin_dir or Path("."))
-        ctx.errant = report.errant_transactions
-        if report.errant_transactions:
-            log.warning(
-                "%s held %d transaction(s) %s never received; saved to %s",
-                target,
-                report.errant_transactions,
-                source,
-                report.recovery_file,
-            )
-
-    def catch_up(ctx: RunContext) -> None:
-        if not dst.replicates_from(src):
-            raise ReplicationError(
-                f"{target} does not replicate from {source}: {dst.status()}; nothing was changed"
-            )
-        dst.wait_caught_up(src, timeout_s=catch_up_s)
+    joining = rejoin_steps(source=source, target=target, reps=reps, rejoin_dir=rejoin_dir)
 
     def pause_and_drain(ctx: RunContext) -> None:
         """Writes pause on the source; the target applies its last transaction. If it cannot,
@@ -264,7 +246,7 @@ def switchover_runbook(
             src.replicate_from(dst, seed=False)
 
     steps: dict[str, StepFn] = {
-        "catch-up": catch_up,
+        "catch-up": joining["catch-up"],
         "pause-and-drain": pause_and_drain,
         "hand-over": hand_over,
         "promote": promote,
@@ -273,5 +255,51 @@ def switchover_runbook(
         "verify": verify_fn(target, verify),
     }
     if rejoin_dir is not None:
-        return book("failback", {"rejoin": rejoin, **steps})
+        return book("failback", {"rejoin": joining["rejoin"], **steps})
     return book("switchover", steps)
+
+
+def rejoin_steps(
+    *,
+    source: str,
+    target: str,
+    reps: Mapping[str, Replicator],
+    rejoin_dir: Path | None,
+    catch_up_s: float = 60.0,
+) -> dict[str, StepFn]:
+    """``target`` replicates from the active ``source`` again (its errant transactions saved
+    under ``rejoin_dir``), and catches up."""
+    src, dst = reps[source], reps[target]
+
+    def rejoin(ctx: RunContext) -> None:
+        if dst.replicates_from(src):
+            return
+        report = dst.rejoin(src, rejoin_dir or Path("."))
+        ctx.errant = report.errant_transactions
+        if report.errant_transactions:
+            log.warning(
+                "%s held %d transaction(s) %s never received; saved to %s",
+                target,
+                report.errant_transactions,
+                source,
+                report.recovery_file,
+            )
+
+    def catch_up(ctx: RunContext) -> None:
+        if not dst.replicates_from(src):
+            raise ReplicationError(
+                f"{target} does not replicate from {source}: {dst.status()}; nothing was changed"
+            )
+        dst.wait_caught_up(src, timeout_s=catch_up_s)
+
+    return {"rejoin": rejoin, "catch-up": catch_up}
+
+
+def rejoin_runbook(
+    *, source: str, target: str, reps: Mapping[str, Replicator], rejoin_dir: Path
+) -> Runbook:
+    """A site failed over away from, back: it becomes the active ``source``'s standby (the
+    service does not move; it is at home already)."""
+    return book(
+        "rejoin", rejoin_steps(source=source, target=target, reps=reps, rejoin_dir=rejoin_dir)
+    )

@@ -14,8 +14,8 @@ from typing import Literal
 
 from draas.coordination import ActiveRecord, Event
 
-Kind = Literal["failover", "switchover", "failback"]
-KINDS: tuple[Kind, ...] = ("failover", "switchover", "failback")
+Kind = Literal["failover", "switchover", "failback", "rejoin"]
+KINDS: tuple[Kind, ...] = ("failover", "switchover", "failback", "rejoin")
 
 # The steps of each runbook, in order (``runbooks.py`` builds them in this order).
 # The old primary is fenced after traffic moved: it can no longer complete a commit once the
@@ -32,15 +32,19 @@ SWITCHOVER_STEPS = (
     "verify",
 )
 FAILBACK_STEPS = ("rejoin", *SWITCHOVER_STEPS)
+# A site that was failed over away from and is not home comes back as the standby only (the
+# service stays where it is: at home).
+REJOIN_STEPS = ("rejoin", "catch-up")
 STEPS: dict[Kind, tuple[str, ...]] = {
     "failover": FAILOVER_STEPS,
     "switchover": SWITCHOVER_STEPS,
     "failback": FAILBACK_STEPS,
+    "rejoin": REJOIN_STEPS,
 }
 # The step whose ``done`` ends a planned move: from then on the source no longer drains.
 PLANNED_MOVE_ENDS = "verify"
 
-_RUN_ID = re.compile(r"^(failover|failback|switchover)-(.+)-from-e(\d+)$")
+_RUN_ID = re.compile(r"^(failover|failback|switchover|rejoin)-(.+)-from-e(\d+)$")
 
 
 def last_step(kind: Kind) -> str:

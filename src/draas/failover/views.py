@@ -22,11 +22,28 @@ from draas.failover.policy import View
 from draas.failover.sync import Eligibility, eligibility
 
 
-def voters(cfg: Config) -> list[str]:
-    """The vantage points whose word confirms a disaster at the primary site: every node that
-    is not at the primary site (the DR site, the witness, the frontends)."""
-    primary = cfg.site_with_role("primary")
-    return [n.name for n in cfg.nodes if n.site != primary]
+def home_site(cfg: Config) -> str:
+    """The site the service lives at when all is well (the config's ``role = "primary"``): it
+    takes the record first, and a failover away from it is followed by a failback."""
+    return cfg.site_with_role("primary")
+
+
+def other_site(cfg: Config, site: str) -> str:
+    return next(s for s in cfg.sites if s != site)
+
+
+def protected_site(cfg: Config, active: ActiveRecord | None, last: ActiveRecord | None) -> str:
+    """The site the failover decision protects: the one that holds the record, or held it
+    last (its lease may have expired in a disaster), else the home site."""
+    held = active or last
+    return held.site if held is not None and held.site in cfg.sites else home_site(cfg)
+
+
+def voters(cfg: Config, site: str | None = None) -> list[str]:
+    """The vantage points whose word confirms a disaster at ``site`` (default: the home site):
+    every node that is not at that site (the other site, the witness, the frontends)."""
+    at = home_site(cfg) if site is None else site
+    return [n.name for n in cfg.nodes if n.site != at]
 
 
 def site_agents(cfg: Config, site: str) -> list[str]:
@@ -90,23 +107,26 @@ def view_of(
     last_epoch: int,
     sync: SyncRecord | None = None,
     position: Position | None = None,
+    last: ActiveRecord | None = None,
 ) -> View:
-    """The policy's view from what was already read (the DR site's database report and its
-    eligibility included: an unfit or ineligible replica is never promoted automatically)."""
-    dr = cfg.site_with_role("dr")
-    fit = eligibility_of(cfg, dr, observations, last_epoch, sync, position)
+    """The policy's view from what was already read, protecting the active site (``last``: the
+    record as last granted, when none is held now). The standby's database report and its
+    eligibility are included: an unfit or ineligible replica is never promoted automatically."""
+    site = protected_site(cfg, active, last)
+    standby = other_site(cfg, site)
+    fit = eligibility_of(cfg, standby, observations, last_epoch, sync, position)
     return View(
         now=now,
-        voters=voters(cfg),
+        voters=voters(cfg, site),
         observations=observations,
         active=active,
         last_epoch=last_epoch,
-        primary=cfg.site_with_role("primary"),
-        dr=dr,
+        site=site,
+        standby=standby,
         confirm_window_s=cfg.timings.confirm_window_s,
-        dr_replica=database_of(cfg, dr, observations),
-        dr_ineligible=fit.why_not,
-        dr_gives_up=fit.behind if cfg.replication.mode == "async" else None,
+        standby_replica=database_of(cfg, standby, observations),
+        standby_ineligible=fit.why_not,
+        standby_gives_up=fit.behind if cfg.replication.mode == "async" else None,
         preempt=cfg.replication.mode == "semi-sync",
         reach_window_s=cfg.timings.reach_window_s,
     )
@@ -125,6 +145,7 @@ def snapshot(
         store.last_epoch(),
         store.sync(),
         store.position(),
+        last=store.last_active() if current is None else None,
     )
 
 
@@ -136,8 +157,8 @@ def without_store(cfg: Config, now: float) -> View:
         observations={},
         active=None,
         last_epoch=0,
-        primary=cfg.site_with_role("primary"),
-        dr=cfg.site_with_role("dr"),
+        site=home_site(cfg),
+        standby=other_site(cfg, home_site(cfg)),
         confirm_window_s=cfg.timings.confirm_window_s,
         store_ok=False,
     )
