@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -156,3 +158,36 @@ def validate(lab: Lab, url: str, token: str) -> int:
     ]
     proc = lab.exec("client", argv, capture_output=True, text=True)
     return int(proc.stdout or 0)
+
+
+def draas(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
+    """The draas command line, run on the DR site's host against the lab's draas.toml."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "draas.cli",
+        args[0],
+        "--config",
+        str(lab.run.path / "draas.toml"),
+        *args[1:],
+    ]
+    return lab.exec("dr", cmd, capture_output=True, text=True, timeout=120)
+
+
+def controller(lab: Lab) -> str | None:
+    """The agent that holds the controller lease (None: nobody)."""
+    got = etcd_get(lab, "controller")
+    return got[0] if got else None
+
+
+def keystone_call(
+    lab: Lab, method: str, url: str, token: str, body: dict[str, Any] | None = None
+) -> tuple[int, dict[str, Any]]:
+    """A Keystone API call from the client host: (HTTP status, JSON body)."""
+    argv = ["curl", "-s", "-m", "10", "-X", method, "-w", "\n%{http_code}"]
+    argv += ["-H", f"X-Auth-Token: {token}", "-H", "Content-Type: application/json"]
+    if body is not None:
+        argv += ["-d", json.dumps(body)]
+    proc = lab.exec("client", [*argv, url], capture_output=True, text=True)
+    text, _, code = proc.stdout.rpartition("\n")
+    return int(code or 0), json.loads(text) if text.strip() else {}

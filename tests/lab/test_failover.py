@@ -8,8 +8,6 @@ gray failures, ...) is in test_faults.py."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
@@ -22,9 +20,11 @@ from support import (
     active,
     authoritative,
     done_steps,
+    draas,
     events,
     in_sync_checksums,
     issue_token,
+    keystone_call,
     served_by,
     validate,
     wait_until,
@@ -42,6 +42,7 @@ from draas.replication.files import snapshot
 pytestmark = pytest.mark.lab
 
 ACKED: set[str] = set()
+KEPT: dict[str, str] = {}  # a token and a credential made at the primary before the failover
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +100,15 @@ def test_a_key_rotation_at_the_active_site_reaches_the_standby_through_the_agent
     assert snapshot(keystone.key_dirs(lab, "dr")["fernet"]).checksum != before
     token = issue_token(lab, PRIMARY_URL)
     assert validate(lab, DR_URL, token) == 200
+    KEPT["token"] = token  # validated again at the DR site after the failover
+    # A credential, encrypted at rest with the credential key rotated in above.
+    status, doc = keystone_call(lab, "GET", f"{PRIMARY_URL}/v3/auth/tokens", token)
+    assert status == 200, doc
+    blob = f"draas-{time.time_ns()}"
+    body = {"credential": {"type": "cert", "blob": blob, "user_id": doc["token"]["user"]["id"]}}
+    status, doc = keystone_call(lab, "POST", f"{PRIMARY_URL}/v3/credentials", token, body)
+    assert status == 201, doc
+    KEPT.update(credential=doc["credential"]["id"], blob=blob)
 
     def reported() -> bool:
         st = json.loads(draas(lab, "status", "--json").stdout)
@@ -151,6 +161,19 @@ def test_primary_power_off_moves_the_service_to_dr_in_order(lab: Lab) -> None:
     assert time.monotonic() - t0 < 120
 
 
+def test_a_token_and_a_credential_made_before_the_failover_work_at_the_new_active_site(
+    lab: Lab,
+) -> None:
+    """The keys travelled before the disaster: a token issued at the primary after the key
+    rotation validates at dr, and the credential encrypted there decrypts at dr."""
+    assert active(lab) == {"site": "dr", "epoch": 2, "holder": "site-dr"}
+    assert validate(lab, DR_URL, KEPT["token"]) == 200
+    fresh = issue_token(lab, DR_URL)
+    status, doc = keystone_call(lab, "GET", f"{DR_URL}/v3/credentials/{KEPT['credential']}", fresh)
+    assert status == 200, doc
+    assert doc["credential"]["blob"] == KEPT["blob"]
+
+
 def test_the_returning_primary_rejoins_and_failback_brings_the_service_home(lab: Lab) -> None:
     lab.sup.wait_ready("mariadb-primary")
     took = wait_until("failback", lambda: "verify" in done_steps(lab, "failback-"), 60)
@@ -163,20 +186,6 @@ def test_the_returning_primary_rejoins_and_failback_brings_the_service_home(lab:
     p, d = in_sync_checksums(lab)
     assert p == d
     assert mariadb.replication_status(lab, "dr")["role"] == "replica"
-
-
-def draas(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
-    """The draas command line, run on the DR site's host against the lab's draas.toml."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "draas.cli",
-        args[0],
-        "--config",
-        str(lab.run.path / "draas.toml"),
-        *args[1:],
-    ]
-    return lab.exec("dr", cmd, capture_output=True, text=True, timeout=120)
 
 
 def test_a_planned_switchover_there_and_back_keeps_every_write(lab: Lab) -> None:

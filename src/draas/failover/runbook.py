@@ -105,8 +105,17 @@ def guard_epoch(store: CoordinationStore, epoch: int) -> None:
 
 def failpoint_pause(step: str) -> float:
     """Fault injection for tests: ``DRAAS_FAILPOINT_PAUSE=promote:30`` makes a runner wait 30 s
-    after recording that step as started, so a test can kill the agent in the middle of it."""
+    after recording that step as started, so a test can kill the agent in the middle of it.
+    ``DRAAS_FAILPOINT_FILE``: the same setting read from that file at each step (a test moves
+    it from step to step while every agent runs)."""
     spec = os.environ.get("DRAAS_FAILPOINT_PAUSE", "")
+    path = os.environ.get("DRAAS_FAILPOINT_FILE")
+    if path:
+        try:
+            with open(path) as f:
+                spec = f.read().strip() or spec
+        except OSError:
+            pass
     name, _, seconds = spec.partition(":")
     try:
         return float(seconds) if name == step else 0.0

@@ -140,12 +140,15 @@ def write_config(
     return path
 
 
-def agent_specs(lab: Lab, config: Path, scheme: str) -> list[ProcessSpec]:
+def agent_specs(
+    lab: Lab, config: Path, scheme: str, env: dict[str, str] | None = None
+) -> list[ProcessSpec]:
     return [
         lab.spec(
             f"agent-{name}",
             host,
             [sys.executable, "-m", "draas.cli", "agent", "--config", str(config), "--node", name],
+            env=dict(env or {}),
         )
         for name, (host, _) in nodes_for(scheme).items()
     ]
@@ -157,8 +160,10 @@ def start_agents(
     replication: str = "async",
     timings: dict[str, float] | None = None,
     deep_check: bool = True,
+    env: dict[str, str] | None = None,
 ) -> Path:
-    """Write the lab's draas.toml for the lab's scheme and start every node's agent. With
+    """Write the lab's draas.toml for the lab's scheme and start every node's agent (``env``:
+    added to each agent's environment, e.g. a test's failpoint). With
     ``replication="semi-sync"`` the sites are switched to semi-synchronous replication first
     (the primary waits for the DR site's acknowledgement before it answers a commit). Returns
     once the DR site is eligible for failover (semi-sync: named the synchronous standby;
@@ -172,7 +177,7 @@ def start_agents(
         primary = mariadb.replicator(lab, "primary", semi_sync=True)
         primary.promote()
         mariadb.replicator(lab, "dr", semi_sync=True).replicate_from(primary, seed=False)
-    for spec in agent_specs(lab, config, scheme):
+    for spec in agent_specs(lab, config, scheme, env):
         lab.sup.launch(spec)
     wait_eligible(lab, "dr")
     return config
