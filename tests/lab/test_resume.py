@@ -7,7 +7,6 @@ there, so the kill lands inside it."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
