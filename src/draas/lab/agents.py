@@ -48,10 +48,12 @@ def write_config(
     replication: str = "async",
     timings: dict[str, float] | None = None,
     deep_check: bool = True,
+    controllers: list[str] | None = None,
 ) -> Path:
     """The lab deployment's draas.toml (TOML written by hand: values are ours, all quoted).
     ``deep_check``: the Keystone check through the database, beside the web page and the
-    version document (the seed profiles, which reproduce the original system, have none)."""
+    version document (the seed profiles, which reproduce the original system, have none).
+    ``controllers``: the agents that may hold the controller lease (None: every agent)."""
     db_pw = secret_file(lab.run, "mariadb-draas")
     q = json.dumps  # a JSON string is a valid TOML basic string
     lines = [
@@ -135,6 +137,8 @@ def write_config(
         f"preset = {q(preset)}",
         *(f"{k} = {v}" for k, v in (timings or {}).items()),
     ]
+    if controllers is not None:
+        lines += ["[controller]", f"candidates = {json.dumps(controllers)}"]
     path = lab.run.path / "draas.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -161,6 +165,7 @@ def start_agents(
     timings: dict[str, float] | None = None,
     deep_check: bool = True,
     env: dict[str, str] | None = None,
+    controllers: list[str] | None = None,
 ) -> Path:
     """Write the lab's draas.toml for the lab's scheme and start every node's agent (``env``:
     added to each agent's environment, e.g. a test's failpoint). With
@@ -169,7 +174,7 @@ def start_agents(
     once the DR site is eligible for failover (semi-sync: named the synchronous standby;
     async: both positions published): before that, no automatic failover can happen."""
     scheme = lab.settings.scheme
-    config = write_config(lab, preset, scheme, replication, timings, deep_check)
+    config = write_config(lab, preset, scheme, replication, timings, deep_check, controllers)
     etcd.move_leader(lab, "witness")
     if replication == "semi-sync":
         from draas.lab.components import mariadb
