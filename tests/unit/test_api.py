@@ -243,6 +243,7 @@ def test_events_filter_and_page(api: Served) -> None:
 
 def test_status_metrics_dashboard_and_openapi_are_served(api: Served) -> None:
     api.store.take_active("primary", "site-a", 0, 30)
+    api.store.claim_controller("witness", 30)
     report = DatabaseReport("replica", True, lag_s=0.4)
     api.store.publish(Observation("site-b", 0.0, {"primary": Seen("up", 0)}, database=report), 30)
     api.agent.control.lag_duty()  # the agent's loop samples the lag every few seconds
@@ -255,6 +256,9 @@ def test_status_metrics_dashboard_and_openapi_are_served(api: Served) -> None:
     assert 'draas_site_up{observer="site-b",site="primary"} 1.0' in text
     assert 'draas_replication_lag_seconds{site="dr"} 0.4' in text
     assert "draas_active_epoch 1.0" in text and "draas_failovers_total 0.0" in text
+    assert 'draas_controller{node="witness"} 1.0' in text and st["controller"] == "witness"
+    assert 'draas_site_role{home="true",site="primary",state="active"} 1.0' in text
+    assert 'draas_site_role{home="false",site="dr",state="standby"} 1.0' in text
     status, page = api.call("GET", "/")
     assert status == 200 and "<title>draas dashboard</title>" in page
     status, doc = api.call("GET", "/v1/openapi.json")

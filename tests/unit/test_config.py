@@ -140,6 +140,20 @@ def test_key_directories_pair_up_and_travel_only_over_tls() -> None:
     parse_config(data)
 
 
+def test_controller_candidates_are_nodes_and_default_to_every_agent() -> None:
+    data = example()
+    assert parse_config(data).controller_candidates() == ["site-a", "site-b", "witness"]
+    data["controller"]["candidates"] = ["site-a", "witnes"]
+    (msg,) = problems(data)
+    assert msg.startswith("controller.candidates: 'witnes' is not a node; allowed: [")
+    del data["controller"]
+    every = [n["name"] for n in data["nodes"]]
+    assert parse_config(data).controller_candidates() == every
+    data["controller"] = {"ttl_s": 1}
+    with pytest.raises(ConfigError, match=r"controller\.ttl_s"):
+        parse_config(data)
+
+
 def test_two_primaries_refused() -> None:
     data = example()
     data["sites"]["dr"]["role"] = "primary"

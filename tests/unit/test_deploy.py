@@ -48,6 +48,7 @@ def exported() -> set[str]:
         observations={k: Observation.from_dict(v, observer=k) for k, v in obs.items()},
         events=[event("failover-dr-from-e0", "take-lease", "done", 0.5)],
         dns_points_at=None,
+        controller="witness",
     )
     m = Metrics(lambda: st, "witness", "witness")
     m.observe_probe("primary", True, 0.01)
