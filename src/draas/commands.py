@@ -25,7 +25,7 @@ from draas.failover.policy import decide
 from draas.failover.runbook import RunbookRunner, RunContext
 from draas.failover.runbooks import OnTaken
 from draas.failover.runs import Kind, RunId
-from draas.failover.views import eligibility_of, snapshot, standby_doc
+from draas.failover.views import eligibility_of, snapshot, standby_doc, standby_site
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,8 @@ def describe(cfg: Config, kind: Kind, to: str | None = None, force: bool = False
         return f"move the service to site {to} (planned switchover)"
     if kind == "failback":
         return f"fail back to site {cfg.site_with_role('primary')}"
-    return f"fail over to site {cfg.site_with_role('dr')}" + (" (FORCED)" if force else "")
+    where = f"site {to}" if to else "the standby site (the active site's partner)"
+    return f"fail over to {where}" + (" (FORCED)" if force else "")
 
 
 def _checked_reps(deployment: Deployment, kind: str, *sites: str) -> None:
@@ -191,10 +192,9 @@ def plan_failover(
 
 
 def standby_of(cfg: Config, store: CoordinationStore) -> dict[str, Any]:
-    """The DR site's eligibility as the status document shows it, read from the store."""
+    """The standby's eligibility as the status document shows it, read from the store."""
     obs, last = store.observations(), store.last_epoch()
-    dr = cfg.site_with_role("dr")
-    return standby_doc(cfg, dr, obs, last, store.sync(), store.position())
+    return standby_doc(cfg, standby_site(cfg, store), obs, last, store.sync(), store.position())
 
 
 def known_loss(site: str, why_not: str, behind: int | None, since: float | None) -> str:

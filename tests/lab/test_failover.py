@@ -102,10 +102,10 @@ def test_a_key_rotation_at_the_active_site_reaches_the_standby_through_the_agent
     assert validate(lab, DR_URL, token) == 200
     KEPT["token"] = token  # validated again at the DR site after the failover
     # A credential, encrypted at rest with the credential key rotated in above.
-    status, doc = keystone_call(lab, "GET", f"{PRIMARY_URL}/v3/auth/tokens", token)
+    status, doc = keystone_call(lab, "GET", f"{PRIMARY_URL}/v3/users?name=admin", token)
     assert status == 200, doc
     blob = f"draas-{time.time_ns()}"
-    body = {"credential": {"type": "cert", "blob": blob, "user_id": doc["token"]["user"]["id"]}}
+    body = {"credential": {"type": "cert", "blob": blob, "user_id": doc["users"][0]["id"]}}
     status, doc = keystone_call(lab, "POST", f"{PRIMARY_URL}/v3/credentials", token, body)
     assert status == 201, doc
     KEPT.update(credential=doc["credential"]["id"], blob=blob)

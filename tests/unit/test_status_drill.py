@@ -188,9 +188,9 @@ def test_drill_quorum_and_frontends_checks(cfg: Config) -> None:
     q = quorum_check(cfg, observed(missing))
     assert q.ok is False and "witness" in q.detail and "4 of 5" in q.detail
     assert quorum_check(cfg, None).ok is False
-    assert frontends_check(cfg, observed(all_nodes)).ok
+    assert frontends_check(cfg, observed(all_nodes), "dr").ok
     blind = {**all_nodes, "fe-b": seen(dr="down")}
-    f = frontends_check(cfg, observed(blind))
+    f = frontends_check(cfg, observed(blind), "dr")
     assert f.ok is False and "fe-b (sees dr down)" in f.detail
 
 
@@ -286,3 +286,22 @@ def test_status_shows_why_nothing_fails_over_as_an_alert(cfg: Config) -> None:
     assert "ALERT: dr: NOT eligible for failover since" in shown
     assert "not the named synchronous standby: a commit waited" in shown
     assert degraded["standby"]["eligible"] is False
+
+
+def test_the_drill_and_the_eligibility_follow_the_standby_whichever_site_is_active(
+    cfg: Config,
+) -> None:
+    from draas.coordination.memory import MemoryStore
+    from draas.failover.views import standby_site
+
+    store = MemoryStore()
+    assert standby_site(cfg, None) == "dr"  # no store: the configured DR site
+    assert standby_site(cfg, store) == "dr"  # nobody active yet: home is protected
+    rec = store.take_active("primary", "site-a", 0, 30)
+    assert standby_site(cfg, store) == "dr"
+    moved = store.hand_over(rec, "dr", "site-b", 30)  # a planned switchover
+    assert standby_site(cfg, store) == "primary"
+    store.release_active(moved)  # its lease lapsed: the last holder is still the one protected
+    assert standby_site(cfg, store) == "primary"
+    store.reachable = False
+    assert standby_site(cfg, store) == "dr"

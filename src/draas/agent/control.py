@@ -28,7 +28,7 @@ from draas.deployment import Deployment, read_secret, site_probes
 from draas.errors import CommandRefused, CoordinationError, DraasError
 from draas.failover.drill import run_drill
 from draas.failover.policy import decide
-from draas.failover.views import view_of
+from draas.failover.views import standby_site, view_of
 
 log = logging.getLogger("draas.agent")
 
@@ -270,7 +270,7 @@ class Control:
     def drill(self, by: str = "api") -> dict[str, Any]:
         cfg = self.cfg
         store = self.store if self._store_answers() else None
-        dr = cfg.site_with_role("dr")
+        dr = standby_site(cfg, store)  # the site a failover would go to now
         password = None
         if cfg.drill is not None:
             password = read_secret(cfg.drill.password_file, "drill.password_file")
@@ -281,6 +281,7 @@ class Control:
             self.deployment.dns(),
             site_probes(cfg)[dr],
             password,
+            dr,
         )
         failed = [c["name"] for c in report["checks"] if c["verdict"] == "FAIL"]
         outcome = "passed" if report["passed"] else "failed"

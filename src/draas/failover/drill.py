@@ -1,9 +1,11 @@
 """The DR drill: proves, without moving any traffic, that a failover would work now. Each
 check says pass, fail or skipped (not configured), and why; the report is JSON and Markdown.
 
-Checks: the quorum is complete; the DR replica is in sync and its lag within the RPO; the DR
-service answers its checks; it issues a token from its own database; the DNS provider accepts
-the configured credentials; each frontend reaches the DR site.
+It drills the site a failover would go to now: the standby (the DR site while the home site is
+active; the home site after a switchover to the DR site). The checks keep their names.
+Checks: the quorum is complete; the standby's replica is in sync and its lag within the RPO;
+its service answers its checks; it issues a token from its own database; the DNS provider
+accepts the configured credentials; each frontend reaches it.
 """
 
 from __future__ import annotations
@@ -73,12 +75,13 @@ def replica_check(dr: str, st: ReplicationStatus | None, error: str, rpo_s: floa
     )
 
 
-def frontends_check(cfg: Config, observations: Mapping[str, Observation] | None) -> DrillCheck:
+def frontends_check(
+    cfg: Config, observations: Mapping[str, Observation] | None, dr: str
+) -> DrillCheck:
     name = "frontends-reach-dr"
     fes = [n.name for n in cfg.nodes_with_role("frontend")]
     if not fes:
         return DrillCheck(name, None, f"scheme {cfg.scheme} has no frontends")
-    dr = cfg.site_with_role("dr")
     bad = []
     for fe in fes:
         obs = (observations or {}).get(fe)
@@ -113,11 +116,12 @@ def run_drill(
     dns: TrafficSwitch | None,
     dr_probes: Sequence[Probe],
     drill_password: str | None,
+    dr: str,
 ) -> dict[str, Any]:
-    """Every check, then the report (a dict: ``passed``, ``checks``, ...). ``dr_probes``: the
-    service's checks aimed at the DR site; ``drill_password``: the ``[drill]`` account's."""
+    """Every check, then the report (a dict: ``passed``, ``checks``, ...). ``dr``: the site
+    drilled (the standby); ``dr_probes``: the service's checks aimed at it;
+    ``drill_password``: the ``[drill]`` account's."""
     t0 = time.time()
-    dr = cfg.site_with_role("dr")
     observations, standby = None, None
     if store is not None:
         try:
@@ -159,7 +163,7 @@ def run_drill(
     else:
         res_dns = dns.check()
         checks.append(DrillCheck("dns-credentials", res_dns.ok, res_dns.detail))
-    checks.append(frontends_check(cfg, observations))
+    checks.append(frontends_check(cfg, observations, dr))
     rows = [{**asdict(c), "verdict": c.verdict} for c in checks]
     return {
         "passed": verdict(checks),

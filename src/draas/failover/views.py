@@ -17,6 +17,7 @@ from draas.coordination import (
     Position,
     SyncRecord,
 )
+from draas.errors import CoordinationError
 from draas.failover.lease import LeaseTimings
 from draas.failover.policy import View
 from draas.failover.sync import Eligibility, eligibility
@@ -37,6 +38,19 @@ def protected_site(cfg: Config, active: ActiveRecord | None, last: ActiveRecord 
     last (its lease may have expired in a disaster), else the home site."""
     held = active or last
     return held.site if held is not None and held.site in cfg.sites else home_site(cfg)
+
+
+def standby_site(cfg: Config, store: CoordinationStore | None) -> str:
+    """The site a failover would go to now: the active site's partner (the DR site when the
+    store cannot be read)."""
+    if store is None:
+        return other_site(cfg, home_site(cfg))
+    try:
+        active = store.active()
+        last = store.last_active() if active is None else None
+    except CoordinationError:
+        return other_site(cfg, home_site(cfg))
+    return other_site(cfg, protected_site(cfg, active, last))
 
 
 def voters(cfg: Config, site: str | None = None) -> list[str]:
