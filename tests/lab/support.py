@@ -113,12 +113,23 @@ def in_sync_checksums(lab: Lab) -> tuple[dict[str, Any], dict[str, Any]]:
     return p.checksums(), d.checksums()
 
 
-def issue_token(lab: Lab, url: str) -> str:
-    body = (
-        '{"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": '
-        f'"admin", "domain": {{"name": "Default"}}, "password": '
-        f'"{secret(lab.run, "keystone-admin")}"}}}}}}}}}}'
-    )
+def issue_token(lab: Lab, url: str, scoped: bool = False) -> str:
+    """The admin's token from ``url`` (``scoped``: on the admin project, for admin calls)."""
+    auth: dict[str, Any] = {
+        "identity": {
+            "methods": ["password"],
+            "password": {
+                "user": {
+                    "name": "admin",
+                    "domain": {"name": "Default"},
+                    "password": secret(lab.run, "keystone-admin"),
+                }
+            },
+        }
+    }
+    if scoped:
+        auth["scope"] = {"project": {"name": "admin", "domain": {"name": "Default"}}}
+    body = json.dumps({"auth": auth})
     argv = [
         "curl",
         "-s",

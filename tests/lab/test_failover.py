@@ -102,11 +102,12 @@ def test_a_key_rotation_at_the_active_site_reaches_the_standby_through_the_agent
     assert validate(lab, DR_URL, token) == 200
     KEPT["token"] = token  # validated again at the DR site after the failover
     # A credential, encrypted at rest with the credential key rotated in above.
-    status, doc = keystone_call(lab, "GET", f"{PRIMARY_URL}/v3/users?name=admin", token)
+    admin = issue_token(lab, PRIMARY_URL, scoped=True)
+    status, doc = keystone_call(lab, "GET", f"{PRIMARY_URL}/v3/users?name=admin", admin)
     assert status == 200, doc
     blob = f"draas-{time.time_ns()}"
     body = {"credential": {"type": "cert", "blob": blob, "user_id": doc["users"][0]["id"]}}
-    status, doc = keystone_call(lab, "POST", f"{PRIMARY_URL}/v3/credentials", token, body)
+    status, doc = keystone_call(lab, "POST", f"{PRIMARY_URL}/v3/credentials", admin, body)
     assert status == 201, doc
     KEPT.update(credential=doc["credential"]["id"], blob=blob)
 
@@ -168,7 +169,7 @@ def test_a_token_and_a_credential_made_before_the_failover_work_at_the_new_activ
     rotation validates at dr, and the credential encrypted there decrypts at dr."""
     assert active(lab) == {"site": "dr", "epoch": 2, "holder": "site-dr"}
     assert validate(lab, DR_URL, KEPT["token"]) == 200
-    fresh = issue_token(lab, DR_URL)
+    fresh = issue_token(lab, DR_URL, scoped=True)
     status, doc = keystone_call(lab, "GET", f"{DR_URL}/v3/credentials/{KEPT['credential']}", fresh)
     assert status == 200, doc
     assert doc["credential"]["blob"] == KEPT["blob"]

@@ -235,6 +235,12 @@ def document() -> dict[str, Any]:
                         "frontends": {"type": "array", "items": {"type": "object"}},
                         "vantage_points": {"type": "array", "items": {"type": "object"}},
                         "summary": {"type": "string"},
+                        "home": {"type": "string", "description": "the site failback returns to"},
+                        "controller": {
+                            "type": "string",
+                            "nullable": True,
+                            "description": "the agent that holds the controller lease",
+                        },
                         "automatic": {
                             "type": "object",
                             "nullable": True,
