@@ -202,3 +202,11 @@ def keystone_call(
     proc = lab.exec("client", [*argv, url], capture_output=True, text=True)
     text, _, code = proc.stdout.rpartition("\n")
     return int(code or 0), json.loads(text) if text.strip() else {}
+
+
+def keys_equal(lab: Lab) -> bool:
+    """Whether every key directory (fernet, credential) is the same at both sites."""
+    from draas.replication.files import snapshot
+
+    there = [keystone.key_dirs(lab, h) for h in ("primary", "dr")]
+    return all(snapshot(there[0][k]).checksum == snapshot(there[1][k]).checksum for k in there[0])

@@ -4,8 +4,10 @@
   agent holds the controller lease and runs the failover, 0 acknowledged writes lost; it keeps
   the DR site's record while that site's agent is down; the hybrid scheme's DNS move still
   works; the failback follows once the DR agent and the primary are back;
-- a planned switchover to the DR site, then the DR site powered off: automatic failover to the
-  home site, 0 acknowledged writes lost; the returning DR site rejoins as its standby.
+- a planned switchover to the DR site (whose key rotation now reaches home: the active site is
+  the keys' source), then the DR site powered off: automatic failover to the home site, 0
+  acknowledged writes lost, a token signed with the rotated key validates there; the returning
+  DR site rejoins as its standby.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from collections.abc import Iterator
 
 import pytest
 from support import (
+    DR_URL,
     FAILBACK,
     FAILOVER,
+    PRIMARY_URL,
     active,
     authoritative,
     controller,
@@ -24,8 +28,11 @@ from support import (
     draas,
     events,
     in_sync_checksums,
+    issue_token,
+    keys_equal,
     new_lab_name,
     served_by,
+    validate,
     wait_until,
     write_through_service,
 )
@@ -143,6 +150,14 @@ def test_switched_over_to_dr_a_dr_power_off_fails_over_to_the_home_site(lab: Lab
     assert active(lab) == {"site": "dr", "epoch": 4, "holder": "site-dr"}
     wait_eligible(lab, "primary")  # protected in the new direction: home is its standby
     wait_until("the client is served by dr", lambda: served_by(lab) == "dr", 20)
+    # The keys' source is the active site: a rotation at dr reaches home, and a token signed
+    # with the new key validates there after the failover.
+    rotate = ("--keystone-user", "root", "--keystone-group", "root")
+    for _ in range(2):
+        keystone.manage(lab, "dr", "fernet_rotate", *rotate)
+    took = wait_until("home's keys equal dr's", lambda: keys_equal(lab), 15)
+    print(f"rotated at dr (active after the switchover): home has the keys {took:.1f} s later")
+    token = issue_token(lab, DR_URL)
     acked = write_through_service(lab, "wsd", 3.0)
     assert acked
     off = PowerOff(lab, host="dr")
@@ -156,6 +171,7 @@ def test_switched_over_to_dr_a_dr_power_off_fails_over_to_the_home_site(lab: Lab
         assert done_steps(lab, "failover-primary-") == FAILOVER
         assert active(lab) == {"site": "primary", "epoch": 5, "holder": "site-primary"}
         assert acked <= keystone.project_names(lab, "primary", "wsd")  # 0 acknowledged lost
+        assert validate(lab, PRIMARY_URL, token) == 200
         time.sleep(3)  # home is active: no failback is due
         assert not done_steps(lab, "failback-primary-from-e5")
     finally:

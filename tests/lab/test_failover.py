@@ -24,6 +24,7 @@ from support import (
     events,
     in_sync_checksums,
     issue_token,
+    keys_equal,
     keystone_call,
     served_by,
     validate,
@@ -78,11 +79,6 @@ def test_a_broken_replication_link_alone_is_an_event_not_a_failover(lab: Lab) ->
     )
     mariadb.wait_in_sync(lab, "dr", "primary")
     assert not [e for e in events(lab) if e.get("runbook") == "failover"]
-
-
-def keys_equal(lab: Lab) -> bool:
-    there = [keystone.key_dirs(lab, h) for h in ("primary", "dr")]
-    return all(snapshot(there[0][k]).checksum == snapshot(there[1][k]).checksum for k in there[0])
 
 
 def test_a_key_rotation_at_the_active_site_reaches_the_standby_through_the_agents(
