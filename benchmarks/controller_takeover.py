@@ -64,6 +64,7 @@ def one_run(lab: Lab, n: int, out: Path) -> dict[str, Any]:
     try:
         wait("another controller", lambda: holder(lab) not in (None, killed), every=0.02)
         takeover = time.monotonic() - t0
+        successor = holder(lab)
         wait("the DR site serving", lambda: experiment.served_by(lab) == "dr")
         run = f"failover-dr-from-e{epoch}"
         wait(
@@ -82,7 +83,7 @@ def one_run(lab: Lab, n: int, out: Path) -> dict[str, Any]:
     wait("the failback", lambda: first(read_events(lab), run=back, step="verify", outcome="done"))
     return {
         "killed": killed,
-        "took_over": holder(lab),
+        "took_over": successor,
         "takeover_s": round(takeover, 2),
         "rto_s": rto.rto_s,
         "write_rto_s": writes.get("write_rto_s"),
