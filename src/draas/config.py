@@ -178,6 +178,9 @@ Dns = Annotated[
 class Frontend(_Model):
     engine: Literal["proxy", "redirect", "haproxy"] = "proxy"
     preferred: Name | None = None  # hybrid: the frontend the DNS name points at when healthy
+    # hybrid: while a quorum sees every frontend down, the DNS name points straight at the
+    # active site (and back at a frontend as soon as one is confirmed up again).
+    direct_when_all_down: bool = True
 
 
 class Coordination(_Model):

@@ -218,7 +218,7 @@ class Deployment:
             address = {n.name: n.address for n in cfg.nodes_with_role("frontend")}
             out += [
                 probe_for(cfg, c, address[fe], tokens, min_timeout_s=2.0, periodic=False)
-                for fe in (via or self.frontends())
+                for fe in (self.frontends() if via is None else via)
                 for c in cfg.service.checks
             ]
         return out

@@ -114,3 +114,30 @@ def test_hybrid_a_crashed_frontend_loses_the_dns_name_and_gets_it_back(lab: Lab)
     print(f"fe-a restarted: DNS back on fe-a after {back:.1f} s")
     assert done_steps(lab, "frontend-dns-fe-a-") == ["move-dns"]
     wait_until("fe-a routes to the primary", lambda: routes(lab, "fe-a") == {"primary"}, 5)
+
+
+@pytest.mark.parametrize("lab", ["hybrid"], indirect=True)
+def test_hybrid_every_frontend_down_points_the_name_at_the_active_site_and_back(lab: Lab) -> None:
+    """``frontend.direct_when_all_down`` (on by default): both HAProxies crashed, the name goes
+    straight to the active site while the quorum sees no frontend up, and back to the
+    preferred frontend once it is up again."""
+    site = lab.topo.host("primary").address
+    fe_a = lab.topo.host("fe-a").address
+    crashes = [ServiceCrash(lab, process=f"haproxy-{fe}") for fe in ("fe-a", "fe-b")]
+    t0 = time.monotonic()
+    for crash in crashes:
+        crash.inject()
+    try:
+        moved = wait_until("DNS on the primary site", lambda: authoritative(lab) == [site], 30)
+        served = wait_until("the client served again", lambda: served_by(lab) == "primary", 20)
+        print(
+            f"both frontends crashed: DNS on the primary site after {moved:.1f} s; the client "
+            f"served again after {time.monotonic() - t0:.1f} s"
+        )
+        assert served < 20 and done_steps(lab, "frontend-dns-primary-") == ["move-dns"]
+    finally:
+        for crash in crashes:
+            crash.revert()
+    back = wait_until("DNS back on fe-a", lambda: authoritative(lab) == [fe_a], 30)
+    print(f"frontends restarted: DNS back on fe-a after {back:.1f} s")
+    wait_until("the client served through fe-a", lambda: served_by(lab) == "primary", 20)

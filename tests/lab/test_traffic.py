@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,26 @@ def test_rfc2136_wrong_key_is_refused_clearly_and_changes_nothing(full_lab: Lab)
     assert "TSIG" in msg or "NOTAUTH" in msg
     assert not info.value.retryable
     assert wrong.check().ok is False
+    assert provider(full_lab).current() == "198.18.1.20"
+
+
+def test_rfc2136_a_skewed_clock_is_named_as_the_cause_not_the_key(
+    full_lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """This machine 10 minutes fast (what faketime -f '+10m' does to an agent): BIND refuses
+    the signature's time; the error says so, with the offset, and nothing changes."""
+    import dns.message
+
+    real = time.time
+    fast = type("FastTime", (), {"time": staticmethod(lambda: real() + 600)})
+    monkeypatch.setattr(dns.message, "time", fast)
+    with pytest.raises(TrafficError) as info:
+        provider(full_lab).point_to("198.18.2.20")
+    msg = str(info.value)
+    assert "rejects our signature's time (TSIG BADTIME)" in msg, msg
+    offset = float(msg.split("clock is ")[1].split(" s off")[0])
+    assert 590 <= offset <= 610 and "check the key" not in msg
+    monkeypatch.undo()
     assert provider(full_lab).current() == "198.18.1.20"
 
 

@@ -389,3 +389,32 @@ def test_a_controller_without_the_lease_decides_nothing(
     assert c.duty() == "" and store.active() is None and not decisions(store)
     holding[0] = True  # it takes the lease: it decides at once
     assert c.duty().startswith("failover-dr-from-e1 done (epoch 2)")
+
+
+def test_a_witness_ten_minutes_fast_still_confirms_a_disaster_on_time(
+    controller: tuple[Controller, KitDeployment, FakeClock],
+) -> None:
+    """Its observation's times are 600 s ahead of the controller's clock: judged on receipt,
+    its vote counts after the same window as everyone's (compared as they are, it would have
+    counted only ten minutes later)."""
+    c, d, clock = controller
+    store = d.store
+    assert isinstance(store, MemoryStore)
+    applied = report_of(d.dr.status())
+    skew = 600.0
+
+    def publish(now: float, down_since: float) -> None:
+        b = observation("site-b", now, primary=("down", down_since), dr=("up", 0))
+        store.publish(dataclasses.replace(b, database=applied), 10.0)
+        w = observation("witness", now + skew, primary=("down", down_since + skew), dr=("up", 0))
+        store.publish(w, 10.0)
+
+    store.release_active(store.active())  # type: ignore[arg-type]  # the primary is gone
+    down = clock.now()
+    publish(down, down)
+    c.duty()  # both publications received now
+    clock.advance(2.5)  # past the 2 s window (fast preset)
+    publish(clock.now(), down)
+    said = c.duty()
+    assert said.startswith("failover-dr-from-e1 done (epoch 2)"), said
+    assert c.receipts.offsets()["witness"] == skew

@@ -51,18 +51,18 @@ class Agents:
         self.clock = FakeClock()
         self.store = MemoryStore(self.clock)
         self.cfg = cfg
-        self.away = False
+        self.keep = True
 
-    def lease(self, name: str) -> ControllerLease:
+    def lease(self, name: str, clock: FakeClock | None = None) -> ControllerLease:
         node = next(n for n in self.cfg.nodes if n.name == name)
         return ControllerLease(
             cfg=self.cfg,
             node=node,
             store=self.store,
-            clock=self.clock,
+            clock=clock or self.clock,
             emit=self.store.append_event,
             busy=lambda: False,
-            deciding_away=lambda: self.away,
+            may_keep=lambda site: self.keep,
         )
 
     def alive(self, *names: str) -> None:
@@ -120,8 +120,39 @@ def test_the_controller_keeps_the_record_of_a_site_whose_agent_is_not_running(
     assert kit.store.active() == rec
     (custody,) = kit.events("custody")
     assert custody.target == "dr" and custody.epoch == 1
-    kit.away = True  # the controller decided to fail dr over: the record must be let go
+    kit.keep = False  # the controller no longer sees dr up (or moves it): the record goes
     kit.clock.advance(2.0)
     witness.tick()
     kit.clock.advance(3.5)
     assert kit.store.active() is None
+
+
+def test_an_agent_whose_clock_is_off_leaves_the_controller_lease_to_the_others() -> None:
+    def act(holder: str | None, busy: bool = False) -> str:
+        return controller_action(
+            node="witness",
+            site=None,
+            holder=holder,
+            active_site="primary",
+            alive_elsewhere=["site-b"],
+            busy=busy,
+            clock_off_s=600.0,
+        ).kind
+
+    assert act(None) == "none"  # free: not claimed by the skewed agent
+    assert act("witness") == "release"
+    assert act("witness", busy=True) == "renew"  # never mid-run
+    assert act("site-b") == "none"
+
+
+def test_the_lease_task_measures_its_own_clock_against_the_others(tmp_path: Path) -> None:
+    kit = Agents(config(tmp_path))
+    witness = kit.lease("witness")
+    for name in ("site-a", "site-b"):  # both 600 s behind the witness's clock
+        kit.store.publish(observation(name, kit.clock.now() - 600), 60.0)
+    said = witness.tick()
+    assert not witness.holding() and kit.store.controller() is None, said
+    behind = FakeClock(kit.clock.now() - 600)  # site-b's own clock, as site-a's
+    site_b = kit.lease("site-b", behind)
+    site_b.tick()
+    assert site_b.holding()  # with the majority's time: it may hold the lease

@@ -289,3 +289,29 @@ def test_only_the_controller_releases_its_lease(kit: Kit) -> None:
     s.release_controller("witness")
     assert s.controller() is None
     assert s.claim_controller("fe-a", TTL)
+
+
+def test_events_come_in_the_stores_order_whatever_the_writers_clocks(
+    kit: Kit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer ten minutes fast stores an event first, a correct one second: the log keeps
+    the order they reached the store in, and says it (``order``)."""
+    s = kit.store
+    if not isinstance(s, MemoryStore):
+        import draas.coordination.etcd as etcd_module
+
+        real = time.time_ns
+        monkeypatch.setattr(
+            etcd_module,
+            "time",
+            type("T", (), {"time_ns": staticmethod(lambda: real() + 600 * 10**9)}),
+        )
+    s.append_event(
+        Event(ts=time.time() + 600, node="fast", runbook="m", run="r", step="a", outcome="x")
+    )
+    monkeypatch.undo()
+    s.append_event(Event(ts=time.time(), node="right", runbook="m", run="r", step="b", outcome="x"))
+    got = s.events()
+    assert [e.node for e in got] == ["fast", "right"]
+    assert got[0].order is not None and got[1].order is not None
+    assert got[0].order < got[1].order

@@ -49,6 +49,7 @@ def exported() -> set[str]:
         events=[event("failover-dr-from-e0", "take-lease", "done", 0.5)],
         dns_points_at=None,
         controller="witness",
+        clock_offsets={"site-b": 0.2, "fe-a": -0.1},
     )
     m = Metrics(lambda: st, "witness", "witness")
     m.observe_probe("primary", True, 0.01)

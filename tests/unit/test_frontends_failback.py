@@ -87,6 +87,30 @@ def test_a_name_pointing_elsewhere_is_claimed_for_a_live_frontend() -> None:
     assert (d.action, d.target) == ("move-dns", "fe-b")
 
 
+def test_every_frontend_down_points_the_name_at_the_active_site_and_back() -> None:
+    """Hybrid, ``frontend.direct_when_all_down``: with every frontend confirmed down the name
+    points straight at the active site; it follows that site, and goes back to the first
+    frontend confirmed up again. Without the option (or one frontend alone) nothing moves."""
+    sites = ["primary", "dr"]
+    both_down = view(everyone(**{"fe-a": ("down", NOW - 3), "fe-b": ("down", NOW - 3)}))
+    d = pick_frontend(both_down, NODES, FES, "fe-a", "fe-a", "primary", sites)
+    assert (d.action, d.target) == ("move-dns", "primary") and "every frontend" in d.reason
+    assert pick_frontend(both_down, NODES, FES, "fe-a", "fe-a", None, sites).action == "none"
+    b_early = view(everyone(**{"fe-a": ("down", NOW - 3), "fe-b": ("down", NOW - 1)}))
+    assert pick_frontend(b_early, NODES, FES, "fe-a", "fe-a", "primary", sites).action == "none"
+    # Pointing at the primary: nothing while no frontend is up; the active site moved: follow.
+    assert pick_frontend(both_down, NODES, FES, "fe-a", "primary", "primary", sites).action == (
+        "none"
+    )
+    d = pick_frontend(both_down, NODES, FES, "fe-a", "primary", "dr", sites)
+    assert (d.action, d.target) == ("move-dns", "dr")
+    b_back = view(everyone(**{"fe-a": ("down", NOW - 3), "fe-b": ("up", NOW - 3)}))
+    d = pick_frontend(b_back, NODES, FES, "fe-a", "dr", "dr", sites)
+    assert (d.action, d.target) == ("move-dns", "fe-b") and "up again" in d.reason
+    b_blip = view(everyone(**{"fe-a": ("down", NOW - 3), "fe-b": ("up", NOW - 1)}))
+    assert pick_frontend(b_blip, NODES, FES, "fe-a", "dr", "dr", sites).action == "none"
+
+
 def test_failback_waits_for_the_quorum_and_the_primary_agent() -> None:
     up = {n: obs(primary=("up", NOW - 3)) for n in ["site-dr", "witness", "fe-a", "fe-b"]}
     assert (

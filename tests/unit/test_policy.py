@@ -336,3 +336,19 @@ def test_after_a_move_only_an_unreachable_site_counts_for_a_while() -> None:
     later = dataclasses.replace(moved, now=NOW + 10.0)
     assert decide(settle.apply(later)).action == "failover"  # the hold is over
     assert first.gray_after == float("-inf")
+
+
+def test_a_hard_failure_does_not_wait_for_a_blip_of_the_standbys_checks() -> None:
+    """The active site unreachable (no TCP at all): the standby seen up now by the quorum is
+    enough, even if its own deep check blipped a second ago; for a gray failure it must have
+    been up for the whole window."""
+    blip = NOW - 1.0  # the standby's checks recovered a second ago (window: 5 s)
+    gone = {v: unreachable(NOW - 0.5) for v in VOTERS}
+    hard = {
+        v: dataclasses.replace(o, targets={**o.targets, "dr": Seen("up", blip)})
+        for v, o in gone.items()
+    }
+    d = decide(view(hard, active=None, reach_window_s=0.0))
+    assert d.action == "failover", d.reason
+    gray = {v: seen("down", NOW - 6, "up", blip) for v in VOTERS}
+    assert decide(view(gray, active=None)).cause == "no-healthy-target"

@@ -88,7 +88,9 @@ def test_status_after_a_failover_names_the_new_active_site_and_the_traffic(cfg: 
     }
     assert st["failovers_total"] == 1 and st["last_failover_at"] == 90.0
     assert st["last_step"]["step"] == "detach"
-    assert st["summary"].startswith("dr active (epoch 2, held by site-b)")
+    # After the failover the old primary is not a standby that may be promoted: said first.
+    assert st["summary"].startswith("UNPROTECTED: no standby may be promoted automatically; ")
+    assert "; dr active (epoch 2, held by site-b)" in st["summary"]
     table = render_status(st)
     assert "dr         active         yes     primary" in table  # not home, active
     assert "primary    standby  yes" in table  # home, its standby now
@@ -305,3 +307,35 @@ def test_the_drill_and_the_eligibility_follow_the_standby_whichever_site_is_acti
     assert standby_site(cfg, store) == "primary"
     store.reachable = False
     assert standby_site(cfg, store) == "dr"
+
+
+def test_the_headline_says_when_every_frontend_is_down_and_where_the_name_points(
+    cfg: Config,
+) -> None:
+    both_down = seen(primary="up", dr="up", **{"fe-a": "down", "fe-b": "down"})
+    obs = {n: both_down for n in ("site-a", "site-b", "witness")}
+    sync = SyncRecord(1, "dr", 50.0, "named")
+
+    def headline(points_at: str | None) -> str:
+        st = status_doc(
+            cfg,
+            node="witness",
+            now=100.0,
+            active=ActiveRecord("primary", 1, "site-a"),
+            last_epoch=1,
+            observations=observed(obs),
+            events=[],
+            dns_points_at=points_at,
+            sync=sync,
+        )
+        return str(st["summary"])
+
+    fe_a = next(n.address for n in cfg.nodes if n.name == "fe-a")
+    assert headline(fe_a).startswith("NO WORKING PATH: every frontend is DOWN; primary active")
+    primary = cfg.sites["primary"].address
+    assert headline(primary).startswith(
+        "every frontend is DOWN; the DNS name points straight at primary; primary active"
+    )
+    obs["witness"] = seen(primary="up", dr="up", **{"fe-a": "up", "fe-b": "up"})
+    obs["site-b"] = obs["witness"]  # one observer alone is not a quorum's word
+    assert headline(fe_a).startswith("primary active")

@@ -28,6 +28,7 @@ from draas.deployment import Deployment, read_secret, site_probes
 from draas.errors import CommandRefused, CoordinationError, DraasError
 from draas.failover.drill import run_drill
 from draas.failover.policy import decide
+from draas.failover.receipts import Receipts
 from draas.failover.views import standby_site, view_of
 
 log = logging.getLogger("draas.agent")
@@ -51,8 +52,11 @@ def filter_events(
     ask ``after`` for the next page (None when this page is the last). ``last``: only the
     newest ``last`` of them (still oldest first; no next page)."""
     out = []
+    ids = [e.id for e in events]
+    if after is not None and after in ids:  # the store's order: whatever came after it
+        events, after = events[ids.index(after) + 1 :], None
     for e in events:
-        if after is not None and e.id <= after:
+        if after is not None and e.id <= after:  # an id no longer stored: by the id
             continue
         if since is not None and e.ts < since:
             continue
@@ -82,6 +86,7 @@ class Control:
         gate: RunbookGate,
         on_taken: Callable[[ActiveRecord], None] | None,
         stopping: Callable[[], bool],
+        receipts: Receipts | None = None,
     ) -> None:
         self.cfg = cfg
         self.node = node
@@ -91,6 +96,7 @@ class Control:
         self.gate = gate
         self.on_taken = on_taken
         self.stopping = stopping
+        self.receipts = receipts or Receipts()
         self.metrics = Metrics(self.status, node.name, node.role)
         self.lag: collections.deque[tuple[float, str, float]] = collections.deque(
             maxlen=LAG_SAMPLES
@@ -129,6 +135,7 @@ class Control:
             active, last, obs, events, ok = None, 0, {}, [], False
             sync, position, last_active, controller = None, None, None, None
         now = self.clock.now()
+        obs = self.receipts.rebase(obs, now)
         view = view_of(self.cfg, now, obs, active, last, sync, position, last=last_active)
         decision = decide(view) if ok else None
         doc = status_doc(
@@ -146,6 +153,7 @@ class Control:
             position=position,
             last_active=last_active,
             controller=controller,
+            clock_offsets=self.receipts.offsets(),
         )
         doc["command_running"] = self.gate.running
         doc["lag_history"] = [list(x) for x in self.lag]

@@ -19,7 +19,8 @@ from draas.coordination import ActiveRecord, CoordinationStore, Event
 from draas.deployment import Deployment
 from draas.errors import CoordinationError, DraasError, StaleEpoch
 from draas.failover.frontends import pick_frontend
-from draas.failover.policy import Decision, View, decide, failback_due
+from draas.failover.policy import Decision, View, decide, failback_due, needed_votes, votes
+from draas.failover.receipts import Receipts
 from draas.failover.runbook import Runbook, RunbookRunner, RunContext, Step
 from draas.failover.runs import Kind, RunId, finished, unfinished
 from draas.failover.views import (
@@ -51,6 +52,7 @@ class Controller:
         on_taken: Callable[[ActiveRecord], None],
         emit: Callable[[Event], object],
         holding: Callable[[], bool] = lambda: True,
+        receipts: Receipts | None = None,
     ) -> None:
         self.cfg = cfg
         self.node = node
@@ -62,6 +64,7 @@ class Controller:
         self.on_taken = on_taken
         self.emit = emit
         self.holding = holding  # this agent holds the controller lease
+        self.receipts = receipts or Receipts()  # other nodes' times, judged in our clock
         self.home = home_site(cfg)
         self.protected: str | None = None  # the site the last decision protected
         self.was_holding = False
@@ -76,11 +79,16 @@ class Controller:
         self.origin: dict[int, bool] = {}  # epoch -> came by a failover
         self.rejoined: set[str] = set()  # rejoin runs found finished
         self.decided: tuple[str, str] | None = None  # the last decision recorded
+        self.keepable: str | None = None  # a site seen up by a quorum, nothing moving it
         self.settling = Settling(cfg.timings.failback_hold_s)
 
     # -- runbooks ------------------------------------------------------------------------------
     def book(self, run: RunId) -> Runbook:
-        via = [self.dns_at or self.preferred] if self.cfg.scheme == "hybrid" else None
+        via = None
+        if self.cfg.scheme == "hybrid":
+            at = self.dns_at or self.preferred
+            # The name points straight at a site (no frontend up): verify at the site only.
+            via = [at] if at in self.frontends else []
         return self.deployment.runbook(run, on_taken=self.on_taken, via=via)
 
     def run(self, run: RunId, why: str) -> str:
@@ -131,7 +139,7 @@ class Controller:
                 run = unfinished(self.store.events(), self.store.active())
                 if run is not None:
                     return self.run(run, "resumed an unfinished run")
-            view = snapshot(self.cfg, self.store, self.clock.now())
+            view = snapshot(self.cfg, self.store, self.clock.now(), receipts=self.receipts)
         except CoordinationError as exc:
             log.warning("%s: %s", self.node, exc)
             view = without_store(self.cfg, self.clock.now())
@@ -145,6 +153,9 @@ class Controller:
         self.protected = view.site
         decision = decide(view)
         self._record(decision)
+        up = votes(view, view.site, "up")
+        quorum_up = decision.action == "none" and len(up) >= needed_votes(view.voters)
+        self.keepable = view.site if quorum_up else None
         if decision.action == "failover" and decision.target is not None:
             return self.run(
                 RunId("failover", decision.target, decision.expected_epoch or 0), decision.reason
@@ -173,9 +184,10 @@ class Controller:
             self.rejoined.add(key)
         return key not in self.rejoined
 
-    def deciding_away(self) -> bool:
-        """The last decision moves the service off its site (no custody of its record)."""
-        return self.decided is not None and self.decided[0] in ("failover", "await-release")
+    def may_keep(self, site: str) -> bool:
+        """Whether the controller may renew ``site``'s record for its absent agent (custody):
+        only while the last decision found that site up by a quorum and moves nothing."""
+        return self.keepable == site
 
     def _record(self, decision: Decision) -> None:
         """An event each time the decision changes (its action or its cause)."""
@@ -216,18 +228,25 @@ class Controller:
         dns = self.deployment.dns()
         if dns is None:
             return ""
-        by_address = {addr: fe for fe, addr in self.fe_address.items()}
+        sites = {name: site.address for name, site in self.cfg.sites.items()}
+        addresses = {**self.fe_address, **sites}
+        by_address = {addr: name for name, addr in addresses.items()}
         if self.dns_at is None or view.now - self.dns_read >= DNS_REFRESH_S:
             self.dns_at = by_address.get(dns.current() or "")
             self.dns_read = view.now
         nodes = [n.name for n in self.cfg.nodes]
-        d = pick_frontend(view, nodes, self.frontends, self.preferred, self.dns_at)
+        direct = view.active.site if view.active is not None else None
+        if not self.cfg.frontend.direct_when_all_down:
+            direct = None
+        d = pick_frontend(
+            view, nodes, self.frontends, self.preferred, self.dns_at, direct, list(sites)
+        )
         if d.action != "move-dns" or d.target is None:
             return ""
         target = d.target
 
         def move(ctx: RunContext) -> None:
-            dns.point_to(self.fe_address[target])
+            dns.point_to(addresses[target])
 
         rid = f"frontend-dns-{target}-{view.now:.3f}"
         try:
@@ -236,4 +255,5 @@ class Controller:
             self.dns_at = None
             return f"moving the DNS name to {target} failed: {exc}"
         self.dns_at = target
-        return f"DNS name moved to frontend {target}: {d.reason}"
+        what = "site" if target in sites else "frontend"
+        return f"DNS name moved to {what} {target}: {d.reason}"

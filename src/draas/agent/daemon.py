@@ -53,6 +53,7 @@ from draas.coordination import ActiveRecord, CoordinationStore, Event
 from draas.deployment import Deployment, frontend_engine, probes, reach_probes, read_secret
 from draas.errors import ApiError, ConfigError, CoordinationError, DraasError
 from draas.failover.policy import Action, decide
+from draas.failover.receipts import Receipts
 from draas.failover.runbook import RunbookRunner
 from draas.failover.views import Settling, lease_timings, site_agents, view_of, voters
 from draas.health.probes import ProbeResult
@@ -112,6 +113,7 @@ class Agent:
             should_stop=lambda: self.stopping or not self._controlling_now(),
         )
         self.leadership: ControllerLease | None = None
+        self.receipts = Receipts()  # other nodes' times, judged in this agent's clock
         self.last_said = ""
         # Set once this agent has probed and published: the lease task starts then (the
         # record is taken by an agent that already sees, as the others see it).
@@ -134,6 +136,7 @@ class Agent:
             gate=self.gate,
             on_taken=self.keeper.took_over if self.keeper else None,
             stopping=lambda: self.stopping,
+            receipts=self.receipts,
         )
         self.api = ControlApi(cfg, self.control, api_token(cfg)) if serve_api else None
 
@@ -199,6 +202,7 @@ class Agent:
                 on_taken=self._took_over,
                 emit=self.outbox.emit,
                 holding=self._controlling_now,
+                receipts=self.receipts,
             )
             if self.leadership is None:
                 self.leadership = ControllerLease(
@@ -208,7 +212,8 @@ class Agent:
                     clock=self.clock,
                     emit=self.outbox.emit,
                     busy=lambda: self.gate.running is not None,
-                    deciding_away=self._deciding_away,
+                    may_keep=self._may_keep,
+                    receipts=self.receipts,
                 )
             else:
                 self.leadership.cfg = cfg
@@ -268,8 +273,8 @@ class Agent:
     def _controlling_now(self) -> bool:
         return self.leadership is not None and self.leadership.holding()
 
-    def _deciding_away(self) -> bool:
-        return self.controller is not None and self.controller.deciding_away()
+    def _may_keep(self, site: str) -> bool:
+        return self.controller is not None and self.controller.may_keep(site)
 
     def _holding(self) -> bool:
         return self.keeper is not None and self.keeper.state.snapshot().record is not None
@@ -280,10 +285,11 @@ class Agent:
 
     def _quorum(self, active: ActiveRecord | None, last_epoch: int) -> Action:
         store = self.store
+        now = self.clock.now()
         view = view_of(
             self.cfg,
-            self.clock.now(),
-            store.observations(),
+            now,
+            self.receipts.rebase(store.observations(), now),
             active,
             last_epoch,
             store.sync(),

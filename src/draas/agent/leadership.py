@@ -3,8 +3,9 @@ the lease when it is free, renew it while held, hand it on from the active site 
 On its own thread and timer (a third of the lease's TTL), never behind a runbook: a long run
 keeps its lease. While it holds the lease it also renews the active record of a site whose
 own agent is not running (custody): the site keeps serving under its epoch instead of losing
-the record for want of a renewer; never while the controller decides to fail that site over
-(an asynchronous failover waits for the record to be free)."""
+the record for want of a renewer; only while the controller's last decision saw that site up
+by a quorum and moved nothing (a dead site's record must run out; an asynchronous failover
+waits for it to be free)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from draas.config import Config, Node
 from draas.coordination import ActiveRecord, CoordinationStore, Event
 from draas.errors import CoordinationError
 from draas.failover.controllership import controller_action
+from draas.failover.receipts import Receipts, skewed
 
 log = logging.getLogger("draas.agent")
 
@@ -32,7 +34,8 @@ class ControllerLease:
         clock: Clock,
         emit: Callable[[Event], object],
         busy: Callable[[], bool],
-        deciding_away: Callable[[], bool],
+        may_keep: Callable[[str], bool],
+        receipts: Receipts | None = None,
     ) -> None:
         self.cfg = cfg
         self.node = node
@@ -40,7 +43,8 @@ class ControllerLease:
         self.clock = clock
         self.emit = emit
         self.busy = busy  # a runbook runs on this agent's controller now
-        self.deciding_away = deciding_away  # the controller decided to move the active site
+        self.may_keep = may_keep  # the controller finds the site up and moves nothing
+        self.receipts = receipts or Receipts()  # the others' clocks, measured on receipt
         self.ttl_s = cfg.controller.ttl_s
         self.every_s = self.ttl_s / 3
         self._lock = threading.Lock()
@@ -67,10 +71,13 @@ class ControllerLease:
         if holder in (None, me):
             active = self.store.active()
             shown = active or self.store.last_active()
-            alive = set(self.store.observations())
+            seen = self.store.observations()
+            alive = set(seen)
+            self.receipts.rebase(seen, self.clock.now())
             site = None if shown is None else shown.site
         else:
             site = None
+        me_off = skewed(self.receipts.offsets()).get("")
         elsewhere = [
             n.name
             for n in self.cfg.nodes
@@ -83,6 +90,7 @@ class ControllerLease:
             active_site=site,
             alive_elsewhere=elsewhere,
             busy=self.busy(),
+            clock_off_s=me_off,
         )
         was = self.holding()
         started = time.monotonic()
@@ -116,7 +124,11 @@ class ControllerLease:
 
     def _keep(self, active: ActiveRecord, alive: set[str]) -> str:
         """Custody: renew ``active`` while its holder's agent is not running."""
-        if active.holder == self.node.name or active.holder in alive or self.deciding_away():
+        if (
+            active.holder == self.node.name
+            or active.holder in alive
+            or not self.may_keep(active.site)
+        ):
             self._custody = None
             return ""
         if self.clock.now() - self._custody_at < self.every_s:

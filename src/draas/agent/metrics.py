@@ -105,8 +105,15 @@ class _StatusCollector(Collector):
         )
         if st.get("controller"):
             controller.add_metric([st["controller"]], 1.0)
+        offsets = GaugeMetricFamily(
+            "draas_clock_offset_seconds",
+            "Each observer's clock minus this agent's, measured when its publication arrived",
+            labels=["node"],
+        )
+        for name, off in ((st.get("clock") or {}).get("offsets_s") or {}).items():
+            offsets.add_metric([name], float(off))
         yield from (up, fe_up, active, role, lag, healthy, routes, eligible, keys, keys_at)
-        yield controller
+        yield from (controller, offsets)
         epoch = GaugeMetricFamily("draas_active_epoch", "Epoch of the active record (0: none)")
         epoch.add_metric([], float((st["active"] or {}).get("epoch", 0)))
         yield epoch

@@ -13,6 +13,7 @@ from typing import Any
 from draas.config import Config
 from draas.coordination import ActiveRecord, Event, Observation, Position, SyncRecord
 from draas.failover.policy import Decision
+from draas.failover.receipts import skewed
 from draas.failover.views import database_of, home_site, other_site, protected_site, standby_doc
 
 RUNBOOKS = ("failover", "failback", "switchover", "frontend-dns", "drill", "command")
@@ -81,6 +82,7 @@ def status_doc(
     position: Position | None = None,
     last_active: ActiveRecord | None = None,
     controller: str | None = None,
+    clock_offsets: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """``decision``: what the failover policy says on this same view (shown so that an
     operator sees why nothing moves, e.g. a lost quorum or an unfit replica); ``sync`` and
@@ -130,7 +132,7 @@ def status_doc(
         }
         for n in cfg.nodes
     ]
-    by_address = {s.address: s_name for s_name, s in cfg.sites.items()}
+    by_address = {s.address: s_name for s_name, s in cfg.sites.items()}  # direct: a site
     by_address.update({fe.address: fe.name for fe in cfg.nodes_with_role("frontend")})
     dns = None
     if cfg.dns is not None:
@@ -157,6 +159,8 @@ def status_doc(
         "last_epoch": last_epoch,
         "home": home_site(cfg),
         "controller": controller,
+        # Each observer's clock minus this agent's, measured on receipt; the odd ones out.
+        "clock": {"offsets_s": dict(clock_offsets or {}), "skewed": skewed(clock_offsets or {})},
         "sites": sites,
         "frontends": frontends,
         "vantage_points": vantage,
@@ -165,7 +169,7 @@ def status_doc(
         "failovers_total": len(runs),
         "last_failover_at": runs[-1][1] if runs else None,
         "standby": standby,
-        "summary": summary(active, sites, store_ok, standby),
+        "summary": summary(active, sites, store_ok, standby, frontends, dns, node, clock_offsets),
         "automatic": None
         if decision is None
         else {"action": decision.action, "reason": decision.reason},
@@ -185,11 +189,53 @@ def eligible_line(standby: Mapping[str, Any]) -> str:
     return f"{site}: NOT eligible for failover{when}{lacks} ({standby['why_not']})"
 
 
+def seen_down(seen: Mapping[str, str]) -> bool:
+    """Down as at least two vantage points see it (what a quorum could confirm)."""
+    return sum(1 for v in seen.values() if v == "down") >= 2
+
+
+def path_warning(frontends: Sequence[Mapping[str, Any]], dns: Mapping[str, Any] | None) -> str:
+    """'' while traffic has a way in; else what is wrong with it, for the headline."""
+    if not frontends or not all(seen_down(f["seen"]) for f in frontends):
+        return ""
+    target = None if dns is None else dns.get("target")
+    if target is not None and target not in {f["name"] for f in frontends}:
+        return f"every frontend is DOWN; the DNS name points straight at {target}"
+    return "NO WORKING PATH: every frontend is DOWN"
+
+
+def clock_warning(node: str, offsets: Mapping[str, float] | None) -> str:
+    bad = skewed(offsets or {})
+    if not bad:
+        return ""
+    said = ", ".join(f"{n or node} {o:+.0f} s" for n, o in sorted(bad.items()))
+    return f"CLOCK SKEW: {said} off the others (fix NTP; votes are judged on receipt)"
+
+
 def summary(
     active: ActiveRecord | None,
     sites: list[dict[str, Any]],
     store_ok: bool,
     standby_doc: Mapping[str, Any] | None = None,
+    frontends: Sequence[Mapping[str, Any]] = (),
+    dns: Mapping[str, Any] | None = None,
+    node: str = "",
+    clock_offsets: Mapping[str, float] | None = None,
+) -> str:
+    """The headline: never healthy-looking while users have no path, the service runs
+    without an eligible standby or a clock is off."""
+    warn = [w for w in (path_warning(frontends, dns), clock_warning(node, clock_offsets)) if w]
+    if standby_doc is not None and not standby_doc["eligible"]:
+        warn.append("UNPROTECTED: no standby may be promoted automatically")
+    head = _state_line(active, sites, store_ok, standby_doc)
+    return "; ".join([*warn, head])
+
+
+def _state_line(
+    active: ActiveRecord | None,
+    sites: list[dict[str, Any]],
+    store_ok: bool,
+    standby_doc: Mapping[str, Any] | None,
 ) -> str:
     if not store_ok:
         return "coordination store unreachable: no automatic action possible"

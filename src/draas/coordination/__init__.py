@@ -159,11 +159,12 @@ class CoordinationStore(ABC):
     # -- event log -----------------------------------------------------------------------------
     @abstractmethod
     def append_event(self, event: Event) -> str:
-        """Store ``event``; return its id (ids sort in the order events were stored)."""
+        """Store ``event``; return its id (unique; made from the writer's clock)."""
 
     @abstractmethod
     def events(self) -> list[Event]:
-        """Every event, oldest first, each with its ``id``."""
+        """Every event in the order the store received them (never by the writers' clocks),
+        each with its ``id`` and its place in that order (``order``)."""
 
 
 def another_grant(seen: ActiveRecord | None, current: ActiveRecord | None) -> bool:

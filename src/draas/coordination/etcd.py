@@ -425,13 +425,16 @@ class EtcdStore(CoordinationStore):
         return eid
 
     def events(self) -> list[Event]:
+        """In the store's order (the revision each was created at), not by the writers' clocks:
+        a skewed agent's events land where they happened. Each carries ``order``."""
         rows = self._do(
             "read events",
-            lambda c: c.get_prefix(self._key("events/"), sort_order="ascend", sort_target="key"),
+            lambda c: c.get_prefix(self._key("events/"), sort_order="ascend", sort_target="create"),
         )
         out = []
         for value, meta in rows:
             doc = json.loads(value)
             doc.setdefault("id", meta["key"].decode().rsplit("/", 1)[1])  # stored before ids
+            doc["order"] = int(meta.get("create_revision", 0))
             out.append(Event.from_dict(doc))
         return out

@@ -199,4 +199,5 @@ class MemoryStore(CoordinationStore):
         self._enter("read events")
         with self._lock:
             stored = list(self._events)
-        return [Event.from_dict(e) for e in stored]
+        # The store's order is the order they were appended in.
+        return [Event.from_dict({**e, "order": i}) for i, e in enumerate(stored, 1)]

@@ -282,7 +282,10 @@ class Event:
     error: str | None = None
     duration_s: float | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
-    id: str = ""  # given by the store; ids sort in the order events were stored
+    id: str = ""  # given by the store, unique (made from the writer's clock)
+    # The event's place in the store's order (etcd: the revision it was created at); the
+    # writer's own time is ``ts``. Not part of what was written: not compared.
+    order: int | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         doc: dict[str, Any] = {k: getattr(self, k) for k in _CORE}
@@ -290,6 +293,8 @@ class Event:
         doc.update(self.extra)
         if self.id:
             doc["id"] = self.id
+        if self.order is not None:
+            doc["order"] = self.order
         return doc
 
     @classmethod
@@ -299,7 +304,8 @@ class Event:
 
         epoch = doc.get("epoch")
         duration = doc.get("duration_s")
-        extra = {k: v for k, v in doc.items() if k not in (*_CORE, *_OPTIONAL, "id")}
+        extra = {k: v for k, v in doc.items() if k not in (*_CORE, *_OPTIONAL, "id", "order")}
+        order = doc.get("order")
         return cls(
             ts=float(doc.get("ts", 0.0)),
             node=str(doc.get("node", "")),
@@ -314,11 +320,12 @@ class Event:
             duration_s=None if duration is None else float(duration),
             extra=extra,
             id=str(doc.get("id", "")),
+            order=None if order is None else int(order),
         )
 
     def get(self, key: str, default: Any = None) -> Any:
         """A field by name, the extra ones included (for filters over any field)."""
-        if key in _CORE or key in _OPTIONAL or key == "id":
+        if key in _CORE or key in _OPTIONAL or key in ("id", "order"):
             value = getattr(self, key)
             return default if value is None else value
         return self.extra.get(key, default)

@@ -34,12 +34,27 @@ def controller_action(
     active_site: str | None,
     alive_elsewhere: Sequence[str],
     busy: bool,
+    clock_off_s: float | None = None,
 ) -> ControllerAction:
     """``holder``: who holds the lease now (None: free); ``active_site``: the site that holds
     the active record, or held it last; ``alive_elsewhere``: the live candidates that are not
-    at that site; ``busy``: this agent is running a runbook (it never hands over mid-run)."""
+    at that site; ``busy``: this agent is running a runbook (it never hands over mid-run);
+    ``clock_off_s``: how far this agent's clock is off the others' when it is the odd one
+    out (None: it is not). A controller signs DNS updates and records events by its clock: a
+    skewed agent leaves the lease to the others (it still votes, judged on receipt)."""
     on_active = site is not None and site == active_site
     others = [n for n in alive_elsewhere if n != node]
+    if clock_off_s is not None:
+        if holder == node and not busy:
+            return ControllerAction(
+                "release",
+                f"{node}'s clock is {clock_off_s:+.0f} s off the others': the controller lease "
+                "goes to an agent with the right time",
+            )
+        if holder != node:
+            return ControllerAction(
+                "none", f"{node}'s clock is {clock_off_s:+.0f} s off the others': not claiming"
+            )
     if holder == node:
         if on_active and others and not busy:
             return ControllerAction(

@@ -10,7 +10,8 @@ Rules (DESIGN.md's invariants):
 - a site is confirmed down when at least ``need`` vantage points (a majority of those
   configured, and never fewer than two) have each seen it down for the whole confirmation
   window; observers whose publications expired do not vote;
-- failover goes to the standby site only if the same quorum sees it up, and never automatically
+- failover goes to the standby site only if the same quorum sees it up (for the window; when
+  the active site is unreachable, a hard failure, seen up now is enough), and never automatically
   to a replica its agent reports unfit (stopped by an error, or stalled on a full disk) or
   that is not eligible (``failover.sync``: not the named synchronous standby, or too far
   behind in asynchronous mode); the active site is then not asked to step down either;
@@ -155,7 +156,10 @@ def decide(view: View) -> Decision:
     need = needed_votes(view.voters)
     alive = [v for v in view.voters if v in view.observations]
     down = votes(view, view.site, "down")
-    up_dr = votes(view, view.standby, "up")
+    hard = bool(down) and all(hard_down(view, _unreachable(view, v, view.site)) for v in down)
+    # A hard failure (no TCP at all) is acted on at once: the standby need only be seen up
+    # now (a blip of its own checks a moment before must not hold the failover for a window).
+    up_dr = votes(view, view.standby, "up", window_s=0.0 if hard else None)
     tally = {"site_down": down, "standby_up": up_dr, "alive": alive}
     if len(alive) < need:
         return Decision(

@@ -20,6 +20,7 @@ from draas.coordination import (
 from draas.errors import CoordinationError
 from draas.failover.lease import LeaseTimings
 from draas.failover.policy import View
+from draas.failover.receipts import Receipts
 from draas.failover.sync import Eligibility, eligibility
 
 
@@ -147,14 +148,22 @@ def view_of(
 
 
 def snapshot(
-    cfg: Config, store: CoordinationStore, now: float, active: ActiveRecord | None = None
+    cfg: Config,
+    store: CoordinationStore,
+    now: float,
+    active: ActiveRecord | None = None,
+    receipts: Receipts | None = None,
 ) -> View:
-    """The policy's view, read from the store (``active``: already read)."""
+    """The policy's view, read from the store (``active``: already read; ``receipts``: the
+    observers' times judged in this node's clock)."""
     current = active if active is not None else store.active()
+    observations = store.observations()
+    if receipts is not None:
+        observations = receipts.rebase(observations, now)
     return view_of(
         cfg,
         now,
-        store.observations(),
+        observations,
         current,
         store.last_epoch(),
         store.sync(),

@@ -214,7 +214,8 @@ def wait_eligible(lab: Lab, site: str, timeout_s: float = 40.0) -> None:
 
 
 def etcd_get(lab: Lab, key: str, prefix: bool = False) -> list[str]:
-    """Values under the lab's draas keys, read with etcdctl from the witness."""
+    """Values under the lab's draas keys, read with etcdctl from the witness (a prefix: in the
+    order the store created them, as the agents read the event log)."""
     argv = [
         "etcdctl",
         "--endpoints",
@@ -222,6 +223,6 @@ def etcd_get(lab: Lab, key: str, prefix: bool = False) -> list[str]:
         "get",
         f"/draas/{key}",
         "--print-value-only",
-    ] + (["--prefix"] if prefix else [])
+    ] + (["--prefix", "--sort-by=CREATE", "--order=ASCEND"] if prefix else [])
     proc = lab.exec("witness", argv, capture_output=True, text=True, timeout=10)
     return [line for line in proc.stdout.splitlines() if line.strip()]

@@ -124,6 +124,8 @@ class Rfc2136Provider(DnsProvider):
             raise TrafficError(
                 f"no answer from {self._where()} within {self.timeout_s:g} s", retryable=True
             ) from None
+        except dns.tsig.PeerBadTime as exc:
+            raise TrafficError(self._bad_time(msg)) from exc
         except dns.tsig.PeerError as exc:
             raise TrafficError(
                 f"{self._where()} rejected the TSIG signature of key {self.key_name} "
@@ -136,6 +138,36 @@ class Rfc2136Provider(DnsProvider):
         finally:
             if sock is not None:
                 sock.close()
+
+    def _bad_time(self, msg: dns.message.Message) -> str:
+        """The server refused our signature's time (TSIG BADTIME): a clock problem, not a key
+        problem. The refusal echoes our signature's time and carries the server's (RFC 8945
+        5.2.3); the same message is sent once more, read without validation, to say how far off
+        this machine is."""
+        offset = None
+        sock = self.socket_factory() if self.socket_factory is not None else None
+        try:
+            if sock is None:
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.settimeout(self.timeout_s)
+            sock.sendto(msg.to_wire(), (self.server, self.port))
+            wire = sock.recv(65535)
+            got = dns.message.from_wire(wire, keyring=False)  # read, not validated
+            rdata = got.tsig[0] if got.tsig else None
+            other = getattr(rdata, "other", b"")
+            if len(other) == 6:  # our signature's time (echoed) minus the server's time
+                offset = float(getattr(rdata, "time_signed", 0) - int.from_bytes(other, "big"))
+        except (dns.exception.DNSException, OSError, ValueError):
+            offset = None
+        finally:
+            if sock is not None:
+                sock.close()
+        off = "by an unknown amount" if offset is None else f"{offset:+.0f} s"
+        return (
+            f"{self._where()} rejects our signature's time (TSIG BADTIME): this machine's "
+            f"clock is {off} off the DNS server's (the key allows 300 s); fix this machine's "
+            "time (NTP); the key itself is not the problem"
+        )
 
     def _lookup(self) -> list[str]:
         q = dns.message.make_query(self.record, "A")

@@ -1,0 +1,79 @@
+"""Other nodes' times, judged by the receiver. An observation carries its observer's clock
+(``at``, each target's ``since``); comparing those with our own clock would make a witness whose
+clock is ten minutes fast confirm nothing for ten minutes (or a slow one confirm at once).
+``Receipts`` notes, in this node's clock, when each publication was first read: ``receipt - at``
+is the observer's clock offset against ours plus how late we read it (transit, and the time
+the publication waited for our next read). The smallest of the recent ones is the estimate;
+the observation's times are re-expressed in this node's clock with it, and the status shows it
+and alerts on it.
+
+Pure apart from what it remembers: the caller passes the time now (the product's ``Clock``).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import statistics
+import threading
+from collections.abc import Mapping
+
+from draas.coordination import Observation, Seen
+
+# An observer whose clock is further than this from the others' median is reported: above
+# the read delay of a publication (one probe interval, at most 2 s in the slowest preset) and
+# the transit, far below TSIG's 300 s and the confirmation windows' consequences of minutes.
+SKEW_ALERT_S = 5.0
+
+
+def _shift(seen: Seen, by: float) -> Seen:
+    gone = seen.unreachable_since
+    return dataclasses.replace(
+        seen, since=seen.since + by, unreachable_since=None if gone is None else gone + by
+    )
+
+
+class Receipts:
+    """Per observer, the last publication time read and the recent offsets measured: each
+    new publication gives ``our time on reading it - its time``, the true offset plus how late
+    we read it; the smallest of the last ``keep`` is the estimate (a late read only adds)."""
+
+    def __init__(self, keep: int = 20) -> None:
+        self._lock = threading.Lock()
+        self._last: dict[str, float] = {}  # observer -> the ``at`` last read
+        self._seen: dict[str, collections.deque[float]] = {}  # observer -> offsets measured
+        self.keep = keep
+
+    def rebase(self, observations: Mapping[str, Observation], now: float) -> dict[str, Observation]:
+        """``observations`` with every time in this node's clock (see the module)."""
+        out: dict[str, Observation] = {}
+        with self._lock:
+            for name, obs in observations.items():
+                if self._last.get(name) != obs.at:  # a new publication: received now
+                    self._last[name] = obs.at
+                    self._seen.setdefault(name, collections.deque(maxlen=self.keep))
+                    self._seen[name].append(now - obs.at)
+                by = min(self._seen[name])
+                targets = {t: _shift(s, by) for t, s in obs.targets.items()}
+                out[name] = dataclasses.replace(obs, at=obs.at + by, targets=targets)
+            for gone in set(self._last) - set(observations):
+                del self._last[gone]  # expired: forgotten (its clock may have been fixed)
+                del self._seen[gone]
+        return out
+
+    def offsets(self) -> dict[str, float]:
+        """Each observer's clock minus ours, as measured (s)."""
+        with self._lock:
+            return {name: round(-min(seen), 2) for name, seen in self._seen.items()}
+
+
+def skewed(offsets: Mapping[str, float], threshold_s: float = SKEW_ALERT_S) -> dict[str, float]:
+    """The nodes whose clock is off the median of all (ours counted as 0) by more than
+    ``threshold_s``: the skew each one has, against the majority."""
+    if not offsets:
+        return {}
+    middle = statistics.median([0.0, *offsets.values()])
+    out = {n: round(o - middle, 1) for n, o in offsets.items() if abs(o - middle) > threshold_s}
+    if abs(middle) > threshold_s:
+        out[""] = round(-middle, 1)  # "": this node itself is the odd one out
+    return out

@@ -1,0 +1,36 @@
+"""Other nodes' times judged on receipt: a skewed observer's votes count on time, and its skew
+is measured and reported (the pure part; the controller's use is in test_agent_tasks.py)."""
+
+from __future__ import annotations
+
+from draas.failover.receipts import Receipts, skewed
+from draas.testkit import observation
+
+
+def test_times_are_re_expressed_in_the_receivers_clock() -> None:
+    r = Receipts()
+    fast = observation("witness", 1600.0, primary=("down", 1598.0))  # 600 s ahead of us
+    got = r.rebase({"witness": fast}, now=1000.0)["witness"]
+    seen = got.state_of("primary")
+    assert seen is not None and seen.since == 998.0 and got.at == 1000.0  # down for 2 s
+    assert r.offsets() == {"witness": 600.0}
+    # The same publication read again later: still received when first read.
+    later = r.rebase({"witness": fast}, now=1003.0)["witness"].state_of("primary")
+    assert later is not None and later.since == 998.0
+    # A publication read late (it waited 2 s for our read) does not move the estimate.
+    late = observation("witness", 1601.0, primary=("down", 1598.0))
+    seen_late = r.rebase({"witness": late}, now=1003.0)["witness"].state_of("primary")
+    assert seen_late is not None and seen_late.since == 998.0 and r.offsets()["witness"] == 600
+    # A new publication (its time moved) is a new receipt; an expired observer is forgotten.
+    newer = observation("witness", 1604.0, primary=("down", 1598.0))
+    again = r.rebase({"witness": newer}, now=1004.0)["witness"].state_of("primary")
+    assert again is not None and again.since == 998.0
+    r.rebase({}, now=1005.0)
+    assert r.offsets() == {}
+
+
+def test_the_odd_clock_out_is_named_against_the_median() -> None:
+    assert skewed({"site-a": 0.3, "site-b": -0.2, "witness": 600.0}) == {"witness": 599.9}
+    assert skewed({"site-a": 0.3, "site-b": -0.2, "witness": 4.0}) == {}  # under 5 s
+    # Every other node is 600 s behind us: we are the odd one out ("" is this node).
+    assert skewed({"site-a": -600.0, "site-b": -600.2, "witness": -599.8}) == {"": 599.9}
