@@ -1,5 +1,5 @@
-"""A small experiment matrix on real labs (each scheme, primary power-off, one run): the
-report's files exist and agree with each other, the RTO is finite for every scheme, no
+"""A small experiment on real labs (the DNS scheme, then the baselines, primary power-off, one
+run each): the report's files exist and agree with each other, the RTO is finite, no
 acknowledged write is lost in semi-sync mode, no failover is false, failback completes with
 equal checksums."""
 
@@ -17,11 +17,12 @@ pytestmark = pytest.mark.lab
 
 
 def test_a_small_matrix_reports_consistent_finite_figures(tmp_path: Path) -> None:
-    # The DNS and hybrid schemes: between them every traffic path (the frontend scheme's has
-    # its own test in test_schemes.py).
-    doc = run_matrix(["dns", "hybrid"], ["power-off"], 1, tmp_path, print)
+    # The DNS scheme: the experiment's whole pipeline (meters, figures, report) on one run;
+    # the frontend and hybrid schemes' failovers and failbacks have their own tests
+    # (test_schemes.py, test_controller.py), the full matrix is a benchmark.
+    doc = run_matrix(["dns"], ["power-off"], 1, tmp_path, print)
     saved = json.loads((tmp_path / "results.json").read_text())
-    assert saved["runs"] == doc["runs"] and len(saved["runs"]) == 2
+    assert saved["runs"] == doc["runs"] and len(saved["runs"]) == 1
     md = (tmp_path / "results.md").read_text()
     page = (tmp_path / "index.html").read_text()
     for run in saved["runs"]:

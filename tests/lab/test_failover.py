@@ -2,14 +2,18 @@
 lease; a broken replication link causes no failover (only an event); a primary power-off moves
 the service to the DR site in order, under a new epoch; the returning primary rejoins and
 failback brings the service home with every write made at the DR site; a planned switchover
-there and back keeps every write. The fault matrix (partitions, lost quorum members, flapping,
-gray failures, ...) is in test_faults.py."""
+there and back keeps every write; then a witness whose clock is ten minutes fast (its agent
+under ``faketime -f +10m``, as an NTP failure leaves it) is named by the status, never holds
+the controller lease, moves nothing, and its vote counts on time (judged on receipt) when the
+primary is powered off. The fault matrix (partitions, lost quorum members, flapping, gray
+failures, ...) is in test_faults.py."""
 
 from __future__ import annotations
 
 import json
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from support import (
@@ -19,6 +23,7 @@ from support import (
     PRIMARY_URL,
     active,
     authoritative,
+    controller,
     done_steps,
     draas,
     events,
@@ -37,6 +42,7 @@ from draas.lab.components import bind9, keystone, mariadb
 from draas.lab.disasters import PowerOff, ReplicationCut
 from draas.lab.lab import Lab
 from draas.lab.services import resolve
+from draas.lab.supervisor import ProcessSpec
 from draas.lab.writer import read_log
 from draas.replication.files import snapshot
 
@@ -205,3 +211,51 @@ def test_a_planned_switchover_there_and_back_keeps_every_write(lab: Lab) -> None
     assert p == d
     again = draas(lab, "switchover", "--to", "primary", "--yes")
     assert again.returncode == 1 and "already active" in again.stderr
+
+
+def test_a_witness_ten_minutes_fast_is_named_and_moves_nothing(lab: Lab) -> None:
+    spec = ProcessSpec.from_dict(lab.sup.record("agent-witness")["spec"])
+    lab.sup.crash("agent-witness")
+    wait_until("the witness agent is gone", lambda: lab.sup.state("agent-witness") == "exited", 10)
+    spec.argv = ["faketime", "-f", "+10m", *spec.argv]
+    spec.env = {**spec.env, "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+    lab.sup.start(spec)
+    epoch = int(active(lab)["epoch"])  # type: ignore[index]
+
+    def status() -> dict[str, Any]:
+        got = draas(lab, "status", "--json")
+        return dict(json.loads(got.stdout)) if got.stdout.strip().startswith("{") else {}
+
+    took = wait_until(
+        "the status names the witness's skew",
+        lambda: "CLOCK SKEW: witness +6" in str(status().get("summary", "")),
+        30,
+    )
+    print(f"the status names the witness's clock skew {took:.1f} s after its restart")
+    offset = status()["clock"]["offsets_s"]["witness"]
+    assert 590 <= offset <= 610, offset
+    wait_until(
+        "a controller with the right time", lambda: controller(lab) not in (None, "witness"), 20
+    )
+    time.sleep(6)  # no false failover on its account
+    assert active(lab) == {"site": "primary", "epoch": epoch, "holder": "site-primary"}
+    assert controller(lab) != "witness"
+
+
+def test_the_fast_witness_votes_on_time_when_the_primary_is_powered_off(lab: Lab) -> None:
+    """DNS scheme: the DR site's agent and the witness are the only voters; compared by its
+    own clock, the witness's "down" would count ten minutes late and nothing would move."""
+    off = PowerOff(lab, host="primary")
+    off.inject()
+    try:
+        dns_s = wait_until(
+            "DNS at BIND points at dr", lambda: authoritative(lab) == ["198.18.2.10"], 30
+        )
+        print(f"the witness 10 minutes fast: power-off to DNS switched in {dns_s:.1f} s")
+        assert dns_s < 3 * 0.5 + 2.0 + 15  # the bound of the power-off test above
+        wait_until("the client is served by dr", lambda: served_by(lab) == "dr", 20)
+        assert controller(lab) != "witness"
+    finally:
+        off.revert()
+    lab.sup.wait_ready("mariadb-primary")
+    wait_until("failback", lambda: "verify" in done_steps(lab, "failback-primary-from-e6"), 120)

@@ -203,7 +203,13 @@ def test_a_primary_cut_off_from_dr_and_witness_is_replaced_at_once_and_acknowled
     # From the moment the record moved, the old primary acknowledged no write (the checker
     # writes through its own address), whatever its read_only flag said.
     samples = [json.loads(x) for x in (run.meters.samples).read_text().splitlines() if x]
-    after = [x for x in samples if x["active"] == "dr" and x["t"] >= run.t0]
+    # (A sample during the failback's hand-over starts with dr active and ends with the
+    # primary active: the primary may acknowledge then, rightly; such a sample is not "after".)
+    after = [
+        x
+        for x in samples
+        if x["active"] == "dr" and x.get("active_after", "dr") == "dr" and x["t"] >= run.t0
+    ]
     assert after and all(x["write"].get("primary") != "acked" for x in after), after[:3]
     assert any(x["read_only"]["primary"] is False for x in after)  # writable, yet held
     f = run.figures
@@ -537,16 +543,16 @@ def test_a_dns_server_down_during_a_dns_failover_is_retried_then_applied(lab: La
 
 
 def test_a_flapping_primary_fails_over_at_most_once_and_never_ping_pongs(lab: Lab) -> None:
-    """Power off and on every few seconds (four times): at most one failover, no failback
+    """Power off and on every few seconds (three times): at most one failover, no failback
     while it flaps (it is never up for the failback hold), and the service ends at home
     with writes open."""
     with measured(lab, "flapping-primary") as run:
         run.injected()
-        # A bound: four cycles take about a minute, more when the restarted services
+        # A bound: three cycles take about 45 s, more when the restarted services
         # are slow to be ready (each revert waits for them) on a loaded machine.
         t_end = time.monotonic() + 180
         cycles = 0
-        while cycles < 4 and time.monotonic() < t_end:
+        while cycles < 3 and time.monotonic() < t_end:
             off = PowerOff(lab, host="primary")
             off.inject()
             time.sleep(4.5)
@@ -554,7 +560,7 @@ def test_a_flapping_primary_fails_over_at_most_once_and_never_ping_pongs(lab: La
             cycles += 1
             time.sleep(4.5)
         flapped = {str(e.get("run")) for e in events(lab) if float(e.get("ts", 0)) >= run.t0}
-        assert cycles >= 4 and len(failovers_since(lab, run.t0)) <= 1
+        assert cycles >= 3 and len(failovers_since(lab, run.t0)) <= 1
         assert not [r for r in flapped if r.startswith("failback-")]  # no ping-pong while it flaps
         back_home(lab)
     f = run.figures

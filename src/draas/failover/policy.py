@@ -31,6 +31,7 @@ Rules (DESIGN.md's invariants):
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -156,10 +157,12 @@ def decide(view: View) -> Decision:
     need = needed_votes(view.voters)
     alive = [v for v in view.voters if v in view.observations]
     down = votes(view, view.site, "down")
-    hard = bool(down) and all(hard_down(view, _unreachable(view, v, view.site)) for v in down)
+    unreachable = bool(down) and all(
+        hard_down(view, _unreachable(view, v, view.site)) for v in down
+    )
     # A hard failure (no TCP at all) is acted on at once: the standby need only be seen up
     # now (a blip of its own checks a moment before must not hold the failover for a window).
-    up_dr = votes(view, view.standby, "up", window_s=0.0 if hard else None)
+    up_dr = votes(view, view.standby, "up", window_s=0.0 if unreachable else None)
     tally = {"site_down": down, "standby_up": up_dr, "alive": alive}
     if len(alive) < need:
         return Decision(
@@ -174,9 +177,10 @@ def decide(view: View) -> Decision:
             f" ({', '.join(down)})" if down else ""
         )
         if view.now < view.gray_after:
+            until = time.strftime("%H:%M:%S", time.localtime(view.gray_after))
             why += (
-                f"; the record moved a moment ago: until {view.gray_after - view.now:.1f} s "
-                "from now only an unreachable site counts"
+                f"; the record moved a moment ago: until {until} only an unreachable site "
+                "counts"  # a fixed time, not a countdown: the log says it once
             )
         return Decision("none", why, votes=tally, cause="not-confirmed")
     if len(up_dr) < need:
