@@ -171,6 +171,20 @@ def clean_state(lab: Lab, baseline: bool = False) -> None:
 
 
 # -- one run -----------------------------------------------------------------------------------
+def sites_agree(lab: Lab, looks: int = 3) -> bool:
+    """Both sites' tables have the same checksums once the DR site has caught up. The two
+    sites are read one after the other, so one pair of readings can straddle a write still
+    arriving (a meter's last request, a Keystone login): a divergence is one that survives
+    ``looks`` readings, each after a catch-up."""
+    primary, dr = mariadb.replicator(lab, "primary"), mariadb.replicator(lab, "dr")
+    for _ in range(looks):
+        mariadb.wait_in_sync(lab, "dr", "primary")
+        if primary.checksums() == dr.checksums():
+            return True
+        time.sleep(1.0)
+    return False
+
+
 def one_run(
     lab: Lab,
     scheme: str,
@@ -267,11 +281,7 @@ def one_run(
         switched = routed(evs, "dr", t0, list(frontends_for(lab_scheme)))
     if disaster == "frontend-crash":
         switched = first(evs, run="frontend-dns-", step="move-dns", outcome="done")
-    same = (
-        mariadb.replicator(lab, "primary").checksums() == mariadb.replicator(lab, "dr").checksums()
-        if site == "primary"
-        else None
-    )
+    same = sites_agree(lab) if site == "primary" else None
 
     def rel(t: float | None) -> float | None:
         return None if t is None else round(t - t0, 3)
