@@ -251,3 +251,29 @@ def test_commits_are_held_in_one_reading_when_no_other_site_receives_from_it() -
     off = {**primary, "Rpl_semi_sync_master_status": "OFF"}
     assert not no_acknowledger("primary", off, {"dr": None})
     assert not no_acknowledger("primary", {}, {"dr": None})  # not read at all
+
+
+def test_traffic_to_an_old_primary_writable_in_one_round_only_proves_nothing() -> None:
+    """Seen in the fault matrix: the record had moved; in round 1 the old primary read
+    writable and its "held" could not be proven (the standby, promoting, did not answer in
+    time); in round 2 it was fenced; its Keystone stored nothing. Writable in both rounds, or
+    a stored write, is what proves it took writes."""
+    s = sample(
+        11,
+        writes={"primary": "status 500", "dr": "acked"},
+        active="dr",
+        dns=SITES["primary"],
+        read_only={"primary": False, "dr": True},
+    )
+    s.update(
+        held={"primary": False, "dr": False},
+        read_only_after={"primary": True, "dr": False},
+        held_after={"primary": True, "dr": False},
+        active_after="dr",
+    )
+    assert violations([s], SITES, FES) == []
+    still = dict(s, read_only_after={"primary": False, "dr": False}, held_after={})
+    assert violations([still], SITES, FES)[0]["problems"] == [
+        "dr and primary accept writes",
+        "dns sends traffic to primary, which takes writes but does not hold the lease (held by dr)",
+    ]

@@ -100,8 +100,8 @@ def violations(
     address_of_frontend: Mapping[str, str],
 ) -> list[dict[str, Any]]:
     """One entry per sample that breaks a rule, with what was wrong: a site took writes while
-    another was writable throughout the sample; or traffic went to a site that took writes
-    and held the lease in neither lease read."""
+    another was writable throughout the sample; or traffic went to a site that took writes (a
+    write stored, or writable in both rounds) and held the lease in neither lease read."""
     out = []
     for s in samples:
         wrong = []
@@ -114,10 +114,13 @@ def violations(
             shown = " then ".join(
                 dict.fromkeys(str(h) for h in (s.get("active"), _after(s, "active")))
             )
+            # Took writes: a write stored, or writable in both rounds (one round alone may be
+            # a reading whose proof of "held" was missing, e.g. the standby busy promoting).
+            took = {x for x in acc if s.get("write", {}).get(x) == ACCEPTS or x in steady}
             for path, site in sorted(
                 traffic_targets(s, address_of_site, address_of_frontend).items()
             ):
-                if site not in holders and site in acc:
+                if site not in holders and site in took:
                     wrong.append(
                         f"{path} sends traffic to {site}, which takes writes but does "
                         f"not hold the lease (held by {shown})"
