@@ -39,7 +39,11 @@ def summary(driver: webdriver.Chrome) -> str:
 
 
 def wait_text(driver: webdriver.Chrome, starts: str, timeout: float) -> str:
-    WebDriverWait(driver, timeout, 0.2).until(lambda d: summary(d).startswith(starts))
+    """Until the headline's state (after any warnings it opens with, such as UNPROTECTED)
+    starts with ``starts``."""
+    WebDriverWait(driver, timeout, 0.2).until(
+        lambda d: any(part.startswith(starts) for part in summary(d).split("; "))
+    )
     return summary(driver)
 
 

@@ -31,7 +31,6 @@ Rules (DESIGN.md's invariants):
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -177,11 +176,8 @@ def decide(view: View) -> Decision:
             f" ({', '.join(down)})" if down else ""
         )
         if view.now < view.gray_after:
-            until = time.strftime("%H:%M:%S", time.localtime(view.gray_after))
-            why += (
-                f"; the record moved a moment ago: until {until} only an unreachable site "
-                "counts"  # a fixed time, not a countdown: the log says it once
-            )
+            # No countdown in the text: the controller logs a reason once, when it changes.
+            why += "; the record moved a moment ago: for now only an unreachable site counts"
         return Decision("none", why, votes=tally, cause="not-confirmed")
     if len(up_dr) < need:
         return Decision(
