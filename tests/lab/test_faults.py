@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +21,7 @@ from support import (
     active,
     authoritative,
     done_steps,
+    draas,
     events,
     in_sync_checksums,
     lease_event,
@@ -670,17 +669,3 @@ def test_a_cut_then_a_dead_primary_promotes_nothing_and_a_forced_failover_states
     assert stated == errant > 0
     p, d = in_sync_checksums(lab)
     assert p == d
-
-
-def draas(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
-    """The draas command line, run on the DR site's host against the lab's draas.toml."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "draas.cli",
-        args[0],
-        "--config",
-        str(lab.run.path / "draas.toml"),
-        *args[1:],
-    ]
-    return lab.exec("dr", cmd, capture_output=True, text=True, timeout=120)
