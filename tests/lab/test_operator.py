@@ -22,6 +22,7 @@ from support import active, done_steps, lease_event, new_lab_name, served_by, wa
 from draas.lab.agents import start_agents
 from draas.lab.components import mariadb
 from draas.lab.disasters import PowerOff
+from draas.lab.eventlog import read_events
 from draas.lab.lab import Lab, LabSettings
 
 pytestmark = pytest.mark.lab
@@ -211,22 +212,32 @@ def test_the_dashboard_shows_the_lab_and_its_switchover_button_moves_the_service
     assert active(lab)["site"] == "primary"  # type: ignore[index]
 
 
-def test_sigterm_releases_the_lease_and_the_restarted_agent_takes_it_back(lab: Lab) -> None:
+def test_sigterm_leaves_the_record_in_custody_and_the_restarted_agent_adopts_it(lab: Lab) -> None:
+    """Stopping the active site's agent (an upgrade, a restart) moves nothing and loses no
+    holder: the record stays, a controller elsewhere renews it past its lease while the site is
+    up, and the agent adopts the same grant when it runs again."""
     wait_until("status settles on the primary", lambda: settled(lab, "primary"), 60)
     before = active(lab)
     assert before is not None
-    t0, wall = time.monotonic(), time.time()
+    wall = time.time()
     lab.sup.send("agent-site-primary", signal.SIGTERM)
     wait_until("the agent stops", lambda: lab.sup.state("agent-site-primary") == "exited", 20)
-    assert active(lab) is None  # released at once, not left to expire
-    assert time.monotonic() - t0 < 5.0 + 10  # well before the lease and a cycle would
-    released = lease_event(lab, "site-primary", "release", since=wall)
-    assert released is not None and released.epoch == before["epoch"]
-    assert served_by(lab) == "primary"  # its database still takes writes; nothing moved
+    left = lease_event(lab, "site-primary", "leave", since=wall)
+    assert left is not None and left.epoch == before["epoch"]
+    stopped = time.monotonic()
+    while time.monotonic() - stopped < 10.0:  # twice the lab's 5 s lease
+        assert active(lab) == before  # kept past its lease: never free, never moved
+        time.sleep(0.5)
+    kept = [e for e in read_events(lab, wall) if e.runbook == "controller" and e.step == "custody"]
+    assert kept and kept[0].target == "primary" and kept[0].epoch == before["epoch"]
+    assert served_by(lab) == "primary"
     lab.sup.restart("agent-site-primary")
-    wait_until("the restarted agent takes the record back", lambda: active(lab) is not None, 30)
-    after = active(lab)
-    assert after == {"site": "primary", "epoch": before["epoch"] + 1, "holder": "site-primary"}
+    wait_until(
+        "the restarted agent adopts the record",
+        lambda: lease_event(lab, "site-primary", "adopt", since=wall) is not None,
+        30,
+    )
+    assert active(lab) == before
 
 
 def test_no_generated_secret_appears_in_logs_events_status_or_reports(

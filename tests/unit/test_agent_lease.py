@@ -295,9 +295,16 @@ def test_fence_and_reopen_never_interleave(site: Site) -> None:
     assert site.db.read_only and site.keeper.state.snapshot().fenced
 
 
-def test_stopping_releases_the_record_and_says_so(site: Site) -> None:
-    said = site.keeper.release()
-    assert said.startswith("released the active lease of primary")
-    assert site.store.active() is None and not site.db.read_only
+def test_stopping_leaves_the_record_and_the_restarted_agent_adopts_it(site: Site) -> None:
+    before = site.store.active()
+    assert before is not None
+    said = site.keeper.leave()
+    assert said.startswith("stopping; the active record of primary stays")
+    assert site.store.active() == before and not site.db.read_only
+    assert site.keeper.leave() == ""  # nothing held any more: nothing said twice
     site.outbox.flush()
-    assert [e.step for e in site.store.events() if e.runbook == "lease"] == ["take", "release"]
+    assert [e.step for e in site.store.events() if e.runbook == "lease"] == ["take", "leave"]
+    # The agent runs again: it adopts the same grant (a run under way keeps its epoch).
+    restarted = site.keeper.tick()
+    assert restarted.startswith("holds the active record for primary")
+    assert site.store.active() == before

@@ -205,6 +205,18 @@ def test_a_silent_observer_drops_out(kit: Kit) -> None:
     assert s.observations() == {"dr": up}
 
 
+def test_a_stopping_agent_withdraws_its_observation_at_once(kit: Kit) -> None:
+    s = kit.store
+    s.publish(observation("witness", 1.0, primary=("up", 1.0)), TTL)
+    s.publish(observation("dr", 1.0, primary=("up", 1.0)), TTL)
+    s.withdraw("witness")
+    s.withdraw("nobody")  # nothing published: nothing to do
+    assert set(s.observations()) == {"dr"}
+    again = observation("witness", 2.0, primary=("up", 2.0))
+    s.publish(again, TTL)  # it runs again: a new lease
+    assert s.observations()["witness"] == again
+
+
 def test_an_observation_comes_back_as_it_was_published(kit: Kit) -> None:
     s = kit.store
     report = DatabaseReport("replica", True, read_only=True, lag_s=0.5, lag_trx=2, semi_sync="on")

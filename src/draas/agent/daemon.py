@@ -610,7 +610,9 @@ class Agent:
 
     async def _shut_down(self, tasks: list[asyncio.Task[None]]) -> None:
         """SIGTERM: the current step finishes (a runbook stops before its next step and can
-        be resumed), then this agent releases the lease it holds and stops serving."""
+        be resumed); this agent withdraws its observation (the others see it gone at once),
+        leaves the active record it holds to the controller's custody, releases the controller
+        lease and stops serving."""
         log.info("agent %s stopping: finishing the current step", self.node.name)
         self.stopping = True
         for task in tasks:
@@ -621,9 +623,13 @@ class Agent:
                 "when an agent runs it again)"
             )
         if self.keeper is not None:
-            said = await asyncio.to_thread(self.keeper.release)
+            said = await asyncio.to_thread(self.keeper.leave)
             if said:
                 log.warning("%s", said)
+        try:
+            await asyncio.to_thread(self.store.withdraw, self.node.name)
+        except CoordinationError as exc:
+            log.warning("observation not withdrawn (it expires): %s", exc)
         if self.leadership is not None:
             said = await asyncio.to_thread(self.leadership.release)
             if said:

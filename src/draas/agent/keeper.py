@@ -262,23 +262,20 @@ class LeaseKeeper:
             "take-back", f"took the active record for {self.site} back: {action.reason}", rec
         )
 
-    def release(self) -> str:
-        """The agent is stopping: give the record up if it holds it (unfenced)."""
+    def leave(self) -> str:
+        """The agent is stopping: the record it holds stays in the store. While the site is up
+        the controller renews it (custody) and this agent adopts it when it runs again; a
+        runbook under way keeps its epoch. (Releasing it would leave the service without a
+        holder and abandon such a run; when no controller renews it, it expires and this agent
+        takes it back when it runs again.)"""
         held = self.state.snapshot()
         if held.record is None or held.fenced:
             return ""
-        try:
-            self.store.release_active(held.record)
-        except CoordinationError as exc:
-            return (
-                f"could not release the active lease ({exc}); it expires in "
-                f"{self.timings.ttl_s:g} s"
-            )
-        finally:
-            self.state.dropped()
+        self.state.dropped()
         return self._record(
-            "release",
-            f"released the active lease of {self.site}; its database still takes writes, "
-            "but nothing fences it until the agent runs again",
+            "leave",
+            f"stopping; the active record of {self.site} stays: the controller renews it while "
+            f"{self.site} is up, and this agent adopts it when it runs again. Until then "
+            f"nothing fences {self.site}'s database by time",
             held.record,
         )

@@ -156,6 +156,11 @@ class CoordinationStore(ABC):
     def observations(self) -> dict[str, Observation]:
         """The unexpired observations, by observer."""
 
+    @abstractmethod
+    def withdraw(self, observer: str) -> None:
+        """Remove ``observer``'s observation now (its agent is stopping): it no longer votes,
+        and the others treat it as not running at once, not when the observation expires."""
+
     # -- event log -----------------------------------------------------------------------------
     @abstractmethod
     def append_event(self, event: Event) -> str:

@@ -408,6 +408,15 @@ class EtcdStore(CoordinationStore):
 
         self._do("publish", attempt)
 
+    def withdraw(self, observer: str) -> None:
+        def attempt(c: Any) -> None:
+            c.delete(self._key(f"observers/{observer}"))
+            lease, _ = self._obs_leases.pop(observer, (0, 0.0))
+            if lease:
+                Lease(lease, c).revoke()
+
+        self._do("withdraw", attempt)
+
     def observations(self) -> dict[str, Observation]:
         rows = self._do("read observations", lambda c: c.get_prefix(self._key("observers/")))
         out = {}

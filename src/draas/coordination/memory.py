@@ -181,6 +181,11 @@ class MemoryStore(CoordinationStore):
             doc = observation.to_dict()
             self._obs[observation.observer] = (self.clock.now() + ttl_s, doc)
 
+    def withdraw(self, observer: str) -> None:
+        self._enter("withdraw")
+        with self._lock:
+            self._obs.pop(observer, None)
+
     def observations(self) -> dict[str, Observation]:
         self._enter("read observations")
         now = self.clock.now()
