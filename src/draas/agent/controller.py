@@ -18,9 +18,11 @@ from draas.config import Config
 from draas.coordination import ActiveRecord, CoordinationStore, Event
 from draas.deployment import Deployment
 from draas.errors import CoordinationError, DraasError, StaleEpoch
+from draas.failover.convergence import Deployed, repair
 from draas.failover.frontends import pick_frontend
 from draas.failover.policy import Decision, View, decide, failback_due, needed_votes, votes
 from draas.failover.receipts import Receipts
+from draas.failover.repairs import repair_id, repair_runbook
 from draas.failover.runbook import Runbook, RunbookRunner, RunContext, Step
 from draas.failover.runs import Kind, RunId, finished, unfinished
 from draas.failover.views import (
@@ -36,6 +38,9 @@ log = logging.getLogger("draas.agent")
 
 RETRY_S = 5.0  # pause before a failed runbook is tried again
 DNS_REFRESH_S = 10.0  # how often the controller re-reads where the DNS name points
+# A repair is made once what it repairs has been seen for this long (a run on another agent
+# passes through such states for a moment; an agent's report lags its database by seconds).
+REPAIR_GRACE_S = 5.0
 
 
 class Controller:
@@ -81,6 +86,7 @@ class Controller:
         self.decided: tuple[str, str] | None = None  # the last decision recorded
         self.keepable: str | None = None  # a site seen up by a quorum, nothing moving it
         self.settling = Settling(cfg.timings.failback_hold_s)
+        self.repair_seen: tuple[tuple[str, str | None], float] | None = None
 
     # -- runbooks ------------------------------------------------------------------------------
     def book(self, run: RunId) -> Runbook:
@@ -173,7 +179,97 @@ class Controller:
             rid = RunId(kind, back_site, epoch)
             if back.action == "failback" and self.came_by_failover(epoch) and self.due(rid):
                 return self.run(rid, back.reason)
-        return f"decision: {decision.action}: {decision.reason}"
+        said = f"decision: {decision.action}: {decision.reason}"
+        if decision.action == "none" and view.store_ok:
+            repaired = self.repair_duty(view)
+            said = "; ".join(s for s in (said, repaired) if s)
+        return said
+
+    # -- convergence ---------------------------------------------------------------------------
+    def deployed(self, view: View) -> Deployed:
+        """What the repairs need, from the view (the agents' reports), the record and, in the
+        DNS scheme, where the name points."""
+        sites = list(self.cfg.sites)
+        roles: dict[str, str | None] = {}
+        alive = []
+        for site in sites:
+            reports = [
+                obs.database
+                for n in site_agents(self.cfg, site)
+                if (obs := view.observations.get(n)) is not None
+            ]
+            if reports:
+                alive.append(site)
+            known = [r for r in reports if r is not None]
+            roles[site] = known[0].role if known else None
+        quorum_up = [
+            s
+            for s in sites
+            if len(votes(view, s, "up", voters=(vs := voters(self.cfg, s)))) >= needed_votes(vs)
+        ]
+        traffic = None
+        if self.cfg.scheme == "dns":
+            at = self.dns_points_at(view.now)
+            traffic = at if at in sites else None
+        last = self.store.last_active() if view.active is None else view.active
+        return Deployed(
+            active=view.active,
+            last_active=last,
+            last_epoch=view.last_epoch,
+            roles=roles,
+            traffic=traffic,
+            agents_alive=alive,
+            quorum_up=quorum_up,
+        )
+
+    def dns_points_at(self, now: float) -> str | None:
+        """The frontend or site the DNS name points at (re-read every ``DNS_REFRESH_S``)."""
+        dns = self.deployment.dns()
+        if dns is None:
+            return None
+        if self.dns_at is None or now - self.dns_read >= DNS_REFRESH_S:
+            sites = {name: site.address for name, site in self.cfg.sites.items()}
+            by_address = {addr: name for name, addr in {**self.fe_address, **sites}.items()}
+            self.dns_at = by_address.get(dns.current() or "")
+            self.dns_read = now
+        return self.dns_at
+
+    def repair_duty(self, view: View) -> str:
+        """Drive the deployment to one writable active site with the traffic
+        (``convergence``): a repair is made once it has been due for ``REPAIR_GRACE_S``, and
+        never while a run is unfinished."""
+        d = self.deployed(view)
+        fix = repair(d)
+        if fix.kind == "none":
+            self.repair_seen = None
+            return ""
+        key = (fix.kind, fix.site)
+        if self.repair_seen is None or self.repair_seen[0] != key:
+            self.repair_seen = (key, view.now)
+            return ""
+        if view.now - self.repair_seen[1] < REPAIR_GRACE_S:
+            return ""
+        if unfinished(self.store.events(), view.active) is not None:
+            self.check_log = True  # resumed on the next round, then looked at again
+            return ""
+        self.repair_seen = None
+        book = repair_runbook(
+            fix,
+            d,
+            store=self.store,
+            reps=self.deployment.reps,
+            switches=self.deployment.switches,
+            holder=self.deployment.holder,
+            ttl_s=self.cfg.timings.lease_ttl_s,
+        )
+        epoch = None if d.active is None else d.active.epoch
+        try:
+            self.runner.run(book, repair_id(fix, d, view.now), RunContext(epoch=epoch))
+        except DraasError as exc:
+            return f"could not {fix.kind} {fix.site}: {exc} ({fix.reason})"
+        if fix.kind == "switch-traffic":
+            self.dns_at = fix.site
+        return f"repaired: {fix.kind} {fix.site}: {fix.reason}"
 
     def due(self, run: RunId) -> bool:
         """A rejoin keeps the epoch: once finished it is not run again under it."""
@@ -230,10 +326,7 @@ class Controller:
             return ""
         sites = {name: site.address for name, site in self.cfg.sites.items()}
         addresses = {**self.fe_address, **sites}
-        by_address = {addr: name for name, addr in addresses.items()}
-        if self.dns_at is None or view.now - self.dns_read >= DNS_REFRESH_S:
-            self.dns_at = by_address.get(dns.current() or "")
-            self.dns_read = view.now
+        self.dns_points_at(view.now)
         nodes = [n.name for n in self.cfg.nodes]
         direct = view.active.site if view.active is not None else None
         if not self.cfg.frontend.direct_when_all_down:

@@ -38,7 +38,9 @@ log = logging.getLogger(__name__)
 Switches = Sequence[tuple[TrafficSwitch, str]]
 StepFn = Callable[[RunContext], None]
 OnTaken = Callable[[ActiveRecord], None] | None
-UNFENCED = {"take-lease"}  # the step that sets the epoch the others check
+# The steps that set the epoch the others check: each checks the record itself (a resumed one
+# finds its own work done under the next epoch, which the runner's check would refuse).
+UNFENCED = {"take-lease", "hand-over"}
 
 
 def book(kind: Kind, functions: Mapping[str, StepFn]) -> Runbook:
@@ -228,8 +230,9 @@ def switchover_runbook(
 
     def hand_over(ctx: RunContext) -> None:
         current = store.active()
-        if current is not None and current.site == target and current.holder == holder:
-            ctx.epoch = current.epoch  # already handed over (resumed)
+        mine = current is not None and current.site == target and current.holder == holder
+        if mine and current is not None and current.epoch == (ctx.epoch or 0) + 1:
+            ctx.epoch = current.epoch  # already handed over (resumed after a crash)
             return
         if current is None or current.epoch != ctx.epoch:
             raise StaleEpoch(
