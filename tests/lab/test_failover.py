@@ -11,6 +11,7 @@ failures, ...) is in test_faults.py."""
 from __future__ import annotations
 
 import json
+import signal
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -31,6 +32,7 @@ from support import (
     issue_token,
     keys_equal,
     keystone_call,
+    lease_event,
     served_by,
     validate,
     wait_until,
@@ -50,6 +52,9 @@ pytestmark = pytest.mark.lab
 
 ACKED: set[str] = set()
 KEPT: dict[str, str] = {}  # a token and a credential made at the primary before the failover
+SKEWED: set[str] = set()  # writes acknowledged while the DR agent's clock was off
+DR_IP = "198.18.2.10"
+OUTAGE: list[PowerOff] = []  # the primary's power-off, reverted by the next test
 
 
 @pytest.fixture(scope="module")
@@ -213,26 +218,46 @@ def test_a_planned_switchover_there_and_back_keeps_every_write(lab: Lab) -> None
     assert again.returncode == 1 and "already active" in again.stderr
 
 
-def test_a_witness_ten_minutes_fast_is_named_and_moves_nothing(lab: Lab) -> None:
-    spec = ProcessSpec.from_dict(lab.sup.record("agent-witness")["spec"])
-    lab.sup.crash("agent-witness")
-    wait_until("the witness agent is gone", lambda: lab.sup.state("agent-witness") == "exited", 10)
-    spec.argv = ["faketime", "-f", "+10m", *spec.argv]
-    spec.env = {**spec.env, "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
-    lab.sup.start(spec)
-    epoch = int(active(lab)["epoch"])  # type: ignore[index]
+# libfaketime preloaded straight into the agent (the faketime(1) wrapper forks: a signal to it
+# would not reach the agent). ``$LIB`` is expanded by the dynamic linker.
+FAST = {
+    "LD_PRELOAD": "/usr/$LIB/faketime/libfaketimeMT.so.1",
+    "FAKETIME": "+10m",
+    "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+}
 
-    def status() -> dict[str, Any]:
-        got = draas(lab, "status", "--json")
-        return dict(json.loads(got.stdout)) if got.stdout.strip().startswith("{") else {}
+
+def restart_agent(lab: Lab, node: str, *, fast: bool, sig: int | None = None) -> None:
+    """Stop ``node``'s agent (SIGKILL, or ``sig``) and start it again ten minutes fast (as an
+    NTP failure leaves a machine) or with the right time."""
+    name = f"agent-{node}"
+    spec = ProcessSpec.from_dict(lab.sup.record(name)["spec"])
+    if sig is None:
+        lab.sup.crash(name)
+    else:
+        lab.sup.send(name, sig)
+    wait_until(f"{name} is gone", lambda: lab.sup.state(name) == "exited", 20)
+    env = {k: v for k, v in spec.env.items() if k not in FAST}
+    spec.env = {**env, **FAST} if fast else env
+    lab.sup.start(spec)
+
+
+def status(lab: Lab) -> dict[str, Any]:
+    got = draas(lab, "status", "--json")
+    return dict(json.loads(got.stdout)) if got.stdout.strip().startswith("{") else {}
+
+
+def test_a_witness_ten_minutes_fast_is_named_and_moves_nothing(lab: Lab) -> None:
+    restart_agent(lab, "witness", fast=True)
+    epoch = int(active(lab)["epoch"])  # type: ignore[index]
 
     took = wait_until(
         "the status names the witness's skew",
-        lambda: "CLOCK SKEW: witness +6" in str(status().get("summary", "")),
+        lambda: "CLOCK SKEW: witness +6" in str(status(lab).get("summary", "")),
         30,
     )
     print(f"the status names the witness's clock skew {took:.1f} s after its restart")
-    offset = status()["clock"]["offsets_s"]["witness"]
+    offset = status(lab)["clock"]["offsets_s"]["witness"]
     assert 590 <= offset <= 610, offset
     wait_until(
         "a controller with the right time", lambda: controller(lab) not in (None, "witness"), 20
@@ -259,3 +284,59 @@ def test_the_fast_witness_votes_on_time_when_the_primary_is_powered_off(lab: Lab
         off.revert()
     lab.sup.wait_ready("mariadb-primary")
     wait_until("failback", lambda: "verify" in done_steps(lab, "failback-primary-from-e6"), 120)
+
+
+def test_a_dr_agent_ten_minutes_fast_fails_over_with_the_dns_signed_in_time(lab: Lab) -> None:
+    """The issue's first sequence: the DR site's agent ten minutes fast, then the primary
+    powered off. The skewed agent never holds the controller lease, so the DNS update is
+    signed by an agent with the right time (BIND refuses a signature ten minutes off)."""
+    restart_agent(lab, "witness", fast=False)
+    wait_until("no skew named", lambda: "CLOCK SKEW" not in str(status(lab)["summary"]), 30)
+    restart_agent(lab, "site-dr", fast=True)
+    wait_until(
+        "the status names site-dr's skew",
+        lambda: "CLOCK SKEW: site-dr +6" in str(status(lab).get("summary", "")),
+        30,
+    )
+    wait_until("a controller with the right time", lambda: controller(lab) == "witness", 20)
+    epoch = int(active(lab)["epoch"])  # type: ignore[index]
+    off = PowerOff(lab, host="primary")
+    OUTAGE.append(off)
+    off.inject()
+    dns_s = wait_until("DNS at BIND points at dr", lambda: authoritative(lab) == [DR_IP], 30)
+    served_s = dns_s + wait_until("the client is served by dr", lambda: served_by(lab) == "dr", 20)
+    print(
+        f"site-dr 10 minutes fast: power-off to DNS switched {dns_s:.1f} s, served {served_s:.1f} s"
+    )
+    assert dns_s < 3 * 0.5 + 2.0 + 15  # the bound of the power-off test above
+    assert active(lab) == {"site": "dr", "epoch": epoch + 1, "holder": "site-dr"}
+    assert not [e for e in events(lab) if "time" in str(e.get("error") or "").lower()]
+    SKEWED.update(write_through_service(lab, "wskew", 3.0))
+    assert SKEWED, "the DR site took no write through the service name"
+
+
+def test_the_skewed_dr_agent_stopped_and_started_right_keeps_the_service(lab: Lab) -> None:
+    """The second sequence: the skewed DR agent (holding the record) is stopped with SIGTERM
+    and started with the right time, the primary still powered off. The service stays at
+    dr, writable, under a holder; nothing acknowledged is lost when the primary comes home."""
+    before = active(lab)
+    assert before is not None and before["site"] == "dr"
+    wall = time.time()
+    restart_agent(lab, "site-dr", fast=False, sig=signal.SIGTERM)
+    assert lease_event(lab, "site-dr", "leave", since=wall) is not None
+    wait_until(
+        "site-dr holds the record again",
+        lambda: (active(lab) or {}).get("holder") == "site-dr",
+        30,
+    )
+    SKEWED.update(write_through_service(lab, "wterm", 3.0))
+    assert served_by(lab) == "dr"
+    wait_until("no skew named", lambda: "CLOCK SKEW" not in str(status(lab)["summary"]), 30)
+    while OUTAGE:
+        OUTAGE.pop().revert()
+    lab.sup.wait_ready("mariadb-primary")
+    took = wait_until("failback", lambda: (active(lab) or {}).get("site") == "primary", 120)
+    print(f"the primary back to failback done: {took:.1f} s")
+    wait_until("the client is served by the primary", lambda: served_by(lab) == "primary", 30)
+    home = keystone.project_names(lab, "primary", "wskew")
+    assert home | keystone.project_names(lab, "primary", "wterm") >= SKEWED

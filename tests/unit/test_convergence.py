@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import event as tally
 from hypothesis import strategies as st
 from test_agent_tasks import KitDeployment, config, publish_views
 
@@ -29,7 +30,7 @@ from draas.failover.convergence import Deployed, repair
 from draas.failover.lease import LeaseTimings
 from draas.failover.runbook import Runbook, RunbookRunner, RunContext, RunState, Step
 from draas.replication.memory import MemoryReplicator
-from draas.testkit import observation
+from draas.testkit import event, observation
 
 PRIMARY, DR = "192.0.2.10", "198.51.100.10"
 
@@ -452,9 +453,30 @@ def test_the_controller_converges_after_any_interleaving(
         if e.outcome == "done"
     }
     for kind in sorted(kinds - {"lease", "decision"}):
-        event(f"done: {kind}")
-    event(f"crashes: {min(w.crashes, 2)}")
+        tally(f"done: {kind}")
+    tally(f"crashes: {min(w.crashes, 2)}")
     # The epoch never went back; no step of any run was done twice.
     assert w.epochs == sorted(w.epochs)
     done = Counter((e.run, e.step) for e in w.store.events() if e.outcome == "done")
     assert [k for k, n in done.items() if n > 1 and k[0].split("-")[0] != "lease"] == []
+
+
+def test_a_record_taken_back_after_a_failover_still_goes_home(
+    kit: tuple[Controller, KitDeployment, FakeClock],
+) -> None:
+    """The DR agent restarted after its record expired takes it back under a new epoch: the
+    service still came to dr by a failover, so failback still follows; after a planned
+    switchover it does not."""
+    c, d, clock = kit
+    store = d.store
+    log = [
+        ("failover-dr-from-e1", "take-lease", 2),
+        ("lease-dr", "take-back", 3),
+        ("switchover-dr-from-e4", "hand-over", 5),
+        ("lease-dr", "take-back", 6),
+        ("repair-reinstate-dr-e6-1.000", "take-lease", 7),
+    ]
+    for run, step, epoch in log:
+        store.append_event(event(run, step, "done", clock.now(), epoch=epoch))
+    assert [c.came_by_failover(n) for n in (2, 3, 5, 6, 7)] == [True, True, False, False, False]
+    assert not c.came_by_failover(9)  # no event took it: not by a failover

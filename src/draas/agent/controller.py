@@ -41,6 +41,8 @@ DNS_REFRESH_S = 10.0  # how often the controller re-reads where the DNS name poi
 # A repair is made once what it repairs has been seen for this long (a run on another agent
 # passes through such states for a moment; an agent's report lags its database by seconds).
 REPAIR_GRACE_S = 5.0
+# The steps that give a site the record under a new epoch.
+TAKES = ("take-lease", "hand-over", "take-back")
 
 
 class Controller:
@@ -308,17 +310,24 @@ class Controller:
 
     def came_by_failover(self, epoch: int) -> bool:
         """Whether the site away from home became active at ``epoch`` by a failover (failback
-        follows) and not by a planned switchover (it stays until the operator moves it)."""
+        follows) and not by a planned switchover (it stays until the operator moves it). An
+        epoch taken again by the same site (its agent's take-back after the record expired, the
+        controller's reinstate) keeps the origin of the epoch before it."""
         if epoch not in self.origin:
-            runs = [
-                e.run
-                for e in self.store.events()
-                if e.epoch == epoch
-                and e.outcome == "done"
-                and e.step in ("take-lease", "hand-over")
-            ]
-            self.origin[epoch] = bool(runs) and runs[-1].startswith("failover")
+            done = [e for e in self.store.events() if e.outcome == "done"]
+            self.origin[epoch] = self._origin(epoch, done)
         return self.origin[epoch]
+
+    def _origin(self, epoch: int, done: list[Event]) -> bool:
+        while epoch > 0:
+            took = [e for e in done if e.epoch == epoch and e.step in TAKES]
+            if not took:
+                return False
+            last = took[-1]
+            if last.step != "take-back" and not last.run.startswith("repair-"):
+                return last.run.startswith("failover")
+            epoch -= 1  # taken again by the site that held it: the same origin
+        return False
 
     def frontend_dns_duty(self, view: View) -> str:
         dns = self.deployment.dns()
