@@ -44,6 +44,7 @@ def render_status(st: dict[str, Any]) -> str:
     lines = [
         f"{st['service']} ({st['scheme']} scheme), as seen by {st['node']}",
         f"  {st['summary']}",
+        *(f"  ALERT {name}: {cause}" for name, cause in sorted((st.get("alerts") or {}).items())),
         "",
     ]
     lines.append(

@@ -25,7 +25,7 @@ from draas.agent.daemon import Agent
 from draas.agent.openapi import document
 from draas.clock import FakeClock
 from draas.config import load_config
-from draas.coordination import DatabaseReport, Observation, Seen
+from draas.coordination import DatabaseReport, Event, Observation, Seen
 from draas.coordination.memory import MemoryStore
 from draas.errors import ConfigError
 from draas.testkit import event
@@ -247,7 +247,24 @@ def test_status_metrics_dashboard_and_openapi_are_served(api: Served) -> None:
     report = DatabaseReport("replica", True, lag_s=0.4)
     api.store.publish(Observation("site-b", 0.0, {"primary": Seen("up", 0)}, database=report), 30)
     api.agent.control.lag_duty()  # the agent's loop samples the lag every few seconds
+    for step, outcome in (
+        ("no-holder", "raised"),
+        ("unprotected", "raised"),
+        ("no-holder", "cleared"),
+    ):
+        api.store.append_event(
+            Event(
+                ts=1.0,
+                node="witness",
+                runbook="alert",
+                run=f"alert-{step}",
+                step=step,
+                outcome=outcome,
+                detail=f"why {step}",
+            )
+        )
     status, st = api.call("GET", "/v1/status")
+    assert st["alerts"] == {"unprotected": "why unprotected"}
     assert status == 200 and st["active"] == {"site": "primary", "epoch": 1, "holder": "site-a"}
     assert [row[1:] for row in st["lag_history"]] == [["dr", 0.4]]
     assert st["sites"][1]["database"]["lag_s"] == 0.4 and "dr replicating" in st["summary"]
@@ -257,6 +274,7 @@ def test_status_metrics_dashboard_and_openapi_are_served(api: Served) -> None:
     assert 'draas_replication_lag_seconds{site="dr"} 0.4' in text
     assert "draas_active_epoch 1.0" in text and "draas_failovers_total 0.0" in text
     assert 'draas_controller{node="witness"} 1.0' in text and st["controller"] == "witness"
+    assert 'draas_alert{name="unprotected"} 1.0' in text and "no-holder" not in text
     assert 'draas_site_role{home="true",site="primary",state="active"} 1.0' in text
     assert 'draas_site_role{home="false",site="dr",state="standby"} 1.0' in text
     status, page = api.call("GET", "/")

@@ -46,7 +46,10 @@ def exported() -> set[str]:
         active=ActiveRecord("primary", 1, "site-a"),
         last_epoch=1,
         observations={k: Observation.from_dict(v, observer=k) for k, v in obs.items()},
-        events=[event("failover-dr-from-e0", "take-lease", "done", 0.5)],
+        events=[
+            event("failover-dr-from-e0", "take-lease", "done", 0.5),
+            event("alert-unprotected", "unprotected", "raised", 0.6, runbook="alert"),
+        ],
         dns_points_at=None,
         controller="witness",
         clock_offsets={"site-b": 0.2, "fe-a": -0.1},

@@ -20,6 +20,7 @@ from draas.failover.drill import (
     replica_check,
     verdict,
 )
+from draas.failover.policy import Decision
 from draas.opscli import render_status
 from draas.replication import ReplicationStatus
 
@@ -66,6 +67,16 @@ def test_status_after_a_failover_names_the_new_active_site_and_the_traffic(cfg: 
             "outcome": "done",
             "node": "site-b",
         },
+        {
+            "id": "3",
+            "ts": 96.0,
+            "runbook": "alert",
+            "run": "alert-unprotected",
+            "step": "unprotected",
+            "outcome": "raised",
+            "node": "witness",
+            "detail": "dr runs without a standby that may be promoted automatically",
+        },
     ]
     st = status_doc(
         cfg,
@@ -87,11 +98,12 @@ def test_status_after_a_failover_names_the_new_active_site_and_the_traffic(cfg: 
         "target": "fe-a",
     }
     assert st["failovers_total"] == 1 and st["last_failover_at"] == 90.0
-    assert st["last_step"]["step"] == "detach"
+    assert st["last_step"]["step"] == "detach"  # an alert is not a runbook step
     # After the failover the old primary is not a standby that may be promoted: said first.
     assert st["summary"].startswith("UNPROTECTED: no standby may be promoted automatically; ")
     assert "; dr active (epoch 2, held by site-b)" in st["summary"]
     table = render_status(st)
+    assert "  ALERT unprotected: dr runs without a standby" in table
     assert "dr         active         yes     primary" in table  # not home, active
     assert "primary    standby  yes" in table  # home, its standby now
     assert [(s["state"], s["home"]) for s in st["sites"]] == [
@@ -339,3 +351,28 @@ def test_the_headline_says_when_every_frontend_is_down_and_where_the_name_points
     obs["witness"] = seen(primary="up", dr="up", **{"fe-a": "up", "fe-b": "up"})
     obs["site-b"] = obs["witness"]  # one observer alone is not a quorum's word
     assert headline(fe_a).startswith("primary active")
+
+
+def test_the_headline_says_when_an_automatic_failover_is_blocked(cfg: Config) -> None:
+    obs = {n: seen(primary="down", dr="up") for n in ("site-b", "witness", "fe-a")}
+
+    def headline(decision: Decision) -> str:
+        st = status_doc(
+            cfg,
+            node="witness",
+            now=100.0,
+            active=ActiveRecord("primary", 1, "site-a"),
+            last_epoch=1,
+            observations=observed(obs),
+            events=[],
+            dns_points_at=None,
+            sync=SyncRecord(1, "dr", 50.0, "named"),
+            decision=decision,
+        )
+        return str(st["summary"])
+
+    votes = {"site_down": ["site-b", "witness"]}
+    blocked = Decision("wait", "dr's replica is unfit", votes=votes, cause="unfit-replica")
+    assert headline(blocked).startswith("AUTOMATIC FAILOVER BLOCKED: dr's replica is unfit; ")
+    waiting = Decision("await-release", "waiting for the lease", votes=votes, cause="held")
+    assert "BLOCKED" not in headline(waiting)  # on its way, not blocked

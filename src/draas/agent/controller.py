@@ -18,10 +18,11 @@ from draas.config import Config
 from draas.coordination import ActiveRecord, CoordinationStore, Event
 from draas.deployment import Deployment
 from draas.errors import CoordinationError, DraasError, StaleEpoch
+from draas.failover.alerts import AlertBook, conditions
 from draas.failover.convergence import Deployed, repair
 from draas.failover.frontends import pick_frontend
 from draas.failover.policy import Decision, View, decide, failback_due, needed_votes, votes
-from draas.failover.receipts import Receipts
+from draas.failover.receipts import Receipts, skewed
 from draas.failover.repairs import repair_id, repair_runbook
 from draas.failover.runbook import Runbook, RunbookRunner, RunContext, Step
 from draas.failover.runs import Kind, RunId, finished, unfinished
@@ -89,6 +90,9 @@ class Controller:
         self.keepable: str | None = None  # a site seen up by a quorum, nothing moving it
         self.settling = Settling(cfg.timings.failback_hold_s)
         self.repair_seen: tuple[tuple[str, str | None], float] | None = None
+        self.repair_error = ""  # why the last repair failed ('' : it did not)
+        self.alerts = AlertBook(hold_s=REPAIR_GRACE_S)
+        self.judged: tuple[View, Decision] | None = None  # the last view and its decision
 
     # -- runbooks ------------------------------------------------------------------------------
     def book(self, run: RunId) -> Runbook:
@@ -154,12 +158,45 @@ class Controller:
         said = [self.site_duty(view)]
         if self.cfg.scheme == "hybrid" and view.store_ok:
             said.append(self.frontend_dns_duty(view))
+        said.append(self.alert_duty())
         return "; ".join(s for s in said if s)
+
+    def alert_duty(self) -> str:
+        """Raise (and clear) the alerts of the last view, each an event with its cause."""
+        if self.judged is None:
+            return ""
+        view, decision = self.judged
+        holding = conditions(
+            view,
+            decision,
+            frontends=self.frontends,
+            dns_at=self.dns_at,
+            skew=skewed(self.receipts.offsets()),
+            node=self.node,
+            repair_error=self.repair_error,
+        )
+        said = []
+        for name, outcome, cause in self.alerts.update(view.now, holding):
+            self.emit(
+                Event(
+                    ts=self.clock.now(),
+                    node=self.node,
+                    runbook="alert",
+                    run=f"alert-{name}",
+                    step=name,
+                    outcome=outcome,
+                    detail=cause,
+                )
+            )
+            said.append(f"alert {name} {outcome}: {cause}")
+            log.log(logging.WARNING if outcome == "raised" else logging.INFO, "%s", said[-1])
+        return "; ".join(said)
 
     def site_duty(self, view: View) -> str:
         view = self.settling.apply(view)
         self.protected = view.site
         decision = decide(view)
+        self.judged = (view, decision)
         self._record(decision)
         up = votes(view, view.site, "up")
         quorum_up = decision.action == "none" and len(up) >= needed_votes(view.voters)
@@ -243,7 +280,7 @@ class Controller:
         d = self.deployed(view)
         fix = repair(d)
         if fix.kind == "none":
-            self.repair_seen = None
+            self.repair_seen, self.repair_error = None, ""
             return ""
         key = (fix.kind, fix.site)
         if self.repair_seen is None or self.repair_seen[0] != key:
@@ -268,7 +305,9 @@ class Controller:
         try:
             self.runner.run(book, repair_id(fix, d, view.now), RunContext(epoch=epoch))
         except DraasError as exc:
-            return f"could not {fix.kind} {fix.site}: {exc} ({fix.reason})"
+            self.repair_error = f"could not {fix.kind} {fix.site}: {exc} ({fix.reason})"
+            return self.repair_error
+        self.repair_error = ""
         if fix.kind == "switch-traffic":
             self.dns_at = fix.site
         return f"repaired: {fix.kind} {fix.site}: {fix.reason}"

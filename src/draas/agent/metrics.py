@@ -105,6 +105,13 @@ class _StatusCollector(Collector):
         )
         if st.get("controller"):
             controller.add_metric([st["controller"]], 1.0)
+        alerts = GaugeMetricFamily(
+            "draas_alert",
+            "1 for each alert the controller raised and has not cleared (its cause: the event)",
+            labels=["name"],
+        )
+        for name in sorted(st.get("alerts") or {}):
+            alerts.add_metric([name], 1.0)
         offsets = GaugeMetricFamily(
             "draas_clock_offset_seconds",
             "Each observer's clock minus this agent's, measured when its publication arrived",
@@ -113,7 +120,7 @@ class _StatusCollector(Collector):
         for name, off in ((st.get("clock") or {}).get("offsets_s") or {}).items():
             offsets.add_metric([name], float(off))
         yield from (up, fe_up, active, role, lag, healthy, routes, eligible, keys, keys_at)
-        yield from (controller, offsets)
+        yield from (controller, offsets, alerts)
         epoch = GaugeMetricFamily("draas_active_epoch", "Epoch of the active record (0: none)")
         epoch.add_metric([], float((st["active"] or {}).get("epoch", 0)))
         yield epoch

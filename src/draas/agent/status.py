@@ -12,6 +12,7 @@ from typing import Any
 
 from draas.config import Config
 from draas.coordination import ActiveRecord, Event, Observation, Position, SyncRecord
+from draas.failover.alerts import BLOCKED
 from draas.failover.policy import Decision
 from draas.failover.receipts import skewed
 from draas.failover.views import database_of, home_site, other_site, protected_site, standby_doc
@@ -50,6 +51,19 @@ def last_step(events: Sequence[Event]) -> dict[str, Any] | None:
                 if e.get(k) is not None
             }
     return None
+
+
+def raised_alerts(events: Sequence[Event]) -> dict[str, str]:
+    """The controller's alerts raised and not cleared, by name, with their cause."""
+    out: dict[str, str] = {}
+    for e in events:
+        if e.runbook != "alert":
+            continue
+        if e.outcome == "raised":
+            out[e.step] = e.detail or ""
+        else:
+            out.pop(e.step, None)
+    return out
 
 
 def failovers(events: Sequence[Event]) -> list[tuple[str, float]]:
@@ -166,10 +180,13 @@ def status_doc(
         "vantage_points": vantage,
         "dns": dns,
         "last_step": last_step(events),
+        "alerts": raised_alerts(events),
         "failovers_total": len(runs),
         "last_failover_at": runs[-1][1] if runs else None,
         "standby": standby,
-        "summary": summary(active, sites, store_ok, standby, frontends, dns, node, clock_offsets),
+        "summary": summary(
+            active, sites, store_ok, standby, frontends, dns, node, clock_offsets, decision
+        ),
         "automatic": None
         if decision is None
         else {"action": decision.action, "reason": decision.reason},
@@ -221,10 +238,13 @@ def summary(
     dns: Mapping[str, Any] | None = None,
     node: str = "",
     clock_offsets: Mapping[str, float] | None = None,
+    decision: Decision | None = None,
 ) -> str:
-    """The headline: never healthy-looking while users have no path, the service runs
-    without an eligible standby or a clock is off."""
+    """The headline: never healthy-looking while users have no path, an automatic failover
+    is blocked, the service runs without an eligible standby or a clock is off."""
     warn = [w for w in (path_warning(frontends, dns), clock_warning(node, clock_offsets)) if w]
+    if decision is not None and decision.cause in BLOCKED and decision.votes.get("site_down"):
+        warn.append(f"AUTOMATIC FAILOVER BLOCKED: {decision.reason}")
     if standby_doc is not None and not standby_doc["eligible"]:
         warn.append("UNPROTECTED: no standby may be promoted automatically")
     head = _state_line(active, sites, store_ok, standby_doc)
