@@ -19,6 +19,7 @@ from draas.lab.components import keystone, mariadb
 from draas.lab.eventlog import read_events
 from draas.lab.lab import Lab
 from draas.lab.secrets import secret
+from draas.lab.supervisor import ProcessSpec
 from draas.lab.writer import read_log
 
 PRIMARY_URL = "http://198.18.1.10:5000"
@@ -210,3 +211,34 @@ def keys_equal(lab: Lab) -> bool:
 
     there = [keystone.key_dirs(lab, h) for h in ("primary", "dr")]
     return all(snapshot(there[0][k]).checksum == snapshot(there[1][k]).checksum for k in there[0])
+
+
+# libfaketime preloaded straight into the agent (the faketime(1) wrapper forks: a signal to it
+# would not reach the agent). ``$LIB`` is expanded by the dynamic linker.
+FAST = {
+    "LD_PRELOAD": "/usr/$LIB/faketime/libfaketimeMT.so.1",
+    "FAKETIME": "+10m",
+    "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+}
+
+
+def restart_agent(lab: Lab, node: str, *, fast: bool, sig: int | None = None) -> None:
+    """Stop ``node``'s agent (SIGKILL, or ``sig``) and start it again ten minutes fast (as an
+    NTP failure leaves a machine) or with the right time."""
+    name = f"agent-{node}"
+    spec = ProcessSpec.from_dict(lab.sup.record(name)["spec"])
+    if sig is None:
+        lab.sup.crash(name)
+    else:
+        lab.sup.send(name, sig)
+    wait_until(f"{name} is gone", lambda: lab.sup.state(name) == "exited", 20)
+    env = {k: v for k, v in spec.env.items() if k not in FAST}
+    spec.env = {**env, **FAST} if fast else env
+    lab.sup.start(spec)
+
+
+def alert_events(lab: Lab, name: str, outcome: str = "raised") -> list[dict[str, Any]]:
+    """The controller's ``alert-NAME`` events with that outcome."""
+    return [
+        e for e in events(lab) if e.get("run") == f"alert-{name}" and e.get("outcome") == outcome
+    ]

@@ -22,6 +22,7 @@ from support import (
     FAILOVER,
     PRIMARY_URL,
     active,
+    alert_events,
     authoritative,
     controller,
     done_steps,
@@ -31,6 +32,7 @@ from support import (
     issue_token,
     keys_equal,
     new_lab_name,
+    restart_agent,
     served_by,
     validate,
     wait_until,
@@ -184,3 +186,38 @@ def test_switched_over_to_dr_a_dr_power_off_fails_over_to_the_home_site(lab: Lab
     p, d = in_sync_checksums(lab)
     assert p == d
     wait_eligible(lab, "dr", timeout_s=60)  # fully protected again
+
+
+def test_a_frontend_ten_minutes_fast_raises_an_alert_and_the_failover_keeps_its_time(
+    lab: Lab,
+) -> None:
+    """A frontend's clock off (its agent routes and votes): an alert names it, nothing moves
+    on its account, and a primary power-off is still served by dr in the usual time (its vote
+    judged on receipt)."""
+    restart_agent(lab, "fe-a", fast=True)
+    took = wait_until(
+        "the clock-skew alert names fe-a",
+        lambda: any("fe-a +6" in str(e.get("detail")) for e in alert_events(lab, "clock-skew")),
+        40,
+    )
+    print(f"fe-a ten minutes fast: the clock-skew alert {took:.1f} s after its restart")
+    before = active(lab)
+    assert before is not None and before["site"] == "primary"
+    time.sleep(6)  # no false failover on its account
+    assert active(lab) == before
+    wait_until("the client is served by the primary", lambda: served_by(lab) == "primary", 20)
+    off = PowerOff(lab, host="primary")
+    off.inject()
+    try:
+        rto = wait_until("the client is served by dr", lambda: served_by(lab) == "dr", 40)
+        print(f"fe-a ten minutes fast: primary powered off, the client served by dr in {rto:.1f} s")
+        assert rto < 3 * 0.5 + 2.0 + 15  # the bound of the DNS scheme's power-off test
+        assert (active(lab) or {}).get("site") == "dr"
+    finally:
+        off.revert()
+    restart_agent(lab, "fe-a", fast=False)
+    lab.sup.wait_ready("mariadb-primary")
+    wait_until("failback", lambda: (active(lab) or {}).get("site") == "primary", 120)
+    wait_until(
+        "the clock-skew alert cleared", lambda: bool(alert_events(lab, "clock-skew", "cleared")), 60
+    )

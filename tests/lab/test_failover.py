@@ -23,6 +23,7 @@ from support import (
     FAILOVER,
     PRIMARY_URL,
     active,
+    alert_events,
     authoritative,
     controller,
     done_steps,
@@ -33,6 +34,7 @@ from support import (
     keys_equal,
     keystone_call,
     lease_event,
+    restart_agent,
     served_by,
     validate,
     wait_until,
@@ -44,7 +46,6 @@ from draas.lab.components import bind9, keystone, mariadb
 from draas.lab.disasters import PowerOff, ReplicationCut
 from draas.lab.lab import Lab
 from draas.lab.services import resolve
-from draas.lab.supervisor import ProcessSpec
 from draas.lab.writer import read_log
 from draas.replication.files import snapshot
 
@@ -218,30 +219,6 @@ def test_a_planned_switchover_there_and_back_keeps_every_write(lab: Lab) -> None
     assert again.returncode == 1 and "already active" in again.stderr
 
 
-# libfaketime preloaded straight into the agent (the faketime(1) wrapper forks: a signal to it
-# would not reach the agent). ``$LIB`` is expanded by the dynamic linker.
-FAST = {
-    "LD_PRELOAD": "/usr/$LIB/faketime/libfaketimeMT.so.1",
-    "FAKETIME": "+10m",
-    "FAKETIME_DONT_FAKE_MONOTONIC": "1",
-}
-
-
-def restart_agent(lab: Lab, node: str, *, fast: bool, sig: int | None = None) -> None:
-    """Stop ``node``'s agent (SIGKILL, or ``sig``) and start it again ten minutes fast (as an
-    NTP failure leaves a machine) or with the right time."""
-    name = f"agent-{node}"
-    spec = ProcessSpec.from_dict(lab.sup.record(name)["spec"])
-    if sig is None:
-        lab.sup.crash(name)
-    else:
-        lab.sup.send(name, sig)
-    wait_until(f"{name} is gone", lambda: lab.sup.state(name) == "exited", 20)
-    env = {k: v for k, v in spec.env.items() if k not in FAST}
-    spec.env = {**env, **FAST} if fast else env
-    lab.sup.start(spec)
-
-
 def status(lab: Lab) -> dict[str, Any]:
     got = draas(lab, "status", "--json")
     return dict(json.loads(got.stdout)) if got.stdout.strip().startswith("{") else {}
@@ -261,6 +238,11 @@ def test_a_witness_ten_minutes_fast_is_named_and_moves_nothing(lab: Lab) -> None
     assert 590 <= offset <= 610, offset
     wait_until(
         "a controller with the right time", lambda: controller(lab) not in (None, "witness"), 20
+    )
+    wait_until(
+        "the clock-skew alert",
+        lambda: any("witness +6" in str(e.get("detail")) for e in alert_events(lab, "clock-skew")),
+        30,
     )
     time.sleep(6)  # no false failover on its account
     assert active(lab) == {"site": "primary", "epoch": epoch, "holder": "site-primary"}
@@ -299,7 +281,14 @@ def test_a_dr_agent_ten_minutes_fast_fails_over_with_the_dns_signed_in_time(lab:
         30,
     )
     wait_until("a controller with the right time", lambda: controller(lab) == "witness", 20)
+    wait_until(
+        "the clock-skew alert",
+        lambda: any("site-dr +6" in str(e.get("detail")) for e in alert_events(lab, "clock-skew")),
+        30,
+    )
     epoch = int(active(lab)["epoch"])  # type: ignore[index]
+    time.sleep(6)  # no false failover on its account
+    assert int(active(lab)["epoch"]) == epoch  # type: ignore[index]
     off = PowerOff(lab, host="primary")
     OUTAGE.append(off)
     off.inject()

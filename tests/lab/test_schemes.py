@@ -14,6 +14,7 @@ from support import (
     FAILBACK,
     FAILOVER,
     active,
+    alert_events,
     authoritative,
     done_steps,
     in_sync_checksums,
@@ -135,9 +136,20 @@ def test_hybrid_every_frontend_down_points_the_name_at_the_active_site_and_back(
             f"served again after {time.monotonic() - t0:.1f} s"
         )
         assert served < 20 and done_steps(lab, "frontend-dns-primary-") == ["move-dns"]
+        wait_until(
+            "the all-frontends-down alert",
+            lambda: bool(alert_events(lab, "all-frontends-down")),
+            20,
+        )
+        print(f"no-working-path raised: {len(alert_events(lab, 'no-working-path'))} time(s)")
     finally:
         for crash in crashes:
             crash.revert()
     back = wait_until("DNS back on fe-a", lambda: authoritative(lab) == [fe_a], 30)
     print(f"frontends restarted: DNS back on fe-a after {back:.1f} s")
     wait_until("the client served through fe-a", lambda: served_by(lab) == "primary", 20)
+    wait_until(
+        "the all-frontends-down alert cleared",
+        lambda: bool(alert_events(lab, "all-frontends-down", "cleared")),
+        30,
+    )

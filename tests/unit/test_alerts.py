@@ -45,11 +45,11 @@ def test_frontends_down_and_no_working_path() -> None:
     one = holding(view(fe_seen("down", "up")))
     assert set(one) == {"frontend-down"} and "fe-a seen down by" in one["frontend-down"]
     both = holding(view(fe_seen("down", "down")))
-    assert set(both) == {"frontend-down", "no-working-path"}
+    assert set(both) == {"frontend-down", "all-frontends-down", "no-working-path"}
     assert "users are not served" in both["no-working-path"]
     # The name points straight at the active site: a path exists.
     direct = holding(view(fe_seen("down", "down")), dns_at="primary")
-    assert set(direct) == {"frontend-down"}
+    assert set(direct) == {"frontend-down", "all-frontends-down"}
 
 
 def test_a_free_record_a_blocked_failover_and_an_unprotected_service() -> None:

@@ -9,6 +9,7 @@ Names are stable (tests, Prometheus rules and operators match on them):
 - ``clock-skew``: some node's clock (ours included) is off the others' by more than
   ``receipts.SKEW_ALERT_S``;
 - ``frontend-down``: a frontend is seen down by at least two vantage points;
+- ``all-frontends-down``: every frontend is;
 - ``no-working-path``: every frontend is, and the DNS name does not point straight at a site;
 - ``no-holder``: the service was active once and no site holds the record;
 - ``failover-blocked``: the active site is confirmed down and the decision waits (no healthy
@@ -57,6 +58,8 @@ def conditions(
         out["frontend-down"] = "; ".join(
             f"{fe} seen down by {', '.join(by)}" for fe, by in down.items()
         )
+        if len(down) == len(frontends):
+            out["all-frontends-down"] = f"every frontend is down ({', '.join(frontends)})"
         if len(down) == len(frontends) and (dns_at is None or dns_at in frontends):
             out["no-working-path"] = (
                 f"every frontend is down and the DNS name points at {dns_at or 'no frontend'}: "
