@@ -224,7 +224,15 @@ def test_route53_unknown_zone_is_a_clear_fatal_error(moto_server: str) -> None:
     assert p.check().ok is False
 
 
-def answer_with_error(client: Any, operation: str, code: str, status: int, times: int) -> list[str]:
+def answer_with_error(
+    client: Any,
+    operation: str,
+    code: str,
+    status: int,
+    times: int,
+    message: str = "",
+    headers: dict[str, str] | None = None,
+) -> list[str]:
     """The next ``times`` calls of ``operation`` get AWS's error ``code`` instead of reaching
     the (moto) server, the way Route 53 answers a client over its rate limit; returns a list
     that records every call of ``operation``."""
@@ -236,10 +244,10 @@ def answer_with_error(client: Any, operation: str, code: str, status: int, times
         calls.append(operation)
         if len(calls) > times:
             return None  # through to the server
-        http = AWSResponse("https://route53.amazonaws.com/", status, {}, None)
+        http = AWSResponse("https://route53.amazonaws.com/", status, headers or {}, None)
         return http, {
-            "Error": {"Code": code, "Message": f"{code} (injected)"},
-            "ResponseMetadata": {"HTTPStatusCode": status},
+            "Error": {"Code": code, "Message": message or f"{code} (injected)"},
+            "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": headers or {}},
         }
 
     client.meta.events.register(f"before-call.route-53.{operation}", before_call)
@@ -282,6 +290,37 @@ def test_route53_refused_credentials_are_not_retried(moto_server: str) -> None:
         p.point_to("192.0.2.21")
     assert not info.value.retryable and len(calls) == 1  # sent once, never again
     assert p.current() is None  # nothing changed
+
+
+def test_route53_refusing_our_clock_says_so_and_by_how_much(moto_server: str) -> None:
+    """AWS refuses a request signed more than 5 minutes off its own time: the error names the
+    clock (from the answer's Date header), not the credentials."""
+    from email.utils import formatdate
+
+    client = r53_client(moto_server)
+    p = Route53Provider(
+        "route53",
+        hosted_zone_id=new_zone(client),
+        record="keystone.example.org",
+        ttl_s=5,
+        client=client,
+        backoff_s=0.01,
+    )
+    theirs = formatdate(time.time() - 600, usegmt=True)  # we are ten minutes fast
+    said = "Signature expired: 20261130T101000Z is now earlier than 20261130T100500Z"
+    calls = answer_with_error(
+        client,
+        "ChangeResourceRecordSets",
+        "InvalidSignatureException",
+        403,
+        9,
+        said,
+        {"date": theirs},
+    )
+    with pytest.raises(TrafficError, match="clock is \\+60[0-9] s off") as info:
+        p.point_to("192.0.2.23")
+    assert "rejects our request's signature time" in str(info.value)
+    assert not info.value.retryable and len(calls) == 1
 
 
 def test_route53_throttled_for_good_gives_up_within_its_retries(moto_server: str) -> None:

@@ -55,6 +55,12 @@ class Route53Provider(DnsProvider):
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             msg = exc.response.get("Error", {}).get("Message", "")
+            if code == "RequestExpired" or "signature expired" in msg.lower():
+                raise TrafficError(
+                    f"Route 53 {what} for {self.record}: AWS rejects our request's signature "
+                    f"time: this machine's clock is {clock_offset(exc.response)} (AWS allows "
+                    f"5 minutes): fix NTP here ({code}: {msg})"
+                ) from exc
             raise TrafficError(
                 f"Route 53 {what} for {self.record} in zone {self.zone_id}: {code}: {msg}",
                 retryable=code in RETRYABLE,
@@ -121,3 +127,15 @@ class Route53Provider(DnsProvider):
         except TrafficError as exc:
             return CheckResult(False, str(exc))
         return CheckResult(True, f"hosted zone {zone['HostedZone']['Name']} readable")
+
+
+def clock_offset(response: Any) -> str:
+    """How far this machine's clock is off AWS's, from the error's ``Date`` header."""
+    from email.utils import parsedate_to_datetime
+
+    date = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+    try:
+        theirs = parsedate_to_datetime(date).timestamp()
+    except (TypeError, ValueError):
+        return "off"
+    return f"{time.time() - theirs:+.0f} s off"
