@@ -34,3 +34,17 @@ def test_the_odd_clock_out_is_named_against_the_median() -> None:
     assert skewed({"site-a": 0.3, "site-b": -0.2, "witness": 4.0}) == {}  # under 5 s
     # Every other node is 600 s behind us: we are the odd one out ("" is this node).
     assert skewed({"site-a": -600.0, "site-b": -600.2, "witness": -599.8}) == {"": 599.9}
+
+
+def test_a_clock_stepped_back_is_measured_again_at_once() -> None:
+    """The witness's clock fixed (or its agent restarted with the right time) before its
+    observation expired: the ten minutes must not linger for the last 20 receipts."""
+    r = Receipts()
+    for i in range(5):
+        r.rebase({"witness": observation("witness", 1600.0 + i)}, now=1000.0 + i)
+    assert r.offsets() == {"witness": 600.0}
+    r.rebase({"witness": observation("witness", 1006.0)}, now=1006.0)
+    assert r.offsets() == {"witness": 0.0}
+    # A read 3 s late is within what a late read adds: the estimate stays.
+    r.rebase({"witness": observation("witness", 1007.0)}, now=1010.0)
+    assert r.offsets() == {"witness": 0.0}

@@ -36,7 +36,9 @@ def _shift(seen: Seen, by: float) -> Seen:
 class Receipts:
     """Per observer, the last publication time read and the recent offsets measured: each
     new publication gives ``our time on reading it - its time``, the true offset plus how late
-    we read it; the smallest of the last ``keep`` is the estimate (a late read only adds)."""
+    we read it; the smallest of the last ``keep`` is the estimate (a late read only adds). A
+    measure larger than the estimate by more than ``SKEW_ALERT_S`` (more than any late read)
+    means the observer's clock went back: the estimate starts again from it."""
 
     def __init__(self, keep: int = 20) -> None:
         self._lock = threading.Lock()
@@ -51,8 +53,13 @@ class Receipts:
             for name, obs in observations.items():
                 if self._last.get(name) != obs.at:  # a new publication: received now
                     self._last[name] = obs.at
-                    self._seen.setdefault(name, collections.deque(maxlen=self.keep))
-                    self._seen[name].append(now - obs.at)
+                    seen = self._seen.setdefault(name, collections.deque(maxlen=self.keep))
+                    got = now - obs.at
+                    if seen and got - min(seen) > SKEW_ALERT_S:
+                        # More than a late read can add: its clock was stepped back (NTP
+                        # fixed it, the agent restarted right): the old offsets are void.
+                        seen.clear()
+                    seen.append(got)
                 by = min(self._seen[name])
                 targets = {t: _shift(s, by) for t, s in obs.targets.items()}
                 out[name] = dataclasses.replace(obs, at=obs.at + by, targets=targets)
