@@ -48,3 +48,17 @@ def test_a_clock_stepped_back_is_measured_again_at_once() -> None:
     # A read 3 s late is within what a late read adds: the estimate stays.
     r.rebase({"witness": observation("witness", 1007.0)}, now=1010.0)
     assert r.offsets() == {"witness": 0.0}
+
+
+def test_an_agents_own_observation_is_not_a_measured_clock() -> None:
+    """The skewed agent itself (three agents): its own observation must not count as a second
+    clock agreeing with it, or the median falls between and everybody looks 300 s off."""
+    r = Receipts(me="site-dr")
+    seen = {
+        "site-dr": observation("site-dr", 1600.0),  # ours: read in our own (fast) clock
+        "site-primary": observation("site-primary", 1000.0),
+        "witness": observation("witness", 1000.0),
+    }
+    r.rebase(seen, now=1600.0)
+    assert r.offsets() == {"site-primary": -600.0, "witness": -600.0}
+    assert skewed(r.offsets()) == {"": 600.0}  # this agent is the odd one out

@@ -113,7 +113,8 @@ class Agent:
             should_stop=lambda: self.stopping or not self._controlling_now(),
         )
         self.leadership: ControllerLease | None = None
-        self.receipts = Receipts()  # other nodes' times, judged in this agent's clock
+        # Other nodes' times, judged in this agent's clock.
+        self.receipts = Receipts(me=node)
         self.last_said = ""
         # Set once this agent has probed and published: the lease task starts then (the
         # record is taken by an agent that already sees, as the others see it).

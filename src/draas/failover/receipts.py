@@ -40,7 +40,8 @@ class Receipts:
     measure larger than the estimate by more than ``SKEW_ALERT_S`` (more than any late read)
     means the observer's clock went back: the estimate starts again from it."""
 
-    def __init__(self, keep: int = 20) -> None:
+    def __init__(self, keep: int = 20, me: str = "") -> None:
+        self.me = me  # this node's own observation: its offset is ours, not measured
         self._lock = threading.Lock()
         self._last: dict[str, float] = {}  # observer -> the ``at`` last read
         self._seen: dict[str, collections.deque[float]] = {}  # observer -> offsets measured
@@ -71,7 +72,9 @@ class Receipts:
     def offsets(self) -> dict[str, float]:
         """Each observer's clock minus ours, as measured (s)."""
         with self._lock:
-            return {name: round(-min(seen), 2) for name, seen in self._seen.items()}
+            return {
+                name: round(-min(seen), 2) for name, seen in self._seen.items() if name != self.me
+            }
 
 
 def skewed(offsets: Mapping[str, float], threshold_s: float = SKEW_ALERT_S) -> dict[str, float]:
