@@ -62,3 +62,11 @@ def test_an_agents_own_observation_is_not_a_measured_clock() -> None:
     r.rebase(seen, now=1600.0)
     assert r.offsets() == {"site-primary": -600.0, "witness": -600.0}
     assert skewed(r.offsets()) == {"": 600.0}  # this agent is the odd one out
+
+
+def test_two_clocks_that_disagree_name_neither() -> None:
+    """The primary powered off: the DR agent sees only the witness, 600 s ahead. Without a
+    majority neither is named (the DR agent must not think itself skewed and leave the
+    controller lease)."""
+    assert skewed({"witness": 600.0}) == {}
+    assert skewed({"witness": 600.0, "site-a": 0.1}) == {"witness": 599.9}

@@ -78,12 +78,17 @@ class Receipts:
 
 
 def skewed(offsets: Mapping[str, float], threshold_s: float = SKEW_ALERT_S) -> dict[str, float]:
-    """The nodes whose clock is off the median of all (ours counted as 0) by more than
-    ``threshold_s``: the skew each one has, against the majority."""
+    """The clocks (``offsets``, and ours as "" at 0) that more than half of all the clocks are
+    further than ``threshold_s`` from, each with its skew against the median: the odd ones out.
+    Two clocks that disagree name neither (there is no majority to tell which is wrong: with
+    the primary powered off, a DR agent and a skewed witness must not both doubt themselves)."""
     if not offsets:
         return {}
-    middle = statistics.median([0.0, *offsets.values()])
-    out = {n: round(o - middle, 1) for n, o in offsets.items() if abs(o - middle) > threshold_s}
-    if abs(middle) > threshold_s:
-        out[""] = round(-middle, 1)  # "": this node itself is the odd one out
+    clocks = {"": 0.0, **offsets}
+    middle = statistics.median(clocks.values())
+    out = {}
+    for name, mine in clocks.items():
+        far = sum(1 for other in clocks.values() if abs(other - mine) > threshold_s)
+        if 2 * far > len(clocks):
+            out[name] = round(mine - middle, 1)
     return out
