@@ -44,6 +44,7 @@ from support import (
 from draas.lab.agents import start_agents
 from draas.lab.components import bind9, keystone, mariadb
 from draas.lab.disasters import PowerOff, ReplicationCut
+from draas.lab.eventlog import read_events
 from draas.lab.lab import Lab
 from draas.lab.services import resolve
 from draas.lab.writer import read_log
@@ -317,12 +318,16 @@ def test_the_skewed_dr_agent_stopped_and_started_right_keeps_the_service(lab: La
     lab.sup.launch(spec)
     wall, t0 = time.time(), time.monotonic()
     restart_agent(lab, "site-dr", fast=False, sig=signal.SIGTERM)
-    assert lease_event(lab, "site-dr", "leave", since=wall) is not None
+    left = lease_event(lab, "site-dr", "leave", since=wall)
+    assert left is not None and left.order is not None
+    after = left.order
 
     def holds_again() -> bool:
+        # After the leave in the store's order (the skewed agent's own times are 600 s ahead).
         return any(
-            lease_event(lab, "site-dr", step, since=wall) is not None
-            for step in ("adopt", "take-back")
+            e.order > after and e.node == "site-dr" and e.step in ("adopt", "take-back")
+            for e in read_events(lab)
+            if e.runbook == "lease" and e.outcome == "done" and e.order is not None
         )
 
     wait_until("the restarted site-dr agent holds the record again", holds_again, 30)
