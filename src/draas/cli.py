@@ -26,7 +26,17 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
         for p in exc.problems:
             print(f"  - {p}", file=sys.stderr)
         return 2
+    from draas.configcheck import check_deployment
+
+    found = check_deployment(cfg, files=not args.skip_files)
+    if found.problems:
+        print(f"error: {args.file} cannot work as a deployment:", file=sys.stderr)
+        for p in found.problems:
+            print(f"  - {p}", file=sys.stderr)
+        return 2
     print(json.dumps(cfg.model_dump(mode="json"), indent=2))
+    for w in found.warnings:
+        print(f"warning: {w}", file=sys.stderr)
     print(
         f"ok: {args.file} is valid (scheme {cfg.scheme}, {len(cfg.nodes)} nodes)", file=sys.stderr
     )
@@ -176,10 +186,17 @@ def build_parser() -> argparse.ArgumentParser:
     check = cfg_sub.add_parser(
         "check",
         help="validate a draas.toml and print the effective configuration",
-        description="Validate FILE. Prints the effective configuration (defaults and timing "
-        "preset filled in) as JSON, or one line per problem and exit status 2.",
+        description="Validate FILE: its fields, then what a deployment needs (voters, names, "
+        "addresses, absolute paths; the secret files exist here and others cannot read them). "
+        "Prints the effective configuration (defaults and timing preset filled in) as JSON and "
+        "warnings for settings that will hurt, or one line per problem and exit status 2.",
     )
     check.add_argument("file", metavar="FILE")
+    check.add_argument(
+        "--skip-files",
+        action="store_true",
+        help="do not look at the secret files (checking the file away from its machines)",
+    )
     check.set_defaults(func=_cmd_config_check)
 
     agent = sub.add_parser(

@@ -54,7 +54,7 @@ def test_the_wheel_alone_gives_a_working_command(installed: Path) -> None:
 @pytest.mark.parametrize("example", EXAMPLES)
 def test_every_example_is_checked_by_the_installed_command(installed: Path, example: str) -> None:
     got = subprocess.run(
-        [str(installed), "config", "check", str(ROOT / example)],
+        [str(installed), "config", "check", "--skip-files", str(ROOT / example)],
         capture_output=True,
         text=True,
     )

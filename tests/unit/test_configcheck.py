@@ -1,0 +1,131 @@
+"""``draas config check`` beyond the fields: configurations that parse but cannot work (each a
+problem naming the field, the value and what is allowed) and settings that will hurt
+(warnings), on the OpenStack example changed one thing at a time."""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from draas.cli import main
+from draas.config import parse_config
+from draas.configcheck import check_deployment
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "openstack" / "draas.toml"
+
+
+def base() -> dict[str, Any]:
+    return tomllib.loads(EXAMPLE.read_text())
+
+
+def found(change: Callable[[dict[str, Any]], None], files: bool = False) -> tuple[str, str]:
+    data = copy.deepcopy(base())
+    change(data)
+    f = check_deployment(parse_config(data), files=files)
+    return " | ".join(f.problems), " | ".join(f.warnings)
+
+
+def test_the_example_is_a_working_deployment() -> None:
+    assert found(lambda d: None) == ("", "")
+
+
+def _memory(d: dict[str, Any]) -> None:
+    d["coordination"] = {"backend": "memory"}
+
+
+def _one_voter(d: dict[str, Any]) -> None:
+    d["nodes"] = [n for n in d["nodes"] if n["role"] != "witness"]
+
+
+def _other_record(d: dict[str, Any]) -> None:
+    d["dns"]["record"] = "keystone.example.org."
+
+
+def _outside_zone(d: dict[str, Any]) -> None:
+    d["dns"]["record"] = d["service"]["dns_name"] = "identity.example.net."
+
+
+def _same_address(d: dict[str, Any]) -> None:
+    d["nodes"][2]["address"] = d["nodes"][0]["address"]
+
+
+def _relative(d: dict[str, Any]) -> None:
+    d["sites"]["dr"]["database"]["password_file"] = "db-password"
+
+
+def _no_dr_database(d: dict[str, Any]) -> None:
+    del d["sites"]["dr"]["database"]
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        (_memory, "coordination.backend: 'memory' lives inside one process, so the 3 nodes"),
+        (_one_voter, "only 1 node(s) away from site 'primary' (['site-b'])"),
+        (_other_record, "dns.record: 'keystone.example.org.' is not service.dns_name"),
+        (_outside_zone, "dns.record: 'identity.example.net.' is not inside dns.zone"),
+        (_same_address, "'witness' and 'site-a' both listen on 192.0.2.11 port 8780"),
+        (_relative, "sites.dr.database.password_file: 'db-password' is relative"),
+        (_no_dr_database, "sites.dr.database: missing while another site has one"),
+    ],
+)
+def test_a_deployment_that_cannot_work_is_refused(
+    change: Callable[[dict[str, Any]], None], said: str
+) -> None:
+    problems, _ = found(change)
+    assert said in problems
+
+
+def test_settings_that_hurt_are_warnings() -> None:
+    def day_ttl(d: dict[str, Any]) -> None:
+        d["dns"]["ttl_s"] = 86400
+
+    def witness_next_door(d: dict[str, Any]) -> None:
+        d["nodes"][2]["address"] = "192.0.2.30"
+
+    problems, warnings = found(day_ttl)
+    assert problems == "" and "dns.ttl_s: 86400 s: clients keep the dead site's" in warnings
+    problems, warnings = found(witness_next_door)
+    assert problems == "" and "witness 'witness' (192.0.2.30) is in the same /24 as site" in (
+        warnings
+    )
+
+
+def test_secret_files_must_exist_and_be_closed_to_others(tmp_path: Path) -> None:
+    secret = tmp_path / "db-password"
+
+    def here(d: dict[str, Any]) -> None:
+        for site in d["sites"].values():
+            site["database"]["password_file"] = str(secret)
+
+    problems, _ = found(here, files=True)
+    assert f"sites.primary.database.password_file: {secret} does not exist" in problems
+    secret.write_text("pw")
+    secret.chmod(0o644)
+    problems, _ = found(here, files=True)
+    assert "is readable by others (mode 644); allowed: 0600 or 0640" in problems
+    secret.chmod(0o640)
+    problems, _ = found(here, files=True)
+    assert str(secret) not in problems  # (the example's other secrets are not on this machine)
+
+
+def test_the_cli_prints_every_problem_and_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "draas.toml"
+    text = EXAMPLE.read_text().replace(
+        'record = "identity.example.org."', 'record = "x.example.org."'
+    )
+    bad.write_text(text.replace('backend = "etcd"', 'backend = "memory"'))
+    assert main(["config", "check", "--skip-files", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot work as a deployment" in err
+    assert "  - coordination.backend: 'memory'" in err and "  - dns.record: 'x.example.org.'" in err
+    # Without --skip-files the secret files are looked at too (they are not on this machine).
+    assert main(["config", "check", str(EXAMPLE)]) == 2
+    assert "/etc/draas/db-password does not exist" in capsys.readouterr().err
