@@ -11,7 +11,7 @@ import urllib.request
 from typing import Any
 
 from draas.config import Config, Node
-from draas.errors import ApiError
+from draas.errors import ApiError, DraasError
 
 
 def agent_url(cfg: Config, node: Node) -> str:
@@ -32,6 +32,13 @@ def agent_urls(cfg: Config) -> list[str]:
 class ApiClient:
     def __init__(self, cfg: Config, agent: str | None = None, timeout_s: float = 10.0) -> None:
         self.cfg = cfg
+        if agent:
+            from draas.measure.inputs import check_url
+
+            try:
+                check_url(agent)
+            except DraasError as exc:
+                raise DraasError(f"--agent: {exc}") from None
         self.urls = [agent.rstrip("/")] if agent else agent_urls(cfg)
         self.timeout_s = timeout_s
         self.ctx: ssl.SSLContext | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -67,6 +68,7 @@ def _cmd_rto(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from draas.measure import meter
+    from draas.measure.inputs import check_disaster_at, check_out, check_site_pattern, check_url
     from draas.measure.rto import summarize
 
     checks: list[meter.Check] = []
@@ -83,7 +85,7 @@ def _cmd_rto(args: argparse.Namespace) -> int:
         raise DraasError("--expect-body: given more often than URLs (one per URL, in order)")
     for i, url in enumerate(args.url or []):
         body = bodies[i] if i < len(bodies) else None
-        checks.append(meter.Check(f"url{i + 1}", url, args.expect_status, body or None))
+        checks.append(meter.Check(f"url{i + 1}", check_url(url), args.expect_status, body or None))
     if not checks:
         raise DraasError("nothing to measure: give one or more URLs, or --config FILE")
     for flag, value, lo, hi in (
@@ -94,7 +96,9 @@ def _cmd_rto(args: argparse.Namespace) -> int:
     ):
         if not lo <= value <= hi:
             raise DraasError(f"{flag} {value}: must be between {lo:g} and {hi:g}")
-    out = Path(args.out or time.strftime("rto-%Y%m%dT%H%M%S.jsonl"))
+    check_site_pattern(args.site_pattern)
+    check_disaster_at(args.disaster_at, args.duration)
+    out = check_out(Path(args.out or time.strftime("rto-%Y%m%dT%H%M%S.jsonl")))
     meter.to_stderr(
         f"measuring {', '.join(c.url for c in checks)} every {args.interval:g} s "
         f"for {args.duration:g} s; requests to {out}"
@@ -120,9 +124,16 @@ def _cmd_rto(args: argparse.Namespace) -> int:
     with out.open("w") as f:
         records = asyncio.run(measure(f))
     summary = summarize(records, args.disaster_at, args.consecutive)
+    # Exit 1 when the service never came back within the measurement (a script must see it).
+    down = (
+        summary.samples == 0
+        or bool(summary.windows and summary.windows[-1].end is None)
+        or (args.disaster_at is not None and summary.rto_s is None)
+    )
+    rc = 1 if down else 0
     if args.json:
         print(json.dumps(summary.to_dict(), indent=2))
-        return 0
+        return rc
     rto = (
         "n/a"
         if args.disaster_at is None
@@ -143,7 +154,9 @@ def _cmd_rto(args: argparse.Namespace) -> int:
         end = "still down" if w.end is None else time.strftime("%H:%M:%S", time.localtime(w.end))
         start = time.strftime("%H:%M:%S", time.localtime(w.start))
         print(f"down {start} .. {end} ({w.duration_s:.3f} s)")
-    return 0
+    if down:
+        print("error: the service was not answering when the measurement ended", file=sys.stderr)
+    return rc
 
 
 def _cmd_disaster(args: argparse.Namespace) -> int:
@@ -295,6 +308,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`draas status | head`): nothing more to say, and no traceback
+        # when Python flushes stdout on exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return rc
 
 
