@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from draas import __version__
-from draas.config import load_config
+from draas.config import config_path, load_config
 from draas.errors import ConfigError, DraasError
 from draas.logs import setup_logging
 
@@ -20,6 +20,7 @@ log = logging.getLogger("draas")
 
 
 def _cmd_config_check(args: argparse.Namespace) -> int:
+    args.file = config_path(args.file)
     try:
         cfg = load_config(args.file)
     except ConfigError as exc:
@@ -50,6 +51,7 @@ def _cmd_agent(args: argparse.Namespace) -> int:
     from draas.agent.daemon import Agent
     from draas.coordination import make_store
 
+    args.config = config_path(args.config)
     cfg = load_config(args.config)
     # Store calls give up well within the lease: the agent must still be able to fence in time.
     # Its own host's etcd member first, then the witness's: a member at a site that fails
@@ -204,7 +206,12 @@ def build_parser() -> argparse.ArgumentParser:
         "Prints the effective configuration (defaults and timing preset filled in) as JSON and "
         "warnings for settings that will hurt, or one line per problem and exit status 2.",
     )
-    check.add_argument("file", metavar="FILE")
+    check.add_argument(
+        "file",
+        metavar="FILE",
+        nargs="?",
+        help="default: $DRAAS_CONFIG, else /etc/draas/draas.toml",
+    )
     check.add_argument(
         "--skip-files",
         action="store_true",
@@ -219,7 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
         "renews the active lease when its site holds it (and fences itself when it cannot), "
         "and on the DR site decides and runs the failover.",
     )
-    agent.add_argument("--config", required=True, metavar="FILE")
+    agent.add_argument(
+        "--config", metavar="FILE", help="default: $DRAAS_CONFIG, else /etc/draas/draas.toml"
+    )
     agent.add_argument("--node", required=True, metavar="NAME", help="this node's name in FILE")
     agent.add_argument("--no-api", action="store_true", help="do not serve the control API")
     agent.set_defaults(func=_cmd_agent)

@@ -7,6 +7,7 @@ each as ``field.path: what is wrong (got VALUE); allowed: ...``.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -26,7 +27,7 @@ from pydantic import (
 )
 
 from draas.config_errors import format_validation_error
-from draas.errors import ConfigError
+from draas.errors import ConfigError, DraasError
 
 _HOSTNAME = re.compile(r"^(?=.{1,253}\.?$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+$")
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
@@ -511,6 +512,23 @@ def parse_config(data: Any, source: str = "<config>") -> Config:
     if problems:
         raise ConfigError(source, problems)
     return cfg
+
+
+# Where every command looks when neither --config nor $DRAAS_CONFIG names a file.
+DEFAULT_CONFIG = Path("/etc/draas/draas.toml")
+
+
+def config_path(given: str | None) -> str:
+    """The configuration file a command uses: ``given`` (--config), else $DRAAS_CONFIG, else
+    ``DEFAULT_CONFIG`` when it exists."""
+    path = given or os.environ.get("DRAAS_CONFIG")
+    if path:
+        return path
+    if DEFAULT_CONFIG.is_file():
+        return str(DEFAULT_CONFIG)
+    raise DraasError(
+        f"no configuration: give --config FILE, set DRAAS_CONFIG, or write {DEFAULT_CONFIG}"
+    )
 
 
 def load_config(path: str | Path) -> Config:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 
 from draas.agent.status import eligible_line
 from draas.apiclient import ApiClient
-from draas.config import Config, load_config
+from draas.config import Config, config_path, load_config
 from draas.errors import ApiError, DraasError
 from draas.failover.runs import KINDS, Kind, last_step
 
@@ -23,10 +22,7 @@ WAIT_S = 300.0
 
 
 def config_of(args: argparse.Namespace) -> Config:
-    path = args.config or os.environ.get("DRAAS_CONFIG")
-    if not path:
-        raise DraasError("no configuration: give --config FILE or set DRAAS_CONFIG")
-    return load_config(path)
+    return load_config(config_path(args.config))
 
 
 def client(args: argparse.Namespace) -> ApiClient:
@@ -378,7 +374,11 @@ def add_parsers(sub: Any) -> None:
 
 
 def common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", metavar="FILE", help="draas.toml (default: $DRAAS_CONFIG)")
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="draas.toml (default: $DRAAS_CONFIG, else /etc/draas/draas.toml)",
+    )
     p.add_argument(
         "--agent", metavar="URL", help="ask this agent's API instead of the config's agents"
     )

@@ -78,3 +78,23 @@ def test_a_reader_that_goes_away_ends_the_output_quietly() -> None:
         proc.stdout.close()  # the reader is gone before the first line (`| head -0`)
         err = proc.stderr.read().decode()
         assert proc.wait(30) == 0 and "Traceback" not in err and "BrokenPipe" not in err
+
+
+def test_every_command_finds_the_default_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import draas.config
+
+    monkeypatch.delenv("DRAAS_CONFIG", raising=False)
+    default = tmp_path / "draas.toml"
+    monkeypatch.setattr(draas.config, "DEFAULT_CONFIG", default)
+    assert main(["config", "check", "--skip-files"]) == 1
+    err = capsys.readouterr().err
+    assert f"no configuration: give --config FILE, set DRAAS_CONFIG, or write {default}" in err
+    default.write_text(Path(EXAMPLE).read_text())
+    assert main(["config", "check", "--skip-files"]) == 0
+    assert f"ok: {default} is valid" in capsys.readouterr().err
+    # $DRAAS_CONFIG comes first; the status command reads the same file.
+    monkeypatch.setenv("DRAAS_CONFIG", str(tmp_path / "other.toml"))
+    assert main(["status", "--agent", "notaurl"]) == 1
+    assert "other.toml" in capsys.readouterr().err
