@@ -27,7 +27,7 @@ from draas.clock import FakeClock
 from draas.config import load_config
 from draas.coordination import DatabaseReport, Event, Observation, Seen
 from draas.coordination.memory import MemoryStore
-from draas.errors import ConfigError
+from draas.errors import ConfigError, DraasError
 from draas.testkit import event
 
 CONFIG = """
@@ -465,3 +465,14 @@ def test_a_command_from_the_cli_follows_its_run_and_reports_the_failed_step(
     assert "error: switchover-dr-from-e1 failed at step catch-up: " in captured.err
     assert "cannot connect to MariaDB" in captured.err
     assert api.store.active().site == "primary"  # type: ignore[union-attr]
+
+
+def test_a_second_agent_for_the_same_node_says_so(api: Served) -> None:
+    """The first agent holds the node's API port: the second stops with one clear line
+    (before it does anything else: the API is bound before any task starts)."""
+    cfg = load_config(api.config)
+    second = Agent(cfg, "witness", api.store, config_path=str(api.config), serve_api=True)
+    assert second.api is not None
+    node = second.node
+    with pytest.raises(DraasError, match="port .* is in use: an agent for this node is already"):
+        asyncio.run(second.api.start(node.address, node.api_port))

@@ -8,6 +8,7 @@ state does not allow them. TLS when ``api.tls_cert_file`` is set.
 from __future__ import annotations
 
 import asyncio
+import errno
 import hmac
 import ipaddress
 import json
@@ -271,7 +272,16 @@ class ControlApi:
             ctx.load_cert_chain(str(api.tls_cert_file), str(api.tls_key_file))
         self.runner = web.AppRunner(self.app(), access_log=None)
         await self.runner.setup()
-        await web.TCPSite(self.runner, host, port, ssl_context=ctx).start()
+        try:
+            await web.TCPSite(self.runner, host, port, ssl_context=ctx).start()
+        except OSError as exc:
+            await self.runner.cleanup()
+            if exc.errno == errno.EADDRINUSE:
+                raise DraasError(
+                    f"control API: {host} port {port} is in use: an agent for this node is "
+                    "already running here (or another program holds the node's api_port)"
+                ) from None
+            raise DraasError(f"control API: cannot listen on {host} port {port}: {exc}") from None
         commands = "need the token" if self.token else "disabled: no api.token_file"
         log.info(
             "control API on %s://%s:%d/ (commands %s)",
