@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import ssl
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -76,14 +77,21 @@ class ApiClient:
             else ""
         )
         unreachable = []
-        for base in self.urls:
+        budget = timeout_s or self.timeout_s
+        deadline = time.monotonic() + budget
+        for i, base in enumerate(self.urls):
+            left = deadline - time.monotonic()
+            if left <= 0.05:
+                unreachable.append(f"{base} (not asked: the {budget:g} s timeout was spent)")
+                continue
+            # A read is shared out over the agents still to ask: one that accepts and never
+            # answers must not use up the time of the others. A command gets it all.
+            each = left if method == "POST" else left / (len(self.urls) - i)
             req = urllib.request.Request(
                 base + path + qs, data=data, headers=headers, method=method
             )
             try:
-                with urllib.request.urlopen(
-                    req, timeout=timeout_s or self.timeout_s, context=self.ctx
-                ) as resp:
+                with urllib.request.urlopen(req, timeout=each, context=self.ctx) as resp:
                     self.used = base
                     raw = resp.read()
                     return raw.decode() if path == "/metrics" or raw_text else json.loads(raw)
@@ -92,6 +100,11 @@ class ApiClient:
                     msg = json.loads(exc.read()).get("error", exc.reason)
                 except ValueError:
                     msg = exc.reason
+                if method == "GET" and (exc.code == 404 or exc.code >= 500):
+                    # Not an agent's answer to this (another program, an agent in trouble):
+                    # the next agent may answer.
+                    unreachable.append(f"{base} ({exc.code}: {msg})")
+                    continue
                 raise ApiError(f"{base}: {exc.code}: {msg}", exc.code) from None
             except (urllib.error.URLError, OSError, TimeoutError) as exc:
                 reason = getattr(exc, "reason", exc)

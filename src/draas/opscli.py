@@ -26,7 +26,7 @@ def config_of(args: argparse.Namespace) -> Config:
 
 
 def client(args: argparse.Namespace) -> ApiClient:
-    return ApiClient(config_of(args), agent=args.agent)
+    return ApiClient(config_of(args), agent=args.agent, timeout_s=args.timeout)
 
 
 def _ago(t: float | None, now: float) -> str:
@@ -382,3 +382,20 @@ def common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--agent", metavar="URL", help="ask this agent's API instead of the config's agents"
     )
+    p.add_argument(
+        "--timeout",
+        type=_timeout,
+        default=10.0,
+        metavar="S",
+        help="give up after S seconds over all the agents asked (default 10; 0.5 to 300)",
+    )
+
+
+def _timeout(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0.5 <= value <= 300:
+        raise argparse.ArgumentTypeError(f"{text} s: allowed from 0.5 to 300")
+    return value

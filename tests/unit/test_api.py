@@ -6,10 +6,12 @@ are served; a bad SIGHUP reload keeps the running config; schemathesis finds no 
 from __future__ import annotations
 
 import asyncio
+import http.server
 import json
 import os
 import socket
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -23,11 +25,12 @@ from schemathesis.checks import not_a_server_error
 
 from draas.agent.daemon import Agent
 from draas.agent.openapi import document
+from draas.apiclient import ApiClient
 from draas.clock import FakeClock
 from draas.config import load_config
 from draas.coordination import DatabaseReport, Event, Observation, Seen
 from draas.coordination.memory import MemoryStore
-from draas.errors import ConfigError, DraasError
+from draas.errors import ApiError, ConfigError, DraasError
 from draas.testkit import event
 
 CONFIG = """
@@ -476,3 +479,40 @@ def test_a_second_agent_for_the_same_node_says_so(api: Served) -> None:
     node = second.node
     with pytest.raises(DraasError, match="port .* is in use: an agent for this node is already"):
         asyncio.run(second.api.start(node.address, node.api_port))
+
+
+def test_status_moves_past_an_agent_that_answers_404_and_past_silent_ones(api: Served) -> None:
+    """Two agents that accept a connection and never answer cost the --timeout in all, not
+    each; a 404 (not an agent's answer) sends the CLI to the next agent."""
+    silent = []
+    for _ in range(2):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        s.listen(8)  # connections complete in the backlog; nothing is ever read or answered
+        silent.append(s)
+
+    class NotAnAgent(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_error(404, "no such page")
+
+        def log_message(self, *args: Any) -> None:
+            return None
+
+    other = http.server.HTTPServer(("127.0.0.1", 0), NotAnAgent)
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    try:
+        cfg = load_config(api.config)
+        client = ApiClient(cfg, timeout_s=2.0)
+        client.urls = [f"http://127.0.0.1:{s.getsockname()[1]}" for s in silent]
+        t0 = time.monotonic()
+        with pytest.raises(ApiError, match="no agent answered") as info:
+            client.get("/v1/status")
+        assert time.monotonic() - t0 < 3.0, "the timeout is for all the agents, not each"
+        assert "timed out" in str(info.value)
+        client = ApiClient(cfg, timeout_s=5.0)
+        client.urls = [f"http://127.0.0.1:{other.server_address[1]}", api.url]
+        assert client.get("/v1/status")["node"] == "witness" and client.used == api.url
+    finally:
+        other.shutdown()
+        for s in silent:
+            s.close()
