@@ -142,19 +142,20 @@ def cmd_events(args: argparse.Namespace) -> int:
         raise DraasError(f"--limit {args.limit}: must be from 1 to 1000")
     api = client(args)
     deadline = time.monotonic() + args.for_s if args.for_s else None
-    page = api.get("/v1/events", run=args.run, last=args.limit)
+    match = {k: getattr(args, k) for k in ("run", "node", "step", "outcome", "runbook")}
+    page = api.get("/v1/events", **match, last=args.limit)
     after: str | None = None
     while True:
         for e in page["events"]:
             print(json.dumps(e) if args.json else event_line(e), flush=True)
             after = e["id"]
         if page.get("next"):  # more already stored: read on without waiting
-            page = api.get("/v1/events", run=args.run, limit=1000, after=after)
+            page = api.get("/v1/events", **match, limit=1000, after=after)
             continue
         if not args.follow or (deadline is not None and time.monotonic() > deadline):
             return 0
         time.sleep(0.5)
-        page = api.get("/v1/events", run=args.run, limit=1000, after=after)
+        page = api.get("/v1/events", **match, limit=1000, after=after)
 
 
 def confirm(args: argparse.Namespace, what: str) -> bool:
@@ -352,6 +353,14 @@ def add_parsers(sub: Any) -> None:
     ev.add_argument("--follow", "-f", action="store_true", help="keep printing new events")
     ev.add_argument("--run", metavar="PREFIX", help="only runs whose id starts with PREFIX")
     ev.add_argument("--limit", type=int, default=50, help="how many of the last events")
+    ev.add_argument("--node", metavar="NAME", help="only events this agent recorded")
+    ev.add_argument("--step", metavar="STEP", help="only this step (e.g. promote, fence)")
+    ev.add_argument(
+        "--outcome", metavar="OUTCOME", help="only this outcome (done, failed, raised, ...)"
+    )
+    ev.add_argument(
+        "--runbook", metavar="KIND", help="only this kind (failover, lease, alert, ...)"
+    )
     ev.add_argument(
         "--for", dest="for_s", type=float, metavar="S", help="with --follow: stop after S seconds"
     )

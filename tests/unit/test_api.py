@@ -450,6 +450,17 @@ def test_draas_events_prints_the_newest_then_follows(
     assert main(argv) == 0
     runs = [json.loads(ln)["run"] for ln in capsys.readouterr().out.splitlines()]
     assert runs == ["r4", "r-new"]
+    # The API's filters, from the command line.
+    api.store.append_event(event("r-fail", "promote", "failed", 201.0, node="m"))
+    base = ["events", "--config", str(api.config), "--agent", api.url, "--json"]
+    for flags, want in (
+        (["--node", "m"], ["r-fail"]),
+        (["--outcome", "failed"], ["r-fail"]),
+        (["--step", "s", "--limit", "2"], ["r4", "r-new"]),
+    ):
+        assert main(base + flags) == 0
+        got = [json.loads(ln)["run"] for ln in capsys.readouterr().out.splitlines()]
+        assert got == want, flags
 
 
 def test_a_command_from_the_cli_follows_its_run_and_reports_the_failed_step(
