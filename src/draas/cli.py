@@ -299,6 +299,10 @@ def build_parser() -> argparse.ArgumentParser:
     dis.add_argument("--yes", action="store_true", help="really do it")
     dis.set_defaults(func=_cmd_disaster)
 
+    from draas.replication.catalog import add_catalog_parser
+
+    add_catalog_parser(sub)
+
     from draas.lab.cli import add_lab_parser
 
     add_lab_parser(sub)

@@ -98,3 +98,9 @@ def test_every_command_finds_the_default_config(
     monkeypatch.setenv("DRAAS_CONFIG", str(tmp_path / "other.toml"))
     assert main(["status", "--agent", "notaurl"]) == 1
     assert "other.toml" in capsys.readouterr().err
+
+
+def test_the_catalog_tool_is_a_command(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["catalog", "--auth-url", "http://127.0.0.1:9/v3", "--password-file", "/nonexistent"]
+    assert main([*argv, "--from", "http://a", "--to", "http://b"]) == 1
+    assert "--password-file: cannot read /nonexistent" in capsys.readouterr().err

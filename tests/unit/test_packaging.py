@@ -46,7 +46,7 @@ def test_the_wheel_alone_gives_a_working_command(installed: Path) -> None:
     helped = subprocess.run([str(installed), "--help"], capture_output=True, text=True)
     assert helped.returncode == 0, helped.stderr
     assert "status" in helped.stdout and "agent" in helped.stdout
-    for sub in ("status", "agent", "config", "rto", "events"):
+    for sub in ("status", "agent", "config", "rto", "events", "catalog"):
         got = subprocess.run([str(installed), sub, "--help"], capture_output=True, text=True)
         assert got.returncode == 0 and "Traceback" not in got.stderr, (sub, got.stderr)
 

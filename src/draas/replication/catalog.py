@@ -5,7 +5,7 @@ URLs that start with the old site's base to the new site's base; with DNS-named 
 (``http://keystone.example.org:5000/v3``, as in the lab) nothing matches and nothing changes.
 Running it twice changes nothing the second time.
 
-    python -m draas.replication.catalog --auth-url URL --password-file F \\
+    draas catalog --auth-url URL --password-file F \\
         --from http://198.18.1.10 --to http://198.18.2.10 [--dry-run]
 """
 
@@ -73,23 +73,40 @@ def rewrite(
     return changes
 
 
-def main(argv: list[str] | None = None) -> int:
-    from keystoneauth1 import session as ks_session
-    from keystoneauth1.identity import v3
-
-    p = argparse.ArgumentParser(prog="draas-catalog", description=__doc__.split("\n\n")[0])
-    p.add_argument("--auth-url", required=True)
+def add_catalog_parser(sub: Any) -> None:
+    """``draas catalog``: the rewrite as a command of the CLI."""
+    p = sub.add_parser(
+        "catalog",
+        help="rewrite Keystone catalog endpoints that name a site to the other site",
+        description=__doc__.split("\n\n")[0]
+        + ". Endpoints under --from are rewritten to --to; prints the changes as JSON; "
+        "running it twice changes nothing the second time. Needs keystoneauth1 (the "
+        "'openstack' extra).",
+    )
+    p.add_argument("--auth-url", required=True, metavar="URL", help="Keystone's v3 URL")
     p.add_argument("--username", default="admin")
-    p.add_argument("--password-file", type=Path, required=True)
+    p.add_argument("--password-file", type=Path, required=True, metavar="FILE")
     p.add_argument("--project", default="admin")
-    p.add_argument("--from", dest="old", required=True, help="old site's base URL")
-    p.add_argument("--to", dest="new", required=True, help="new site's base URL")
-    p.add_argument("--dry-run", action="store_true")
-    a = p.parse_args(argv)
+    p.add_argument("--from", dest="old", required=True, metavar="URL", help="old site's base")
+    p.add_argument("--to", dest="new", required=True, metavar="URL", help="new site's base")
+    p.add_argument("--dry-run", action="store_true", help="print the changes, make none")
+    p.set_defaults(func=run)
+
+
+def run(a: argparse.Namespace) -> int:
+    try:
+        from keystoneauth1 import session as ks_session
+        from keystoneauth1.identity import v3
+    except ImportError:
+        raise DraasError(
+            "draas catalog needs keystoneauth1: install draas with the 'openstack' extra"
+        ) from None
+    from draas.deployment import read_secret
+
     auth = v3.Password(
         auth_url=a.auth_url,
         username=a.username,
-        password=a.password_file.read_text().strip(),
+        password=read_secret(a.password_file, "--password-file"),
         project_name=a.project,
         user_domain_name="Default",
         project_domain_name="Default",
@@ -97,6 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     changes = rewrite(KeystoneCatalog(ks_session.Session(auth=auth)), a.old, a.new, a.dry_run)
     print(json.dumps([asdict(c) for c in changes]))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m draas.replication.catalog``: the same as ``draas catalog``."""
+    from draas.cli import main as cli_main
+
+    return cli_main(["catalog", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
