@@ -94,6 +94,9 @@ def add_catalog_parser(sub: Any) -> None:
 
 
 def run(a: argparse.Namespace) -> int:
+    from draas.deployment import read_secret
+
+    password = read_secret(a.password_file, "--password-file")  # bad input first
     try:
         from keystoneauth1 import session as ks_session
         from keystoneauth1.identity import v3
@@ -101,12 +104,10 @@ def run(a: argparse.Namespace) -> int:
         raise DraasError(
             "draas catalog needs keystoneauth1: install draas with the 'openstack' extra"
         ) from None
-    from draas.deployment import read_secret
-
     auth = v3.Password(
         auth_url=a.auth_url,
         username=a.username,
-        password=read_secret(a.password_file, "--password-file"),
+        password=password,
         project_name=a.project,
         user_domain_name="Default",
         project_domain_name="Default",
