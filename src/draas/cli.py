@@ -296,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     dis.add_argument("--interface")
     dis.add_argument("--duration", type=float, metavar="S")
     dis.add_argument("--wait", action="store_true", help="network-failure: stay until restored")
-    dis.add_argument("--yes", action="store_true", help="really do it")
+    dis.add_argument("-y", "--yes", action="store_true", help="really do it")
     dis.set_defaults(func=_cmd_disaster)
 
     from draas.replication.catalog import add_catalog_parser

@@ -329,7 +329,7 @@ def add_parsers(sub: Any) -> None:
     )
     for p in (sw, fb, fo):
         common(p)
-        p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+        p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
         p.add_argument("--no-wait", action="store_true", help="do not follow the run's steps")
         p.add_argument(
             "--direct", action="store_true", help="run the runbook here, without an agent"

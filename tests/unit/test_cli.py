@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -41,9 +42,13 @@ EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "draas
 def test_operator_commands_without_a_config_say_how_to_give_one(
     command: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    import draas.config
+
     monkeypatch.delenv("DRAAS_CONFIG", raising=False)
+    monkeypatch.setattr(draas.config, "DEFAULT_CONFIG", Path("/nonexistent/draas.toml"))
     assert main(command) == 1
-    assert "no configuration: give --config FILE or set DRAAS_CONFIG" in capsys.readouterr().err
+    said = "no configuration: give --config FILE, set DRAAS_CONFIG, or write /nonexistent/"
+    assert said in capsys.readouterr().err
 
 
 def test_an_unreachable_agent_is_named(capsys: pytest.CaptureFixture[str]) -> None:
@@ -62,6 +67,8 @@ def test_switchover_to_an_unknown_site_is_refused_before_asking_anyone(
 ) -> None:
     assert main(["switchover", "--config", EXAMPLE, "--to", "moon", "--yes"]) == 1
     assert "--to 'moon': not a site; sites: ['dr', 'primary']" in capsys.readouterr().err
+    assert main(["switchover", "--config", EXAMPLE, "--to", "moon", "-y"]) == 1  # -y: --yes
+    assert "--to 'moon': not a site" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
