@@ -525,5 +525,6 @@ def test_status_moves_past_an_agent_that_answers_404_and_past_silent_ones(api: S
         assert client.get("/v1/status")["node"] == "witness" and client.used == api.url
     finally:
         other.shutdown()
+        other.server_close()
         for s in silent:
             s.close()

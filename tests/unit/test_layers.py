@@ -113,7 +113,7 @@ LAYERS = [
     {"errors", "clock", "config", "config_errors", "logs", "draas"},
     {"coordination", "replication", "health", "traffic", "measure", "gameday"},
     {"failover"},
-    {"deployment", "commands"},
+    {"deployment", "commands", "configcheck"},
     {"agent", "apiclient", "opscli", "testkit"},
     {"lab", "cli"},
 ]

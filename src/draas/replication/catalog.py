@@ -83,6 +83,11 @@ def add_catalog_parser(sub: Any) -> None:
         "running it twice changes nothing the second time. Needs keystoneauth1 (the "
         "'openstack' extra).",
     )
+    _arguments(p)
+    p.set_defaults(func=run)
+
+
+def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--auth-url", required=True, metavar="URL", help="Keystone's v3 URL")
     p.add_argument("--username", default="admin")
     p.add_argument("--password-file", type=Path, required=True, metavar="FILE")
@@ -90,13 +95,15 @@ def add_catalog_parser(sub: Any) -> None:
     p.add_argument("--from", dest="old", required=True, metavar="URL", help="old site's base")
     p.add_argument("--to", dest="new", required=True, metavar="URL", help="new site's base")
     p.add_argument("--dry-run", action="store_true", help="print the changes, make none")
-    p.set_defaults(func=run)
 
 
 def run(a: argparse.Namespace) -> int:
-    from draas.deployment import read_secret
-
-    password = read_secret(a.password_file, "--password-file")  # bad input first
+    try:  # bad input first
+        password = a.password_file.read_text().strip()
+    except OSError as exc:
+        raise DraasError(
+            f"--password-file: cannot read {a.password_file}: {exc.strerror}"
+        ) from None
     try:
         from keystoneauth1 import session as ks_session
         from keystoneauth1.identity import v3
@@ -119,9 +126,13 @@ def run(a: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m draas.replication.catalog``: the same as ``draas catalog``."""
-    from draas.cli import main as cli_main
-
-    return cli_main(["catalog", *(sys.argv[1:] if argv is None else argv)])
+    p = argparse.ArgumentParser(prog="draas catalog", description=__doc__.split("\n\n")[0])
+    _arguments(p)
+    try:
+        return run(p.parse_args(argv))
+    except DraasError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
