@@ -259,16 +259,22 @@ def new_zone(client: Any) -> str:
     return str(zone["HostedZone"]["Id"])
 
 
-def test_route53_throttling_is_retried_with_backoff_then_applied(moto_server: str) -> None:
-    client = r53_client(moto_server)
-    p = Route53Provider(
+def provider_in_new_zone(client: Any, **kw: Any) -> Route53Provider:
+    """A Route 53 provider for a new hosted zone, retrying fast (the tests inject errors)."""
+    args: dict[str, Any] = {"backoff_s": 0.01} | kw
+    return Route53Provider(
         "route53",
         hosted_zone_id=new_zone(client),
         record="keystone.example.org",
         ttl_s=5,
         client=client,
-        backoff_s=0.01,
+        **args,
     )
+
+
+def test_route53_throttling_is_retried_with_backoff_then_applied(moto_server: str) -> None:
+    client = r53_client(moto_server)
+    p = provider_in_new_zone(client)
     calls = answer_with_error(client, "ChangeResourceRecordSets", "Throttling", 400, times=2)
     r = p.point_to("192.0.2.20")
     assert r.changed and r.attempts == 3 and len(calls) == 3
@@ -277,14 +283,7 @@ def test_route53_throttling_is_retried_with_backoff_then_applied(moto_server: st
 
 def test_route53_refused_credentials_are_not_retried(moto_server: str) -> None:
     client = r53_client(moto_server)
-    p = Route53Provider(
-        "route53",
-        hosted_zone_id=new_zone(client),
-        record="keystone.example.org",
-        ttl_s=5,
-        client=client,
-        backoff_s=0.01,
-    )
+    p = provider_in_new_zone(client)
     calls = answer_with_error(client, "ChangeResourceRecordSets", "AccessDenied", 403, times=9)
     with pytest.raises(TrafficError, match="AccessDenied") as info:
         p.point_to("192.0.2.21")
@@ -298,14 +297,7 @@ def test_route53_refusing_our_clock_says_so_and_by_how_much(moto_server: str) ->
     from email.utils import formatdate
 
     client = r53_client(moto_server)
-    p = Route53Provider(
-        "route53",
-        hosted_zone_id=new_zone(client),
-        record="keystone.example.org",
-        ttl_s=5,
-        client=client,
-        backoff_s=0.01,
-    )
+    p = provider_in_new_zone(client)
     theirs = formatdate(time.time() - 600, usegmt=True)  # we are ten minutes fast
     said = "Signature expired: 20261130T101000Z is now earlier than 20261130T100500Z"
     calls = answer_with_error(
@@ -325,15 +317,7 @@ def test_route53_refusing_our_clock_says_so_and_by_how_much(moto_server: str) ->
 
 def test_route53_throttled_for_good_gives_up_within_its_retries(moto_server: str) -> None:
     client = r53_client(moto_server)
-    p = Route53Provider(
-        "route53",
-        hosted_zone_id=new_zone(client),
-        record="keystone.example.org",
-        ttl_s=5,
-        client=client,
-        retries=2,
-        backoff_s=0.01,
-    )
+    p = provider_in_new_zone(client, retries=2)
     calls = answer_with_error(client, "ChangeResourceRecordSets", "Throttling", 400, times=99)
     with pytest.raises(TrafficError, match="Throttling") as info:
         p.point_to("192.0.2.22")
