@@ -14,6 +14,7 @@ from draas.lab.splitbrain import (
     traffic_targets,
     violations,
 )
+from draas.replication.mariadb import stop_under_way
 
 SITES = {"primary": "198.18.1.10", "dr": "198.18.2.10"}
 FES = {"fe-a": "198.18.1.20", "fe-b": "198.18.2.20"}
@@ -277,3 +278,12 @@ def test_traffic_to_an_old_primary_writable_in_one_round_only_proves_nothing() -
         "dr and primary accept writes",
         "dns sends traffic to primary, which takes writes but does not hold the lease (held by dr)",
     ]
+
+
+def test_a_receiver_being_stopped_while_it_waits_for_its_source_counts_as_stopped() -> None:
+    stop = {"COMMAND": "Query", "STATE": "Killing slave", "INFO": "STOP SLAVE IO_THREAD"}
+    waiting = {"COMMAND": "Slave_IO", "STATE": "Waiting for master to send event", "INFO": None}
+    writing = {"COMMAND": "Slave_IO", "STATE": "Queueing master event to the relay log"}
+    assert stop_under_way([stop, waiting])
+    assert not stop_under_way([waiting])  # no stop: it receives
+    assert not stop_under_way([stop, {**writing, "INFO": None}])  # may still write one event

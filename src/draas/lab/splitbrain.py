@@ -25,6 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from draas.replication.mariadb import STOPPING_SQL, stop_under_way
+
 ACCEPTS = "acked"  # a write through the site's own Keystone was stored
 NO_FALLBACK_MS = 3_600_000  # a semi-sync timeout this long never falls back while we look
 
@@ -222,12 +224,15 @@ class Sampler:
                 st = {r["Variable_name"]: str(r["Value"]) for r in cur.fetchall()}
                 cur.execute("SHOW SLAVE STATUS")
                 slave = cur.fetchone() or {}
+                cur.execute(STOPPING_SQL)
+                stopping = stop_under_way(list(cur.fetchall()))
         except Exception:  # unreachable or refused: not known to accept writes
             return None, {}
         st["wait_no_slave"] = "ON" if v["nos"] else "OFF"
         st["timeout_ms"] = str(v["tmo"])
         st["address"] = self.cfg.sites[site].address
-        running = slave.get("Slave_IO_Running") == "Yes"
+        # A receiver being stopped acknowledges nothing more, though it may read as running.
+        running = slave.get("Slave_IO_Running") == "Yes" and not stopping
         st["receiving_from"] = str(slave.get("Master_Host") or "") if running else ""
         return bool(v["ro"]), st
 

@@ -53,6 +53,24 @@ RECEIVER_WAITING = (
 )
 
 
+STOPPING_SQL = (
+    "SELECT COMMAND, STATE, INFO FROM information_schema.PROCESSLIST "
+    "WHERE INFO = 'STOP SLAVE IO_THREAD' OR COMMAND = 'Slave_IO'"
+)
+
+
+def stop_under_way(rows: list[dict[str, Any]]) -> bool:
+    """From the rows of ``STOPPING_SQL``: a stop of the receiver runs, and the receiver waits
+    for its source (it is not writing an event it read just before the stop). From then on
+    the server acknowledges nothing more, though ``Slave_IO_Running`` may say Yes for up to
+    two seconds (a read from a dead source is only broken by the stop's second signal)."""
+    stopping = any(
+        r["INFO"] == "STOP SLAVE IO_THREAD" and r["STATE"] == "Killing slave" for r in rows
+    )
+    receiver = [r for r in rows if r["COMMAND"] == "Slave_IO"]
+    return stopping and all(r["STATE"] in RECEIVER_WAITING for r in receiver)
+
+
 def aside(fn: Callable[[], object], name: str) -> tuple[threading.Event, list[BaseException]]:
     """Run ``fn`` on a thread of its own (a statement that may wait on a lock or a thread) while
     the caller keeps watching: set when it ended, and what it raised."""
@@ -343,18 +361,7 @@ class MariaDBReplicator(Replicator):
         self.events("stop-receiving", "done", site=self.endpoint.site, took_s=round(took, 4))
 
     def _stop_under_way(self) -> bool:
-        """Our stop runs, and the receiver waits for its source (it is not writing an event
-        it read just before the stop)."""
-        rows = self.query(
-            "SELECT COMMAND, STATE, INFO FROM information_schema.PROCESSLIST "
-            "WHERE INFO = 'STOP SLAVE IO_THREAD' OR COMMAND = 'Slave_IO'"
-        )
-        stopping = any(
-            r["INFO"] == "STOP SLAVE IO_THREAD" and r["STATE"] == "Killing slave" for r in rows
-        )
-        receiver = [r for r in rows if r["COMMAND"] == "Slave_IO"]
-        idle = all(r["STATE"] in RECEIVER_WAITING for r in receiver)
-        return stopping and idle
+        return stop_under_way(self.query(STOPPING_SQL))
 
     def resume_receiving(self) -> None:
         if self.query("SHOW SLAVE STATUS"):
