@@ -12,7 +12,7 @@ import urllib.request
 from typing import Any
 
 from draas.config import Config, Node
-from draas.errors import ApiError, DraasError
+from draas.errors import ApiError, DraasError, InvalidInput
 
 
 def agent_url(cfg: Config, node: Node) -> str:
@@ -39,7 +39,7 @@ class ApiClient:
             try:
                 check_url(agent)
             except DraasError as exc:
-                raise DraasError(f"--agent: {exc}") from None
+                raise InvalidInput(f"--agent: {exc}") from None
         self.urls = [agent.rstrip("/")] if agent else agent_urls(cfg)
         self.timeout_s = timeout_s
         self.ctx: ssl.SSLContext | None = None
@@ -52,7 +52,7 @@ class ApiClient:
         from draas.deployment import read_secret
 
         if self.cfg.api.token_file is None:
-            raise ApiError("commands need the API token: set api.token_file in the config")
+            raise InvalidInput("commands need the API token: set api.token_file in the config")
         return read_secret(self.cfg.api.token_file, "api.token_file")
 
     def _call(

@@ -11,9 +11,9 @@ import time
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from draas import __version__
+from draas import __version__, exitcodes
 from draas.config import config_path, load_config
-from draas.errors import ConfigError, DraasError
+from draas.errors import ConfigError, DraasError, InvalidInput
 from draas.logs import setup_logging
 
 log = logging.getLogger("draas")
@@ -84,12 +84,12 @@ def _cmd_rto(args: argparse.Namespace) -> int:
         ]
     bodies = args.expect_body or []
     if len(bodies) > len(args.url or []):
-        raise DraasError("--expect-body: given more often than URLs (one per URL, in order)")
+        raise InvalidInput("--expect-body: given more often than URLs (one per URL, in order)")
     for i, url in enumerate(args.url or []):
         body = bodies[i] if i < len(bodies) else None
         checks.append(meter.Check(f"url{i + 1}", check_url(url), args.expect_status, body or None))
     if not checks:
-        raise DraasError("nothing to measure: give one or more URLs, or --config FILE")
+        raise InvalidInput("nothing to measure: give one or more URLs, or --config FILE")
     for flag, value, lo, hi in (
         ("--interval", args.interval, 0.01, 10.0),
         ("--timeout", args.timeout, 0.05, 30.0),
@@ -97,7 +97,7 @@ def _cmd_rto(args: argparse.Namespace) -> int:
         ("--consecutive", args.consecutive, 1, 100),
     ):
         if not lo <= value <= hi:
-            raise DraasError(f"{flag} {value}: must be between {lo:g} and {hi:g}")
+            raise InvalidInput(f"{flag} {value}: must be between {lo:g} and {hi:g}")
     check_site_pattern(args.site_pattern)
     check_disaster_at(args.disaster_at, args.duration)
     out = check_out(Path(args.out or time.strftime("rto-%Y%m%dT%H%M%S.jsonl")))
@@ -176,7 +176,7 @@ def _cmd_disaster(args: argparse.Namespace) -> int:
         print(
             "error: refused without --yes (this disrupts the machine it runs on)", file=sys.stderr
         )
-        return 1
+        return exitcodes.REFUSED
     p.act()
     print(f"done at {time.time():.3f}: {p.says}", file=sys.stderr)
     if args.name == "network-failure" and args.wait:
@@ -189,6 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="draas",
         description="Automatic disaster-recovery failover for services hosted on OpenStack: "
         "DNS-based, frontend-based and hybrid traffic switching, and a lab that proves it.",
+        epilog=exitcodes.TABLE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"draas {__version__}")
     parser.add_argument("--log-json", action="store_true", help="log JSON lines to stderr")
@@ -317,10 +319,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         rc: int = args.func(args)
     except DraasError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return exitcodes.for_error(exc)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return exitcodes.INTERRUPTED
     except BrokenPipeError:
         # The reader went away (`draas status | head`): nothing more to say, and no traceback
         # when Python flushes stdout on exit.

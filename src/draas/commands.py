@@ -20,7 +20,12 @@ from draas.clock import Clock, SystemClock
 from draas.config import Config
 from draas.coordination import CoordinationStore, make_store
 from draas.deployment import Deployment, dns_provider, replicators
-from draas.errors import CommandRefused, CoordinationError, DraasError, ReplicationError
+from draas.errors import (
+    CommandRefused,
+    CoordinationError,
+    InvalidInput,
+    ReplicationError,
+)
 from draas.failover.policy import decide
 from draas.failover.runbook import RunbookRunner, RunContext
 from draas.failover.runbooks import OnTaken
@@ -98,7 +103,7 @@ def plan_switchover(
     replica). Refused, changing nothing, unless the other site is active."""
     cfg, store = deployment.cfg, deployment.store
     if to not in cfg.sites:
-        raise DraasError(f"--to {to!r}: not a site; sites: {sorted(cfg.sites)}")
+        raise InvalidInput(f"--to {to!r}: not a site; sites: {sorted(cfg.sites)}")
     current = store.active()
     if current is None:
         raise CommandRefused(

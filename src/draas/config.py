@@ -27,7 +27,7 @@ from pydantic import (
 )
 
 from draas.config_errors import format_validation_error
-from draas.errors import ConfigError, DraasError
+from draas.errors import ConfigError, InvalidInput
 
 _HOSTNAME = re.compile(r"^(?=.{1,253}\.?$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+$")
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
@@ -526,7 +526,7 @@ def config_path(given: str | None) -> str:
         return path
     if DEFAULT_CONFIG.is_file():
         return str(DEFAULT_CONFIG)
-    raise DraasError(
+    raise InvalidInput(
         f"no configuration: give --config FILE, set DRAAS_CONFIG, or write {DEFAULT_CONFIG}"
     )
 

@@ -7,6 +7,7 @@
     ├── CoordinationError       the coordination store (etcd) could not be read or written
     │   └── StaleEpoch          a compare-and-swap lost: the active record moved meanwhile
     ├── CommandRefused          an operator's command is not allowed in the current state
+    ├── InvalidInput            a command-line argument is not allowed (nothing was done)
     ├── ApiError                the control API refused a request or could not be reached
     ├── TrafficError            a DNS provider or frontend engine could not move traffic
     │   └── ProviderBlocked     the provider said stop (bad credentials, abuse): no more tries
@@ -80,6 +81,11 @@ class ProviderBlocked(TrafficError):
 class CommandRefused(DraasError):
     """A switchover, failover, failback or drill the current state does not allow; nothing
     was changed."""
+
+
+class InvalidInput(DraasError):
+    """A command-line argument that is not allowed: the message names the flag, the value and
+    what is allowed; nothing was done."""
 
 
 class ApiError(DraasError):

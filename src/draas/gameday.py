@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from draas.errors import DraasError
+from draas.errors import DraasError, InvalidInput
 
 NAMES = ("process-kill", "process-hang", "network-failure", "power-off")
 
@@ -31,28 +31,28 @@ class Plan:
 
 def _pid(pid: int | None, pidfile: str | None) -> int:
     if (pid is None) == (pidfile is None):
-        raise DraasError("give exactly one of --pid N or --pidfile FILE")
+        raise InvalidInput("give exactly one of --pid N or --pidfile FILE")
     if pidfile is not None:
         try:
             pid = int(Path(pidfile).read_text().split()[0])
         except (OSError, ValueError, IndexError) as exc:
-            raise DraasError(f"--pidfile {pidfile}: no process id in it ({exc})") from exc
+            raise InvalidInput(f"--pidfile {pidfile}: no process id in it ({exc})") from exc
     assert pid is not None
     if pid <= 1:
-        raise DraasError(f"--pid {pid}: refusing to signal process {pid}")
+        raise InvalidInput(f"--pid {pid}: refusing to signal process {pid}")
     if not Path(f"/proc/{pid}").exists():
-        raise DraasError(f"--pid {pid}: no such process")
+        raise InvalidInput(f"--pid {pid}: no such process")
     return pid
 
 
 def _interface(name: str | None) -> str:
     if not name:
-        raise DraasError("network-failure: give --interface NAME")
+        raise InvalidInput("network-failure: give --interface NAME")
     if "/" in name or name in (".", "..") or not Path(f"/sys/class/net/{name}").exists():
         have = ", ".join(sorted(p.name for p in Path("/sys/class/net").iterdir()))
-        raise DraasError(f"--interface {name!r}: no such interface; have: {have}")
+        raise InvalidInput(f"--interface {name!r}: no such interface; have: {have}")
     if name == "lo":
-        raise DraasError(
+        raise InvalidInput(
             "--interface lo: taking loopback down breaks the machine itself, not "
             "its service; choose the service's interface"
         )
@@ -75,7 +75,7 @@ def plan(
     if name == "network-failure":
         ifname = _interface(interface)
         if duration_s is None or not 1 <= duration_s <= 3600:
-            raise DraasError(
+            raise InvalidInput(
                 f"--duration {duration_s}: network-failure needs a duration of 1 to "
                 "3600 s (the link always comes back by itself)"
             )
@@ -91,7 +91,7 @@ def plan(
             "power this machine off at once (systemctl poweroff --force --force)",
             lambda: _run(["systemctl", "poweroff", "--force", "--force"]),
         )
-    raise DraasError(f"unknown disaster {name!r}; allowed: {', '.join(NAMES)}")
+    raise InvalidInput(f"unknown disaster {name!r}; allowed: {', '.join(NAMES)}")
 
 
 def _comm(pid: int) -> str:

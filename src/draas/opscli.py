@@ -12,10 +12,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from draas import exitcodes
 from draas.agent.status import eligible_line
 from draas.apiclient import ApiClient
 from draas.config import Config, config_path, load_config
-from draas.errors import ApiError, DraasError
+from draas.errors import ApiError, DraasError, InvalidInput
 from draas.failover.runs import KINDS, Kind, last_step
 
 WAIT_S = 300.0
@@ -119,10 +120,28 @@ def keys_line(site: str, keys: dict[str, Any], now: float) -> str:
     )
 
 
+def attention(st: dict[str, Any]) -> list[str]:
+    """Why the status needs an operator (each is shown as an ALERT or WARNING line): raised
+    alerts, a standby not eligible, keys out of sync, an automatic action blocked or
+    manual-only, the store unreachable. Empty: healthy."""
+    why = [f"alert {name}" for name in sorted(st.get("alerts") or {})]
+    standby = st.get("standby")
+    if standby and not standby["eligible"]:
+        why.append(f"{standby['site']} is not an eligible standby")
+    why += [f"{s['name']}'s keys" for s in st["sites"] if (s.get("keys") or {}).get("alert")]
+    auto = st.get("automatic")
+    if auto and auto["action"] in ("wait", "manual-only"):
+        why.append(f"automatic failover {auto['action']}")
+    if not st["store_ok"]:
+        why.append("coordination store unreachable")
+    return why
+
+
 def cmd_status(args: argparse.Namespace) -> int:
+    """The status; exit 6 (needs attention) when it shows an ALERT."""
     st = client(args).get("/v1/status")
     print(json.dumps(st, indent=2) if args.json else render_status(st))
-    return 0
+    return exitcodes.ATTENTION if attention(st) else exitcodes.OK
 
 
 def event_line(e: dict[str, Any]) -> str:
@@ -139,7 +158,7 @@ def event_line(e: dict[str, Any]) -> str:
 def cmd_events(args: argparse.Namespace) -> int:
     """The newest --limit events; with --follow, then every new one as it comes."""
     if not 1 <= args.limit <= 1000:
-        raise DraasError(f"--limit {args.limit}: must be from 1 to 1000")
+        raise InvalidInput(f"--limit {args.limit}: must be from 1 to 1000")
     api = client(args)
     deadline = time.monotonic() + args.for_s if args.for_s else None
     match = {k: getattr(args, k) for k in ("run", "node", "step", "outcome", "runbook")}
@@ -192,7 +211,7 @@ def follow_run(api: ApiClient, run: str, kind: Kind, timeout_s: float = WAIT_S) 
         f"error: {run} did not finish within {timeout_s:g} s; see 'draas events --run {run}'",
         file=sys.stderr,
     )
-    return 1
+    return exitcodes.UNKNOWN
 
 
 def move_direct(args: argparse.Namespace, cfg: Config, kind: Kind) -> int:
@@ -219,7 +238,7 @@ def cmd_move(args: argparse.Namespace) -> int:
     cfg = config_of(args)
     kind = next(k for k in KINDS if k == args.command)
     if kind == "switchover" and args.to not in cfg.sites:
-        raise DraasError(f"--to {args.to!r}: not a site; sites: {sorted(cfg.sites)}")
+        raise InvalidInput(f"--to {args.to!r}: not a site; sites: {sorted(cfg.sites)}")
     what = describe(
         cfg,
         kind,
@@ -232,7 +251,7 @@ def cmd_move(args: argparse.Namespace) -> int:
             print(loss, file=sys.stderr)  # stated before the question, and recorded by the run
             what += " and accept that loss"
     if not confirm(args, what):
-        return 1
+        return exitcodes.REFUSED
     if args.direct:
         return move_direct(args, cfg, kind)
     body: dict[str, Any] = {}
@@ -246,7 +265,7 @@ def cmd_move(args: argparse.Namespace) -> int:
     except ApiError as exc:
         if exc.status == 409:
             print(f"error: {exc}", file=sys.stderr)
-            return 1
+            return exitcodes.REFUSED
         raise
     print(f"{kind} accepted by {api.used}: run {started['run']} (event {started['event']})")
     if args.no_wait or started["run"].endswith("-without-store"):
@@ -341,7 +360,8 @@ def add_parsers(sub: Any) -> None:
         description="Asks an agent's control API (the DR site's first) for "
         "the sites and their databases, what each vantage point sees, the "
         "active site and epoch, and where DNS and the frontends "
-        "point.",
+        "point. Exit status 0 when healthy, 6 when it shows an ALERT (an alert raised, no "
+        "eligible standby, an automatic failover blocked, the store unreachable).",
     )
     st.add_argument("--json", action="store_true", help="the status document as JSON")
     st.set_defaults(func=cmd_status)

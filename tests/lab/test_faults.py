@@ -465,7 +465,7 @@ def test_without_the_witness_only_a_forced_failover_moves_the_service(lab: Lab) 
             status = draas(lab, "status")
             assert "ALERT: automatic failover: wait: only" in status.stdout, status.stdout
             refused = draas(lab, "failover", "--yes")
-            assert refused.returncode == 1
+            assert refused.returncode == 3  # refused
             assert "quorum does not confirm" in refused.stderr and "--force" in refused.stderr
             forced = draas(lab, "failover", "--force", "--yes")
             assert forced.returncode == 0, forced.stderr

@@ -35,22 +35,22 @@ def disaster(lab: Lab, host: str, *args: str) -> subprocess.CompletedProcess[str
 
 def test_refused_without_yes_and_nothing_changes(bare_lab: Lab) -> None:
     got = disaster(bare_lab, "primary", "network-failure", "--interface", "eth0", "--duration", "2")
-    assert got.returncode == 1
+    assert got.returncode == 3  # refused: not confirmed
     assert "will take interface eth0 down for 2 s" in got.stderr and "--yes" in got.stderr
     assert eth0(bare_lab, "primary") == "up"
     off = disaster(bare_lab, "primary", "power-off")
-    assert off.returncode == 1 and "power this machine off" in off.stderr
+    assert off.returncode == 3 and "power this machine off" in off.stderr
 
 
 def test_bad_input_names_the_field(bare_lab: Lab) -> None:
     got = disaster(
         bare_lab, "primary", "network-failure", "--interface", "wlan9", "--duration", "2", "--yes"
     )
-    assert got.returncode == 1 and "--interface 'wlan9': no such interface; have:" in got.stderr
+    assert got.returncode == 2 and "--interface 'wlan9': no such interface; have:" in got.stderr
     got = disaster(bare_lab, "primary", "network-failure", "--interface", "eth0", "--yes")
-    assert got.returncode == 1 and "--duration None" in got.stderr
+    assert got.returncode == 2 and "--duration None" in got.stderr
     got = disaster(bare_lab, "primary", "process-kill", "--pid", "1", "--yes")
-    assert got.returncode == 1 and "refusing to signal process 1" in got.stderr
+    assert got.returncode == 2 and "refusing to signal process 1" in got.stderr
 
 
 def test_network_failure_restores_itself_even_if_the_command_is_killed(bare_lab: Lab) -> None:

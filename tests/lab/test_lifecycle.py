@@ -135,10 +135,10 @@ def test_up_after_a_crash_rebuilds_cleanly(lab_name: str) -> None:
 
 def test_lab_name_is_validated() -> None:
     r = draas("lab", "--lab", "Bad-Name", "status")
-    assert r.returncode == 1
+    assert r.returncode == 2  # invalid input
     assert "lab name 'Bad-Name' is not allowed" in r.stderr
 
 
 def test_exec_runs_inside_the_host() -> None:
     r = draas("lab", "--lab", "nolabhere", "exec", "client", "--", "true")
-    assert r.returncode == 1 and "is not up" in r.stderr
+    assert r.returncode == 3 and "is not up" in r.stderr

@@ -412,7 +412,7 @@ def test_with_a_certificate_the_api_speaks_tls_and_the_cli_verifies_it(
                     served.url.replace("http:", "https:"),
                 ]
             )
-            == 0
+            in (0, 6)  # answered: healthy, or ALERTs (an empty store has no holder)
         )
         assert "as seen by witness" in capsys.readouterr().out
     finally:

@@ -46,7 +46,7 @@ def test_operator_commands_without_a_config_say_how_to_give_one(
 
     monkeypatch.delenv("DRAAS_CONFIG", raising=False)
     monkeypatch.setattr(draas.config, "DEFAULT_CONFIG", Path("/nonexistent/draas.toml"))
-    assert main(command) == 1
+    assert main(command) == 2  # invalid input: no configuration
     said = "no configuration: give --config FILE, set DRAAS_CONFIG, or write /nonexistent/"
     assert said in capsys.readouterr().err
 
@@ -57,7 +57,9 @@ def test_an_unreachable_agent_is_named(capsys: pytest.CaptureFixture[str]) -> No
     with socket.socket() as s:  # a loopback port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    assert main(["status", "--config", EXAMPLE, "--agent", f"http://127.0.0.1:{port}"]) == 1
+    assert (
+        main(["status", "--config", EXAMPLE, "--agent", f"http://127.0.0.1:{port}"]) == 4
+    )  # unreachable
     err = capsys.readouterr().err
     assert f"no agent answered: http://127.0.0.1:{port}" in err and "refused" in err
 
@@ -65,9 +67,9 @@ def test_an_unreachable_agent_is_named(capsys: pytest.CaptureFixture[str]) -> No
 def test_switchover_to_an_unknown_site_is_refused_before_asking_anyone(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert main(["switchover", "--config", EXAMPLE, "--to", "moon", "--yes"]) == 1
+    assert main(["switchover", "--config", EXAMPLE, "--to", "moon", "--yes"]) == 2
     assert "--to 'moon': not a site; sites: ['dr', 'primary']" in capsys.readouterr().err
-    assert main(["switchover", "--config", EXAMPLE, "--to", "moon", "-y"]) == 1  # -y: --yes
+    assert main(["switchover", "--config", EXAMPLE, "--to", "moon", "-y"]) == 2  # -y: --yes
     assert "--to 'moon': not a site" in capsys.readouterr().err
 
 

@@ -34,7 +34,7 @@ def test_bad_rto_input_is_one_clear_line(
     argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     urls = [] if any(a.startswith(("http", "ftp")) for a in argv) else ["http://127.0.0.1:9/"]
-    assert main(["rto", "--duration", "1", *argv, *urls]) == 1
+    assert main(["rto", "--duration", "1", *argv, *urls]) == 2  # invalid input
     err = capsys.readouterr().err
     assert err.startswith("error: ") and said in err and "Traceback" not in err
 
@@ -66,7 +66,7 @@ def test_the_checks_accept_what_is_right(tmp_path: Path) -> None:
 
 
 def test_an_agent_that_is_not_a_url(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["status", "--config", EXAMPLE, "--agent", "notaurl"]) == 1
+    assert main(["status", "--config", EXAMPLE, "--agent", "notaurl"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --agent: URL 'notaurl': not an http(s) URL")
 
@@ -88,7 +88,7 @@ def test_every_command_finds_the_default_config(
     monkeypatch.delenv("DRAAS_CONFIG", raising=False)
     default = tmp_path / "draas.toml"
     monkeypatch.setattr(draas.config, "DEFAULT_CONFIG", default)
-    assert main(["config", "check", "--skip-files"]) == 1
+    assert main(["config", "check", "--skip-files"]) == 2
     err = capsys.readouterr().err
     assert f"no configuration: give --config FILE, set DRAAS_CONFIG, or write {default}" in err
     default.write_text(Path(EXAMPLE).read_text())
@@ -96,11 +96,11 @@ def test_every_command_finds_the_default_config(
     assert f"ok: {default} is valid" in capsys.readouterr().err
     # $DRAAS_CONFIG comes first; the status command reads the same file.
     monkeypatch.setenv("DRAAS_CONFIG", str(tmp_path / "other.toml"))
-    assert main(["status", "--agent", "notaurl"]) == 1
+    assert main(["status", "--agent", "notaurl"]) == 2
     assert "other.toml" in capsys.readouterr().err
 
 
 def test_the_catalog_tool_is_a_command(capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["catalog", "--auth-url", "http://127.0.0.1:9/v3", "--password-file", "/nonexistent"]
-    assert main([*argv, "--from", "http://a", "--to", "http://b"]) == 1
+    assert main([*argv, "--from", "http://a", "--to", "http://b"]) == 2
     assert "--password-file: cannot read /nonexistent" in capsys.readouterr().err

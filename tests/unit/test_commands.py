@@ -74,7 +74,7 @@ def test_moving_traffic_without_a_terminal_needs_yes() -> None:
         timeout=60,
         check=False,
     )
-    assert got.returncode == 1 and "confirm with --yes" in got.stderr
+    assert got.returncode == 3 and "confirm with --yes" in got.stderr
 
 
 def test_a_forced_failover_to_a_standby_that_is_not_named_states_the_known_loss(

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from draas.errors import LabError
+from draas.errors import InvalidInput, LabError
 from draas.lab.delayer import Rule, hold_time
 from draas.lab.network import LabNetwork
 from draas.lab.state import check_lab_name
@@ -40,7 +40,7 @@ def test_unknown_host_error_lists_hosts() -> None:
 
 @pytest.mark.parametrize("name", ["", "Lab", "1lab", "lab-1", "averyverylongname"])
 def test_lab_names_are_restricted(name: str) -> None:
-    with pytest.raises(LabError):
+    with pytest.raises(InvalidInput):
         check_lab_name(name)
 
 

@@ -51,7 +51,7 @@ from draas.clock import Clock, SystemClock
 from draas.config import Config, Node, load_config
 from draas.coordination import ActiveRecord, CoordinationStore, Event
 from draas.deployment import Deployment, frontend_engine, probes, reach_probes, read_secret
-from draas.errors import ApiError, ConfigError, CoordinationError, DraasError
+from draas.errors import ApiError, ConfigError, CoordinationError, DraasError, InvalidInput
 from draas.failover.policy import Action, decide
 from draas.failover.receipts import Receipts
 from draas.failover.runbook import RunbookRunner
@@ -96,7 +96,7 @@ class Agent:
         matches = [n for n in cfg.nodes if n.name == node]
         if not matches:
             known = ", ".join(n.name for n in cfg.nodes)
-            raise DraasError(f"node {node!r} is not in the config; nodes: {known}")
+            raise InvalidInput(f"node {node!r} is not in the config; nodes: {known}")
         self.node: Node = matches[0]
         self.store = store
         self.clock = clock or SystemClock()

@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Any
 
-from draas.errors import LabError
+from draas.errors import CommandRefused, InvalidInput
 
 
 def _progress(msg: str) -> None:
@@ -26,13 +26,13 @@ def _cmd_up(args: argparse.Namespace) -> int:
     from draas.lab.lab import LabSettings
 
     if args.delay_ms < 0 or args.jitter_ms < 0 or args.jitter_ms > args.delay_ms:
-        raise LabError(
+        raise InvalidInput(
             f"--delay-ms {args.delay_ms} / --jitter-ms {args.jitter_ms}: both must be >= 0 and "
             "the jitter at most the delay"
         )
     lab = _lab(args)
     if not 1 <= args.dns_ttl <= 86400:
-        raise LabError(f"--dns-ttl {args.dns_ttl}: must be 1..86400 seconds")
+        raise InvalidInput(f"--dns-ttl {args.dns_ttl}: must be 1..86400 seconds")
     settings = LabSettings(
         delay_ms=args.delay_ms,
         jitter_ms=args.jitter_ms,
@@ -112,12 +112,12 @@ def _cmd_exec(args: argparse.Namespace) -> int:
     if cmd and cmd[0] == "--":
         cmd = cmd[1:]
     if not cmd:
-        raise LabError(
+        raise InvalidInput(
             "lab exec: give a command after the host, e.g. draas lab exec client -- ip a"
         )
     lab = _lab(args)
     if not lab.is_up():
-        raise LabError(f"lab {lab.name} is not up (run: draas lab up)")
+        raise CommandRefused(f"lab {lab.name} is not up (run: draas lab up)")
     return int(lab.exec(args.host, cmd).returncode)
 
 
@@ -126,9 +126,9 @@ def _cmd_disaster(args: argparse.Namespace) -> int:
 
     lab = _lab(args)
     if not lab.is_up():
-        raise LabError(f"lab {lab.name} is not up (run: draas lab up)")
+        raise CommandRefused(f"lab {lab.name} is not up (run: draas lab up)")
     if args.duration is not None and not 0 < args.duration <= 3600:
-        raise LabError(f"--duration {args.duration}: must be more than 0 and at most 3600 s")
+        raise InvalidInput(f"--duration {args.duration}: must be more than 0 and at most 3600 s")
     host = args.host or "primary"
     params: dict[str, Any]
     if args.name in ("service-crash", "service-hang", "service-slow"):
@@ -136,7 +136,7 @@ def _cmd_disaster(args: argparse.Namespace) -> int:
         proc = args.process or lab.run.load().get("services", {}).get(host)
         if proc is None or proc not in procs:
             known = ", ".join(procs) or "none"
-            raise LabError(f"{args.name}: give --process NAME; processes on {host}: {known}")
+            raise InvalidInput(f"{args.name}: give --process NAME; processes on {host}: {known}")
         params = {"process": proc, "host": host}
         if args.name == "service-slow":
             params.update(stop_ms=args.stop_ms, run_ms=args.run_ms)
@@ -153,7 +153,7 @@ def _cmd_disaster(args: argparse.Namespace) -> int:
         params = {}
     elif args.name == "replication-cut-then-power-off":
         if not 0 <= args.cut_s <= 3600:
-            raise LabError(f"--cut-s {args.cut_s}: must be from 0 to 3600 s")
+            raise InvalidInput(f"--cut-s {args.cut_s}: must be from 0 to 3600 s")
         lab.topo.host(host)
         params = {"host": host, "cut_s": args.cut_s}
     else:

@@ -16,7 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar
 
-from draas.errors import LabError
+from draas.errors import InvalidInput
 from draas.lab.lab import Lab
 from draas.lab.supervisor import ProcessSpec
 
@@ -136,7 +136,9 @@ class Partition(Disaster):
         for h in itertools.chain(a, b):
             self.lab.topo.host(h)
         if set(a) & set(b):
-            raise LabError(f"partition: a host cannot be on both sides: {sorted(set(a) & set(b))}")
+            raise InvalidInput(
+                f"partition: a host cannot be on both sides: {sorted(set(a) & set(b))}"
+            )
         self.lab.add_impairment({"id": self.id, "kind": "partition", "a": a, "b": b})
 
     def _revert(self) -> None:
@@ -195,9 +197,9 @@ class GrayNetwork(Disaster):
             self.lab.topo.host(h)
         loss, jitter = float(self.params["loss_pct"]), float(self.params["jitter_ms"])
         if not 0 <= loss <= 100:
-            raise LabError(f"gray-network: loss {loss} % is outside 0..100")
+            raise InvalidInput(f"gray-network: loss {loss} % is outside 0..100")
         if jitter < 0:
-            raise LabError(f"gray-network: jitter {jitter} ms must be >= 0")
+            raise InvalidInput(f"gray-network: jitter {jitter} ms must be >= 0")
         imps = [i for i in self.lab.impairments() if not i["id"].startswith(self.id)]
         if loss > 0:
             imps.append({"id": f"{self.id}/loss", "kind": "loss", "hosts": hosts, "percent": loss})
@@ -220,7 +222,7 @@ FILLER = "draas-disk-full.filler"
 def _site(params: dict[str, Any], what: str) -> str:
     site = params.get("host", "primary")
     if site not in SITES:
-        raise LabError(f"{what}: --host {site!r} is not a site; allowed: {', '.join(SITES)}")
+        raise InvalidInput(f"{what}: --host {site!r} is not a site; allowed: {', '.join(SITES)}")
     return str(site)
 
 
@@ -323,7 +325,9 @@ class ServiceSlow(Disaster):
         proc = self.params["process"]
         for key in ("stop_ms", "run_ms"):
             if not 10 <= float(self.params.get(key, 100)) <= 60000:
-                raise LabError(f"service-slow: {key} {self.params[key]} is outside 10..60000 ms")
+                raise InvalidInput(
+                    f"service-slow: {key} {self.params[key]} is outside 10..60000 ms"
+                )
         rec = self.lab.sup.record(proc)
         spec = self.lab.spec(
             self._throttler(),

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from draas.errors import LabError
+from draas.errors import InvalidInput, LabError
 from draas.lab.agents import etcd_get, nodes_for, start_agents
 from draas.lab.disasters import GrayNetwork
 from draas.lab.lab import Lab, LabSettings
@@ -81,7 +81,7 @@ def soak(
     """Build the lab and soak it for ``seconds`` (the caller tears it down, also on error);
     return the figures, also written to ``out``."""
     if not 30 <= seconds <= 4 * 3600:
-        raise LabError(f"soak: {seconds:g} s is outside 30 s..4 h")
+        raise InvalidInput(f"soak: {seconds:g} s is outside 30 s..4 h")
     out.mkdir(parents=True, exist_ok=True)
     progress(f"building the lab {lab.name} (DNS scheme, semi-sync, {preset} timings)")
     lab.up(LabSettings(scheme="dns"))

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from draas.errors import LabError
+from draas.errors import InvalidInput
 
 DEFAULT_RUN_ROOT = Path("/run/draas-lab")
 _LAB_NAME = re.compile(r"^[a-z][a-z0-9]{0,9}$")
@@ -29,7 +29,7 @@ def run_root() -> Path:
 
 def check_lab_name(name: str) -> str:
     if not _LAB_NAME.match(name):
-        raise LabError(
+        raise InvalidInput(
             f"lab name {name!r} is not allowed: use 1-10 characters, a-z and 0-9, "
             "starting with a letter"
         )

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from draas.errors import DraasError
+from draas.errors import InvalidInput
 
 
 def check_url(url: str) -> str:
@@ -17,11 +17,11 @@ def check_url(url: str) -> str:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise DraasError(f"URL {url!r}: {exc}; allowed: http(s)://HOST[:PORT]/PATH") from None
+        raise InvalidInput(f"URL {url!r}: {exc}; allowed: http(s)://HOST[:PORT]/PATH") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise DraasError(f"URL {url!r}: not an http(s) URL with a host (http://HOST[:PORT]/PATH)")
+        raise InvalidInput(f"URL {url!r}: not an http(s) URL with a host (http://HOST[:PORT]/PATH)")
     if port is not None and not 1 <= port <= 65535:
-        raise DraasError(f"URL {url!r}: port {port} is not between 1 and 65535")
+        raise InvalidInput(f"URL {url!r}: port {port} is not between 1 and 65535")
     return url
 
 
@@ -29,18 +29,20 @@ def check_site_pattern(pattern: str) -> str:
     try:
         compiled = re.compile(pattern)
     except re.error as exc:
-        raise DraasError(f"--site-pattern {pattern!r}: not a regular expression: {exc}") from None
+        raise InvalidInput(f"--site-pattern {pattern!r}: not a regular expression: {exc}") from None
     if compiled.groups < 1:
-        raise DraasError(f"--site-pattern {pattern!r}: needs a group (its group 1 names the site)")
+        raise InvalidInput(
+            f"--site-pattern {pattern!r}: needs a group (its group 1 names the site)"
+        )
     return pattern
 
 
 def check_out(out: Path) -> Path:
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
-        raise DraasError(f"--out {out}: the directory {parent} does not exist")
+        raise InvalidInput(f"--out {out}: the directory {parent} does not exist")
     if not os.access(parent, os.W_OK):
-        raise DraasError(f"--out {out}: the directory {parent} is not writable")
+        raise InvalidInput(f"--out {out}: the directory {parent} is not writable")
     return out
 
 
@@ -50,7 +52,7 @@ def check_disaster_at(at: float | None, duration_s: float, now: float | None = N
         return
     now = time.time() if now is None else now
     if not 946684800 <= at <= now + duration_s:
-        raise DraasError(
+        raise InvalidInput(
             f"--disaster-at {at:g}: must be a Unix time between 2000 and the end of this "
             f"measurement ({now + duration_s:.0f}); now is {now:.0f}"
         )

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from draas.errors import DraasError
+from draas.errors import DraasError, InvalidInput
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ def plan(endpoints: list[dict[str, Any]], old_base: str, new_base: str) -> list[
     """The changes that move every endpoint under ``old_base`` to ``new_base`` (pure)."""
     old_base, new_base = old_base.rstrip("/"), new_base.rstrip("/")
     if not old_base or not new_base:
-        raise DraasError("catalog rewrite: both the old and the new base URL are needed")
+        raise InvalidInput("catalog rewrite: both the old and the new base URL are needed")
     out = []
     for ep in endpoints:
         url = str(ep.get("url", ""))
@@ -101,7 +101,7 @@ def run(a: argparse.Namespace) -> int:
     try:  # bad input first
         password = a.password_file.read_text().strip()
     except OSError as exc:
-        raise DraasError(
+        raise InvalidInput(
             f"--password-file: cannot read {a.password_file}: {exc.strerror}"
         ) from None
     try:
@@ -131,8 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(p.parse_args(argv))
     except DraasError as exc:
+        from draas.exitcodes import for_error
+
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return for_error(exc)
 
 
 if __name__ == "__main__":
