@@ -5,10 +5,12 @@ from __future__ import annotations
 import ipaddress
 import random
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
 from draas.errors import InvalidInput, LabError
+from draas.lab.agents import not_observing
 from draas.lab.delayer import Rule, hold_time
 from draas.lab.network import LabNetwork
 from draas.lab.state import check_lab_name
@@ -94,3 +96,21 @@ def test_delayer_adds_matching_rules_and_jitter_stays_in_bounds() -> None:
     assert min(holds) >= 0.010
     assert max(holds) <= 0.050
     assert max(holds) - min(holds) > 0.02  # the jitter really varies
+
+
+def test_ready_only_when_every_agent_sees_every_target_up() -> None:
+    up = {"state": "up", "since": 1.0}
+    docs: dict[str, dict[str, Any]] = {
+        "site-dr": {"observer": "site-dr", "targets": {"primary": up, "dr": up}},
+        "witness": {"observer": "witness", "targets": {"primary": up, "dr": {"state": "unknown"}}},
+        "fe-b": {"observer": "fe-b", "targets": {}},
+    }
+    assert not_observing(docs, ["site-dr", "witness", "fe-b", "site-primary"]) == [
+        "witness sees dr unknown",
+        "fe-b: no target judged yet",
+        "site-primary: nothing published",
+    ]
+    docs["witness"]["targets"]["dr"] = {"state": "down"}  # a probe still rising
+    assert not_observing(docs, ["site-dr", "witness"]) == ["witness sees dr down"]
+    docs["witness"]["targets"]["dr"] = up
+    assert not_observing(docs, ["site-dr", "witness"]) == []

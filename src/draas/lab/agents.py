@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from draas.errors import LabError
 from draas.lab.components import bind9, etcd, haproxy, keystone
@@ -185,6 +187,7 @@ def start_agents(
     for spec in agent_specs(lab, config, scheme, env):
         lab.sup.launch(spec)
     wait_eligible(lab, "dr")
+    wait_observing(lab, list(nodes_for(scheme)))
     return config
 
 
@@ -210,6 +213,42 @@ def wait_eligible(lab: Lab, site: str, timeout_s: float = 40.0) -> None:
         if time.monotonic() > deadline:
             got = etcd_get(lab, "sync")
             raise LabError(f"{site} not named the synchronous standby in {timeout_s:g} s: {got}")
+        time.sleep(0.3)
+
+
+def not_observing(observations: Mapping[str, Mapping[str, Any]], nodes: list[str]) -> list[str]:
+    """Why a freshly started lab is not yet ready to use, from the published observations
+    (node -> its document): a node that has published nothing, or that does not see a target
+    it probes up yet (in a lab just built, everything is up: a target seen unknown or down is
+    a probe still rising). Empty: every agent is alive and sees every target up."""
+    why = []
+    for node in nodes:
+        doc = observations.get(node)
+        if doc is None:
+            why.append(f"{node}: nothing published")
+            continue
+        targets = doc.get("targets") or {}
+        pending = sorted(
+            f"{t} {seen.get('state')}" for t, seen in targets.items() if seen.get("state") != "up"
+        )
+        if not targets:
+            why.append(f"{node}: no target judged yet")
+        elif pending:
+            why.append(f"{node} sees {', '.join(pending)}")
+    return why
+
+
+def wait_observing(lab: Lab, nodes: list[str], timeout_s: float = 90.0) -> None:
+    """Until every agent in ``nodes`` has published an observation that sees every target up
+    (bounded): from then a drill or a status shows the deployment as built."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        docs = [json.loads(v) for v in etcd_get(lab, "observers/", prefix=True)]
+        why = not_observing({str(d.get("observer")): d for d in docs}, nodes)
+        if not why:
+            return
+        if time.monotonic() > deadline:
+            raise LabError(f"agents not all observing after {timeout_s:g} s: {'; '.join(why)}")
         time.sleep(0.3)
 
 

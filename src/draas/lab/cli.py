@@ -44,9 +44,12 @@ def _cmd_up(args: argparse.Namespace) -> int:
     if not args.bare and not args.no_agents:
         from draas.lab.agents import start_agents
 
-        _progress(f"starting the agents ({args.preset} timings, {args.replication} replication)")
+        _progress(
+            f"starting the agents ({args.preset} timings, {args.replication} replication); "
+            "waiting until the DR site is eligible and every agent sees every target up"
+        )
         start_agents(lab, preset=args.preset, replication=args.replication)
-        _progress("agents running; try: draas lab exec client -- draas status")
+        _progress("ready: every agent observing; try: draas lab exec client -- draas drill")
     return 0
 
 
