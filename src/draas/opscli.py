@@ -134,6 +134,8 @@ def attention(st: dict[str, Any]) -> list[str]:
         why.append(f"automatic failover {auto['action']}")
     if not st["store_ok"]:
         why.append("coordination store unreachable")
+    if st.get("paused"):
+        why.append("automatic action paused")
     return why
 
 
@@ -293,6 +295,43 @@ def forced_loss(args: argparse.Namespace, cfg: Config) -> str:
     return commands.known_loss(doc["site"], doc["why_not"], doc["behind_trx"], doc["since"])
 
 
+UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def duration(text: str) -> float:
+    """'90', '90s', '30m', '2h', '1d' -> seconds (argparse type: a bad one is a usage error)."""
+    t = text.strip().lower()
+    unit = UNITS.get(t[-1:])
+    try:
+        value = float(t[:-1] if unit is not None else t) * (unit or 1.0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration (e.g. 600, 30m, 2h, 1d)"
+        ) from None
+    if not 10 <= value <= 7 * 86400:
+        raise argparse.ArgumentTypeError(f"{text}: allowed from 10 s to 7 days")
+    return value
+
+
+def cmd_pause(args: argparse.Namespace) -> int:
+    api = client(args)
+    body: dict[str, Any] = {"reason": args.reason}
+    if args.for_s is not None:
+        body["for_s"] = args.for_s
+    got = api.post("/v1/pause", body)
+    until = "until 'draas resume'" if args.for_s is None else f"for {args.for_s:g} s"
+    print(f"automatic action paused {until} (event {got['event']}, by {api.used}): {args.reason}")
+    return exitcodes.OK
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    api = client(args)
+    got = api.post("/v1/resume", {})
+    said = "resumed" if got["was_paused"] else "was not paused; nothing changed"
+    print(f"automatic action {said} (event {got['event']}, by {api.used})")
+    return exitcodes.OK
+
+
 def cmd_drill(args: argparse.Namespace) -> int:
     from draas.failover.drill import markdown
 
@@ -395,10 +434,36 @@ def add_parsers(sub: Any) -> None:
         "Writes drill-<time>.md and .json to --out; exit 1 if a check "
         "fails.",
     )
+    pa = sub.add_parser(
+        "pause",
+        help="maintenance: no automatic failover, failback or repair until resumed",
+        description="Pause automatic action: the controller (whichever agent holds it) still "
+        "watches, raises alerts and keeps the lease, but fails nothing over, fails nothing "
+        "back, repairs nothing and moves no DNS name; a run already under way is finished. "
+        "Manual commands (switchover, failover, failback) still work. Shown in status (the "
+        "headline opens with PAUSED), as the 'paused' alert and its metric, and as events. "
+        "--for ends it by itself (the store's lease: no clock is compared).",
+    )
+    pa.add_argument("--reason", required=True, metavar="TEXT", help="why (shown everywhere)")
+    pa.add_argument(
+        "--for",
+        dest="for_s",
+        type=duration,
+        metavar="DURATION",
+        help="end by itself after DURATION (600, 30m, 2h, 1d; 10 s to 7 days); "
+        "default: until draas resume",
+    )
+    pa.set_defaults(func=cmd_pause)
+    re_ = sub.add_parser(
+        "resume",
+        help="end a pause: automatic action again",
+        description="End the pause set by 'draas pause' (nothing changes if there is none).",
+    )
+    re_.set_defaults(func=cmd_resume)
     dr.add_argument("--out", default=".", metavar="DIR", help="where the report goes")
     dr.add_argument("--json", action="store_true", help="print the report as JSON")
     dr.set_defaults(func=cmd_drill)
-    for p in (st, ev, dr):
+    for p in (st, ev, dr, pa, re_):
         common(p)
 
 

@@ -22,7 +22,7 @@ from draas.agent.outbox import Outbox
 from draas.agent.routing import RouteFollower
 from draas.clock import FakeClock
 from draas.config import Config, parse_config
-from draas.coordination import ActiveRecord, DatabaseReport, Event, Position
+from draas.coordination import ActiveRecord, DatabaseReport, Event, Pause, Position
 from draas.coordination.memory import MemoryStore
 from draas.deployment import Deployment
 from draas.failover.runbook import RunbookRunner
@@ -302,6 +302,44 @@ def test_the_controller_fails_over_on_the_quorum_then_fails_back_after_the_hold(
     assert store.active() == ActiveRecord("primary", 3, "site-a", "3")
     assert d.primary.log == ["t0", "t1"] and not d.primary.read_only
     assert d.dr.source is d.primary and d.memory_dns.target == "192.0.2.10"
+
+
+def test_a_pause_holds_the_failover_and_the_failback_and_resume_lets_them_run(
+    controller: tuple[Controller, KitDeployment, FakeClock],
+) -> None:
+    c, d, clock = controller
+    store = d.store
+    assert isinstance(store, MemoryStore)
+    store.set_pause(Pause("patching the primary", "site-b:cli", clock.now()))
+    down = clock.now()
+    applied = report_of(d.dr.status())
+    d.primary.reachable_now = False  # powered off: its lease runs out
+    clock.advance(6.0)
+    publish_all(store, clock.now(), applied, primary=("down", down), dr=("up", down - 1))
+    said = c.duty()
+    assert said.startswith("decision: wait: automatic action paused by site-b:cli")
+    assert "would failover" in said and store.active() is None and d.dr.read_only
+    assert decisions(store)[-1] == ("wait", "paused")
+    clock.advance(6.0)  # the alert holds for 5 s
+    publish_all(store, clock.now(), applied, primary=("down", down), dr=("up", down - 1))
+    assert "alert paused raised: automatic action paused by site-b:cli" in c.duty()
+    assert store.clear_pause()
+    publish_all(store, clock.now(), applied, primary=("down", down), dr=("up", down - 1))
+    assert c.duty().startswith("failover-dr-from-e1 done (epoch 2)")
+    # Paused again: the primary comes back and stays up past the hold; nothing moves home.
+    store.set_pause(Pause("watching dr", "site-b:cli", clock.now(), for_s=30.0))
+    d.primary.reachable_now = True
+    back = clock.advance(1.0)
+    for _ in range(3):
+        publish_all(store, clock.now(), primary=("up", back), dr=("up", back))
+        store.renew_active(store.active(), 60.0)  # type: ignore[arg-type]
+        assert "failback" not in c.duty()
+        clock.advance(6.0)
+    assert store.active() == ActiveRecord("dr", 2, "site-b", "2")
+    clock.advance(30.0)  # the pause ends by itself (the store's lease)
+    publish_all(store, clock.now(), primary=("up", back), dr=("up", back))
+    store.renew_active(store.active(), 60.0)  # type: ignore[arg-type]
+    assert c.duty().startswith("failback-primary-from-e2 done (epoch 3)")
 
 
 def test_an_unfit_replica_is_recorded_and_never_promoted(

@@ -162,6 +162,8 @@ COMMANDS = [
     ("/v1/failback", {}),
     ("/v1/failover", {"force": True}),
     ("/v1/drill", {}),
+    ("/v1/pause", {"reason": "patching"}),
+    ("/v1/resume", {}),
 ]
 
 
@@ -528,3 +530,39 @@ def test_status_moves_past_an_agent_that_answers_404_and_past_silent_ones(api: S
         other.server_close()
         for s in silent:
             s.close()
+
+
+def test_pause_and_resume_from_the_cli_are_shown_and_recorded(
+    api: Served, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from draas.cli import main
+
+    for body, said in (
+        ({}, "field 'reason' is required"),
+        ({"reason": "  "}, "reason: empty"),
+        ({"reason": "x", "for_s": 5}, "for_s: 5; allowed from 10 to 604800 seconds"),
+        ({"reason": "x", "for_s": "1h"}, "field 'for_s': '1h' is not a float"),
+    ):
+        status, doc = api.call("POST", "/v1/pause", body, token=api.token)
+        assert status == 400 and said in doc["error"], doc
+    assert api.store.pause() is None  # nothing half-changed
+    argv = ["--config", str(api.config), "--agent", api.url]
+    assert main(["pause", *argv, "--reason", "patching the primary", "--for", "2h"]) == 0
+    out = capsys.readouterr().out
+    assert "automatic action paused for 7200 s" in out and "patching the primary" in out
+    paused = api.store.pause()
+    assert paused is not None and paused.for_s == 7200 and paused.by == "witness:api"
+    assert main(["status", *argv]) == 6  # needs attention
+    out = capsys.readouterr().out
+    assert "PAUSED by witness:api for 7200 s: patching the primary" in out
+    with pytest.raises(SystemExit) as usage:
+        main(["pause", *argv, "--reason", "x", "--for", "5s"])
+    assert usage.value.code == 2
+    assert "allowed from 10 s to 7 days" in capsys.readouterr().err
+    assert main(["resume", *argv]) == 0
+    assert "automatic action resumed" in capsys.readouterr().out
+    assert main(["resume", *argv]) == 0
+    assert "was not paused; nothing changed" in capsys.readouterr().out
+    assert api.store.pause() is None
+    got = [(e.step, e.outcome) for e in api.store.events() if e.step == "pause"]
+    assert got == [("pause", "set"), ("pause", "cleared"), ("pause", "cleared")]

@@ -71,6 +71,8 @@ COMMANDS: dict[str, tuple[list[str], Flags]] = {
         [],
         {"--auth-url": True, "--password-file": True, "--from": True, "--to": True},
     ),
+    "pause": ([], {"--reason": True, "--for": True, **COMMON}),
+    "resume": ([], COMMON),
     "rto": (["http://127.0.0.1:9/"], {"--interval": True, "--site-pattern": True, "--out": True}),
 }
 
@@ -105,7 +107,8 @@ def command_lines(draw: st.DrawFn) -> list[str]:
     command = draw(st.sampled_from(sorted(COMMANDS)))
     starts, flags = COMMANDS[command]
     argv = [command]
-    if starts and draw(st.booleans()):
+    positional: bool = draw(st.booleans())
+    if starts and positional:
         argv.append(draw(st.sampled_from(starts)))
     for _ in range(draw(st.integers(0, 4))):
         flag = draw(st.sampled_from([*sorted(flags), "--colour"]))

@@ -21,6 +21,7 @@ from draas.coordination import (
     DatabaseReport,
     Event,
     Observation,
+    Pause,
     Seen,
     SyncRecord,
 )
@@ -327,3 +328,26 @@ def test_events_come_in_the_stores_order_whatever_the_writers_clocks(
     assert [e.node for e in got] == ["fast", "right"]
     assert got[0].order is not None and got[1].order is not None
     assert got[0].order < got[1].order
+
+
+def test_a_pause_is_read_back_replaced_and_cleared(kit: Kit) -> None:
+    s = kit.store
+    assert s.pause() is None and s.clear_pause() is False
+    first = Pause("patching primary", "site-dr:api", 10.0)
+    s.set_pause(first)
+    assert s.pause() == first
+    second = Pause("patching dr", "witness:api", 11.0, for_s=600.0)
+    s.set_pause(second)  # replaces
+    assert s.pause() == second
+    assert s.clear_pause() is True and s.pause() is None
+
+
+def test_a_pause_with_an_end_expires_by_the_stores_clock(kit: Kit) -> None:
+    s = kit.store
+    s.set_pause(Pause("short", "site-dr:api", 1.0, for_s=TTL))
+    assert s.pause() is not None
+    kit.wait(TTL + 1.5)  # etcd: the lease's whole seconds and its slack
+    assert s.pause() is None
+    s.set_pause(Pause("open-ended", "site-dr:api", 2.0))
+    kit.wait(TTL + 1.5)
+    assert s.pause() is not None  # no end: until cleared

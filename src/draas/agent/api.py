@@ -24,7 +24,7 @@ from aiohttp import web
 from draas.agent import keysync
 from draas.agent.openapi import document
 from draas.config import Config
-from draas.errors import CommandRefused, CoordinationError, DraasError
+from draas.errors import CommandRefused, CoordinationError, DraasError, InvalidInput
 
 log = logging.getLogger("draas.api")
 
@@ -40,6 +40,8 @@ class Backend(Protocol):
         self, kind: str, *, to: str | None = None, force: bool = False, by: str = "api"
     ) -> dict[str, Any]: ...
     def drill(self, by: str = "api") -> dict[str, Any]: ...
+    def pause(self, reason: str, for_s: float | None, by: str = "api") -> dict[str, Any]: ...
+    def resume(self, by: str = "api") -> dict[str, Any]: ...
     def key_directories(self) -> list[Path]: ...
 
     @property
@@ -109,7 +111,7 @@ class ControlApi:
             return _error(403, f"{request.remote} is not in api.read_networks")
         try:
             return await handler(request)
-        except Bad as exc:
+        except (Bad, InvalidInput) as exc:
             return _error(400, str(exc))
         except CommandRefused as exc:
             return _error(409, str(exc))
@@ -216,7 +218,8 @@ class ControlApi:
             if key not in allowed:
                 raise Bad(f"unknown field {key!r}; allowed: {sorted(allowed)}")
             kind = allowed[key]
-            if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+            fits = isinstance(value, kind) or (kind is float and isinstance(value, int))
+            if not fits or (kind is not bool and isinstance(value, bool)):
                 raise Bad(f"field {key!r}: {value!r} is not a {kind.__name__}")
         return body
 
@@ -239,6 +242,20 @@ class ControlApi:
         await self._body(request, {})
         return await self._command("failback")
 
+    async def pause(self, request: web.Request) -> web.Response:
+        body = await self._body(request, {"reason": str, "for_s": float})
+        if "reason" not in body:
+            raise Bad("field 'reason' is required: say why automatic action is paused")
+        for_s = body.get("for_s")
+        got = await asyncio.to_thread(
+            self.backend.pause, body["reason"], None if for_s is None else float(for_s)
+        )
+        return web.json_response(got)
+
+    async def resume(self, request: web.Request) -> web.Response:
+        await self._body(request, {})
+        return web.json_response(await asyncio.to_thread(self.backend.resume))
+
     async def drill(self, request: web.Request) -> web.Response:
         await self._body(request, {})
         return web.json_response(await asyncio.to_thread(self.backend.drill))
@@ -260,6 +277,8 @@ class ControlApi:
                 web.post("/v1/failover", self.failover),
                 web.post("/v1/failback", self.failback),
                 web.post("/v1/drill", self.drill),
+                web.post("/v1/pause", self.pause),
+                web.post("/v1/resume", self.resume),
             ]
         )
         return app

@@ -10,6 +10,7 @@ background; the answer names the event and the run, whose steps appear in the ev
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import threading
 import time
@@ -23,11 +24,11 @@ from draas.agent.status import status_doc
 from draas.clock import Clock
 from draas.commands import Plan, plan_failover, plan_switchover
 from draas.config import Config, Node
-from draas.coordination import ActiveRecord, CoordinationStore, Event
+from draas.coordination import ActiveRecord, CoordinationStore, Event, Pause
 from draas.deployment import Deployment, read_secret, site_probes
-from draas.errors import CommandRefused, CoordinationError, DraasError
+from draas.errors import CommandRefused, CoordinationError, DraasError, InvalidInput
 from draas.failover.drill import run_drill
-from draas.failover.policy import decide
+from draas.failover.policy import decide, honour_pause
 from draas.failover.receipts import Receipts
 from draas.failover.views import standby_site, view_of
 
@@ -36,6 +37,9 @@ log = logging.getLogger("draas.agent")
 DNS_CACHE_S = 2.0
 LAG_EVERY_S = 2.0
 LAG_SAMPLES = 900  # 30 minutes at one sample every 2 s
+MAX_REASON = 200  # a pause's reason, in characters
+MIN_PAUSE_S = 10.0  # a pause with an end lasts at least this long (etcd leases: whole seconds)
+MAX_PAUSE_S = 7 * 86400.0
 
 
 def filter_events(
@@ -130,14 +134,15 @@ class Control:
             obs, events, ok = self.store.observations(), self.store.events(), True
             sync, position = self.store.sync(), self.store.position()
             last_active = self.store.last_active() if active is None else None
-            controller = self.store.controller()
+            controller, paused = self.store.controller(), self.store.pause()
         except CoordinationError:
             active, last, obs, events, ok = None, 0, {}, [], False
-            sync, position, last_active, controller = None, None, None, None
+            sync, position, last_active, controller, paused = None, None, None, None, None
         now = self.clock.now()
         obs = self.receipts.rebase(obs, now)
         view = view_of(self.cfg, now, obs, active, last, sync, position, last=last_active)
-        decision = decide(view) if ok else None
+        view = dataclasses.replace(view, paused=paused)
+        decision = honour_pause(decide(view), view) if ok else None
         doc = status_doc(
             self.cfg,
             node=self.node.name,
@@ -154,6 +159,7 @@ class Control:
             last_active=last_active,
             controller=controller,
             clock_offsets=self.receipts.offsets(),
+            paused=paused,
         )
         doc["command_running"] = self.gate.running
         doc["lag_history"] = [list(x) for x in self.lag]
@@ -247,6 +253,54 @@ class Control:
         ).start()
         log.info("%s accepted (%s, target %s): running %s", kind, by, plan.target, plan.run_id)
         return {"event": eid, "run": plan.run_id, "kind": kind, "target": plan.target}
+
+    def pause(self, reason: str, for_s: float | None, by: str = "api") -> dict[str, Any]:
+        """Pause automatic action (every agent's controller reads it on its next round);
+        ``for_s``: it ends by itself after that long (the store's lease), else at resume."""
+        reason = reason.strip()
+        if not reason:
+            raise InvalidInput("reason: empty; say why automatic action is paused")
+        if len(reason) > MAX_REASON:
+            raise InvalidInput(f"reason: {len(reason)} characters; at most {MAX_REASON}")
+        if for_s is not None and not MIN_PAUSE_S <= for_s <= MAX_PAUSE_S:
+            raise InvalidInput(
+                f"for_s: {for_s:g}; allowed from {MIN_PAUSE_S:g} to {MAX_PAUSE_S:g} seconds "
+                "(or none: until resumed)"
+            )
+        who = f"{self.node.name}:{by}"
+        pause = Pause(reason=reason, by=who, at=self.clock.now(), for_s=for_s)
+        self.store.set_pause(pause)
+        eid = self._event(
+            "pause",
+            "set",
+            f"{reason} ({'until resumed' if for_s is None else f'for {for_s:g} s'})",
+            by,
+        )
+        log.warning("automatic action paused by %s: %s", who, reason)
+        return {"event": eid, "paused": pause.to_dict()}
+
+    def resume(self, by: str = "api") -> dict[str, Any]:
+        """End the pause; says whether one was in force (resuming twice changes nothing)."""
+        was = self.store.pause()
+        had = self.store.clear_pause()
+        detail = "no pause was in force" if not had or was is None else f"was: {was.reason}"
+        eid = self._event("pause", "cleared", detail, by)
+        log.warning("automatic action resumed by %s:%s (%s)", self.node.name, by, detail)
+        return {"event": eid, "was_paused": had}
+
+    def _event(self, step: str, outcome: str, detail: str, by: str) -> str:
+        return self.store.append_event(
+            Event(
+                ts=self.clock.now(),
+                node=self.node.name,
+                runbook="command",
+                run=f"{step}-{self.clock.now():.3f}",
+                step=step,
+                outcome=outcome,
+                detail=detail,
+                extra={"by": by},
+            )
+        )
 
     def wait_idle(self, timeout_s: float) -> bool:
         """Wait for a running command to end (it stops between two steps when the agent

@@ -21,7 +21,15 @@ from draas.errors import CoordinationError, DraasError, StaleEpoch
 from draas.failover.alerts import AlertBook, conditions
 from draas.failover.convergence import Deployed, repair
 from draas.failover.frontends import pick_frontend
-from draas.failover.policy import Decision, View, decide, failback_due, needed_votes, votes
+from draas.failover.policy import (
+    Decision,
+    View,
+    decide,
+    failback_due,
+    honour_pause,
+    needed_votes,
+    votes,
+)
 from draas.failover.receipts import Receipts, skewed
 from draas.failover.repairs import repair_id, repair_runbook
 from draas.failover.runbook import Runbook, RunbookRunner, RunContext, Step
@@ -195,7 +203,7 @@ class Controller:
     def site_duty(self, view: View) -> str:
         view = self.settling.apply(view)
         self.protected = view.site
-        decision = decide(view)
+        decision = honour_pause(decide(view), view)
         self.judged = (view, decision)
         self._record(decision)
         up = votes(view, view.site, "up")
@@ -206,6 +214,8 @@ class Controller:
                 RunId("failover", decision.target, decision.expected_epoch or 0), decision.reason
             )
         active = view.active
+        if view.paused is not None:  # maintenance: no failback, rejoin or repair either
+            return f"decision: {decision.action}: {decision.reason}"
         if self.cfg.replication.failback == "auto" and view.store_ok and active is not None:
             # The site failed over away from is back: home gets the service back (failback);
             # the other site becomes home's standby again (rejoin).
@@ -384,6 +394,8 @@ class Controller:
         )
         if d.action != "move-dns" or d.target is None:
             return ""
+        if view.paused is not None:
+            return f"paused: DNS not moved to {d.target} ({d.reason})"
         target = d.target
 
         def move(ctx: RunContext) -> None:

@@ -184,6 +184,35 @@ def document() -> dict[str, Any]:
                 )
             },
             "/v1/failback": {"post": _command("rejoin the primary site and move back", None)},
+            "/v1/pause": {
+                "post": {
+                    **_command(
+                        "pause automatic action (maintenance) until resumed or for for_s seconds",
+                        {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "required": ["reason"],
+                            "properties": {
+                                "reason": {"type": "string", "minLength": 1, "maxLength": 200},
+                                "for_s": {"type": "number", "minimum": 10, "maximum": 604800},
+                            },
+                        },
+                    ),
+                    "responses": {
+                        "200": _json({"type": "object"}, "paused: the event id and the pause"),
+                        **_errors(400, 401, 403, 503),
+                    },
+                }
+            },
+            "/v1/resume": {
+                "post": {
+                    **_command("resume automatic action", None),
+                    "responses": {
+                        "200": _json({"type": "object"}, "resumed: whether a pause was in force"),
+                        **_errors(400, 401, 403, 503),
+                    },
+                }
+            },
             "/v1/drill": {
                 "post": {
                     **_command("prove a failover would work now (moves no traffic)", None),

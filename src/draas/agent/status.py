@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from draas.config import Config
-from draas.coordination import ActiveRecord, Event, Observation, Position, SyncRecord
+from draas.coordination import ActiveRecord, Event, Observation, Pause, Position, SyncRecord
 from draas.failover.alerts import BLOCKED
 from draas.failover.policy import Decision
 from draas.failover.receipts import skewed
@@ -97,6 +97,7 @@ def status_doc(
     last_active: ActiveRecord | None = None,
     controller: str | None = None,
     clock_offsets: Mapping[str, float] | None = None,
+    paused: Pause | None = None,
 ) -> dict[str, Any]:
     """``decision``: what the failover policy says on this same view (shown so that an
     operator sees why nothing moves, e.g. a lost quorum or an unfit replica); ``sync`` and
@@ -184,8 +185,9 @@ def status_doc(
         "failovers_total": len(runs),
         "last_failover_at": runs[-1][1] if runs else None,
         "standby": standby,
+        "paused": None if paused is None else paused.to_dict(),
         "summary": summary(
-            active, sites, store_ok, standby, frontends, dns, node, clock_offsets, decision
+            active, sites, store_ok, standby, frontends, dns, node, clock_offsets, decision, paused
         ),
         "automatic": None
         if decision is None
@@ -239,10 +241,14 @@ def summary(
     node: str = "",
     clock_offsets: Mapping[str, float] | None = None,
     decision: Decision | None = None,
+    paused: Pause | None = None,
 ) -> str:
     """The headline: never healthy-looking while users have no path, an automatic failover
-    is blocked, the service runs without an eligible standby or a clock is off."""
+    is blocked or paused, the service runs without an eligible standby or a clock is off."""
     warn = [w for w in (path_warning(frontends, dns), clock_warning(node, clock_offsets)) if w]
+    if paused is not None:
+        until = "until draas resume" if paused.for_s is None else f"for {paused.for_s:g} s"
+        warn.insert(0, f"PAUSED by {paused.by} {until}: {paused.reason}")
     if decision is not None and decision.cause in BLOCKED and decision.votes.get("site_down"):
         warn.append(f"AUTOMATIC FAILOVER BLOCKED: {decision.reason}")
     if standby_doc is not None and not standby_doc["eligible"]:

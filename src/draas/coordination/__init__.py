@@ -22,6 +22,7 @@ from draas.coordination.records import (
     Event,
     KeysReport,
     Observation,
+    Pause,
     Position,
     Seen,
     State,
@@ -36,6 +37,7 @@ __all__ = [
     "Event",
     "KeysReport",
     "Observation",
+    "Pause",
     "Position",
     "Seen",
     "State",
@@ -160,6 +162,20 @@ class CoordinationStore(ABC):
     def withdraw(self, observer: str) -> None:
         """Remove ``observer``'s observation now (its agent is stopping): it no longer votes,
         and the others treat it as not running at once, not when the observation expires."""
+
+    # -- maintenance ---------------------------------------------------------------------------
+    @abstractmethod
+    def set_pause(self, pause: Pause) -> None:
+        """Pause automatic action (replacing any pause); with ``pause.for_s`` the record
+        expires by itself after that long, by the store's clock."""
+
+    @abstractmethod
+    def pause(self) -> Pause | None:
+        """The pause in force (None: automatic action allowed)."""
+
+    @abstractmethod
+    def clear_pause(self) -> bool:
+        """Resume automatic action; whether a pause was in force."""
 
     # -- event log -----------------------------------------------------------------------------
     @abstractmethod

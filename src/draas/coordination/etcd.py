@@ -34,6 +34,7 @@ from draas.coordination import (
     CoordinationStore,
     Event,
     Observation,
+    Pause,
     Position,
     SyncRecord,
     another_grant,
@@ -424,6 +425,24 @@ class EtcdStore(CoordinationStore):
             name = meta["key"].decode().rsplit("/", 1)[1]
             out[name] = Observation.from_dict(json.loads(value), observer=name)
         return out
+
+    # -- maintenance ---------------------------------------------------------------------------
+    def set_pause(self, pause: Pause) -> None:
+        def attempt(c: Any) -> None:
+            if pause.for_s is None:
+                c.put(self._key("pause"), pause.to_json())
+            else:
+                lease = self._grant(c, pause.for_s)
+                c.put(self._key("pause"), pause.to_json(), lease=Lease(lease, c))
+
+        self._do("set pause", attempt)
+
+    def pause(self) -> Pause | None:
+        got = self._do("read pause", lambda c: c.get(self._key("pause")))
+        return Pause.from_json(got[0]) if got else None
+
+    def clear_pause(self) -> bool:
+        return bool(self._do("clear pause", lambda c: c.delete(self._key("pause"))))
 
     # -- events --------------------------------------------------------------------------------
     def append_event(self, event: Event) -> str:

@@ -16,6 +16,7 @@ from draas.coordination import (
     CoordinationStore,
     Event,
     Observation,
+    Pause,
     Position,
     SyncRecord,
 )
@@ -39,6 +40,7 @@ class MemoryStore(CoordinationStore):
         self._events: list[dict[str, Any]] = []
         self._leases = itertools.count(1)
         self._controller: tuple[str, float] | None = None  # holder, expiry
+        self._pause: tuple[Pause, float] | None = None  # the record, its expiry (inf: none)
 
     def _enter(self, what: str) -> None:
         self.calls += 1
@@ -206,3 +208,24 @@ class MemoryStore(CoordinationStore):
             stored = list(self._events)
         # The store's order is the order they were appended in.
         return [Event.from_dict({**e, "order": i}) for i, e in enumerate(stored, 1)]
+
+    # -- maintenance ---------------------------------------------------------------------------
+    def set_pause(self, pause: Pause) -> None:
+        self._enter("set pause")
+        with self._lock:
+            until = float("inf") if pause.for_s is None else self.clock.now() + pause.for_s
+            self._pause = (pause, until)
+
+    def pause(self) -> Pause | None:
+        self._enter("read pause")
+        with self._lock:
+            if self._pause is not None and self.clock.now() >= self._pause[1]:
+                self._pause = None  # its lease ran out
+            return None if self._pause is None else self._pause[0]
+
+    def clear_pause(self) -> bool:
+        had = self.pause() is not None
+        self._enter("clear pause")
+        with self._lock:
+            self._pause = None
+        return had

@@ -6,6 +6,7 @@
   while it acknowledges every commit); ``Position``: the holder's last published GTID position.
 - ``Observation``: what one vantage point sees of each target (up, down, unknown, since when),
   with where a frontend routes and a site's database report; it expires unless republished.
+- ``Pause``: maintenance, no automatic action (with who, why and for how long).
 - ``Event``: one recorded fact (a runbook step, a detection, a lease change), read by the
   status, the resumed runbooks, the experiments and the tests, never parsed from log text.
 
@@ -50,6 +51,37 @@ class ActiveRecord:
             self.epoch,
             self.holder,
         )
+
+
+@dataclass(frozen=True)
+class Pause:
+    """Maintenance: no automatic action (failover, failback, rejoin, repairs, DNS moves) while
+    this record exists. ``by`` and ``reason`` say who and why; ``at`` is the writer's clock,
+    for display only; ``for_s`` (None: until ``draas resume``) is enforced by the store itself
+    (the record lives under a lease of that length), never by comparing clocks."""
+
+    reason: str
+    by: str
+    at: float
+    for_s: float | None = None
+
+    def to_json(self) -> str:
+        doc = {"reason": self.reason, "by": self.by, "at": self.at, "for_s": self.for_s}
+        return json.dumps(doc, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Pause:
+        doc = json.loads(text)
+        for_s = doc.get("for_s")
+        return cls(
+            str(doc.get("reason") or ""),
+            str(doc.get("by") or ""),
+            float(doc.get("at", 0.0)),
+            None if for_s is None else float(for_s),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)

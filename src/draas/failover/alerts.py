@@ -15,7 +15,8 @@ Names are stable (tests, Prometheus rules and operators match on them):
 - ``failover-blocked``: the active site is confirmed down and the decision waits (no healthy
   target, an unfit or ineligible replica, too few vantage points alive);
 - ``unprotected``: the standby may not be promoted automatically (ineligible or unfit);
-- ``repair-failing``: the controller's last repair failed.
+- ``repair-failing``: the controller's last repair failed;
+- ``paused``: an operator paused automatic action (``draas pause``): who, why, for how long.
 """
 
 from __future__ import annotations
@@ -65,6 +66,10 @@ def conditions(
                 f"every frontend is down and the DNS name points at {dns_at or 'no frontend'}: "
                 "users are not served"
             )
+    if view.paused is not None:
+        p = view.paused
+        until = "until draas resume" if p.for_s is None else f"for {p.for_s:g} s"
+        out["paused"] = f"automatic action paused by {p.by} {until}: {p.reason}"
     if view.store_ok and view.active is None and view.last_epoch > 0:
         out["no-holder"] = (
             f"no site holds the active record (last epoch {view.last_epoch}): nothing takes "

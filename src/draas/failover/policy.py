@@ -35,7 +35,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from draas.coordination import ActiveRecord, DatabaseReport, Observation, State
+from draas.coordination import ActiveRecord, DatabaseReport, Observation, Pause, State
 
 Action = Literal["none", "wait", "await-release", "failover", "manual-only", "failback", "move-dns"]
 # Why a decision is what it is, as a stable word (events and tests match on it, not on text).
@@ -49,6 +49,7 @@ Cause = Literal[
     "not-eligible",
     "held",
     "confirmed",
+    "paused",
 ]
 
 
@@ -82,6 +83,8 @@ class View:
     # started), gray symptoms (errors, slow answers) do not count as down; a site that is
     # unreachable still does. A site just given the service back is often slow for seconds.
     gray_after: float = float("-inf")
+    # An operator's pause (maintenance): no automatic action while it is in force.
+    paused: Pause | None = None
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,21 @@ def hard_down(view: View, unreachable_since: float | None) -> bool:
         view.reach_window_s is not None
         and unreachable_since is not None
         and view.now - unreachable_since >= view.reach_window_s
+    )
+
+
+def honour_pause(decision: Decision, view: View) -> Decision:
+    """The decision while an operator's pause is in force: an automatic move (failover,
+    failback, DNS move) becomes a wait that says what it would have done."""
+    p = view.paused
+    if p is None or decision.action not in ("failover", "failback", "move-dns"):
+        return decision
+    return Decision(
+        "wait",
+        f"automatic action paused by {p.by}: {p.reason}; would {decision.action}: "
+        f"{decision.reason}",
+        votes=decision.votes,
+        cause="paused",
     )
 
 

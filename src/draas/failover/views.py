@@ -160,7 +160,7 @@ def snapshot(
     observations = store.observations()
     if receipts is not None:
         observations = receipts.rebase(observations, now)
-    return view_of(
+    view = view_of(
         cfg,
         now,
         observations,
@@ -170,6 +170,7 @@ def snapshot(
         store.position(),
         last=store.last_active() if current is None else None,
     )
+    return dataclasses.replace(view, paused=store.pause())
 
 
 def without_store(cfg: Config, now: float) -> View:
