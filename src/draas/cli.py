@@ -184,6 +184,20 @@ def _cmd_disaster(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_man(args: argparse.Namespace) -> int:
+    from draas.clidocs import manpage
+
+    sys.stdout.write(manpage(build_parser()))
+    return 0
+
+
+def _cmd_completion(args: argparse.Namespace) -> int:
+    from draas.clidocs import bash_completion
+
+    sys.stdout.write(bash_completion(build_parser()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="draas",
@@ -308,6 +322,22 @@ def build_parser() -> argparse.ArgumentParser:
     from draas.lab.cli import add_lab_parser
 
     add_lab_parser(sub)
+    man = sub.add_parser(
+        "man",
+        help="print the man page (draas man > /usr/local/share/man/man1/draas.1)",
+        description="Print draas(1) in roff, generated from this command line: every command, "
+        "its options and the exit statuses.",
+    )
+    man.set_defaults(func=_cmd_man)
+    comp = sub.add_parser(
+        "completion",
+        help="print a shell completion script (draas completion bash > "
+        "/etc/bash_completion.d/draas)",
+        description="Print a completion script for SHELL (bash), generated from this command "
+        "line: commands, subcommands and their flags.",
+    )
+    comp.add_argument("shell", choices=["bash"], metavar="SHELL", help="bash")
+    comp.set_defaults(func=_cmd_completion)
     return parser
 
 

@@ -144,7 +144,7 @@ def plan_failover(
             raise CommandRefused(
                 "failover refused: the coordination store is unreachable, so no "
                 "quorum can confirm the disaster. If you know the primary site is "
-                "down, run again with --force"
+                "down, run again with --without-quorum"
             )
         return Plan(
             "failover",
@@ -170,7 +170,7 @@ def plan_failover(
             raise CommandRefused(
                 f"failover refused: the quorum does not confirm it "
                 f"({decision.action}: {decision.reason}). If you know {primary} is "
-                "down, run again with --force"
+                "down, run again with --without-quorum"
             )
         reason = f"forced by the operator ({decision.reason})"
     _checked_reps(deployment, "failover", primary, dr)

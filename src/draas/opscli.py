@@ -179,14 +179,43 @@ def cmd_events(args: argparse.Namespace) -> int:
         page = api.get("/v1/events", **match, limit=1000, after=after)
 
 
-def confirm(args: argparse.Namespace, what: str) -> bool:
-    """Commands that move traffic ask first, unless --yes; without a terminal they refuse."""
+def confirm(args: argparse.Namespace, what: str, kind: Kind | None = None) -> bool:
+    """Commands that move traffic ask first, unless --yes; without a terminal they refuse.
+    Before the question: the deployment as an agent sees it, the standby's lag and what the
+    move is expected to lose."""
     if args.yes:
         return True
     if not sys.stdin.isatty():
         print(f"error: {what}: confirm with --yes (no terminal to ask on)", file=sys.stderr)
         return False
+    if kind is not None:
+        for line in situation(args, kind):
+            print(line, file=sys.stderr)
     return input(f"{what}? [y/N] ").strip().lower() in ("y", "yes")
+
+
+def situation(args: argparse.Namespace, kind: Kind) -> list[str]:
+    """The lines shown before a move's question (from an agent's status)."""
+    try:
+        st = client(args).get("/v1/status")
+    except DraasError as exc:
+        return [f"current state unknown: {exc}", "expected loss: unknown"]
+    lines = [f"now: {st['summary']}"]
+    standby = st.get("standby")
+    if standby:
+        lines.append(f"standby: {eligible_line(standby)}")
+    if kind != "failover":
+        lines.append("expected loss: none (planned: writes pause until the target caught up)")
+    elif standby and standby["eligible"]:
+        lines.append(f"expected loss: none ({standby['site']} has every acknowledged write)")
+    elif standby:
+        from draas import commands
+
+        loss = commands.known_loss(
+            standby["site"], standby["why_not"], standby["behind_trx"], standby["since"]
+        )
+        lines.append(f"expected loss: {loss}")
+    return lines
 
 
 def follow_run(api: ApiClient, run: str, kind: Kind, timeout_s: float = WAIT_S) -> int:
@@ -252,7 +281,7 @@ def cmd_move(args: argparse.Namespace) -> int:
         if loss:
             print(loss, file=sys.stderr)  # stated before the question, and recorded by the run
             what += " and accept that loss"
-    if not confirm(args, what):
+    if not confirm(args, what, kind):
         return exitcodes.REFUSED
     if args.direct:
         return move_direct(args, cfg, kind)
@@ -379,11 +408,17 @@ def add_parsers(sub: Any) -> None:
         "failover",
         help="fail over to the DR site now",
         description="Fail over to the DR site. Refused unless the quorum "
-        "confirms the disaster; --force overrides that when the quorum itself "
+        "confirms the disaster; --without-quorum (formerly --force; it does not skip the "
+        "question, -y does) overrides that when the quorum itself "
         "is gone (never while the primary renews its lease). " + where,
     )
     fo.add_argument(
-        "--force", action="store_true", help="fail over without the quorum's confirmation"
+        "--without-quorum",
+        "--force",
+        dest="force",
+        action="store_true",
+        help="fail over without the quorum's confirmation (--force: the same; -y skips "
+        "the question)",
     )
     for p in (sw, fb, fo):
         common(p)

@@ -466,8 +466,10 @@ def test_without_the_witness_only_a_forced_failover_moves_the_service(lab: Lab) 
             assert "ALERT: automatic failover: wait: only" in status.stdout, status.stdout
             refused = draas(lab, "failover", "--yes")
             assert refused.returncode == 3  # refused
-            assert "quorum does not confirm" in refused.stderr and "--force" in refused.stderr
-            forced = draas(lab, "failover", "--force", "--yes")
+            assert (
+                "quorum does not confirm" in refused.stderr and "--without-quorum" in refused.stderr
+            )
+            forced = draas(lab, "failover", "--without-quorum", "--yes")
             assert forced.returncode == 0, forced.stderr
             assert active(lab) == {"site": "dr", "epoch": epoch + 1, "holder": "site-dr"}
             assert done_steps(lab, f"failover-dr-from-e{epoch}") == FAILOVER

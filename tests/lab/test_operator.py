@@ -130,9 +130,21 @@ def test_status_and_dashboard_show_the_real_state_before_and_after_a_failover(la
     )
     assert via_cli.returncode in (0, 6) and "primary active (epoch" in via_cli.stdout
     assert "DNS keystone.draas.test. -> 198.18.1.20 (fe-a)" in table.stdout
+    # Paused (maintenance), the power-off moves nothing; resumed, the failover follows.
+    paused = draas(lab, "pause", "--reason", "lab: hold the failover", "--for", "10m")
+    assert paused.returncode == 0 and "automatic action paused for 600 s" in paused.stdout
+    t0 = time.time()
     off = PowerOff(lab, host="primary")
     off.inject()
     try:
+        time.sleep(10)  # detection, window and lease: a failover would be done by now
+        assert (active(lab) or {}).get("site") != "dr"
+        held = [e for e in read_events(lab, t0) if e.runbook == "decision" and e.outcome == "wait"]
+        assert any(e.extra.get("cause") == "paused" for e in held), held
+        shown = draas(lab, "status")
+        assert shown.returncode == 6 and "PAUSED by " in shown.stdout, shown.stdout
+        resumed = draas(lab, "resume")
+        assert resumed.returncode == 0 and "automatic action resumed" in resumed.stdout
         wait_until("status shows dr active", lambda: settled(lab, "dr"), 30)
         st = status(lab)
         primary = next(s for s in st["sites"] if s["name"] == "primary")

@@ -566,3 +566,27 @@ def test_pause_and_resume_from_the_cli_are_shown_and_recorded(
     assert api.store.pause() is None
     got = [(e.step, e.outcome) for e in api.store.events() if e.step == "pause"]
     assert got == [("pause", "set"), ("pause", "cleared"), ("pause", "cleared")]
+
+
+def test_the_question_before_a_failover_shows_the_state_and_the_expected_loss(
+    api: Served, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from draas.cli import main
+
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    asked: list[str] = []
+
+    def answer(question: str) -> str:
+        asked.append(question)
+        return "n"
+
+    monkeypatch.setattr("builtins.input", answer)
+    argv = ["--config", str(api.config), "--agent", api.url]
+    assert main(["failover", *argv]) == 3  # not confirmed: refused, nothing done
+    err = capsys.readouterr().err
+    assert asked == ["fail over to the standby site (the active site's partner)? [y/N] "]
+    assert "now: " in err and "standby: dr: NOT eligible for failover" in err
+    assert "expected loss: KNOWN LOSS: " in err  # no sync record: dr is not eligible
+    assert main(["switchover", "--to", "dr", *argv]) == 3
+    assert "expected loss: none (planned" in capsys.readouterr().err
+    assert not [e for e in api.store.events() if e.runbook == "command"]

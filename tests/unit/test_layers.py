@@ -115,7 +115,7 @@ LAYERS = [
     {"failover"},
     {"deployment", "commands", "configcheck"},
     {"agent", "apiclient", "opscli", "testkit"},
-    {"lab", "cli"},
+    {"lab", "cli", "clidocs"},
 ]
 
 
