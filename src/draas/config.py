@@ -188,6 +188,26 @@ class Coordination(_Model):
     backend: Literal["etcd", "memory"] = "etcd"
     endpoints: list[Annotated[str, Field(pattern=r"^https?://")]] = Field(default_factory=list)
     prefix: str = "/draas/"
+    # etcd over TLS (https:// endpoints): the CA that signed the members' certificates (None:
+    # the system's CAs), and this machine's client certificate and key when the members
+    # require one (etcd --client-cert-auth). The key is a secret file: others may not read it.
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _tls(self) -> Coordination:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError(
+                "cert_file and key_file: give both (a client certificate and its key) or neither"
+            )
+        tls = self.ca_file is not None or self.cert_file is not None
+        plain = [e for e in self.endpoints if e.startswith("http://")]
+        if tls and plain:
+            raise ValueError(
+                f"endpoints {plain}: ca_file/cert_file are for TLS; use https:// endpoints"
+            )
+        return self
 
 
 class Replication(_Model):

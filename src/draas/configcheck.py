@@ -50,6 +50,13 @@ def paths(cfg: Config) -> Iterator[tuple[str, Path, bool]]:
         value = getattr(cfg.api, name)
         if value is not None:
             yield f"api.{name}", value, False
+    co = cfg.coordination
+    if co.key_file is not None:
+        yield "coordination.key_file", co.key_file, True
+    for name in ("ca_file", "cert_file"):
+        value = getattr(co, name)
+        if value is not None:
+            yield f"coordination.{name}", value, False
     yield "replication.recovery_dir", cfg.replication.recovery_dir, False
     if cfg.drill is not None:
         yield "drill.password_file", cfg.drill.password_file, True

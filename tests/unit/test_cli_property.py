@@ -60,7 +60,7 @@ COMMANDS: dict[str, tuple[list[str], Flags]] = {
     ),
     "drill": ([], {"--out": True, "--json": False, **COMMON}),
     "switchover": ([], {"--to": True, **MOVE}),
-    "failover": ([], {"--force": False, **MOVE}),
+    "failover": ([], {"--force": False, "--without-quorum": False, **MOVE}),
     "failback": ([], MOVE),
     "config": (["check"], {"--skip-files": False}),
     "disaster": (

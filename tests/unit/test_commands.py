@@ -30,7 +30,7 @@ def cfg() -> Config:
 def test_failover_without_quorum_is_refused_unless_forced(cfg: Config) -> None:
     clock = FakeClock()
     store = MemoryStore(clock)
-    with pytest.raises(DraasError, match=r"quorum does not confirm.*--force"):
+    with pytest.raises(DraasError, match=r"quorum does not confirm.*--without-quorum"):
         plan_failover(Deployment(cfg, store), cfg, force=False, clock=clock)
     assert store.active() is None and store.events() == []
 
@@ -45,7 +45,7 @@ def test_failover_is_refused_even_forced_while_the_primary_renews_its_lease(cfg:
 
 
 def test_failover_without_a_store_is_refused_unless_forced(cfg: Config) -> None:
-    with pytest.raises(DraasError, match="coordination store is unreachable.*--force"):
+    with pytest.raises(DraasError, match="coordination store is unreachable.*--without-quorum"):
         plan_failover(None, cfg, force=False)
 
 

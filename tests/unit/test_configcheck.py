@@ -15,6 +15,7 @@ import pytest
 from draas.cli import main
 from draas.config import parse_config
 from draas.configcheck import check_deployment
+from draas.errors import ConfigError
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "openstack" / "draas.toml"
 
@@ -129,3 +130,37 @@ def test_the_cli_prints_every_problem_and_exits_2(
     # Without --skip-files the secret files are looked at too (they are not on this machine).
     assert main(["config", "check", str(EXAMPLE)]) == 2
     assert "/etc/draas/db-password does not exist" in capsys.readouterr().err
+
+
+def test_etcd_tls_files_are_checked_like_every_secret(tmp_path: Path) -> None:
+    key = tmp_path / "client.key"
+    key.write_text("k")
+    key.chmod(0o644)
+
+    def here(d: dict[str, Any]) -> None:
+        d["coordination"]["key_file"] = str(key)
+
+    problems, _ = found(here, files=True)
+    assert f"coordination.key_file: {key} is readable by others (mode 644)" in problems
+
+
+@pytest.mark.parametrize(
+    ("coordination", "said"),
+    [
+        ({"cert_file": "/etc/draas/etcd/c.pem"}, "cert_file and key_file: give both"),
+        (
+            {"endpoints": ["http://192.0.2.11:2379"], "ca_file": "/etc/draas/etcd/ca.pem"},
+            "ca_file/cert_file are for TLS; use https:// endpoints",
+        ),
+    ],
+)
+def test_etcd_tls_settings_that_cannot_work_are_refused(
+    coordination: dict[str, Any], said: str
+) -> None:
+    data = base()
+    data["coordination"] = {
+        k: v for k, v in data["coordination"].items() if k not in ("cert_file", "key_file")
+    } | coordination
+    with pytest.raises(ConfigError) as err:
+        parse_config(data)
+    assert said in str(err.value)

@@ -3,6 +3,7 @@ single-member etcd on loopback, started by the fixture)."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import shutil
 import subprocess
@@ -11,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -27,18 +29,24 @@ from draas.coordination import (
 )
 from draas.coordination.memory import MemoryStore
 from draas.errors import CoordinationError, StaleEpoch
+from draas.lab.pki import Pki, make_pki
 from draas.testkit import event, free_port, observation, wait_port
 
 TTL = 2.0  # etcd's minimum lease TTL with default timings
 
 
-@pytest.fixture(scope="module")
-def etcd_url() -> Iterator[str]:
+@contextlib.contextmanager
+def running_etcd(pki: Pki | None = None) -> Iterator[str]:
+    """A single-member etcd on loopback (``pki``: clients over TLS with a certificate)."""
     if shutil.which("etcd") is None:
         pytest.fail("etcd is not installed: run scripts/setup")
     data = tempfile.mkdtemp(prefix="draas-etcd-")
     client, peer = free_port(), free_port()
-    url = f"http://127.0.0.1:{client}"
+    url = f"{'https' if pki else 'http'}://127.0.0.1:{client}"
+    tls = []
+    if pki is not None:
+        tls = ["--cert-file", str(pki.server_cert), "--key-file", str(pki.server_key)]
+        tls += ["--trusted-ca-file", str(pki.ca), "--client-cert-auth"]
     proc = subprocess.Popen(
         [
             "etcd",
@@ -58,6 +66,7 @@ def etcd_url() -> Iterator[str]:
             f"t=http://127.0.0.1:{peer}",
             "--log-level",
             "error",
+            *tls,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -69,6 +78,12 @@ def etcd_url() -> Iterator[str]:
         proc.terminate()
         proc.wait(timeout=10)
         shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def etcd_url() -> Iterator[str]:
+    with running_etcd() as url:
+        yield url
 
 
 @dataclass
@@ -351,3 +366,30 @@ def test_a_pause_with_an_end_expires_by_the_stores_clock(kit: Kit) -> None:
     s.set_pause(Pause("open-ended", "site-dr:api", 2.0))
     kit.wait(TTL + 1.5)
     assert s.pause() is not None  # no end: until cleared
+
+
+@pytest.mark.lab
+def test_etcd_over_tls_with_a_client_certificate(tmp_path: Path) -> None:
+    from draas.coordination.etcd import EtcdStore, Tls
+
+    pki = make_pki(tmp_path / "pki", ["127.0.0.1"])
+    with running_etcd(pki) as url:
+        tls = Tls(str(pki.ca), str(pki.client_cert), str(pki.client_key))
+        store = EtcdStore([url], prefix="/tls/", tls=tls)
+        deadline = time.monotonic() + 20
+        while True:  # the port opens before the member has elected itself
+            try:
+                store.last_epoch()
+                break
+            except CoordinationError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        rec = store.take_active("primary", "site-a", 0, TTL)
+        assert store.active() == rec and store.last_epoch() == 1
+        for refused in (Tls(str(pki.ca)), Tls()):  # no client certificate; no trusted CA
+            with pytest.raises(CoordinationError, match="read active failed on every endpoint"):
+                EtcdStore([url], prefix="/tls/", tls=refused).active()
+        plain = url.replace("https:", "http:")
+        with pytest.raises(CoordinationError):
+            EtcdStore([plain], prefix="/tls/").active()

@@ -24,6 +24,7 @@ import secrets
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -67,12 +68,26 @@ def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
+@dataclass(frozen=True)
+class Tls:
+    """The files of a TLS connection to etcd (None: not used)."""
+
+    ca: str | None = None  # the CA that signed the members' certificates
+    cert: str | None = None  # this client's certificate and key (etcd --client-cert-auth)
+    key: str | None = None
+
+
 class EtcdStore(CoordinationStore):
     def __init__(
-        self, endpoints: Sequence[str], prefix: str = "/draas/", timeout_s: float = 2.0
+        self,
+        endpoints: Sequence[str],
+        prefix: str = "/draas/",
+        timeout_s: float = 2.0,
+        tls: Tls | None = None,
     ) -> None:
         if not endpoints:
             raise CoordinationError("etcd store: no endpoint configured", retryable=False)
+        self.tls = tls or Tls()
         self.endpoints = list(endpoints)
         self.prefix = prefix if prefix.endswith("/") else prefix + "/"
         self.timeout_s = timeout_s
@@ -84,11 +99,20 @@ class EtcdStore(CoordinationStore):
     def _client(self, url: str) -> Any:
         if url not in self._clients:
             u = urlsplit(url)
+            # Our own session: requests lets $REQUESTS_CA_BUNDLE override a session's CA file
+            # (and picks up proxies) unless it ignores the environment.
+            session = requests.Session()
+            session.trust_env = False
+            if self.tls.ca is not None:
+                session.verify = self.tls.ca
+            if self.tls.cert is not None and self.tls.key is not None:
+                session.cert = (self.tls.cert, self.tls.key)
             self._clients[url] = etcd3gw.client(
                 host=u.hostname or "localhost",
                 port=u.port or 2379,
                 protocol=u.scheme or "http",
                 timeout=self.timeout_s,
+                session=session,
             )
             # A member that is gone is given up on after a short connect timeout (a live
             # one accepts within a round trip); an answer may take the full timeout.
@@ -105,7 +129,9 @@ class EtcdStore(CoordinationStore):
             except StaleEpoch:
                 raise
             except Exception as exc:  # etcd3gw raises requests' and its own errors
-                errors.append(f"{url}: {type(exc).__name__}: {exc}")
+                # etcd3gw's own errors may say nothing: the requests error they wrap does.
+                said = str(exc) or str(exc.__context__ or "") or "no detail"
+                errors.append(f"{url}: {type(exc).__name__}: {said[:300]}")
                 continue
             self._current = (self._current + i) % len(self.endpoints)
             return result
