@@ -140,10 +140,22 @@ def attention(st: dict[str, Any]) -> list[str]:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """The status; exit 6 (needs attention) when it shows an ALERT."""
-    st = client(args).get("/v1/status")
-    print(json.dumps(st, indent=2) if args.json else render_status(st))
-    return exitcodes.ATTENTION if attention(st) else exitcodes.OK
+    """The status; exit 6 (needs attention) when it shows an ALERT. --watch: again every S
+    seconds (the screen cleared on a terminal) until Ctrl-C or --count screens."""
+    api = client(args)
+    shown = 0
+    while True:
+        st = api.get("/v1/status")
+        if args.watch is not None and sys.stdout.isatty():
+            print("\033[H\033[2J", end="")
+        print(json.dumps(st, indent=2) if args.json else render_status(st), flush=True)
+        shown += 1
+        rc = exitcodes.ATTENTION if attention(st) else exitcodes.OK
+        if args.watch is None or (args.count is not None and shown >= args.count):
+            return rc
+        if not sys.stdout.isatty():
+            print(flush=True)
+        time.sleep(args.watch)
 
 
 def event_line(e: dict[str, Any]) -> str:
@@ -438,6 +450,15 @@ def add_parsers(sub: Any) -> None:
         "eligible standby, an automatic failover blocked, the store unreachable).",
     )
     st.add_argument("--json", action="store_true", help="the status document as JSON")
+    st.add_argument(
+        "--watch",
+        nargs="?",
+        const=2.0,
+        type=_every,
+        metavar="S",
+        help="show it again every S seconds (default 2; 0.5 to 3600) until Ctrl-C",
+    )
+    st.add_argument("--count", type=_count, metavar="N", help="with --watch: stop after N screens")
     st.set_defaults(func=cmd_status)
     ev = sub.add_parser(
         "events",
@@ -527,4 +548,24 @@ def _timeout(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
     if not 0.5 <= value <= 300:
         raise argparse.ArgumentTypeError(f"{text} s: allowed from 0.5 to 300")
+    return value
+
+
+def _every(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0.5 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text} s: allowed from 0.5 to 3600")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= 1_000_000:
+        raise argparse.ArgumentTypeError(f"{text}: allowed from 1 to 1000000")
     return value

@@ -248,10 +248,13 @@ def test_dns_scheme_points_the_name_at_the_primary_and_runs_no_frontend(lab_name
 def _lead_away(lab: Lab, hosts: list[str]) -> str:
     """``EtcdStore.lead_away_from(hosts)`` run in the witness's namespace, as an agent would."""
     code = (
-        "import json, sys; from draas.coordination.etcd import EtcdStore; "
-        "s = EtcdStore(json.loads(sys.argv[1])); print(s.lead_away_from(json.loads(sys.argv[2])))"
+        "import json, sys; from draas.coordination.etcd import EtcdStore, Tls; "
+        "s = EtcdStore(json.loads(sys.argv[1]), tls=Tls(*json.loads(sys.argv[3]))); "
+        "print(s.lead_away_from(json.loads(sys.argv[2])))"
     )
-    argv = [sys.executable, "-c", code, json.dumps(etcd.client_urls(lab)), json.dumps(hosts)]
+    t = etcd.tls(lab)
+    files = json.dumps([t.ca, t.cert, t.key])
+    argv = [sys.executable, "-c", code, json.dumps(etcd.client_urls(lab)), json.dumps(hosts), files]
     proc = lab.exec("witness", argv, capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0, proc.stderr
     return str(proc.stdout).strip()
@@ -270,10 +273,32 @@ def test_the_store_leader_is_moved_off_the_active_sites_hosts(full_lab: Lab) -> 
     # leader would otherwise cost an election before the failover can write anything.
     before = _leader_host(full_lab)
     said = _lead_away(full_lab, [before])
-    assert said.startswith("etcd leadership moved from http://" + before), said
+    assert said.startswith("etcd leadership moved from https://" + before), said
     deadline = time.monotonic() + 10
     while (after := _leader_host(full_lab)) == before and time.monotonic() < deadline:
         time.sleep(0.2)
     assert after != before
     # Already off those hosts: nothing is done.
     assert _lead_away(full_lab, [before]) == ""
+
+
+def test_the_stores_members_speak_tls_and_want_a_client_certificate(full_lab: Lab) -> None:
+    url = etcd.client_urls(full_lab)[0] + "/version"
+    p = etcd.pki(full_lab)
+
+    def get(*flags: str) -> Any:
+        argv = ["curl", "-sS", "-m", "5", *flags, url]
+        return full_lab.exec("witness", argv, capture_output=True, text=True, timeout=15)
+
+    ok = get("--cacert", str(p.ca), "--cert", str(p.client_cert), "--key", str(p.client_key))
+    assert ok.returncode == 0 and "etcdserver" in ok.stdout, ok.stderr
+    assert get("--cacert", str(p.ca)).returncode != 0  # no client certificate: refused
+    assert get().returncode != 0  # the lab's CA is not a public one
+    http = full_lab.exec(
+        "witness",
+        ["curl", "-sS", "-m", "5", url.replace("https:", "http:")],
+        capture_output=True,
+        text=True,
+        timeout=15,
+    )
+    assert "etcdserver" not in http.stdout  # no plain HTTP answer

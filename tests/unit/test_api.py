@@ -590,3 +590,16 @@ def test_the_question_before_a_failover_shows_the_state_and_the_expected_loss(
     assert main(["switchover", "--to", "dr", *argv]) == 3
     assert "expected loss: none (planned" in capsys.readouterr().err
     assert not [e for e in api.store.events() if e.runbook == "command"]
+
+
+def test_status_watch_shows_the_status_again_until_its_count(
+    api: Served, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from draas.cli import main
+
+    argv = ["status", "--config", str(api.config), "--agent", api.url]
+    assert main([*argv, "--watch", "0.5", "--count", "3"]) in (0, 6)
+    assert capsys.readouterr().out.count("as seen by witness") == 3
+    with pytest.raises(SystemExit):
+        main([*argv, "--watch", "0.1"])
+    assert "allowed from 0.5 to 3600" in capsys.readouterr().err

@@ -53,7 +53,7 @@ Flags = dict[str, bool]
 MOVE: Flags = {"-y": False, "--no-wait": False, "--direct": False, "--agent": True}
 COMMON: Flags = {"--agent": True, "--timeout": True, "--config": True}
 COMMANDS: dict[str, tuple[list[str], Flags]] = {
-    "status": ([], {"--json": False, **COMMON}),
+    "status": ([], {"--json": False, "--watch": True, "--count": True, **COMMON}),
     "events": (
         [],
         {"--limit": True, "--run": True, "--node": True, "--for": True, "--json": False, **COMMON},

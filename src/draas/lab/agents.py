@@ -126,6 +126,9 @@ def write_config(
         "[coordination]",
         'backend = "etcd"',
         f"endpoints = {json.dumps(etcd.client_urls(lab))}",
+        f"ca_file = {q(str(etcd.pki(lab).ca))}",
+        f"cert_file = {q(str(etcd.pki(lab).client_cert))}",
+        f"key_file = {q(str(etcd.pki(lab).client_key))}",
         "[api]",
         f"token_file = {q(str(secret_file(lab.run, 'api-token')))}",
         'read_networks = ["198.18.0.0/15", "127.0.0.0/8"]',
@@ -257,6 +260,7 @@ def etcd_get(lab: Lab, key: str, prefix: bool = False) -> list[str]:
     order the store created them, as the agents read the event log)."""
     argv = [
         "etcdctl",
+        *etcd.ctl_tls(lab),
         "--endpoints",
         ",".join(etcd.client_urls(lab)),
         "get",

@@ -7,8 +7,10 @@ import json
 import time
 from typing import Any
 
+from draas.coordination.etcd import Tls
 from draas.errors import LabError
 from draas.lab.engine import LabEngine
+from draas.lab.pki import Pki, make_pki
 from draas.lab.readiness import TcpReady
 from draas.lab.supervisor import ProcessSpec
 
@@ -18,13 +20,31 @@ PEER_PORT = 2380
 
 
 def client_urls(lab: LabEngine) -> list[str]:
-    return [f"http://{lab.topo.host(m).address}:{CLIENT_PORT}" for m in MEMBERS]
+    return [f"https://{lab.topo.host(m).address}:{CLIENT_PORT}" for m in MEMBERS]
+
+
+def pki(lab: LabEngine) -> Pki:
+    """The lab's CA, the members' server certificate and the clients' certificate (made at the
+    first use, in the lab's run directory): clients must present a certificate."""
+    return make_pki(lab.run.path / "pki", [lab.topo.host(m).address for m in MEMBERS])
+
+
+def ctl_tls(lab: LabEngine) -> list[str]:
+    """The TLS flags of every etcdctl call."""
+    p = pki(lab)
+    return ["--cacert", str(p.ca), "--cert", str(p.client_cert), "--key", str(p.client_key)]
+
+
+def tls(lab: LabEngine) -> Tls:
+    p = pki(lab)
+    return Tls(str(p.ca), str(p.client_cert), str(p.client_key))
 
 
 def spec(lab: LabEngine, member: str) -> ProcessSpec:
     d = lab.run.path / f"etcd-{member}"
     d.mkdir(parents=True, exist_ok=True)
     addr = lab.topo.host(member).address
+    certs = pki(lab)
     cluster = ",".join(f"{m}=http://{lab.topo.host(m).address}:{PEER_PORT}" for m in MEMBERS)
     argv = [
         "etcd",
@@ -33,9 +53,18 @@ def spec(lab: LabEngine, member: str) -> ProcessSpec:
         "--data-dir",
         str(d / "data"),
         "--listen-client-urls",
-        f"http://{addr}:{CLIENT_PORT},http://127.0.0.1:{CLIENT_PORT}",
+        f"https://{addr}:{CLIENT_PORT},https://127.0.0.1:{CLIENT_PORT}",
         "--advertise-client-urls",
-        f"http://{addr}:{CLIENT_PORT}",
+        f"https://{addr}:{CLIENT_PORT}",
+        # Clients over TLS, each with a certificate signed by the lab's CA (peers stay on
+        # plain HTTP inside the lab's own network).
+        "--cert-file",
+        str(certs.server_cert),
+        "--key-file",
+        str(certs.server_key),
+        "--trusted-ca-file",
+        str(certs.ca),
+        "--client-cert-auth",
         "--listen-peer-urls",
         f"http://{addr}:{PEER_PORT}",
         "--initial-advertise-peer-urls",
@@ -69,6 +98,7 @@ def _endpoint_json(lab: LabEngine, what: str, from_host: str) -> list[dict[str, 
         from_host,
         [
             "etcdctl",
+            *ctl_tls(lab),
             "--endpoints",
             ",".join(client_urls(lab)),
             "--command-timeout=2s",
@@ -121,7 +151,7 @@ def move_leader(lab: LabEngine, to: str = "witness") -> None:
     new one, and a new leader extends every lease by its TTL: the dead primary's lease would
     outlive it by seconds. The witness is the leader that no site disaster takes away."""
     docs = status(lab)
-    url = f"http://{lab.topo.host(to).address}:{CLIENT_PORT}"
+    url = f"https://{lab.topo.host(to).address}:{CLIENT_PORT}"
     mine = next((d for d in docs if d["endpoint"] == url), None)
     if mine is None:
         raise LabError(f"etcd member {to} does not answer: {docs}")
@@ -130,7 +160,8 @@ def move_leader(lab: LabEngine, to: str = "witness") -> None:
     leader_url = next((d["endpoint"] for d in docs if d["member"] == d["leader"]), None)
     if leader_url is None:
         raise LabError(f"etcd has no leader: {docs}")
-    argv = ["etcdctl", "--endpoints", str(leader_url), "move-leader", str(mine["member"])]
+    argv = ["etcdctl", *ctl_tls(lab), "--endpoints", str(leader_url)]
+    argv += ["move-leader", str(mine["member"])]
     proc = lab.exec(to, argv, capture_output=True, text=True, timeout=15)
     if proc.returncode != 0:
         raise LabError(f"etcdctl move-leader to {to} failed: {proc.stderr.strip()[:300]}")
