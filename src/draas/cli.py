@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from draas import __version__, exitcodes
-from draas.config import config_path, load_config
+from draas.config import beyond, config_path, load_config, without_invalid_file
 from draas.errors import ConfigError, DraasError, InvalidInput
 from draas.logs import setup_logging
 
@@ -21,14 +21,21 @@ log = logging.getLogger("draas")
 
 def _cmd_config_check(args: argparse.Namespace) -> int:
     args.file = config_path(args.file)
+    from draas.configcheck import check_deployment
+
     try:
         cfg = load_config(args.file)
     except ConfigError as exc:
+        problems = list(exc.problems)
+        # What a deployment needs, checked on the rest: one error does not hide the others.
+        rest, left_out = without_invalid_file(args.file)
+        if rest is not None:
+            found = check_deployment(rest, files=not args.skip_files)
+            problems += beyond(problems, found.problems, left_out)
         print(f"error: {args.file} is not a valid draas configuration:", file=sys.stderr)
-        for p in exc.problems:
+        for p in problems:
             print(f"  - {p}", file=sys.stderr)
         return 2
-    from draas.configcheck import check_deployment
 
     found = check_deployment(cfg, files=not args.skip_files)
     if found.problems:

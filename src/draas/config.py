@@ -6,6 +6,7 @@ each as ``field.path: what is wrong (got VALUE); allowed: ...``.
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import os
 import re
@@ -527,11 +528,84 @@ def parse_config(data: Any, source: str = "<config>") -> Config:
     try:
         cfg = Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(source, format_validation_error(exc, Config)) from None
+        problems = format_validation_error(exc, Config)
+        rest, left_out = without_invalid(data)
+        if rest is not None:  # the cross-field rules too, on what is valid
+            problems += beyond(problems, semantic_problems(rest), left_out)
+        raise ConfigError(source, problems) from None
     problems = semantic_problems(cfg)
     if problems:
         raise ConfigError(source, problems)
     return cfg
+
+
+def without_invalid(data: dict[str, Any], rounds: int = 5) -> tuple[Config | None, list[str]]:
+    """The configuration with every invalid field left out (its default applies), so that a
+    type error does not hide the checks that span fields; None when it cannot be made valid
+    so (a required field is invalid). Also the fields left out, as dotted paths."""
+    data = copy.deepcopy(data)
+    left_out: list[str] = []
+    for _ in range(rounds):
+        try:
+            return Config.model_validate(data), left_out
+        except ValidationError as exc:
+            if left_out and any(e["type"] == "missing" for e in exc.errors()):
+                return None, left_out  # a required field was invalid: nothing to stand in
+            removed = False
+            for err in exc.errors():
+                loc = [x for x in err["loc"] if isinstance(x, str | int)]
+                key = _drop(data, loc)
+                if key:
+                    left_out.append(key)
+                    removed = True
+            if not removed:
+                return None, left_out
+    return None, left_out
+
+
+def beyond(problems: list[str], more: list[str], left_out: list[str]) -> list[str]:
+    """The problems found on the configuration without its invalid fields that are news: not
+    already said, and not about a section a field was left out of (its default there would
+    speak, not the operator's file)."""
+    sections = {lo.split(".")[0].split("[")[0] for lo in left_out}
+    note = f" (found with {', '.join(left_out)} left out)"
+    return [
+        m + note
+        for m in more
+        if m not in problems and not any(m.startswith(sec) for sec in sections)
+    ]
+
+
+def without_invalid_file(path: str | Path) -> tuple[Config | None, list[str]]:
+    """``without_invalid`` for a file (None when it is not even TOML)."""
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None, []
+    return without_invalid(data)
+
+
+def _drop(data: Any, loc: list[str | int]) -> str:
+    """Remove the deepest table key on ``loc`` that exists (inside list elements too); the
+    dotted path removed, '' when there is nothing to remove."""
+    walked: list[tuple[Any, str | int]] = []  # (container, the part taken in it)
+    node = data
+    for part in loc:
+        in_table = isinstance(node, dict) and isinstance(part, str) and part in node
+        in_list = isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        if isinstance(node, dict) and isinstance(part, str) and not in_table:
+            continue  # a tagged union's tag ('designate'), not a key: the field is below
+        if not (in_table or in_list):
+            break
+        walked.append((node, part))
+        node = node[part]
+    for i in range(len(walked) - 1, -1, -1):
+        container, part = walked[i]
+        if isinstance(container, dict):
+            del container[part]
+            path = "".join(f"[{q}]" if isinstance(q, int) else f".{q}" for _, q in walked[: i + 1])
+            return path.lstrip(".")
+    return ""
 
 
 # Where every command looks when neither --config nor $DRAAS_CONFIG names a file.

@@ -164,3 +164,25 @@ def test_etcd_tls_settings_that_cannot_work_are_refused(
     with pytest.raises(ConfigError) as err:
         parse_config(data)
     assert said in str(err.value)
+
+
+def test_a_type_error_does_not_hide_what_the_rest_gets_wrong(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = EXAMPLE.read_text()
+    text = text.replace("ttl_s = 30 ", 'ttl_s = "five" ', 1)  # a type error
+    dr = 'host = "198.51.100.11", user = "draas", password_file = "/etc/draas/db-password"'
+    assert dr in text
+    text = text.replace(dr, dr.replace("/etc/draas/db-password", "db-password"))  # relative
+    path = tmp_path / "draas.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        parse_config(tomllib.loads(text))
+    assert any("ttl_s" in p for p in err.value.problems)
+    assert main(["config", "check", str(path), "--skip-files"]) == 2
+    said = capsys.readouterr().err
+    assert "dns.designate.ttl_s: Input should be a valid integer" in said
+    assert "'db-password' is relative; give an absolute path (found with dns.ttl_s left out)" in (
+        said
+    )
+    assert "a [dns] section is needed" not in said  # the rest of [dns] stays
