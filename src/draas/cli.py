@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -15,6 +14,7 @@ from draas import __version__, exitcodes
 from draas.config import beyond, config_path, load_config, without_invalid_file
 from draas.errors import ConfigError, DraasError, InvalidInput
 from draas.logs import setup_logging
+from draas.output import add_output, dump, wanted
 
 log = logging.getLogger("draas")
 
@@ -32,24 +32,31 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
         if rest is not None:
             found = check_deployment(rest, files=not args.skip_files)
             problems += beyond(problems, found.problems, left_out)
-        print(f"error: {args.file} is not a valid draas configuration:", file=sys.stderr)
-        for p in problems:
-            print(f"  - {p}", file=sys.stderr)
-        return 2
-
+        return _refused(args, f"{args.file} is not a valid draas configuration", problems)
     found = check_deployment(cfg, files=not args.skip_files)
     if found.problems:
-        print(f"error: {args.file} cannot work as a deployment:", file=sys.stderr)
-        for p in found.problems:
-            print(f"  - {p}", file=sys.stderr)
-        return 2
-    print(json.dumps(cfg.model_dump(mode="json"), indent=2))
+        return _refused(args, f"{args.file} cannot work as a deployment", found.problems)
+    fmt = wanted(args)
+    print(dump(cfg.model_dump(mode="json"), "json" if fmt == "table" else fmt))
     for w in found.warnings:
         print(f"warning: {w}", file=sys.stderr)
     print(
         f"ok: {args.file} is valid (scheme {cfg.scheme}, {len(cfg.nodes)} nodes)", file=sys.stderr
     )
     return 0
+
+
+def _refused(args: argparse.Namespace, what: str, problems: list[str]) -> int:
+    """A configuration refused: one line per problem (or one document), exit status 2."""
+    fmt = wanted(args)
+    if fmt != "table":
+        doc = {"error": what, "problems": problems, "exit_status": exitcodes.INVALID}
+        print(dump(doc, fmt))
+        return exitcodes.INVALID
+    print(f"error: {what}:", file=sys.stderr)
+    for p in problems:
+        print(f"  - {p}", file=sys.stderr)
+    return exitcodes.INVALID
 
 
 def _cmd_agent(args: argparse.Namespace) -> int:
@@ -140,8 +147,8 @@ def _cmd_rto(args: argparse.Namespace) -> int:
         or (args.disaster_at is not None and summary.rto_s is None)
     )
     rc = 1 if down else 0
-    if args.json:
-        print(json.dumps(summary.to_dict(), indent=2))
+    if wanted(args) != "table":
+        print(dump(summary.to_dict(), wanted(args)))
         return rc
     rto = (
         "n/a"
@@ -240,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not look at the secret files (checking the file away from its machines)",
     )
+    add_output(check)
     check.set_defaults(func=_cmd_config_check)
 
     agent = sub.add_parser(
@@ -302,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rto.add_argument("--out", metavar="FILE", help="JSON lines of every request")
     rto.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_output(rto)
     rto.set_defaults(func=_cmd_rto)
 
     from draas.gameday import NAMES
@@ -355,8 +364,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         rc: int = args.func(args)
     except DraasError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exitcodes.for_error(exc)
+        code = exitcodes.for_error(exc)
+        fmt = wanted(args)
+        if fmt == "table":
+            print(f"error: {exc}", file=sys.stderr)
+        else:
+            print(dump({"error": str(exc), "exit_status": code}, fmt))
+        return code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return exitcodes.INTERRUPTED

@@ -18,6 +18,7 @@ from draas.apiclient import ApiClient
 from draas.config import Config, config_path, load_config
 from draas.errors import ApiError, DraasError, InvalidInput
 from draas.failover.runs import KINDS, Kind, last_step
+from draas.output import add_output, dump, dump_line, wanted
 
 WAIT_S = 300.0
 
@@ -148,7 +149,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         st = api.get("/v1/status")
         if args.watch is not None and sys.stdout.isatty():
             print("\033[H\033[2J", end="")
-        print(json.dumps(st, indent=2) if args.json else render_status(st), flush=True)
+        fmt = wanted(args)
+        print(render_status(st) if fmt == "table" else dump(st, fmt), flush=True)
         shown += 1
         rc = exitcodes.ATTENTION if attention(st) else exitcodes.OK
         if args.watch is None or (args.count is not None and shown >= args.count):
@@ -179,8 +181,9 @@ def cmd_events(args: argparse.Namespace) -> int:
     page = api.get("/v1/events", **match, last=args.limit)
     after: str | None = None
     while True:
+        fmt = wanted(args)
         for e in page["events"]:
-            print(json.dumps(e) if args.json else event_line(e), flush=True)
+            print(event_line(e) if fmt == "table" else dump_line(e, fmt), flush=True)
             after = e["id"]
         if page.get("next"):  # more already stored: read on without waiting
             page = api.get("/v1/events", **match, limit=1000, after=after)
@@ -360,6 +363,9 @@ def cmd_pause(args: argparse.Namespace) -> int:
     if args.for_s is not None:
         body["for_s"] = args.for_s
     got = api.post("/v1/pause", body)
+    if wanted(args) != "table":
+        print(dump(got, wanted(args)))
+        return exitcodes.OK
     until = "until 'draas resume'" if args.for_s is None else f"for {args.for_s:g} s"
     print(f"automatic action paused {until} (event {got['event']}, by {api.used}): {args.reason}")
     return exitcodes.OK
@@ -368,6 +374,9 @@ def cmd_pause(args: argparse.Namespace) -> int:
 def cmd_resume(args: argparse.Namespace) -> int:
     api = client(args)
     got = api.post("/v1/resume", {})
+    if wanted(args) != "table":
+        print(dump(got, wanted(args)))
+        return exitcodes.OK
     said = "resumed" if got["was_paused"] else "was not paused; nothing changed"
     print(f"automatic action {said} (event {got['event']}, by {api.used})")
     return exitcodes.OK
@@ -384,8 +393,8 @@ def cmd_drill(args: argparse.Namespace) -> int:
     md, js = out / f"drill-{stamp}.md", out / f"drill-{stamp}.json"
     md.write_text(markdown(report))
     js.write_text(json.dumps(report, indent=1) + "\n")
-    if args.json:
-        print(json.dumps(report, indent=2))
+    if wanted(args) != "table":
+        print(dump(report, wanted(args)))
     else:
         for c in report["checks"]:
             print(f"{c['verdict']:<8} {c['name']:<20} {c['detail']}")
@@ -524,6 +533,7 @@ def add_parsers(sub: Any) -> None:
 
 
 def common(p: argparse.ArgumentParser) -> None:
+    add_output(p)
     p.add_argument(
         "--config",
         metavar="FILE",

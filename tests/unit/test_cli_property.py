@@ -4,10 +4,12 @@ the configuration used is a closed port on loopback, so nothing here reaches a r
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -45,13 +47,15 @@ VALUES = st.sampled_from(
         "--",
         "é",
         "(",
+        "json",
+        "yaml",
     ]
 )
 # Per command: words it starts with (subcommand, positional), and its flags, each with whether
 # it takes a value; and one it has not. Never --yes for `disaster`: it acts on this machine.
 Flags = dict[str, bool]
 MOVE: Flags = {"-y": False, "--no-wait": False, "--direct": False, "--agent": True}
-COMMON: Flags = {"--agent": True, "--timeout": True, "--config": True}
+COMMON: Flags = {"--agent": True, "--timeout": True, "--config": True, "-o": True}
 COMMANDS: dict[str, tuple[list[str], Flags]] = {
     "status": ([], {"--json": False, "--watch": True, "--count": True, **COMMON}),
     "events": (
@@ -62,7 +66,7 @@ COMMANDS: dict[str, tuple[list[str], Flags]] = {
     "switchover": ([], {"--to": True, **MOVE}),
     "failover": ([], {"--force": False, "--without-quorum": False, **MOVE}),
     "failback": ([], MOVE),
-    "config": (["check"], {"--skip-files": False}),
+    "config": (["check"], {"--skip-files": False, "-o": True}),
     "disaster": (
         ["process-kill", "process-hang", "network-failure", "power-off"],
         {"--pid": True, "--pidfile": True, "--interface": True, "--duration": True},
@@ -138,14 +142,26 @@ def test_any_arguments_give_one_clear_line_and_a_documented_status(
         assert "--yes" not in argv and "-y" not in argv
     if argv[0] == "config" and "check" in argv:
         argv = [*argv, "--skip-files"]  # the example's secret files are not on this machine
+    usage = False
     try:
         rc = main(argv)
     except SystemExit as exc:  # argparse: usage error (2) or --help (0)
-        rc = int(exc.code or 0)
+        rc, usage = int(exc.code or 0), True
     out, err = capsys.readouterr()
     assert "Traceback" not in err + out, (argv, err)
     assert rc in DOCUMENTED, (argv, rc, err)
-    if rc not in (exitcodes.OK, exitcodes.ATTENTION):
+    if rc in (exitcodes.OK, exitcodes.ATTENTION):
+        return
+    fmt = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "-o"), "table")
+    if fmt == "table" and "--json" in argv:
+        fmt = "json"  # the older flag
+    if not usage and fmt == "json" and out.strip():
+        doc = json.loads(out)  # the error as a document, on stdout
+        assert doc["exit_status"] == rc and doc["error"], doc
+    elif not usage and fmt == "yaml" and out.strip():
+        doc = yaml.safe_load(out)
+        assert doc["exit_status"] == rc and doc["error"], doc
+    else:
         said = [line for line in err.splitlines() if "error" in line]
         assert said, (argv, rc, err)  # the reason, on stderr
 

@@ -110,7 +110,7 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
 
 # ARCHITECTURE.md's layers, lowest first: a module imports from its own layer or lower ones.
 LAYERS = [
-    {"errors", "exitcodes", "clock", "config", "config_errors", "logs", "draas"},
+    {"errors", "exitcodes", "output", "clock", "config", "config_errors", "logs", "draas"},
     {"coordination", "replication", "health", "traffic", "measure", "gameday"},
     {"failover"},
     {"deployment", "commands", "configcheck"},
