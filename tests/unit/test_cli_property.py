@@ -5,6 +5,7 @@ the configuration used is a closed port on loopback, so nothing here reaches a r
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -125,7 +126,7 @@ def command_lines(draw: st.DrawFn) -> list[str]:
 
 
 @settings(
-    max_examples=150,
+    max_examples=int(os.environ.get("DRAAS_CLI_EXAMPLES", "150")),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
@@ -152,7 +153,8 @@ def test_any_arguments_give_one_clear_line_and_a_documented_status(
     assert rc in DOCUMENTED, (argv, rc, err)
     if rc in (exitcodes.OK, exitcodes.ATTENTION):
         return
-    fmt = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "-o"), "table")
+    given = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "-o"]
+    fmt = given[-1] if given else "table"  # the last one counts
     if fmt == "table" and "--json" in argv:
         fmt = "json"  # the older flag
     if not usage and fmt == "json" and out.strip():

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -105,8 +106,10 @@ def run(a: argparse.Namespace) -> int:
             f"--password-file: cannot read {a.password_file}: {exc.strerror}"
         ) from None
     try:
-        from keystoneauth1 import session as ks_session
-        from keystoneauth1.identity import v3
+        with warnings.catch_warnings():  # its dependencies' deprecations are not ours to show
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from keystoneauth1 import session as ks_session
+            from keystoneauth1.identity import v3
     except ImportError:
         raise DraasError(
             "draas catalog needs keystoneauth1: install draas with the 'openstack' extra"
