@@ -9,8 +9,9 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from draas import exitcodes
 from draas.agent.status import eligible_line
@@ -551,31 +552,24 @@ def common(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _timeout(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0.5 <= value <= 300:
-        raise argparse.ArgumentTypeError(f"{text} s: allowed from 0.5 to 300")
-    return value
+N = TypeVar("N", int, float)
 
 
-def _every(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0.5 <= value <= 3600:
-        raise argparse.ArgumentTypeError(f"{text} s: allowed from 0.5 to 3600")
-    return value
+def _bounded(kind: Callable[[str], N], lo: N, hi: N, unit: str, what: str) -> Callable[[str], N]:
+    """An argparse type: ``kind`` of the text, from ``lo`` to ``hi`` (a usage error else)."""
+
+    def parse(text: str) -> N:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{text}{unit}: allowed from {lo} to {hi}")
+        return value
+
+    return parse
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 1 <= value <= 1_000_000:
-        raise argparse.ArgumentTypeError(f"{text}: allowed from 1 to 1000000")
-    return value
+_timeout = _bounded(float, 0.5, 300, " s", "a number of seconds")
+_every = _bounded(float, 0.5, 3600, " s", "a number of seconds")
+_count = _bounded(int, 1, 1_000_000, "", "a whole number")
