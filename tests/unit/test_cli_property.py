@@ -138,6 +138,7 @@ def test_any_arguments_give_one_clear_line_and_a_documented_status(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("DRAAS_CONFIG", str(config))
+    monkeypatch.chdir(config.parent)  # rto writes its requests to the working directory
     monkeypatch.setattr("sys.stdin.isatty", lambda: False)  # nobody to ask: refuse
     if argv[0] == "disaster":
         assert "--yes" not in argv and "-y" not in argv
