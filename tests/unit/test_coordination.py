@@ -332,7 +332,14 @@ def test_events_come_in_the_stores_order_whatever_the_writers_clocks(
         monkeypatch.setattr(
             etcd_module,
             "time",
-            type("T", (), {"time_ns": staticmethod(lambda: real() + 600 * 10**9)}),
+            type(
+                "T",
+                (),
+                {
+                    "time_ns": staticmethod(lambda: real() + 600 * 10**9),
+                    "time": staticmethod(lambda: real() / 1e9 + 600),
+                },
+            ),
         )
     s.append_event(
         Event(ts=time.time() + 600, node="fast", runbook="m", run="r", step="a", outcome="x")
@@ -393,3 +400,19 @@ def test_etcd_over_tls_with_a_client_certificate(tmp_path: Path) -> None:
         plain = url.replace("https:", "http:")
         with pytest.raises(CoordinationError):
             EtcdStore([plain], prefix="/tls/").active()
+
+
+@pytest.mark.lab
+def test_etcd_tells_its_clock_within_a_second(etcd_url: str) -> None:
+    """etcd's answers carry a Date header: after a few reads the store's clock is known (on
+    this machine, the same clock as ours), so an agent has one more clock to check its own."""
+    from draas.coordination.etcd import EtcdStore
+
+    store = EtcdStore([etcd_url], prefix=f"/t{time.time_ns()}/")
+    assert store.clock_offset() is None  # nothing read yet
+    for _ in range(5):
+        store.last_epoch()
+        time.sleep(0.3)
+    off = store.clock_offset()
+    assert off is not None and abs(off) < 1.0, off
+    assert MemoryStore(FakeClock()).clock_offset() is None

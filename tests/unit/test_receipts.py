@@ -70,3 +70,18 @@ def test_two_clocks_that_disagree_name_neither() -> None:
     controller lease)."""
     assert skewed({"witness": 600.0}) == {}
     assert skewed({"witness": 600.0, "site-a": 0.1}) == {"witness": 599.9}
+
+
+def test_the_stores_clock_tells_which_of_two_clocks_is_off() -> None:
+    """The primary powered off, the DR agent sees only the witness 600 s ahead: with the
+    store's clock (from etcd's answers) agreeing with ours, the witness is named; with the store
+    agreeing with the witness, this agent is."""
+    store = {"offset": 0.2}
+    r = Receipts(me="site-dr", store_offset=lambda: store["offset"])
+    r.rebase({"witness": observation("witness", 1600.0)}, now=1000.0)
+    assert r.offsets() == {"witness": 600.0, "store": 0.2}
+    assert skewed(r.offsets()) == {"witness": 599.8}
+    store["offset"] = 600.1
+    assert skewed(r.offsets()) == {"": -600.0}
+    # A store that does not tell its time (memory) adds nothing.
+    assert "store" not in Receipts(store_offset=lambda: None).offsets()

@@ -114,7 +114,7 @@ class Agent:
         )
         self.leadership: ControllerLease | None = None
         # Other nodes' times, judged in this agent's clock.
-        self.receipts = Receipts(me=node)
+        self.receipts = Receipts(me=node, store_offset=store.clock_offset)
         self.last_said = ""
         # Set once this agent has probed and published: the lease task starts then (the
         # record is taken by an agent that already sees, as the others see it).

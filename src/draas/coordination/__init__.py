@@ -187,6 +187,12 @@ class CoordinationStore(ABC):
         """Every event in the order the store received them (never by the writers' clocks),
         each with its ``id`` and its place in that order (``order``)."""
 
+    # -- the store's clock ---------------------------------------------------------------------
+    def clock_offset(self) -> float | None:
+        """The store's clock minus this machine's (s), when the store tells its time: one
+        more clock for an agent to check its own against. None when unknown."""
+        return None
+
 
 def another_grant(seen: ActiveRecord | None, current: ActiveRecord | None) -> bool:
     """Whether ``current`` is another grant of the record than ``seen`` (None: no record)."""

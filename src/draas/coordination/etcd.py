@@ -40,6 +40,7 @@ from draas.coordination import (
     SyncRecord,
     another_grant,
 )
+from draas.coordination.servertime import ServerTime, parse_date
 from draas.errors import CoordinationError, StaleEpoch
 
 with warnings.catch_warnings():
@@ -94,6 +95,7 @@ class EtcdStore(CoordinationStore):
         self._current = 0
         self._clients: dict[str, Any] = {}
         self._obs_leases: dict[str, tuple[int, float]] = {}  # observer -> (lease, its TTL)
+        self._time = ServerTime()  # etcd's clock, from its answers' Date headers
 
     # -- plumbing ------------------------------------------------------------------------------
     def _client(self, url: str) -> Any:
@@ -107,6 +109,7 @@ class EtcdStore(CoordinationStore):
                 session.verify = self.tls.ca
             if self.tls.cert is not None and self.tls.key is not None:
                 session.cert = (self.tls.cert, self.tls.key)
+            session.hooks["response"].append(self._note_time)
             self._clients[url] = etcd3gw.client(
                 host=u.hostname or "localhost",
                 port=u.port or 2379,
@@ -118,6 +121,17 @@ class EtcdStore(CoordinationStore):
             # one accepts within a round trip); an answer may take the full timeout.
             self._clients[url].timeout = (min(self.timeout_s, CONNECT_S), self.timeout_s)
         return self._clients[url]
+
+    def _note_time(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        """Every answer's Date header (etcd's Go server sets one) bounds etcd's clock."""
+        self._time.answer(
+            parse_date(response.headers.get("Date")),
+            time.time(),
+            response.elapsed.total_seconds(),
+        )
+
+    def clock_offset(self) -> float | None:
+        return self._time.offset()
 
     def _do(self, what: str, fn: Callable[[Any], T]) -> T:
         """Run ``fn(client)`` on a reachable member, trying each endpoint once."""

@@ -16,7 +16,7 @@ import collections
 import dataclasses
 import statistics
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from draas.coordination import Observation, Seen
 
@@ -40,8 +40,19 @@ class Receipts:
     measure larger than the estimate by more than ``SKEW_ALERT_S`` (more than any late read)
     means the observer's clock went back: the estimate starts again from it."""
 
-    def __init__(self, keep: int = 20, me: str = "") -> None:
+    # The store's clock, when the store tells it: named ``STORE`` among the offsets.
+    STORE = "store"
+
+    def __init__(
+        self,
+        keep: int = 20,
+        me: str = "",
+        store_offset: Callable[[], float | None] | None = None,
+    ) -> None:
         self.me = me  # this node's own observation: its offset is ours, not measured
+        # The coordination store's clock minus ours (from its answers), one more clock to
+        # compare with: with only one other node left, it tells which of two is off.
+        self.store_offset = store_offset
         self._lock = threading.Lock()
         self._last: dict[str, float] = {}  # observer -> the ``at`` last read
         self._seen: dict[str, collections.deque[float]] = {}  # observer -> offsets measured
@@ -70,11 +81,15 @@ class Receipts:
         return out
 
     def offsets(self) -> dict[str, float]:
-        """Each observer's clock minus ours, as measured (s)."""
+        """Each observer's clock minus ours, as measured (s), and the store's when known."""
         with self._lock:
-            return {
+            out = {
                 name: round(-min(seen), 2) for name, seen in self._seen.items() if name != self.me
             }
+        store = None if self.store_offset is None else self.store_offset()
+        if store is not None:
+            out[self.STORE] = store
+        return out
 
 
 def skewed(offsets: Mapping[str, float], threshold_s: float = SKEW_ALERT_S) -> dict[str, float]:
