@@ -14,7 +14,7 @@ from draas import __version__, exitcodes
 from draas.config import beyond, config_path, load_config, without_invalid_file
 from draas.errors import ConfigError, DraasError, InvalidInput
 from draas.logs import setup_logging
-from draas.output import add_output, dump, wanted
+from draas.output import Parser, add_output, dump, requested, wanted
 
 log = logging.getLogger("draas")
 
@@ -213,7 +213,7 @@ def _cmd_completion(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="draas",
         description="Automatic disaster-recovery failover for services hosted on OpenStack: "
         "DNS-based, frontend-based and hybrid traffic switching, and a lab that proves it.",
@@ -359,6 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    Parser.output = requested(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     setup_logging(json_lines=args.log_json, verbose=-1 if args.quiet else args.verbose)
     try:

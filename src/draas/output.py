@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
 
 FORMATS = ("table", "json", "yaml")
 
@@ -42,3 +44,33 @@ def dump_line(doc: Any, fmt: str) -> str:
     if fmt == "yaml":
         return dump([doc], fmt)
     return json.dumps(doc)
+
+
+def requested(argv: Sequence[str]) -> str:
+    """The format a command line asks for, read before parsing it (argparse's own errors
+    come first): the last ``-o``/``--output`` given, ``--json`` for json; table otherwise, and
+    when the last one given is not a format (that is the error to report)."""
+    fmt = "table"
+    for i, arg in enumerate(argv):
+        if arg in ("-o", "--output"):
+            fmt = argv[i + 1] if i + 1 < len(argv) else "table"
+        elif arg.startswith("--output="):
+            fmt = arg.split("=", 1)[1]
+        elif arg.startswith("-o") and not arg.startswith("--"):
+            fmt = arg[2:]
+        elif arg == "--json" and fmt == "table":
+            fmt = "json"
+    return fmt if fmt in FORMATS else "table"
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors follow ``--output``: under json or yaml, the
+    error is the same document as any other error, on standard output (exit status 2)."""
+
+    output = "table"  # set from the command line before parsing it (``requested``)
+
+    def error(self, message: str) -> NoReturn:
+        if Parser.output == "table":
+            super().error(message)
+        print(dump({"error": f"{self.prog}: {message}", "exit_status": 2}, Parser.output))
+        sys.exit(2)

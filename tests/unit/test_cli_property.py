@@ -144,11 +144,10 @@ def test_any_arguments_give_one_clear_line_and_a_documented_status(
         assert "--yes" not in argv and "-y" not in argv
     if argv[0] == "config" and "check" in argv:
         argv = [*argv, "--skip-files"]  # the example's secret files are not on this machine
-    usage = False
     try:
         rc = main(argv)
     except SystemExit as exc:  # argparse: usage error (2) or --help (0)
-        rc, usage = int(exc.code or 0), True
+        rc = int(exc.code or 0)
     out, err = capsys.readouterr()
     assert "Traceback" not in err + out, (argv, err)
     assert rc in DOCUMENTED, (argv, rc, err)
@@ -158,10 +157,10 @@ def test_any_arguments_give_one_clear_line_and_a_documented_status(
     fmt = given[-1] if given else "table"  # the last one counts
     if fmt == "table" and "--json" in argv:
         fmt = "json"  # the older flag
-    if not usage and fmt == "json" and out.strip():
-        doc = json.loads(out)  # the error as a document, on stdout
+    if fmt == "json" and out.strip():
+        doc = json.loads(out)  # the error as a document, on stdout (argparse's own too)
         assert doc["exit_status"] == rc and doc["error"], doc
-    elif not usage and fmt == "yaml" and out.strip():
+    elif fmt == "yaml" and out.strip():
         doc = yaml.safe_load(out)
         assert doc["exit_status"] == rc and doc["error"], doc
     else:
@@ -178,3 +177,29 @@ def test_the_exit_status_table_is_in_the_help(capsys: pytest.CaptureFixture[str]
         assert re.search(rf"(?m)^  {code}\s", text), code
     ops = (ROOT / "docs" / "operations.md").read_text()
     assert exitcodes.TABLE.split("\n", 1)[1] in ops  # the same table in the docs
+
+
+@pytest.mark.parametrize(
+    ("argv", "fmt"),
+    [
+        (["status", "--timeout", "abc", "-o", "json"], "json"),
+        (["status", "-o", "yaml", "--bogus"], "yaml"),
+        (["events", "--output=json", "--limit", "x"], "json"),
+        (["status", "-ojson", "--count", "0"], "json"),
+    ],
+)
+def test_a_usage_error_follows_the_output_format(
+    argv: list[str], fmt: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """argparse's own errors (a bad value, an unknown flag) are the same document as any other
+    error under -o json|yaml, on standard output: a script reads one stream."""
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    out, err = capsys.readouterr()
+    doc = json.loads(out) if fmt == "json" else yaml.safe_load(out)
+    assert exc.value.code == 2 and doc["exit_status"] == 2, (out, err)
+    assert doc["error"].startswith("draas") and err == ""
+    with pytest.raises(SystemExit):
+        main(["status", "-o", "xml"])  # not a format: argparse's usage line, on stderr
+    out, err = capsys.readouterr()
+    assert out == "" and "invalid choice: 'xml'" in err
