@@ -113,3 +113,29 @@ def test_scheme_diagrams_are_generated_from_their_sources(tmp_path: Path) -> Non
     doc = (ROOT / "docs" / "schemes.md").read_text()
     for svg in committed:
         assert f"diagrams/{svg.name}" in doc, svg.name
+
+
+@pytest.mark.lab
+def test_the_alert_rules_pass_promtool_and_their_unit_tests() -> None:
+    """Prometheus's own checker and rule tests (draas-alerts.test.yml: one observer seen
+    through two scraped agents is one vantage point; the odd clock out is named; every
+    frontend down). promtool comes with Debian's prometheus package (scripts/setup)."""
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool not found: run scripts/setup (Debian package prometheus)"
+    here = ROOT / "deploy" / "prometheus"
+    for args in (
+        ["check", "rules", "draas-alerts.yml"],
+        ["test", "rules", "draas-alerts.test.yml"],
+    ):
+        got = subprocess.run(
+            [promtool, *args], cwd=here, capture_output=True, text=True, timeout=60, check=False
+        )
+        assert got.returncode == 0, got.stdout + got.stderr
+    tested = yaml.safe_load((here / "draas-alerts.test.yml").read_text())
+    names = {a["alertname"] for t in tested["tests"] for a in t["alert_rule_test"]}
+    assert {
+        "DraasSiteDown",
+        "DraasFrontendDown",
+        "DraasAllFrontendsDown",
+        "DraasClockSkew",
+    } <= names
