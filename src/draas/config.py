@@ -195,12 +195,22 @@ class Coordination(_Model):
     ca_file: Path | None = None
     cert_file: Path | None = None
     key_file: Path | None = None
+    # etcd user authentication (etcd auth enable): the user and its password's file (a
+    # secret file). With or without client certificates; over https:// so the password and
+    # the token are not sent in the clear (config check warns otherwise).
+    user: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    password_file: Path | None = None
 
     @model_validator(mode="after")
     def _tls(self) -> Coordination:
         if (self.cert_file is None) != (self.key_file is None):
             raise ValueError(
                 "cert_file and key_file: give both (a client certificate and its key) or neither"
+            )
+        if (self.user is None) != (self.password_file is None):
+            raise ValueError(
+                "user and password_file: give both (an etcd user and its password's file) "
+                "or neither"
             )
         tls = self.ca_file is not None or self.cert_file is not None
         plain = [e for e in self.endpoints if e.startswith("http://")]

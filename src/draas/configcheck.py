@@ -53,6 +53,8 @@ def paths(cfg: Config) -> Iterator[tuple[str, Path, bool]]:
     co = cfg.coordination
     if co.key_file is not None:
         yield "coordination.key_file", co.key_file, True
+    if co.password_file is not None:
+        yield "coordination.password_file", co.password_file, True
     for name in ("ca_file", "cert_file"):
         value = getattr(co, name)
         if value is not None:
@@ -113,6 +115,13 @@ def check_deployment(cfg: Config, *, files: bool = True) -> Findings:
                 "or less is usual, 5-60 s for a fast failover"
             )
     _witness_warnings(cfg, w)
+    co = cfg.coordination
+    plain = [e for e in co.endpoints if e.startswith("http://")]
+    if co.user is not None and plain:
+        w.append(
+            f"coordination.user: {co.user!r} logs in over plain http ({plain[0]}): the password "
+            "and the token cross the network in the clear; use https:// endpoints (ca_file)"
+        )
     for where, path, secret in paths(cfg):
         if not path.is_absolute():
             p.append(f"{where}: {str(path)!r} is relative; give an absolute path")

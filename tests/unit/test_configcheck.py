@@ -143,11 +143,35 @@ def test_etcd_tls_files_are_checked_like_every_secret(tmp_path: Path) -> None:
     problems, _ = found(here, files=True)
     assert f"coordination.key_file: {key} is readable by others (mode 644)" in problems
 
+    def login(d: dict[str, Any]) -> None:
+        d["coordination"] |= {"user": "draas", "password_file": str(tmp_path / "nope")}
+
+    problems, _ = found(login, files=True)
+    assert f"coordination.password_file: {tmp_path / 'nope'} does not exist" in problems
+
+
+def test_an_etcd_login_over_plain_http_is_a_warning() -> None:
+    def plain(d: dict[str, Any]) -> None:
+        co = d["coordination"]
+        for k in ("ca_file", "cert_file", "key_file"):
+            co.pop(k, None)
+        co |= {
+            "endpoints": ["http://192.0.2.11:2379"],
+            "user": "draas",
+            "password_file": "/etc/draas/etcd-password",
+        }
+
+    problems, warnings = found(plain, files=False)
+    assert not problems, problems
+    assert "coordination.user: 'draas' logs in over plain http (http://192.0.2.11:2379)" in warnings
+
 
 @pytest.mark.parametrize(
     ("coordination", "said"),
     [
         ({"cert_file": "/etc/draas/etcd/c.pem"}, "cert_file and key_file: give both"),
+        ({"user": "draas"}, "user and password_file: give both"),
+        ({"password_file": "/etc/draas/etcd/password"}, "user and password_file: give both"),
         (
             {"endpoints": ["http://192.0.2.11:2379"], "ca_file": "/etc/draas/etcd/ca.pem"},
             "ca_file/cert_file are for TLS; use https:// endpoints",

@@ -210,8 +210,11 @@ def make_store(
         from draas.coordination.memory import MemoryStore
 
         return MemoryStore()
-    from draas.coordination.etcd import EtcdStore, Tls, nearest_first
+    from draas.coordination.etcd import EtcdStore, Login, Tls, nearest_first
 
     endpoints = nearest_first(cfg.endpoints, prefer)
     tls = Tls(*(None if f is None else str(f) for f in (cfg.ca_file, cfg.cert_file, cfg.key_file)))
-    return EtcdStore(endpoints, prefix=cfg.prefix, timeout_s=timeout_s, tls=tls)
+    login = None
+    if cfg.user is not None and cfg.password_file is not None:
+        login = Login(cfg.user, str(cfg.password_file))
+    return EtcdStore(endpoints, prefix=cfg.prefix, timeout_s=timeout_s, tls=tls, login=login)

@@ -65,6 +65,23 @@ def nearest_first(endpoints: Sequence[str], prefer: Sequence[str]) -> list[str]:
     return sorted(endpoints, key=rank)  # stable: the configured order within a rank
 
 
+def _reason(exc: BaseException) -> str:
+    """What went wrong, in etcd's words when it answered: etcd3gw keeps etcd's error body
+    apart (``detail_text``) and its own text may be only the HTTP reason; the requests error
+    it wraps says more when there was no answer."""
+    said = str(exc) or str(exc.__context__ or "") or "no detail"
+    detail = getattr(exc, "detail_text", None)
+    if isinstance(detail, str) and detail:
+        try:
+            body = json.loads(detail)
+        except ValueError:
+            body = None
+        told = body.get("error") or body.get("message") if isinstance(body, dict) else detail
+        if told:
+            said = f"{said}: {told}" if said != "no detail" else str(told)
+    return said
+
+
 def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
@@ -78,6 +95,15 @@ class Tls:
     key: str | None = None
 
 
+@dataclass(frozen=True)
+class Login:
+    """etcd user authentication (etcd ``auth enable``): the user and the file holding its
+    password, read again at each authentication (a rotated password is picked up)."""
+
+    user: str
+    password_file: str
+
+
 class EtcdStore(CoordinationStore):
     def __init__(
         self,
@@ -85,10 +111,12 @@ class EtcdStore(CoordinationStore):
         prefix: str = "/draas/",
         timeout_s: float = 2.0,
         tls: Tls | None = None,
+        login: Login | None = None,
     ) -> None:
         if not endpoints:
             raise CoordinationError("etcd store: no endpoint configured", retryable=False)
         self.tls = tls or Tls()
+        self.login = login
         self.endpoints = list(endpoints)
         self.prefix = prefix if prefix.endswith("/") else prefix + "/"
         self.timeout_s = timeout_s
@@ -120,7 +148,30 @@ class EtcdStore(CoordinationStore):
             # A member that is gone is given up on after a short connect timeout (a live
             # one accepts within a round trip); an answer may take the full timeout.
             self._clients[url].timeout = (min(self.timeout_s, CONNECT_S), self.timeout_s)
+            if self.login is not None:
+                try:
+                    self._authenticate(self._clients[url])
+                except Exception:
+                    del self._clients[url]  # tried again, whole, on the next call
+                    raise
         return self._clients[url]
+
+    def _authenticate(self, client: Any) -> None:
+        """Log in as the configured user; the member's token goes on every later request."""
+        assert self.login is not None
+        try:
+            with open(self.login.password_file, encoding="utf-8") as f:
+                password = f.read().strip()
+        except OSError as exc:
+            raise CoordinationError(
+                f"coordination.password_file {self.login.password_file}: {exc.strerror}",
+                retryable=False,
+            ) from exc
+        got = client.post(
+            client.get_url("/auth/authenticate"),
+            json={"name": self.login.user, "password": password},
+        )
+        client.session.headers["Authorization"] = str(got["token"])
 
     def _note_time(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
         """Every answer's Date header (etcd's Go server sets one) bounds etcd's clock."""
@@ -133,18 +184,30 @@ class EtcdStore(CoordinationStore):
     def clock_offset(self) -> float | None:
         return self._time.offset()
 
+    def _on(self, url: str, fn: Callable[[Any], T]) -> T:
+        """``fn`` on one member; logged in again once when the member forgot our token (it
+        restarted, or the token expired unused: etcd's --auth-token-ttl)."""
+        try:
+            return fn(self._client(url))
+        except StaleEpoch:
+            raise
+        except Exception as exc:
+            if self.login is None or "invalid auth token" not in _reason(exc):
+                raise
+        self._clients.pop(url, None)
+        return fn(self._client(url))
+
     def _do(self, what: str, fn: Callable[[Any], T]) -> T:
         """Run ``fn(client)`` on a reachable member, trying each endpoint once."""
         errors = []
         for i in range(len(self.endpoints)):
             url = self.endpoints[(self._current + i) % len(self.endpoints)]
             try:
-                result = fn(self._client(url))
+                result = self._on(url, fn)
             except StaleEpoch:
                 raise
             except Exception as exc:  # etcd3gw raises requests' and its own errors
-                # etcd3gw's own errors may say nothing: the requests error they wrap does.
-                said = str(exc) or str(exc.__context__ or "") or "no detail"
+                said = _reason(exc)
                 errors.append(f"{url}: {type(exc).__name__}: {said[:300]}")
                 continue
             self._current = (self._current + i) % len(self.endpoints)
