@@ -57,3 +57,18 @@ def test_hostile_file_names_are_refused(tmp_path: Path) -> None:
     doc = snapshot(tmp_path / "k").to_json().replace('"0"', '"../../etc/x"')
     with pytest.raises(ReplicationError, match="refusing key file name"):
         apply(tmp_path / "dst", Manifest.from_json(doc))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file to another user needs root")
+def test_a_copied_key_belongs_to_the_directorys_owner(tmp_path: Path) -> None:
+    """Keystone reads its 0600 keys as its own user: a key the agent (root) copies must be
+    Keystone's like the others, not root's."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    make_keys(src, {"0": b"staged", "1": b"primary-key"})
+    make_keys(dst, {})
+    os.chown(dst, 65534, 65534)  # nobody: the service's user
+    apply(dst, snapshot(src))
+    for name in ("0", "1"):
+        st = (dst / name).stat()
+        assert (st.st_uid, st.st_gid) == (65534, 65534), name
+        assert stat.S_IMODE(st.st_mode) == 0o600

@@ -98,6 +98,10 @@ def apply(directory: Path, manifest: Manifest) -> dict[str, list[str]]:
     """Make ``directory`` hold exactly the manifest's files; return what changed."""
     directory.mkdir(parents=True, exist_ok=True)
     os.chmod(directory, manifest.dir_mode)
+    # A copied key belongs to the directory's owner like the keys already there (Keystone's
+    # user reads its 0600 keys): when we may give it (root), each file gets the directory's.
+    owner = directory.stat()
+    give = os.geteuid() == 0
     current = snapshot(directory)
     changed: dict[str, list[str]] = {"written": [], "removed": []}
     for name, entry in sorted(manifest.files.items()):
@@ -109,6 +113,8 @@ def apply(directory: Path, manifest: Manifest) -> dict[str, list[str]]:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, entry.mode)
         try:
             os.write(fd, entry.data)
+            if give:
+                os.fchown(fd, owner.st_uid, owner.st_gid)
             os.fchmod(fd, entry.mode)
             os.fsync(fd)
         finally:
