@@ -393,3 +393,33 @@ def test_an_empty_standby_is_seeded(lab: Lab) -> None:
     d.replicate_from(p, seed=True)
     d.wait_caught_up(p)
     assert p.checksums() == d.checksums() != {}
+
+
+def test_a_replica_set_up_by_hand_is_made_to_acknowledge_in_semi_sync_mode(lab: Lab) -> None:
+    """A replica started without semi-sync's replica side (docs/install.md's first replica)
+    could never be named the synchronous standby: in semi-sync mode the agent's replicator
+    turns it on and reconnects the receiver; in async mode it leaves it alone."""
+    p, d = primary_in_charge(lab)
+    mariadb.sql(
+        lab,
+        "dr",
+        "SET GLOBAL rpl_semi_sync_slave_enabled = OFF",
+        "STOP SLAVE IO_THREAD",
+        "START SLAVE IO_THREAD",
+    )
+
+    def acknowledging(want: bool) -> None:
+        deadline = time.monotonic() + 15
+        while d.status().acknowledging is not want:
+            assert time.monotonic() < deadline, f"acknowledging never became {want}"
+            time.sleep(0.2)
+
+    acknowledging(False)
+    assert d.acknowledge() is False  # async mode: not its business
+    semi = reps(lab, semi=True)[1]
+    assert semi.acknowledge() is True
+    acknowledging(True)
+    assert semi.acknowledge() is False  # already acknowledging: nothing to do
+    d.wait_caught_up(p)  # the applier ran on; the receiver is back
+    st = d.status()
+    assert st.source == lab.topo.host("primary").address and st.sql_running == "Yes"

@@ -89,7 +89,7 @@ class DatabaseWatch:
             self.learned(st.role)
             if st.role != "replica":
                 return ""
-            resumed = self._resume_if_restarted(st)
+            resumed = self._resume_if_restarted(st) or self._acknowledge(st)
             if resumed:
                 return resumed
             state = "healthy" if self.report.healthy else "broken"
@@ -113,6 +113,25 @@ class DatabaseWatch:
             target=self.site,
             detail=detail,
         )
+
+    def _acknowledge(self, st: ReplicationStatus) -> str:
+        """A running replica that does not acknowledge its source's commits (set up by hand,
+        without semi-sync's replica side): in semi-synchronous mode it could never be named the
+        synchronous standby, so nothing would ever fail over to it. Make it acknowledge."""
+        if st.acknowledging is not False or not st.healthy_replica:
+            return ""
+        try:
+            changed = self.rep.acknowledge()
+        except DraasError as exc:
+            return f"could not make {self.site}'s replica acknowledge commits: {exc}"
+        if not changed:
+            return ""
+        said = (
+            f"{self.site}'s replica did not acknowledge its source's commits (semi-sync's replica "
+            "side was off): turned on, its receiver reconnected"
+        )
+        self.emit(self._event("replication", "acknowledging", said, self.clock.now()))
+        return said
 
     def _resume_if_restarted(self, st: ReplicationStatus) -> str:
         """A replica of the active site whose threads are both stopped without an error,

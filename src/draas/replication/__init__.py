@@ -63,6 +63,9 @@ class ReplicationStatus:
     lag_trx: int | None = None
     semi_sync: str = "off"  # "off", "on" (acknowledged by the standby), "fell back to async"
     started_at: float | None = None  # when the server started (epoch seconds), if known
+    # A replica: whether its receiver acknowledges the source's commits (semi-sync's replica
+    # side connected); None when not known or not a replica.
+    acknowledging: bool | None = None
 
     @property
     def healthy_replica(self) -> bool:
@@ -166,6 +169,11 @@ class Replicator(ABC):
     @abstractmethod
     def resume(self) -> None:
         """Start replicating again from the configured source (a restarted replica)."""
+
+    def acknowledge(self) -> bool:
+        """In semi-synchronous mode, make this replica acknowledge its source's commits (a
+        replica set up by hand replicates without); True when it changed something."""
+        return False
 
     @abstractmethod
     def replicate_from(self, source: Replicator, *, seed: bool) -> None:

@@ -232,6 +232,8 @@ class MariaDBReplicator(Replicator):
             semi = {r["Variable_name"]: r["Value"] for r in cur.fetchall()}
             cur.execute("SELECT @@rpl_semi_sync_master_enabled AS en")
             semi_enabled = bool((cur.fetchone() or {}).get("en"))
+            cur.execute("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_slave_status'")
+            acking = (cur.fetchone() or {}).get("Value")
         read_only = bool(v.get("ro"))
         semi_state = "off"
         if semi_enabled:
@@ -267,6 +269,7 @@ class MariaDBReplicator(Replicator):
             or "",
             lag_s=float(lag) if lag is not None else None,
             lag_trx=lag_trx,
+            acknowledging=None if acking is None else acking == "ON",
         )
 
     # -- roles -----------------------------------------------------------------------------
@@ -366,6 +369,21 @@ class MariaDBReplicator(Replicator):
     def resume_receiving(self) -> None:
         if self.query("SHOW SLAVE STATUS"):
             self.execute("START SLAVE IO_THREAD")
+
+    def acknowledge(self) -> bool:
+        if not self.semi_sync:
+            return False
+        acking = self.query("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_slave_status'")
+        if (acking[0]["Value"] if acking else "OFF") == "ON" or not self.query("SHOW SLAVE STATUS"):
+            return False
+        # The receiver asks for semi-sync when it connects: reconnect it (the applier runs on).
+        self.execute(
+            "SET GLOBAL rpl_semi_sync_slave_enabled = ON",
+            "STOP SLAVE IO_THREAD",
+            "START SLAVE IO_THREAD",
+        )
+        self.events("acknowledge", "done", site=self.endpoint.site)
+        return True
 
     def resume(self) -> None:
         """Start the replication threads again as configured (a restarted replica: servers
