@@ -183,6 +183,9 @@ class Frontend(_Model):
     # hybrid: while a quorum sees every frontend down, the DNS name points straight at the
     # active site (and back at a frontend as soon as one is confirmed up again).
     direct_when_all_down: bool = True
+    # engine "haproxy": the backends draas switches in each frontend's HAProxy, each with one
+    # server per site named after the site (``[sites.NAME]``); the others are left alone.
+    backends: list[Name] = Field(default_factory=lambda: ["api", "web"], min_length=1)
 
 
 class Coordination(_Model):

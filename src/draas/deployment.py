@@ -146,7 +146,13 @@ def frontend_engine(cfg: Config, node: Node) -> FrontendEngine:
     kind = cfg.frontend.engine
     if kind == "haproxy":
         return make_engine(
-            kind, node.name, sites, admin_socket=str(node.admin_socket), retries=2, deadline_s=5.0
+            kind,
+            node.name,
+            sites,
+            admin_socket=str(node.admin_socket),
+            backends=tuple(cfg.frontend.backends),
+            retries=2,
+            deadline_s=5.0,
         )
     ports = {c.port: c.port for c in cfg.service.checks}
     return make_engine(

@@ -310,3 +310,21 @@ def test_mutating_one_field_of_a_good_config_gives_only_config_errors(data: st.D
         parse_config(doc)
     except ConfigError as exc:
         assert exc.problems
+
+
+def test_the_haproxy_backends_draas_switches_are_configured() -> None:
+    """HAProxy's backends are the operator's (docs/install.md): draas switches the ones named
+    in frontend.backends, each with a server per site named after the site."""
+    from draas.deployment import frontend_engine
+    from draas.traffic.frontend.haproxy import HaproxyEngine
+
+    data = tomllib.loads(EXAMPLE.read_text())
+    fe = next(n for n in parse_config(data).nodes if n.role == "frontend")
+    default = frontend_engine(parse_config(data), fe)
+    assert isinstance(default, HaproxyEngine) and default.backends == ("api", "web")
+    data["frontend"]["backends"] = ["keystone-api"]
+    mine = frontend_engine(parse_config(data), fe)
+    assert isinstance(mine, HaproxyEngine) and mine.backends == ("keystone-api",)
+    data["frontend"]["backends"] = []
+    with pytest.raises(ConfigError, match="frontend.backends"):
+        parse_config(data)
