@@ -79,3 +79,17 @@ def test_status_against_no_agent_is_one_clear_line(installed: Path) -> None:
     )
     assert got.returncode != 0 and "Traceback" not in got.stderr, got.stderr
     assert got.stderr.startswith("error: no agent answered: http://127.0.0.1:9"), got.stderr
+
+
+def test_the_wheel_carries_the_units_the_rules_and_the_dashboard(installed: Path) -> None:
+    """docs/install.md installs the agent's unit from the virtual environment."""
+    share = installed.parents[1] / "share" / "draas"
+    for rel in (
+        "systemd/draas-agent@.service",
+        "systemd/draas-drill.timer",
+        "prometheus/draas-alerts.yml",
+        "grafana/draas-dashboard.json",
+    ):
+        shipped = share / rel
+        assert shipped.is_file(), rel
+        assert shipped.read_bytes() == (ROOT / "deploy" / rel).read_bytes(), rel
