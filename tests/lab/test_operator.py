@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from support import active, done_steps, lease_event, new_lab_name, served_by, wait_until
 
-from draas.lab.agents import start_agents
+from draas.lab.agents import start_agents, wait_eligible
 from draas.lab.components import mariadb
 from draas.lab.disasters import PowerOff
 from draas.lab.eventlog import read_events
@@ -188,6 +188,8 @@ def test_a_drill_passes_when_healthy_and_names_the_check_when_the_replica_stops(
 ) -> None:
     wait_until("status settles on the primary", lambda: settled(lab, "primary"), 60)
     mariadb.wait_in_sync(lab, "dr", "primary")
+    # After a failback (the module's order is random) dr is named the standby once in sync.
+    wait_eligible(lab, "dr")
     ok = draas(lab, "drill", "--out", str(tmp_path / "ok"))
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "drill PASSED" in ok.stdout
