@@ -188,7 +188,7 @@ def test_a_drill_passes_when_healthy_and_names_the_check_when_the_replica_stops(
 ) -> None:
     wait_until("status settles on the primary", lambda: settled(lab, "primary"), 60)
     mariadb.wait_in_sync(lab, "dr", "primary")
-    # After a failback (the module's order is random) dr is named the standby once in sync.
+    # Right after the first test's failback dr is named the standby again only once in sync.
     wait_eligible(lab, "dr")
     ok = draas(lab, "drill", "--out", str(tmp_path / "ok"))
     assert ok.returncode == 0, ok.stdout + ok.stderr
