@@ -179,9 +179,11 @@ class Follower:
     def close(self) -> None:
         """End the holders (the lab's down ends whatever the blocks started there)."""
         for m in self.machines.values():
-            if m.holder is not None and m.holder.poll() is None:
+            if m.holder is None:
+                continue
+            if m.holder.poll() is None:
                 m.holder.kill()
-                m.holder.wait(timeout=10)
+            m.holder.communicate(timeout=10)  # reaps it and closes its pipes
 
     def run(self, step: Step, m: Machine, timeout_s: float = 600) -> str:
         script = self.base / "blocks" / f"{step.line:04d}-{m.name}.sh"
