@@ -14,6 +14,7 @@ from draas import __version__, exitcodes
 from draas.config import beyond, config_path, load_config, without_invalid_file
 from draas.errors import ConfigError, DraasError, InvalidInput
 from draas.logs import setup_logging
+from draas.model.kinds import RATES_PER_YEAR
 from draas.output import Parser, add_output, dump, requested, wanted
 
 log = logging.getLogger("draas")
@@ -40,9 +41,28 @@ def _cmd_config_check(args: argparse.Namespace) -> int:
     print(dump(cfg.model_dump(mode="json"), "json" if fmt == "table" else fmt))
     for w in found.warnings:
         print(f"warning: {w}", file=sys.stderr)
+    from draas.model.report import one_line_each
+
+    for line in one_line_each(cfg):
+        print(line, file=sys.stderr)
     print(
         f"ok: {args.file} is valid (scheme {cfg.scheme}, {len(cfg.nodes)} nodes)", file=sys.stderr
     )
+    return 0
+
+
+def _cmd_model(args: argparse.Namespace) -> int:
+    from draas.model.network import Path
+    from draas.model.report import Question, rate, report, table, ttl_behaviour
+    from draas.model.rto import Client
+
+    rates = dict(RATES_PER_YEAR) | dict(rate(r) for r in args.rate)
+    clamp = ttl_behaviour(args.client_ttl_behaviour)
+    cfg = load_config(config_path(args.config))
+    path = Path(args.rtt_ms / 1000, args.loss_pct / 100, args.jitter_ms / 1000)
+    doc = report(cfg, Question(path, Client(clamp_s=clamp), rates))
+    fmt = wanted(args)
+    print(table(doc) if fmt == "table" else dump(doc, fmt))
     return 0
 
 
@@ -264,9 +284,52 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--no-api", action="store_true", help="do not serve the control API")
     agent.set_defaults(func=_cmd_agent)
 
-    from draas.opscli import add_parsers
+    from draas.opscli import add_parsers, bounded
 
     add_parsers(sub)
+
+    model = sub.add_parser(
+        "model",
+        help="predict the RTO per disaster kind, false failovers and availability",
+        description="Predict, from the configuration the agents run (probe intervals, "
+        "timeouts, rise/fall, windows, quorum, TTL, scheme), each disaster kind's "
+        "client-visible RTO (median, p95; detect, decide, switch, client catch-up), the false "
+        "failovers per year for the loss and jitter on the probes' paths, and the expected "
+        "availability for the failure rates per kind (defaults shown; --rate to give yours).",
+    )
+    model.add_argument(
+        "--config", metavar="FILE", help="default: $DRAAS_CONFIG, else /etc/draas/draas.toml"
+    )
+    model.add_argument(
+        "--loss-pct",
+        type=bounded(float, 0.0, 99.0, " %", "a percentage"),
+        default=0.0,
+        help="packet loss on the probes' paths, per packet and direction (default 0)",
+    )
+    millis = bounded(float, 0.0, 10_000.0, " ms", "a number of milliseconds")
+    for flag, default, what in (
+        ("--jitter-ms", 0.0, "each packet's delay moved by up to this much either way"),
+        ("--rtt-ms", 20.0, "round trip between the observers and the sites"),
+    ):
+        model.add_argument(flag, type=millis, default=default, help=f"{what} (default {default:g})")
+    model.add_argument(
+        "--client-ttl-behaviour",
+        default="honour",
+        metavar="honour|clamp:SECONDS",
+        help="clients keep a DNS answer for its TTL (honour, default) or for SECONDS whatever "
+        "the TTL (clamp:SECONDS, e.g. a JVM's networkaddress.cache.ttl)",
+    )
+    model.add_argument(
+        "--rate",
+        action="append",
+        default=[],
+        metavar="KIND=PER_YEAR",
+        help="failures per year of a disaster kind (repeatable; defaults: "
+        + ", ".join(f"{k}={v:g}" for k, v in RATES_PER_YEAR.items())
+        + ")",
+    )
+    add_output(model)
+    model.set_defaults(func=_cmd_model)
 
     rto = sub.add_parser(
         "rto",

@@ -555,7 +555,7 @@ def common(p: argparse.ArgumentParser) -> None:
 N = TypeVar("N", int, float)
 
 
-def _bounded(kind: Callable[[str], N], lo: N, hi: N, unit: str, what: str) -> Callable[[str], N]:
+def bounded(kind: Callable[[str], N], lo: N, hi: N, unit: str, what: str) -> Callable[[str], N]:
     """An argparse type: ``kind`` of the text, from ``lo`` to ``hi`` (a usage error else)."""
 
     def parse(text: str) -> N:
@@ -570,6 +570,6 @@ def _bounded(kind: Callable[[str], N], lo: N, hi: N, unit: str, what: str) -> Ca
     return parse
 
 
-_timeout = _bounded(float, 0.5, 300, " s", "a number of seconds")
-_every = _bounded(float, 0.5, 3600, " s", "a number of seconds")
-_count = _bounded(int, 1, 1_000_000, "", "a whole number")
+_timeout = bounded(float, 0.5, 300, " s", "a number of seconds")
+_every = bounded(float, 0.5, 3600, " s", "a number of seconds")
+_count = bounded(int, 1, 1_000_000, "", "a whole number")

@@ -78,6 +78,18 @@ COMMANDS: dict[str, tuple[list[str], Flags]] = {
     ),
     "pause": ([], {"--reason": True, "--for": True, **COMMON}),
     "resume": ([], COMMON),
+    "model": (
+        [],
+        {
+            "--loss-pct": True,
+            "--jitter-ms": True,
+            "--rtt-ms": True,
+            "--client-ttl-behaviour": True,
+            "--rate": True,
+            "--config": True,
+            "-o": True,
+        },
+    ),
     "rto": (["http://127.0.0.1:9/"], {"--interval": True, "--site-pattern": True, "--out": True}),
 }
 

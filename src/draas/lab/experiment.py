@@ -355,6 +355,7 @@ def run_matrix(
     runs: list[dict[str, Any]] = []
     total = sum(repeat for s in schemes for d in disasters if applicable(s, d))
     seq = 0
+    predicted: dict[str, Any] = {}  # scheme -> draas model's report for its configuration
 
     def document(final: bool) -> dict[str, Any]:
         return {
@@ -375,13 +376,16 @@ def run_matrix(
             "versions": versions(),
             "runs": runs,
             "table": table(runs),
+            "model": predicted,
         }
 
     for i, scheme in enumerate(schemes):
         lab = Lab(f"x{int(started) % 100000}{i}")
         try:
             progress(f"{scheme}: building the lab")
-            bring_up(lab, scheme, preset, replication)
+            model = bring_up(lab, scheme, preset, replication)
+            if model is not None:
+                predicted[scheme] = model
             for disaster in disasters:
                 if not applicable(scheme, disaster):
                     continue
@@ -412,21 +416,27 @@ def run_matrix(
     return doc
 
 
-def bring_up(lab: Lab, scheme: str, preset: str, replication: str) -> None:
-    """The lab for ``scheme``, with its agents (or its baseline's own health checks) running."""
+def bring_up(lab: Lab, scheme: str, preset: str, replication: str) -> dict[str, Any] | None:
+    """The lab for ``scheme``, with its agents (or its baseline's own health checks) running;
+    what ``draas model`` predicts for the agents' configuration (None for a baseline)."""
     lab.up(LabSettings(scheme=LAB_SCHEME.get(scheme, scheme)))
     if scheme == "autonomous":
         haproxy.reload(lab, "fe-a", autonomous=True)
         time.sleep(2)  # the new workers' first health checks
-    elif scheme == "powerdns":
+        return None
+    if scheme == "powerdns":
         powerdns.replace_bind(lab)
         time.sleep(2)  # its first health checks
-    else:
-        seed = SEED_TIMINGS.get(scheme)
-        start_agents(
-            lab, preset=preset, replication=replication, timings=seed, deep_check=seed is None
-        )
-        wait("the active record", lambda: active(lab) is not None, 30, 0.2)
+        return None
+    seed = SEED_TIMINGS.get(scheme)
+    config = start_agents(
+        lab, preset=preset, replication=replication, timings=seed, deep_check=seed is None
+    )
+    wait("the active record", lambda: active(lab) is not None, 30, 0.2)
+    from draas.config import load_config
+    from draas.model.report import Question, report
+
+    return report(load_config(config), Question())
 
 
 RESULT_FIELDS = (
