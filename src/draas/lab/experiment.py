@@ -12,6 +12,7 @@ into detection, decision, switch and client catch-up, and the data checksums.
 from __future__ import annotations
 
 import json
+import random
 import statistics
 import time
 from collections.abc import Callable
@@ -204,7 +205,12 @@ def one_run(
     meters = Meters(lab, str(seq), rundir, split_brain=not baseline, duration_s=600)
     meters.start()
     since = time.time()
-    time.sleep(WARMUP_S)
+    # The warm-up, then a random part of the client's DNS cache cycle (the TTL and the second
+    # its resolver serves TTL 0): the runs before began at a fixed time after the client first
+    # resolved the primary again, always about one cycle, so the client's cached answer was
+    # always just refreshed at the disaster (a DNS catch-up of a whole TTL in every run).
+    offset = random.uniform(0, lab.settings.dns_ttl_s + 1.0)
+    time.sleep(WARMUP_S + offset)
     seed = SEED_TIMINGS.get(scheme, {})
     bound = (
         RECOVERY_TIMEOUT_S
@@ -291,6 +297,7 @@ def one_run(
         "disaster": disaster,
         "repeat": repeat,
         "run": run_id,
+        "start_offset_s": round(offset, 3),
         "disaster_at": round(t0, 3),
         "reverted_at": round(t_revert, 3),
         "rto_s": summary.rto_s,
