@@ -12,6 +12,8 @@ import dataclasses
 import math
 
 from draas.config import Config
+from draas.failover.policy import needed_votes
+from draas.failover.views import voters as site_voters
 from draas.model.chains import RiseFall
 from draas.model.network import Path, connect_fails, http_fails, per_year, rounds_fail
 
@@ -28,9 +30,10 @@ class Alarm:
 
 
 def voters(cfg: Config, site: str) -> tuple[int, int]:
-    """(observers away from ``site``, how many of them confirm a disaster)."""
-    n = sum(1 for node in cfg.nodes if node.site != site)
-    return n, max(2, n // 2 + 1)
+    """(observers away from ``site``, how many of them confirm a disaster): the policy's own
+    rules."""
+    who = site_voters(cfg, site)
+    return len(who), needed_votes(who)
 
 
 def alarm(

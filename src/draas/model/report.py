@@ -63,8 +63,11 @@ def rate(text: str) -> tuple[str, float]:
 def report(cfg: Config, q: Question) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     downtime = 0.0
+    moved = None  # the power-off's phases: what a false failover costs clients too
     for disaster in DISASTERS:
         got = phases(cfg, disaster, q.client)
+        if disaster == "power-off":
+            moved = got
         per = q.rates.get(disaster, 0.0)
         if got is None:
             rows.append({"disaster": disaster, "recovers": False, "rate_per_year": per})
@@ -74,7 +77,6 @@ def report(cfg: Config, q: Question) -> dict[str, Any]:
         downtime += per * s["rto_mean_s"]
     found = alarms(cfg, q.path)
     false_per_year = per_year(sum(a.quorum_per_s for a in found))
-    moved = phases(cfg, "power-off", q.client)
     # A false failover interrupts clients as a failover does once it is decided.
     interruption = 0.0 if moved is None else float(np.mean(moved.served - moved.decide))
     downtime += false_per_year * interruption

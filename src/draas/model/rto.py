@@ -21,6 +21,8 @@ import dataclasses
 import numpy as np
 
 from draas.config import Config
+from draas.failover.frontends import voters_for
+from draas.failover.policy import needed_votes
 from draas.model.falsealarms import voters
 from draas.model.kinds import DISASTERS
 
@@ -108,7 +110,8 @@ def phases(
     if disaster == "frontend-crash":
         if cfg.scheme != "hybrid" or len(frontends) < 2:
             return None
-        n, q = len(cfg.nodes) - 1, max(2, (len(cfg.nodes) - 1) // 2 + 1)
+        who = voters_for(frontends[0].name, [node.name for node in cfg.nodes])
+        n, q = len(who), needed_votes(who)
         seen = _observers(rng, n, t.probe_interval_s, t.fall, 0.0, 0.0)  # refused at once
         window = 0.0
     else:
