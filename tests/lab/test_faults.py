@@ -148,6 +148,13 @@ def failed_over_once_losing_nothing(lab: Lab, run: Run) -> None:
     assert p == d
 
 
+def acked_since(run: Run) -> bool:
+    """Whether the writer had a write acknowledged that started after the fault."""
+    return any(
+        r["outcome"] == "acked" and float(r["t_start"]) >= run.t0 for r in run.meters.write_log()
+    )
+
+
 def read_only(lab: Lab, host: str) -> bool:
     return bool(mariadb.sql(lab, host, "SELECT @@read_only AS ro")[0]["ro"])
 
@@ -229,6 +236,11 @@ def test_a_powered_off_primary_is_replaced_without_waiting_for_its_lease(lab: La
         off.inject()
         try:
             wait_until("DNS at BIND points at dr", lambda: authoritative(lab) == [DR], 40)
+            # Served and written at dr before the primary returns: reverted at once, the
+            # primary's return could start the failback before the client's cached answer
+            # expired, and no write would ever be acknowledged at dr (write_rto_s None).
+            wait_until("the client served by dr", lambda: served_by(lab) == "dr", 20)
+            wait_until("a write acknowledged after the power-off", lambda: acked_since(run), 20)
         finally:
             off.revert()
         steps = {
