@@ -4,18 +4,21 @@ quorum rule."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import random
 import tomllib
 from pathlib import Path as FsPath
 from typing import Any
 
+import numpy as np
 import pytest
 
 from draas.config import Config, parse_config
 from draas.health.detector import RiseFall as ProductRiseFall
 from draas.model.chains import RiseFall
-from draas.model.falsealarms import alarms, false_failovers_per_year, voters
+from draas.model.falsealarms import alarms, at_least, false_failovers_per_year, voters
 from draas.model.kinds import DISASTERS
 from draas.model.network import Path, connect_fails, http_fails, jitter_within
 from draas.model.rto import Client, phases
@@ -188,3 +191,45 @@ def test_config_check_prints_the_predicted_rto_of_each_kind(
     lines = [line for line in err.splitlines() if line.startswith("predicted RTO ")]
     assert [line.split()[2].rstrip(":") for line in lines] == list(DISASTERS)
     assert "predicted RTO power-off: median " in err
+
+
+def test_at_least_k_of_unequal_events_matches_counting_every_outcome() -> None:
+    shares = [0.1, 0.5, 0.25, 0.9]
+    for k in range(len(shares) + 2):
+        exact = 0.0
+        for bits in itertools.product((0, 1), repeat=len(shares)):
+            p = math.prod(s if b else 1 - s for s, b in zip(shares, bits, strict=True))
+            exact += p if sum(bits) >= k else 0.0
+        assert at_least(shares, k) == pytest.approx(exact)
+
+
+def test_an_observer_on_a_clean_path_keeps_a_two_of_two_quorum_from_false_failovers() -> None:
+    """The DNS scheme's primary has two voters (dr and the witness), both needed: a lossy
+    path to one of them alone never makes a false failover; lossy to both, it does, and more
+    the lossier the second."""
+    data = tomllib.loads(EXAMPLE.read_text())
+    data["scheme"] = "dns"
+    data["timings"] = {"preset": "fast"}
+    data["nodes"] = [n for n in data["nodes"] if n["role"] != "frontend"]
+    data.pop("frontend", None)
+    cfg = parse_config(data)
+    assert voters(cfg, "primary") == (2, 2)
+    lossy = Path(0.02, 0.15, 0.02)
+    assert false_failovers_per_year(cfg, {"site-b": lossy}) == 0.0
+    both = false_failovers_per_year(cfg, {"site-b": lossy, "witness": lossy})
+    worse = false_failovers_per_year(cfg, {"site-b": Path(0.02, 0.3, 0.02), "witness": lossy})
+    assert 0 < both < worse
+    assert both == pytest.approx(false_failovers_per_year(cfg, lossy))
+
+
+def test_a_resolver_keeps_an_answer_its_ttl_and_the_second_it_counts_to_zero() -> None:
+    """Clients through a caching resolver: the catch-up is uniform over TTL + 1 s (less a
+    request interval), so its median is about half of that."""
+    got = phases(scheme("dns"), "power-off", Client(interval_s=0.1))
+    assert got is not None
+    catch_up = got.served - got.switch
+    assert float(np.median(catch_up)) == pytest.approx((5 + 1 - 0.05) / 2 + 0.05 + 0.05, abs=0.1)
+    assert float(catch_up.max()) < 5 + 1 + 0.1 + 0.05 + 1e-9
+    no_rounding = phases(scheme("dns"), "power-off", Client(resolver_second_s=0.0))
+    assert no_rounding is not None
+    assert float(np.median(no_rounding.served - no_rounding.switch)) < float(np.median(catch_up))

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
 
 from draas.config import Config
 from draas.failover.policy import needed_votes
@@ -20,13 +23,16 @@ from draas.model.network import Path, connect_fails, http_fails, per_year, round
 
 @dataclasses.dataclass(frozen=True)
 class Alarm:
-    """One detector's false "down" at one observer, and what the quorum makes of it."""
+    """One detector's false "down" at the observers, and what the quorum makes of it."""
 
     detector: str  # "reach" or "service"
-    p_round: float  # a probe round fails by chance
+    p_round: float  # a probe round fails by chance (the worst observer's path)
     downs_per_s: float  # an observer counts a healthy site down (window lasted), per second
-    down_share: float  # the share of time an observer counts it down
+    down_share: float  # the share of time an observer counts it down (both: the mean)
     quorum_per_s: float  # a quorum counts it down at once: a false failover, per second
+
+
+Paths = Path | Mapping[str, Path]
 
 
 def voters(cfg: Config, site: str) -> tuple[int, int]:
@@ -36,29 +42,59 @@ def voters(cfg: Config, site: str) -> tuple[int, int]:
     return len(who), needed_votes(who)
 
 
+def at_least(shares: Sequence[float], k: int) -> float:
+    """P(at least ``k`` of independent events with these probabilities hold)."""
+    exactly = np.zeros(len(shares) + 1)
+    exactly[0] = 1.0
+    for s in shares:
+        exactly[1:] = exactly[1:] * (1 - s) + exactly[:-1] * s
+        exactly[0] *= 1 - s
+    return float(exactly[k:].sum())
+
+
 def alarm(
-    detector: str, chain: RiseFall, interval_s: float, window_s: float, n: int, q: int
+    detector: str, chains: Sequence[RiseFall], interval_s: float, window_s: float, q: int
 ) -> Alarm:
+    """``chains``: one per observer (its path's chance of a failed round)."""
     rounds = math.ceil(window_s / interval_s - 1e-9)
-    downs = chain.downs_per_round() * chain.lasts(rounds) / interval_s
-    share = min(1.0, downs * chain.remaining(rounds) * interval_s) if downs else 0.0
-    together = n * math.comb(n - 1, q - 1) * downs * share ** (q - 1) if n >= q else 0.0
-    return Alarm(detector, chain.p, downs, share, together)
+    downs = [c.downs_per_round() * c.lasts(rounds) / interval_s for c in chains]
+    shares = [
+        min(1.0, d * c.remaining(rounds) * interval_s) if d else 0.0
+        for d, c in zip(downs, chains, strict=True)
+    ]
+    # The quorum's last observer counts down while at least q - 1 others still do.
+    together = 0.0
+    if len(chains) >= q:
+        for i, d in enumerate(downs):
+            if d:
+                together += d * at_least(shares[:i] + shares[i + 1 :], q - 1)
+    return Alarm(
+        detector,
+        max((c.p for c in chains), default=0.0),
+        float(np.mean(downs)) if downs else 0.0,
+        float(np.mean(shares)) if shares else 0.0,
+        together,
+    )
 
 
-def alarms(cfg: Config, path: Path, site: str | None = None) -> list[Alarm]:
-    """Both detectors' false alarms against ``site`` (default: the home site)."""
+def alarms(cfg: Config, paths: Paths, site: str | None = None) -> list[Alarm]:
+    """Both detectors' false alarms against ``site`` (default: the home site); ``paths``:
+    one for every observer, or each observer's own by node name (missing: no loss)."""
     t = cfg.timings
     site = site or cfg.site_with_role("primary")
-    n, q = voters(cfg, site)
-    reach = RiseFall(connect_fails(path, t.reach_timeout_s), t.reach_fall, 1)
+    who = site_voters(cfg, site)
+    q = needed_votes(who)
+    own = [paths if isinstance(paths, Path) else paths.get(n, Path()) for n in who]
     checks = max(1, len(cfg.service.checks))
-    service = RiseFall(rounds_fail(http_fails(path, t.probe_timeout_s), checks), t.fall, t.rise)
+    reach = [RiseFall(connect_fails(p, t.reach_timeout_s), t.reach_fall, 1) for p in own]
+    service = [
+        RiseFall(rounds_fail(http_fails(p, t.probe_timeout_s), checks), t.fall, t.rise) for p in own
+    ]
     return [
-        alarm("reach", reach, t.reach_interval_s, t.reach_window_s, n, q),
-        alarm("service", service, t.probe_interval_s, t.confirm_window_s, n, q),
+        alarm("reach", reach, t.reach_interval_s, t.reach_window_s, q),
+        alarm("service", service, t.probe_interval_s, t.confirm_window_s, q),
     ]
 
 
-def false_failovers_per_year(cfg: Config, path: Path) -> float:
-    return per_year(sum(a.quorum_per_s for a in alarms(cfg, path)))
+def false_failovers_per_year(cfg: Config, paths: Paths) -> float:
+    return per_year(sum(a.quorum_per_s for a in alarms(cfg, paths)))
