@@ -82,6 +82,27 @@ def markdown(rows: list[dict[str, Any]], settings: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The experiments: the DNS scheme with its own repeat count, the others together."""
+    schemes = args.schemes.split(",")
+    groups = [([s], args.dns_repeat or args.repeat) for s in schemes if s == "dns"]
+    others = [s for s in schemes if s != "dns"]
+    parts = []
+    for names, repeat in [*groups, (others, args.repeat)]:
+        if names:
+            parts.append(
+                experiment.run_matrix(
+                    names,
+                    args.disasters.split(","),
+                    repeat,
+                    args.out / "experiment" / "-".join(names),
+                    print,
+                    preset=args.preset,
+                )
+            )
+    return parts
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--schemes", default="dns,frontend,hybrid")
@@ -96,22 +117,19 @@ def main() -> None:
     )
     ap.add_argument("--preset", default="fast", choices=["fast", "normal", "safe"])
     ap.add_argument("--out", type=Path, default=Path("results/model-validation"))
+    ap.add_argument(
+        "--from",
+        dest="from_",
+        type=Path,
+        nargs="+",
+        metavar="RESULTS_JSON",
+        help="compare the experiments already in these results.json files (their runs and "
+        "the model's predictions recorded with them) instead of running any",
+    )
     args = ap.parse_args()
-    schemes = args.schemes.split(",")
-    groups = [(s, args.dns_repeat or args.repeat) for s in schemes if s == "dns"]
-    others = [s for s in schemes if s != "dns"]
     doc: dict[str, Any] = {"runs": [], "model": {}}
-    for names, repeat in [*(([s], r) for s, r in groups), (others, args.repeat)]:
-        if not names:
-            continue
-        part = experiment.run_matrix(
-            names,
-            args.disasters.split(","),
-            repeat,
-            args.out / "experiment" / "-".join(names),
-            print,
-            preset=args.preset,
-        )
+    parts = [json.loads(p.read_text()) for p in args.from_] if args.from_ else run(args)
+    for part in parts:
         doc["runs"] += part["runs"]
         doc["model"] |= part["model"]
         doc["settings"] = part["settings"]

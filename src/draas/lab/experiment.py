@@ -21,6 +21,7 @@ from typing import Any
 
 from draas.agent.status import failovers as failover_runs
 from draas.errors import LabError
+from draas.lab import cachephase
 from draas.lab.agents import eligible, etcd_get, start_agents
 from draas.lab.components import bind9, haproxy, mariadb, powerdns
 from draas.lab.disasters import (
@@ -186,6 +187,19 @@ def sites_agree(lab: Lab, looks: int = 3) -> bool:
     return False
 
 
+def moment(lab: Lab, not_before: float, run: int, of: int) -> tuple[float, float | None]:
+    """(when to strike, the phase in the client's DNS cache cycle): in the ``run``-th
+    ``of``-th of the cycle, read from the resolver's TTL (the meter keeps the cycle going);
+    a random moment of a cycle when the resolver does not answer (phase None)."""
+    cycle = lab.settings.dns_ttl_s + 1.0
+    time.sleep(1.0)  # the meter's first questions: the resolver's cycle runs from them on
+    seen = cachephase.answer_ttl(lab)
+    if seen is None:
+        return not_before + random.uniform(0, cycle), None
+    refetch = cachephase.next_refetch(*seen)
+    return cachephase.strike_at(refetch, cycle, not_before, run, of, random.Random())
+
+
 def one_run(
     lab: Lab,
     scheme: str,
@@ -195,7 +209,10 @@ def one_run(
     out: Path,
     progress: Progress,
     cut_s: float = 10.0,
+    of: int = 1,
 ) -> dict[str, Any]:
+    """Run ``repeat`` of ``of`` of one scheme and disaster (the runs share the client's DNS
+    cache cycle between them: see ``moment``)."""
     run_id = f"{scheme}-{disaster}-{repeat}"
     rundir = out / "runs" / run_id
     rundir.mkdir(parents=True, exist_ok=True)
@@ -205,12 +222,13 @@ def one_run(
     meters = Meters(lab, str(seq), rundir, split_brain=not baseline, duration_s=600)
     meters.start()
     since = time.time()
-    # The warm-up, then a random part of the client's DNS cache cycle (the TTL and the second
-    # its resolver serves TTL 0): the runs before began at a fixed time after the client first
-    # resolved the primary again, always about one cycle, so the client's cached answer was
-    # always just refreshed at the disaster (a DNS catch-up of a whole TTL in every run).
-    offset = random.uniform(0, lab.settings.dns_ttl_s + 1.0)
-    time.sleep(WARMUP_S + offset)
+    # After the warm-up, at a chosen moment of the client's DNS cache cycle: run r of n in the
+    # r-th n-th of it (see cachephase). The runs once began at a fixed time after the client
+    # resolved the primary again, so its cached answer was always just refreshed at the
+    # disaster (a DNS catch-up of a whole TTL in every run).
+    strike, phase = moment(lab, since + WARMUP_S, repeat, of)
+    offset = strike - since - WARMUP_S
+    time.sleep(max(0.0, strike - time.time()))
     seed = SEED_TIMINGS.get(scheme, {})
     bound = (
         RECOVERY_TIMEOUT_S
@@ -298,6 +316,7 @@ def one_run(
         "repeat": repeat,
         "run": run_id,
         "start_offset_s": round(offset, 3),
+        "cache_phase_s": None if phase is None else round(phase, 3),
         "disaster_at": round(t0, 3),
         "reverted_at": round(t_revert, 3),
         "rto_s": summary.rto_s,
@@ -400,7 +419,9 @@ def run_matrix(
                     seq += 1
                     progress(f"[{seq}/{total}] {scheme} / {disaster} / run {r}")
                     try:
-                        res = one_run(lab, scheme, disaster, r, seq, out, progress, cut_s)
+                        res = one_run(
+                            lab, scheme, disaster, r, seq, out, progress, cut_s, of=repeat
+                        )
                     except Exception as e:  # one broken run must not end the matrix
                         res = failed_run(scheme, disaster, r, f"{type(e).__name__}: {e}")
                         progress(f"  run failed: {res['error']}; rebuilding the lab")
