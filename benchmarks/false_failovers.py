@@ -18,6 +18,7 @@ import json
 import math
 import secrets
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,9 @@ def soak_one(lab: Lab, config: Path, loss: float, jitter: float, minutes: float)
             }
             for d, by in downs.items()
         },
+        "decisions_by_cause": dict(
+            Counter(str(e.extra.get("cause", "")) for e in evs if e.step == "decide" and e.ts <= t1)
+        ),
         "confirmations": got,
     }
 

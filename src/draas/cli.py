@@ -316,8 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--client-ttl-behaviour",
         default="honour",
         metavar="honour|clamp:SECONDS",
-        help="clients keep a DNS answer for its TTL (honour, default) or for SECONDS whatever "
-        "the TTL (clamp:SECONDS, e.g. a JVM's networkaddress.cache.ttl)",
+        help="clients keep a DNS answer for its TTL (honour, default; through a caching "
+        "resolver that counts whole seconds: TTL + 1 s) or for SECONDS whatever the TTL "
+        "(clamp:SECONDS, e.g. a JVM's networkaddress.cache.ttl)",
     )
     model.add_argument(
         "--rate",
