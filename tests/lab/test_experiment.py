@@ -63,6 +63,14 @@ def test_a_small_matrix_reports_consistent_finite_figures(tmp_path: Path) -> Non
         samples = (tmp_path / "runs" / run["run"] / "splitbrain.jsonl").read_text().splitlines()
         assert len(samples) > 10  # it sampled through the whole run (every 0.5 s)
         assert run["detection_s"] <= run["decision_s"] <= run["switch_s"]
+        # It struck at a known moment of the client's DNS cache cycle (TTL 5 s + the second
+        # the resolver counts to 0): the client caught up when that cycle ended after the
+        # switch (the meter's next request and its answer later, within a generous 0.6 s).
+        cycle, phase = 6.0, run["cache_phase_s"]
+        assert phase is not None and 0 <= phase < cycle, run
+        expected = (cycle - (phase + run["switch_s"])) % cycle
+        off = (run["client_catch_up_s"] - expected + cycle / 2) % cycle - cycle / 2
+        assert -0.1 < off < 0.6, (expected, run)
         timeline = tmp_path / "runs" / run["run"] / "timeline.png"
         assert timeline.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert f'src="runs/{run["run"]}/timeline.png"' in page

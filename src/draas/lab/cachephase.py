@@ -20,27 +20,32 @@ from draas.lab.components.bind9 import SERVICE_NAME
 from draas.lab.lab import Lab
 
 
-def answer_ttl(lab: Lab) -> tuple[float, int] | None:
-    """(the wall-clock time of the answer, the TTL the client's resolver gave the service's
-    name); None when it did not answer."""
-    got = lab.exec(
-        "client",
-        ["dig", "+noall", "+answer", "+time=1", "+tries=1", "@127.0.0.1", SERVICE_NAME],
-        capture_output=True,
-        text=True,
-        timeout=10,
-    )
-    at = time.time()
-    for line in got.stdout.splitlines():
-        fields = line.split()
-        if len(fields) >= 5 and fields[3] == "A" and fields[1].isdigit():
-            return at, int(fields[1])
+def answer_ttl(lab: Lab, tries: int = 3) -> tuple[float, int] | None:
+    """(a wall-clock time within the second the answer was given in, the TTL the client's
+    resolver gave the service's name); None when it did not answer. An answer whose
+    question and reply fall in different seconds is asked again (its second is unknown)."""
+    for _ in range(tries):
+        before = time.time()
+        got = lab.exec(
+            "client",
+            ["dig", "+noall", "+answer", "+time=1", "+tries=1", "@127.0.0.1", SERVICE_NAME],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        if math.floor(time.time()) != math.floor(before):
+            continue
+        for line in got.stdout.splitlines():
+            fields = line.split()
+            if len(fields) >= 5 and fields[3] == "A" and fields[1].isdigit():
+                return before, int(fields[1])
+        return None
     return None
 
 
 def next_refetch(answered_at: float, ttl_left: int) -> float:
-    """When the resolver fetches the name again, from one answer (``answered_at`` is after
-    the answer: the second it was given in is at most that one)."""
+    """When the resolver fetches the name again, from one answer (``answered_at``: in the
+    second it was given in)."""
     return math.floor(answered_at) + ttl_left + 1
 
 
