@@ -79,10 +79,26 @@ def soak_one(lab: Lab, config: Path, loss: float, jitter: float, minutes: float)
         "counted_per_hour_95": [round(low / hours, 2), round(high / hours, 2)],
         "predicted_within_95": low / hours <= predicted <= high / hours,
         "causes": {c: sum(1 for x in got if x["cause"] == c) for c in {x["cause"] for x in got}},
-        "observer_downs_per_hour": {
+        "by_detector": {
             d: {
-                "predicted_each": round(found[d].downs_per_s * 3600, 1),
-                "counted": {n: round(c["lasted_window"] / hours, 1) for n, c in sorted(by.items())},
+                "predicted_per_hour": round(found[d].quorum_per_s * 3600, 2)
+                if d in found
+                else None,
+                "counted": sum(1 for x in got if fa.detector_of(x) == d),
+            }
+            for d in ("reach", "service", "unknown")
+        },
+        "observers": {
+            d: {
+                n: {
+                    "downs_per_hour_predicted": round(rate * 3600, 1),
+                    "downs_per_hour_counted": round(
+                        by.get(n, {}).get("lasted_window", 0) / hours, 1
+                    ),
+                    "share_predicted": round(share, 4),
+                    "share_counted": round(by.get(n, {}).get("counted_s", 0.0) / (t1 - t0), 4),
+                }
+                for n, rate, share in found[d].each
             }
             for d, by in downs.items()
         },
@@ -101,20 +117,24 @@ def markdown(rows: list[dict[str, Any]], preset: str) -> str:
         "confirmation of the healthy primary is counted. 95 % interval: Poisson, rough.",
         "",
         "| loss % | jitter ms | hours | predicted /h | counted | counted /h (95 %) | "
-        "within | observer downs /h predicted (each) vs counted |",
-        "|---|---|---|---|---|---|---|---|",
+        "within | per detector: predicted /h vs counted | each observer's downs /h (window "
+        "lasted): predicted vs counted |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lo, hi = r["counted_per_hour_95"]
         downs = "; ".join(
-            f"{d} {v['predicted_each']} vs "
-            + ", ".join(f"{n} {x}" for n, x in v["counted"].items())
-            for d, v in r["observer_downs_per_hour"].items()
+            f"{d} {n} {v['downs_per_hour_predicted']} vs {v['downs_per_hour_counted']}"
+            for d, by in r["observers"].items()
+            for n, v in by.items()
+        )
+        det = ", ".join(
+            f"{d} {v['predicted_per_hour']} vs {v['counted']}" for d, v in r["by_detector"].items()
         )
         lines.append(
             f"| {r['loss_pct']:g} | {r['jitter_ms']:g} | {r['hours']} | "
             f"{r['predicted_per_hour']} | {r['counted']} | {r['counted_per_hour']} ({lo}-{hi}) "
-            f"| {r['predicted_within_95']} | {downs} |"
+            f"| {r['predicted_within_95']} | {det} | {downs} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -3,8 +3,10 @@ false-failover benchmark's measurement, issue 20)."""
 
 from __future__ import annotations
 
+import pytest
+
 from draas.coordination import Event
-from draas.lab.falsealarms import confirmations, observer_downs
+from draas.lab.falsealarms import confirmations, detector_of, observer_downs
 
 
 def decision(ts: float, cause: str, detail: str = "") -> Event:
@@ -69,7 +71,18 @@ def test_an_observers_down_counts_and_lasts_its_window_until_it_is_up_again() ->
     voters = ["site-dr", "witness"]
     got = observer_downs(evs, "primary", voters, {"reach": 0.0, "service": 2.0}, until=11.0)
     assert got["service"] == {
-        "site-dr": {"downs": 1, "lasted_window": 0},
-        "witness": {"downs": 2, "lasted_window": 2},
+        "site-dr": {"downs": 1, "lasted_window": 0, "counted_s": 0.0},
+        "witness": {"downs": 2, "lasted_window": 2, "counted_s": pytest.approx(0.5)},
     }
-    assert got["reach"] == {"site-dr": {"downs": 1, "lasted_window": 1}}
+    assert got["reach"] == {
+        "site-dr": {"downs": 1, "lasted_window": 1, "counted_s": pytest.approx(0.1)}
+    }
+
+
+def test_a_confirmation_names_its_detector_when_its_reason_does() -> None:
+    why = "automatic action paused by x: y; would failover: primary {} by site-dr, witness"
+    assert detector_of({"reason": why.format("unreachable for 0 s")}) == "reach"
+    assert detector_of({"reason": why.format("down for 2 s")}) == "service"
+    assert detector_of({"reason": "primary is down (site-dr, witness) but dr is seen up"}) == (
+        "unknown"
+    )

@@ -47,30 +47,45 @@ def observer_downs(
     observers: Collection[str],
     windows: Mapping[str, float],
     until: float,
-) -> dict[str, dict[str, dict[str, int]]]:
+) -> dict[str, dict[str, dict[str, float]]]:
     """Per detector and each of ``observers`` (the target's voters): how many false "down"s
-    it had of ``target``, and how many
+    it had of ``target``, how long it counted down once the window had passed
+    (``counted_s``), and how many
     of them lasted the detector's window (``windows``; a "down" still on at ``until`` lasts
     until then)."""
-    out: dict[str, dict[str, dict[str, int]]] = {}
+    out: dict[str, dict[str, dict[str, float]]] = {}
     for detector, (step, down, up) in DETECTORS.items():
         began: dict[str, float] = {}
-        counts: dict[str, dict[str, int]] = {}
+        counts: dict[str, dict[str, float]] = {}
         for e in events:
             if e.step != step or e.target != target or e.node not in observers:
                 continue
-            c = counts.setdefault(e.node, {"downs": 0, "lasted_window": 0})
+            c = counts.setdefault(e.node, {"downs": 0, "lasted_window": 0, "counted_s": 0.0})
             if e.outcome == down and e.node not in began:
                 began[e.node] = e.ts
                 c["downs"] += 1
             elif e.outcome == up and e.node in began:
                 lasted = e.ts - began.pop(e.node)
                 c["lasted_window"] += int(lasted >= windows[detector])
+                c["counted_s"] += max(0.0, lasted - windows[detector])
         for node, t in began.items():
             if until - t >= windows[detector]:
                 counts[node]["lasted_window"] += 1
+                counts[node]["counted_s"] += until - t - windows[detector]
         out[detector] = counts
     return out
+
+
+def detector_of(confirmation: Mapping[str, Any]) -> str:
+    """Which detector made a confirmation, from the decision's reason: "reach" (unreachable
+    for the reach window), "service" (down for the confirmation window), or "unknown" (a
+    wait's reason that does not say)."""
+    reason = str(confirmation.get("reason", ""))
+    if " unreachable for " in reason:
+        return "reach"
+    if " down for " in reason:
+        return "service"
+    return "unknown"
 
 
 def lab_paths(lab: Lab, loss_pct: float, jitter_ms: float) -> dict[str, Path]:

@@ -1,7 +1,8 @@
 """False failovers: how often a healthy active site would be confirmed down by a quorum of
 observers whose probes fail by chance (loss, jitter). Each observer is a rise/fall chain
 (``chains``) for each of its two detectors: reachability (TCP connects, ``reach_*``, rise 1)
-and the service checks (every check of a round must pass; ``fall``, ``rise``). A "down"
+and the service checks (every check of a round must pass, each with its own timeout;
+``fall``, ``rise``). A "down"
 counts for the quorum once it has lasted its window; a false failover is the quorum's last
 observer counting down while the others still do (observers independent: each probes over its
 own path)."""
@@ -18,7 +19,7 @@ from draas.config import Config
 from draas.failover.policy import needed_votes
 from draas.failover.views import voters as site_voters
 from draas.model.chains import RiseFall
-from draas.model.network import Path, connect_fails, http_fails, per_year, rounds_fail
+from draas.model.network import Path, any_fails, connect_fails, http_fails, per_year
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,6 +31,9 @@ class Alarm:
     downs_per_s: float  # an observer counts a healthy site down (window lasted), per second
     down_share: float  # the share of time an observer counts it down (both: the mean)
     quorum_per_s: float  # a quorum counts it down at once: a false failover, per second
+    # Per observer, in the voters' order: (name, downs that lasted the window per second,
+    # share of time counted down).
+    each: tuple[tuple[str, float, float], ...] = ()
 
 
 Paths = Path | Mapping[str, Path]
@@ -53,9 +57,14 @@ def at_least(shares: Sequence[float], k: int) -> float:
 
 
 def alarm(
-    detector: str, chains: Sequence[RiseFall], interval_s: float, window_s: float, q: int
+    detector: str,
+    chains: Sequence[RiseFall],
+    interval_s: float,
+    window_s: float,
+    q: int,
+    names: Sequence[str] = (),
 ) -> Alarm:
-    """``chains``: one per observer (its path's chance of a failed round)."""
+    """``chains``: one per observer (its path's chance of a failed round), named ``names``."""
     rounds = math.ceil(window_s / interval_s - 1e-9)
     downs = [c.downs_per_round() * c.lasts(rounds) / interval_s for c in chains]
     shares = [
@@ -74,6 +83,7 @@ def alarm(
         float(np.mean(downs)) if downs else 0.0,
         float(np.mean(shares)) if shares else 0.0,
         together,
+        tuple(zip(names, downs, shares, strict=False)),
     )
 
 
@@ -85,14 +95,15 @@ def alarms(cfg: Config, paths: Paths, site: str | None = None) -> list[Alarm]:
     who = site_voters(cfg, site)
     q = needed_votes(who)
     own = [paths if isinstance(paths, Path) else paths.get(n, Path()) for n in who]
-    checks = max(1, len(cfg.service.checks))
+    timeouts = [c.timeout_s or t.probe_timeout_s for c in cfg.service.checks]
     reach = [RiseFall(connect_fails(p, t.reach_timeout_s), t.reach_fall, 1) for p in own]
     service = [
-        RiseFall(rounds_fail(http_fails(p, t.probe_timeout_s), checks), t.fall, t.rise) for p in own
+        RiseFall(any_fails([http_fails(p, timeout) for timeout in timeouts]), t.fall, t.rise)
+        for p in own
     ]
     return [
-        alarm("reach", reach, t.reach_interval_s, t.reach_window_s, q),
-        alarm("service", service, t.probe_interval_s, t.confirm_window_s, q),
+        alarm("reach", reach, t.reach_interval_s, t.reach_window_s, q, who),
+        alarm("service", service, t.probe_interval_s, t.confirm_window_s, q, who),
     ]
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -87,9 +88,9 @@ def _clip(p: float) -> float:
     return 0.0 if p < 1e-12 else min(1.0, p)
 
 
-def rounds_fail(single: float, probes: int) -> float:
-    """P(a round of ``probes`` independent probes has at least one failure)."""
-    return 1 - (1 - single) ** probes if single > 0 else 0.0
+def any_fails(each: Sequence[float]) -> float:
+    """P(a round of independent probes, each failing with its own chance, has a failure)."""
+    return _clip(1 - math.prod(1 - p for p in each))
 
 
 def per_year(rate_per_s: float) -> float:
