@@ -18,7 +18,14 @@ import pytest
 from draas.config import Config, parse_config
 from draas.health.detector import RiseFall as ProductRiseFall
 from draas.model.chains import RiseFall
-from draas.model.falsealarms import alarms, at_least, false_failovers_per_year, voters
+from draas.model.falsealarms import (
+    Alarm,
+    alarms,
+    at_least,
+    either,
+    false_failovers_per_year,
+    voters,
+)
 from draas.model.kinds import DISASTERS
 from draas.model.network import Path, connect_fails, http_fails, jitter_within
 from draas.model.rto import Client, phases
@@ -233,3 +240,24 @@ def test_a_resolver_keeps_an_answer_its_ttl_and_the_second_it_counts_to_zero() -
     no_rounding = phases(scheme("dns"), "power-off", Client(resolver_second_s=0.0))
     assert no_rounding is not None
     assert float(np.median(no_rounding.served - no_rounding.switch)) < float(np.median(catch_up))
+
+
+def _alarm(detector: str, each: list[tuple[str, float, float]]) -> Alarm:
+    return Alarm(detector, 0.1, 0.0, 0.0, 0.0, tuple(each))
+
+
+def test_a_voter_counts_down_by_either_detector_and_short_downs_may_go_unseen() -> None:
+    """Two voters, both needed: dr's service checks down (long), the witness unreachable
+    (short, 0.1 s each): no detector alone ever has both, yet the quorum does; a controller
+    that looks every 0.5 s sees a 0.1 s down a fifth of the time."""
+    reach = _alarm("reach", [("dr", 0.0, 0.0), ("witness", 0.01, 0.001)])  # 0.1 s each
+    service = _alarm("service", [("dr", 0.001, 0.2), ("witness", 0.0, 0.0)])  # 200 s each
+    upper = either([reach, service], 2)
+    # The witness's downs begin while dr is down (a fifth of the time), and dr's while the
+    # witness is (a thousandth).
+    assert upper == pytest.approx(0.01 * 0.2 + 0.001 * 0.001, rel=0.01)
+    assert either([reach, service], 2, look_s=0.5) == pytest.approx(upper / 5, rel=0.03)
+    # One detector alone: the same as its own coincidences.
+    one = _alarm("service", [("dr", 0.001, 0.2), ("witness", 0.002, 0.1)])
+    assert either([one], 2) == pytest.approx(0.001 * 0.1 + 0.002 * 0.2)
+    assert either([one], 1) == pytest.approx(0.003)

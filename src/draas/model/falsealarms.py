@@ -1,11 +1,11 @@
 """False failovers: how often a healthy active site would be confirmed down by a quorum of
 observers whose probes fail by chance (loss, jitter). Each observer is a rise/fall chain
 (``chains``) for each of its two detectors: reachability (TCP connects, ``reach_*``, rise 1)
-and the service checks (every check of a round must pass, each with its own timeout;
-``fall``, ``rise``). A "down"
-counts for the quorum once it has lasted its window; a false failover is the quorum's last
-observer counting down while the others still do (observers independent: each probes over its
-own path)."""
+and the service checks (every check of a round must pass, each with its own timeout; ``fall``,
+``rise``). A "down" counts for the quorum once it has lasted its window, and a voter counts
+down by either detector (``either``); a false failover is the quorum's last observer counting
+down while the others still do (observers independent: each probes over its own path). Each
+detector's own coincidences are reported beside."""
 
 from __future__ import annotations
 
@@ -107,5 +107,45 @@ def alarms(cfg: Config, paths: Paths, site: str | None = None) -> list[Alarm]:
     ]
 
 
+def either(found: Sequence[Alarm], q: int, look_s: float = 0.0) -> float:
+    """False failovers per second when a voter counts the site down as soon as either of its
+    detectors does (``policy.votes``: down for the confirmation window, or unreachable for
+    the reach window), detectors independent: a voter's "down" begins when one detector's
+    begins while the other's is off, and the quorum's last voter begins one while at least
+    ``q - 1`` others are down by either.
+
+    The controller reads the voters' published observations every ``look_s`` (its duty runs
+    each probe interval): a "down" that lasts ``d`` shorter than that is seen with the chance
+    ``d / look_s`` (the reach detector's, a round or two of 0.1 s at the fast preset, mostly
+    are not; the service detector's, at least ``rise`` rounds, are). A voter that is the
+    controller sees its own at once, so with ``look_s`` this is the rate when the controller
+    is none of the quorum's voters, and without it (0) an upper bound."""
+    names = [n for n, _, _ in found[0].each] if found else []
+
+    def seen(downs: float, share: float) -> float:
+        lasting = share / downs if downs else 0.0  # the mean time a counted down lasts
+        return 1.0 if look_s <= 0 or lasting >= look_s else lasting / look_s
+
+    share: dict[str, float] = {}
+    onset: dict[str, float] = {}
+    for i, n in enumerate(names):
+        parts = [(a.each[i][1], a.each[i][2], seen(a.each[i][1], a.each[i][2])) for a in found]
+        share[n] = 1 - math.prod(1 - s * v for _, s, v in parts)
+        onset[n] = sum(
+            d * v * math.prod(1 - s2 * v2 for j, (_, s2, v2) in enumerate(parts) if j != k)
+            for k, (d, _, v) in enumerate(parts)
+        )
+    return sum(
+        onset[n] * at_least([share[m] for m in names if m != n], q - 1) for n in names if onset[n]
+    )
+
+
+def false_failovers_per_s(cfg: Config, paths: Paths) -> float:
+    """The quorum judged on either detector, seen by a controller that looks every probe
+    interval (``either``)."""
+    q = needed_votes(site_voters(cfg, cfg.site_with_role("primary")))
+    return either(alarms(cfg, paths), q, cfg.timings.probe_interval_s)
+
+
 def false_failovers_per_year(cfg: Config, paths: Paths) -> float:
-    return per_year(sum(a.quorum_per_s for a in alarms(cfg, paths)))
+    return per_year(false_failovers_per_s(cfg, paths))

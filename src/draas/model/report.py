@@ -13,7 +13,7 @@ import numpy as np
 
 from draas.config import Config
 from draas.errors import InvalidInput
-from draas.model.falsealarms import alarms
+from draas.model.falsealarms import alarms, false_failovers_per_s
 from draas.model.kinds import DISASTERS, RATES_PER_YEAR
 from draas.model.network import Path, per_year
 from draas.model.rto import Client, Costs, phases
@@ -76,7 +76,7 @@ def report(cfg: Config, q: Question) -> dict[str, Any]:
         rows.append({"disaster": disaster, "recovers": True, **s, "rate_per_year": per})
         downtime += per * s["rto_mean_s"]
     found = alarms(cfg, q.path)
-    false_per_year = per_year(sum(a.quorum_per_s for a in found))
+    false_per_year = per_year(false_failovers_per_s(cfg, q.path))
     # A false failover interrupts clients as a failover does once it is decided.
     interruption = 0.0 if moved is None else float(np.mean(moved.served - moved.decide))
     downtime += false_per_year * interruption
