@@ -143,7 +143,7 @@ def either(found: Sequence[Alarm], q: int, look_s: float = 0.0) -> float:
 def false_failovers_per_s(cfg: Config, paths: Paths) -> float:
     """The quorum judged on either detector, seen by a controller that looks every probe
     interval (``either``)."""
-    q = needed_votes(site_voters(cfg, cfg.site_with_role("primary")))
+    _, q = voters(cfg, cfg.site_with_role("primary"))
     return either(alarms(cfg, paths), q, cfg.timings.probe_interval_s)
 
 

@@ -13,9 +13,7 @@ import numpy as np
 
 from draas.config import Config
 from draas.errors import InvalidInput
-from draas.failover.policy import needed_votes
-from draas.failover.views import voters as site_voters
-from draas.model.falsealarms import alarms, either, false_failovers_per_s
+from draas.model.falsealarms import alarms, either, voters
 from draas.model.kinds import DISASTERS, RATES_PER_YEAR
 from draas.model.network import Path, per_year
 from draas.model.rto import Client, Costs, phases
@@ -78,7 +76,8 @@ def report(cfg: Config, q: Question) -> dict[str, Any]:
         rows.append({"disaster": disaster, "recovers": True, **s, "rate_per_year": per})
         downtime += per * s["rto_mean_s"]
     found = alarms(cfg, q.path)
-    false_per_year = per_year(false_failovers_per_s(cfg, q.path))
+    _, quorum = voters(cfg, cfg.site_with_role("primary"))
+    false_per_year = per_year(either(found, quorum, cfg.timings.probe_interval_s))
     # A false failover interrupts clients as a failover does once it is decided.
     interruption = 0.0 if moved is None else float(np.mean(moved.served - moved.decide))
     downtime += false_per_year * interruption
@@ -91,9 +90,7 @@ def report(cfg: Config, q: Question) -> dict[str, Any]:
         "disasters": rows,
         "false_failovers_per_year": _round(false_per_year),
         # Were every short "down" seen by the controller (it looks each probe interval).
-        "false_failovers_upper_per_year": _round(
-            per_year(either(found, needed_votes(site_voters(cfg, cfg.site_with_role("primary")))))
-        ),
+        "false_failovers_upper_per_year": _round(per_year(either(found, quorum))),
         "false_alarms": [
             {
                 "detector": a.detector,
